@@ -1,0 +1,1 @@
+"""Concord's own shared infrastructure: envelope, contracts, money, Kafka wiring, inbox/outbox."""
