@@ -1,0 +1,215 @@
+"""Outbound contract v1 (SPEC §4): the `data` of what Concord publishes for others.
+
+We produce these, so unknown fields are forbidden (a typo in a producer fails loudly).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import Field, StrictInt, model_validator
+
+from shared.contracts.common import (
+    CurrencyCode,
+    DecimalStr,
+    NonEmptyStr,
+    OutboundModel,
+    Timestamp,
+)
+
+# --- concord.out.payouts -----------------------------------------------------------------
+
+
+class PayoutInvoice(OutboundModel):
+    invoice_id: NonEmptyStr
+    amount: DecimalStr  # negative for a credit note netted into the payout
+
+
+class PayoutReleased(OutboundModel):
+    """`payout.released` — rails use `idempotency_key` (= payout_id) as their own key."""
+
+    payout_id: NonEmptyStr
+    idempotency_key: NonEmptyStr
+    run_id: NonEmptyStr
+    payee_id: NonEmptyStr
+    payout_account_ref: str | None = None
+    legal_entity: NonEmptyStr
+    funding_account_id: NonEmptyStr
+    currency: CurrencyCode
+    amount: DecimalStr
+    invoices: list[PayoutInvoice] = Field(min_length=1)
+    released_at: Timestamp
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PayoutReleased:
+        if self.idempotency_key != self.payout_id:
+            raise ValueError("idempotency_key must equal payout_id")
+        if self.amount <= 0:
+            raise ValueError("amount must be positive")
+        total = sum((i.amount for i in self.invoices), Decimal(0))
+        if total != self.amount:
+            raise ValueError(f"amount {self.amount} != sum of invoice amounts {total}")
+        return self
+
+
+# --- concord.out.exceptions --------------------------------------------------------------
+
+
+class HoldNotice(OutboundModel):
+    """Common shape of hold.opened / hold.released / hold.escalated. `po_number` is absent
+    for a no-PO invoice. A payout failure/return exception for treasury is a hold notice too
+    (reason `payout_failed` / `payout_returned`, queue `treasury`), one per invoice."""
+
+    hold_id: NonEmptyStr
+    invoice_id: NonEmptyStr
+    po_number: NonEmptyStr | None = None
+    line_id: NonEmptyStr | None = None
+    reason: NonEmptyStr
+    queue: NonEmptyStr
+    owner: NonEmptyStr
+    opened_at: Timestamp
+    due_by: Timestamp
+    evidence_required: list[NonEmptyStr] = Field(default_factory=list)
+    next_action: NonEmptyStr
+
+
+class HoldOpened(HoldNotice):
+    """`hold.opened`"""
+
+
+class HoldEscalated(HoldNotice):
+    """`hold.escalated` — still open after `due_by` (sent once)."""
+
+    escalated_at: Timestamp | None = None
+
+
+class HoldReleased(HoldNotice):
+    """`hold.released` — `override_id` and `approved_by` are required when by override."""
+
+    released_by: Literal["rematch", "override", "correction"]
+    released_at: Timestamp
+    releasing_event_id: NonEmptyStr
+    override_id: NonEmptyStr | None = None
+    approved_by: NonEmptyStr | None = None
+
+    @model_validator(mode="after")
+    def _override_fields(self) -> HoldReleased:
+        if self.released_by == "override" and (self.override_id is None or self.approved_by is None):
+            raise ValueError("a release by override names override_id and approved_by")
+        return self
+
+
+class OverrideRefused(OutboundModel):
+    """`override.refused` — every reason the override was refused."""
+
+    override_id: NonEmptyStr
+    invoice_id: NonEmptyStr
+    reasons: list[NonEmptyStr] = Field(min_length=1)
+
+
+class PayoutBlocked(OutboundModel):
+    """`payout.blocked` — a candidate not released in a run, with every reason code."""
+
+    invoice_id: NonEmptyStr
+    payee_id: NonEmptyStr
+    run_id: NonEmptyStr
+    reasons: list[NonEmptyStr] = Field(min_length=1)
+
+
+# --- concord.out.rejections --------------------------------------------------------------
+
+
+class RejectionReason(OutboundModel):
+    code: NonEmptyStr
+    field: str | None = None  # dotted path, e.g. "lines.2.unit_price"
+    message: NonEmptyStr
+
+
+class DocumentRejected(OutboundModel):
+    """`document.rejected` — every reason found, not just the first."""
+
+    rejected_event_id: NonEmptyStr
+    event_type: NonEmptyStr
+    reasons: list[RejectionReason] = Field(min_length=1)
+
+
+# --- concord.out.journal -----------------------------------------------------------------
+
+
+class JournalLine(OutboundModel):
+    """Exactly one of debit/credit, non-negative."""
+
+    account: NonEmptyStr
+    currency: CurrencyCode
+    debit: DecimalStr | None = None
+    credit: DecimalStr | None = None
+
+    @model_validator(mode="after")
+    def _one_side(self) -> JournalLine:
+        if (self.debit is None) == (self.credit is None):
+            raise ValueError("a journal line has exactly one of debit or credit")
+        value = self.debit if self.debit is not None else self.credit
+        if value is not None and value < 0:
+            raise ValueError("debit/credit must not be negative (use the other side)")
+        return self
+
+
+class JournalApproval(OutboundModel):
+    by: NonEmptyStr
+    role: NonEmptyStr | None = None
+    at: Timestamp | None = None
+    what: NonEmptyStr
+
+
+class JournalLinks(OutboundModel):
+    po_number: NonEmptyStr | None = None
+    po_version: StrictInt | None = None
+    invoice_ids: list[NonEmptyStr] = Field(default_factory=list)
+    receipt_ids: list[NonEmptyStr] = Field(default_factory=list)
+    payout_id: NonEmptyStr | None = None
+    override_ids: list[NonEmptyStr] = Field(default_factory=list)
+    approvals: list[JournalApproval] = Field(default_factory=list)
+
+
+class JournalEntryPosted(OutboundModel):
+    """`journal.entry_posted` — balances to zero per currency (checked here)."""
+
+    entry_id: NonEmptyStr
+    source_event_id: NonEmptyStr
+    source_event_type: NonEmptyStr
+    posted_at: Timestamp
+    description: NonEmptyStr
+    lines: list[JournalLine] = Field(min_length=2)
+    links: JournalLinks = Field(default_factory=JournalLinks)
+
+    @model_validator(mode="after")
+    def _balanced(self) -> JournalEntryPosted:
+        net: dict[str, Decimal] = defaultdict(Decimal)
+        for line in self.lines:
+            net[line.currency] += line.debit if line.debit is not None else Decimal(0)
+            net[line.currency] -= line.credit if line.credit is not None else Decimal(0)
+        unbalanced = {c: v for c, v in net.items() if v != 0}
+        if unbalanced:
+            raise ValueError(f"entry does not balance per currency: {unbalanced}")
+        return self
+
+
+# --- concord.deadletter ------------------------------------------------------------------
+
+
+class DeadLetterOrigin(OutboundModel):
+    topic: NonEmptyStr
+    partition: StrictInt = Field(ge=0)
+    offset: StrictInt = Field(ge=0)
+    key: str | None = None  # UTF-8 key (or base64 when not UTF-8); None for a null key
+
+
+class DeadLetter(OutboundModel):
+    """A record that could not be processed: raw value (base64), error, origin, headers."""
+
+    origin: DeadLetterOrigin
+    error: NonEmptyStr
+    value_base64: str  # "" for a null/empty value
+    headers: dict[str, str] = Field(default_factory=dict)
