@@ -1,0 +1,81 @@
+"""PostgreSQL pool and the ordered-SQL migration runner."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import asyncpg
+import structlog
+
+log = structlog.get_logger(__name__)
+
+SHARED_MIGRATIONS = Path(__file__).parent / "migrations"
+# One advisory lock id for "migrating": two instances starting at once apply each file once.
+_MIGRATION_LOCK = 0x636F6E636F7264  # "concord"
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    # jsonb as Python objects; Decimals serialise as strings so money never becomes a float.
+    await conn.set_type_codec(
+        "jsonb",
+        encoder=lambda v: json.dumps(v, default=_json_default),
+        decoder=json.loads,
+        schema="pg_catalog",
+    )
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, Decimal):
+        return str(value)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()  # type: ignore[no-any-return]
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+async def create_pool(dsn: str, *, max_size: int = 10) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=max_size, init=_init_connection)
+    assert pool is not None
+    return pool
+
+
+def migration_files(service_dir: Path | None) -> list[tuple[str, Path]]:
+    """Shared migrations first, then the service's own, each in file-name order."""
+    files = [(f"shared/{p.name}", p) for p in sorted(SHARED_MIGRATIONS.glob("*.sql"))]
+    if service_dir is not None and service_dir.is_dir():
+        files += [(p.name, p) for p in sorted(service_dir.glob("*.sql"))]
+    return files
+
+
+async def migrate(conn: asyncpg.Connection, service_dir: Path | None) -> list[str]:
+    """Apply every migration not yet applied, each in its own transaction; refuse edited ones."""
+    await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+    try:
+        await conn.execute(
+            """CREATE TABLE IF NOT EXISTS schema_migrations (
+                   name text PRIMARY KEY, checksum text NOT NULL,
+                   applied_at timestamptz NOT NULL DEFAULT now())"""
+        )
+        applied = {
+            r["name"]: r["checksum"] for r in await conn.fetch("SELECT name, checksum FROM schema_migrations")
+        }
+        done: list[str] = []
+        for name, path in migration_files(service_dir):
+            sql = path.read_text()
+            checksum = hashlib.sha256(sql.encode()).hexdigest()
+            if name in applied:
+                if applied[name] != checksum:
+                    raise RuntimeError(f"migration {name} was edited after it was applied; add a new one")
+                continue
+            async with conn.transaction():
+                await conn.execute(sql)
+                await conn.execute(
+                    "INSERT INTO schema_migrations (name, checksum) VALUES ($1, $2)", name, checksum
+                )
+            log.info("migration_applied", migration=name)
+            done.append(name)
+        return done
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)

@@ -1,0 +1,164 @@
+"""Transactional outbox: rows written in the handler's transaction, published by one relay per service.
+
+The relay is the only code that publishes a service's events (SPEC §1 rule 2). A crash between
+publish and "mark published" re-publishes; consumers dedupe by event_id, so that is harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+import structlog
+from aiokafka import AIOKafkaProducer
+
+from shared.envelope import Envelope
+from shared.metrics import OUTBOX_LAG, OUTBOX_PUBLISHED
+
+log = structlog.get_logger(__name__)
+
+OUTBOX_CHANNEL = "concord_outbox"
+# One relay per service database publishes, so per-key order is the outbox's id order.
+_RELAY_LOCK = 0x6F7574626F78  # "outbox"
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    topic: str  # the full topic name, prefix applied
+    key: str
+    envelope: Envelope
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def value(self) -> bytes:
+        return self.envelope.model_dump_json().encode()
+
+
+async def write_outbox(conn: asyncpg.Connection, messages: list[OutboxMessage]) -> None:
+    """Insert in one statement; NOTIFY wakes the relay at commit (a hint only, the relay also polls)."""
+    if not messages:
+        return
+    await conn.execute(
+        """INSERT INTO outbox (event_id, event_type, topic, key, value, headers)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::jsonb[])
+           ON CONFLICT (event_id) DO NOTHING""",
+        [m.envelope.event_id for m in messages],
+        [m.envelope.event_type for m in messages],
+        [m.topic for m in messages],
+        [m.key for m in messages],
+        [m.value() for m in messages],
+        [{"content-type": "application/json", **m.headers} for m in messages],
+    )
+    await conn.execute(f"NOTIFY {OUTBOX_CHANNEL}")
+
+
+def make_producer(bootstrap: str) -> AIOKafkaProducer:
+    # Idempotence implies acks=all: a broker ack means the record is durable in the log.
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        enable_idempotence=True,
+        linger_ms=2,
+        max_request_size=8 * 1024 * 1024,
+        request_timeout_ms=30000,
+    )
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        service: str,
+        pool: asyncpg.Pool,
+        producer: AIOKafkaProducer,
+        *,
+        batch_max: int = 500,
+        poll_interval_s: float = 0.2,
+    ) -> None:
+        self.service = service
+        self.pool = pool
+        self.producer = producer
+        self.batch_max = batch_max
+        self.poll_interval_s = poll_interval_s
+        self._wakeup = asyncio.Event()
+        self._stopping = False
+        self.is_leader = False
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    async def run(self) -> None:
+        """Hold the relay lock on a dedicated connection for as long as this instance leads."""
+        while not self._stopping:
+            try:
+                await self._lead()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("outbox_relay_error", error=str(exc))
+                self.is_leader = False
+                await asyncio.sleep(1.0)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._wakeup.set()
+
+    async def _lead(self) -> None:
+        async with self.pool.acquire() as conn:
+            if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _RELAY_LOCK):
+                self.is_leader = False
+                await asyncio.sleep(2.0)
+                return
+            self.is_leader = True
+            await conn.add_listener(OUTBOX_CHANNEL, self._on_notify)
+            try:
+                while not self._stopping:
+                    published = await self.publish_pending(conn)
+                    if published < self.batch_max:
+                        self._wakeup.clear()
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(self._wakeup.wait(), self.poll_interval_s)
+            finally:
+                with contextlib.suppress(Exception):
+                    await conn.remove_listener(OUTBOX_CHANNEL, self._on_notify)
+                    await conn.execute("SELECT pg_advisory_unlock($1)", _RELAY_LOCK)
+
+    def _on_notify(self, *_: Any) -> None:
+        self._wakeup.set()
+
+    async def publish_pending(self, conn: asyncpg.Connection) -> int:
+        rows = await conn.fetch(
+            """SELECT id, topic, key, value, headers, created_at FROM outbox
+               WHERE published_at IS NULL ORDER BY id LIMIT $1""",
+            self.batch_max,
+        )
+        if not rows:
+            OUTBOX_LAG.labels(self.service).set(0)
+            return 0
+        lag = await conn.fetchval("SELECT extract(epoch FROM now() - $1::timestamptz)", rows[0]["created_at"])
+        OUTBOX_LAG.labels(self.service).set(float(lag))
+        futures = []
+        for row in rows:
+            headers = row["headers"] if isinstance(row["headers"], dict) else json.loads(row["headers"])
+            futures.append(
+                await self.producer.send(
+                    row["topic"],
+                    value=bytes(row["value"]),
+                    key=row["key"].encode(),
+                    headers=[(k, str(v).encode()) for k, v in headers.items()],
+                )
+            )
+        # All or nothing: if any send fails, nothing is marked and the whole batch is retried,
+        # so no later row of a key is ever marked published ahead of a failed earlier one.
+        await asyncio.gather(*futures)
+        await conn.execute(
+            "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
+        )
+        OUTBOX_PUBLISHED.labels(self.service).inc(len(rows))
+        return len(rows)
+
+
+async def prune_published(conn: asyncpg.Connection, older_than_days: int) -> int:
+    result = await conn.execute(
+        "DELETE FROM outbox WHERE published_at < now() - make_interval(days => $1)", older_than_days
+    )
+    return int(result.split()[-1])

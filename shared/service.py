@@ -1,0 +1,183 @@
+"""Runs one Concord service: migrations, the batch consumer, the outbox relay, periodic tasks, health."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import structlog
+from aiokafka import AIOKafkaProducer
+from faststream import FastStream
+from faststream.specification import AsyncAPI
+
+from shared.consumer import Router
+from shared.db import create_pool, migrate
+from shared.health import HealthServer
+from shared.kafka import BatchConsumer, make_broker
+from shared.outbox import OutboxRelay, make_producer, write_outbox
+from shared.settings import Settings, get_settings
+from shared.telemetry import configure_logging, configure_tracing, tracer
+from shared.unit_of_work import UnitOfWork
+
+log = structlog.get_logger(__name__)
+
+TaskFn = Callable[[UnitOfWork], Awaitable[None]]
+ReadyCheck = Callable[[], Awaitable[bool]]
+
+
+@dataclass(frozen=True)
+class PeriodicTask:
+    """Runs in its own transaction under an advisory lock, so only one instance runs it at a time."""
+
+    name: str
+    interval_s: Callable[[Settings], float]
+    run: TaskFn
+
+
+class Service:
+    def __init__(
+        self,
+        router: Router,
+        migrations: Path,
+        *,
+        periodic: tuple[PeriodicTask, ...] = (),
+        on_startup: Callable[[Settings], None] | None = None,
+        settings: Settings | None = None,
+    ) -> None:
+        self.router = router
+        self.name = router.service
+        self.migrations = migrations
+        self.periodic = periodic
+        self.on_startup_hook = on_startup
+        self.settings = (settings or get_settings()).model_copy(update={"service": self.name})
+        self.pool: asyncpg.Pool | None = None
+        self.producer: AIOKafkaProducer | None = None
+        self.relay: OutboxRelay | None = None
+        self.health: HealthServer | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.broker = make_broker(self.settings)
+        self.consumer = BatchConsumer(router, self.settings, self._pool, on_committed=self._wake_relay)
+        self.consumer.register(self.broker)
+        self.app = FastStream(
+            self.broker,
+            specification=AsyncAPI(title=f"Concord {self.name}", version="1.0.0"),
+            on_startup=[self._startup],
+            after_startup=[self._after_startup],
+            on_shutdown=[self._shutdown],
+        )
+
+    def _pool(self) -> asyncpg.Pool:
+        assert self.pool is not None, "service not started"
+        return self.pool
+
+    def _wake_relay(self) -> None:
+        if self.relay is not None:
+            self.relay.wake()
+
+    async def _startup(self) -> None:
+        s = self.settings
+        configure_logging(self.name, level=s.log_level, fmt=s.log_format)
+        configure_tracing(self.name, s.otel_exporter)
+        if self.on_startup_hook is not None:
+            self.on_startup_hook(s)  # e.g. load and validate the policy file: fail before consuming
+        self.pool = await create_pool(s.db_dsn, max_size=s.db_pool_max)
+        async with self.pool.acquire() as conn:
+            applied = await migrate(conn, self.migrations)
+        log.info("service_starting", migrations_applied=applied, topics=[t.name for t in self.router.topics])
+        self.producer = make_producer(s.kafka_bootstrap)
+        await self.producer.start()
+        self.relay = OutboxRelay(
+            self.name, self.pool, self.producer, batch_max=s.relay_batch_max, poll_interval_s=s.relay_poll_interval_s
+        )
+        if s.health_port:
+            self.health = HealthServer(s.health_port, self._ready)
+            await self.health.start()
+
+    async def _after_startup(self) -> None:
+        assert self.relay is not None
+        self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
+        for task in self.periodic:
+            self._tasks.append(asyncio.create_task(self._run_periodic(task), name=task.name))
+        self._tasks.append(asyncio.create_task(self._prune_inbox(), name="inbox-pruning"))
+        log.info("service_ready")
+
+    async def _ready(self) -> bool:
+        if self.pool is None or self.relay is None:
+            return False
+        try:
+            async with self.pool.acquire(timeout=2) as conn:
+                await conn.fetchval("SELECT 1")
+        except Exception:
+            return False
+        return bool(self._tasks) and all(not t.done() for t in self._tasks)
+
+    async def _shutdown(self) -> None:
+        if self.relay is not None:
+            await self.relay.stop()
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(BaseException):
+                await t
+        if self.health is not None:
+            await self.health.stop()
+        if self.producer is not None:
+            await self.producer.stop()
+        if self.pool is not None:
+            await self.pool.close()
+        log.info("service_stopped")
+
+    async def run_unit_of_work(self, name: str, fn: TaskFn) -> bool:
+        """One transaction under an advisory lock named after the task; False if another instance holds it."""
+        pool = self._pool()
+        async with pool.acquire() as conn, conn.transaction():
+            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock(hashtext($1))", f"{self.name}:{name}"):
+                return False
+            uow = UnitOfWork(conn, self.settings, self.name)
+            with tracer().start_as_current_span(f"{self.name} {name}"):
+                await fn(uow)
+            await write_outbox(conn, uow.outbox)
+        if uow.outbox:
+            self._wake_relay()
+        return True
+
+    async def _run_periodic(self, task: PeriodicTask) -> None:
+        while True:
+            await asyncio.sleep(task.interval_s(self.settings))
+            try:
+                await self.run_unit_of_work(task.name, task.run)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("periodic_task_failed", task=task.name)
+
+    async def _prune_inbox(self) -> None:
+        while True:
+            try:
+                async with self._pool().acquire() as conn:
+                    await conn.execute(
+                        "DELETE FROM inbox WHERE processed_at < now() - make_interval(days => $1)",
+                        self.settings.inbox_retention_days,
+                    )
+                    await conn.execute(
+                        "DELETE FROM outbox WHERE published_at < now() - make_interval(days => $1)",
+                        self.settings.inbox_retention_days,
+                    )
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("inbox_pruning_failed")
+            await asyncio.sleep(3600)
+
+    def main(self) -> None:
+        asyncio.run(self.app.run())
+
+
+def run_module(service: Any) -> None:
+    """Entry for `python -m services.<name>`."""
+    service.main()

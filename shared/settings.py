@@ -1,0 +1,49 @@
+"""Settings from the environment (SPEC §10 names). One object, read once at start."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.topics import Topic
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CONCORD_", extra="ignore")
+
+    service: str = "concord"
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    # Tests run isolated copies of the whole topic set side by side; production leaves it empty.
+    topic_prefix: str = ""
+    db_dsn: str = "postgresql://concord_admin:concord_admin@127.0.0.1:54329/postgres"
+    db_pool_max: int = 10
+    health_port: int = 0  # 0: no health/metrics HTTP server
+    rail_secret: str = "local-dev-rail-secret"
+    ops_secret: str = "local-dev-ops-secret"
+    payout_run_interval_s: float = 30.0
+    policy_file: str | None = None
+    roles_file: str | None = None
+    inbox_retention_days: int = Field(default=30, ge=30)
+    consumer_batch_max: int = 200
+    handler_max_attempts: int = 5  # a record failing this often goes to the deadletter topic
+    relay_batch_max: int = 500
+    relay_poll_interval_s: float = 0.2
+    log_level: str = "INFO"
+    log_format: str = "json"  # "json" or "console"
+    otel_exporter: str = "none"  # "none", "otlp" or "console"
+
+    def topic(self, topic: Topic | str) -> str:
+        name = topic if isinstance(topic, str) else topic.name
+        return self.topic_prefix + name
+
+    def unprefixed(self, topic_name: str) -> str:
+        if self.topic_prefix and topic_name.startswith(self.topic_prefix):
+            return topic_name[len(self.topic_prefix) :]
+        return topic_name
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

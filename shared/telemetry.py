@@ -1,0 +1,120 @@
+"""structlog JSON logs carrying trace ids, PII redaction, and OpenTelemetry with W3C traceparent in Kafka headers."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Iterable, Mapping, MutableMapping
+from typing import Any
+
+import structlog
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.propagate import extract, inject
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+
+# SPEC §1 rule 8: tax ids, bank details and personal names never reach a log line.
+_PII_KEYS = re.compile(
+    r"(^|_)(tin|tax_?id|tin_last4|vat_?number|number_vat|iban|bic|swift|account_number|bank|"
+    r"routing|name|first_name|last_name|full_name|legal_name|email|phone|address|dob|ssn)($|_)",
+    re.IGNORECASE,
+)
+_SAFE_KEYS = frozenset({"event", "service", "topic_name", "event_type", "logger", "level", "timestamp"})
+REDACTED = "[redacted]"
+
+
+def _redact(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: (REDACTED if _is_pii_key(k) else _redact(v)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redact(v) for v in value]
+    return value
+
+
+def _is_pii_key(key: object) -> bool:
+    return isinstance(key, str) and key not in _SAFE_KEYS and bool(_PII_KEYS.search(key))
+
+
+def redact_pii(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    for key in list(event_dict):
+        if _is_pii_key(key):
+            event_dict[key] = REDACTED
+        else:
+            event_dict[key] = _redact(event_dict[key])
+    return event_dict
+
+
+def add_trace_ids(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    span = trace.get_current_span()
+    ctx = span.get_span_context()
+    if ctx.is_valid:
+        event_dict.setdefault("trace_id", format(ctx.trace_id, "032x"))
+        event_dict.setdefault("span_id", format(ctx.span_id, "016x"))
+    return event_dict
+
+
+def configure_logging(service: str, *, level: str = "INFO", fmt: str = "json") -> None:
+    renderer: Any = (
+        structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            add_trace_ids,
+            redact_pii,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stdout),
+        cache_logger_on_first_use=True,
+    )
+    structlog.contextvars.bind_contextvars(service=service)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stdout)
+
+
+def configure_tracing(service: str, exporter: str = "none", extra: SpanProcessor | None = None) -> TracerProvider:
+    """Install a tracer provider once per process. 'otlp' reads OTEL_EXPORTER_OTLP_ENDPOINT."""
+    current = trace.get_tracer_provider()
+    if isinstance(current, TracerProvider):
+        if extra is not None:
+            current.add_span_processor(extra)
+        return current
+    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    if exporter == "otlp":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    elif exporter == "console":
+        provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
+    if extra is not None:
+        provider.add_span_processor(extra)
+    trace.set_tracer_provider(provider)
+    return provider
+
+
+def tracer() -> trace.Tracer:
+    return trace.get_tracer("concord")
+
+
+def headers_to_dict(headers: Iterable[tuple[str, bytes | None]] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, value in headers or ():
+        out[key] = value.decode("utf-8", "replace") if value is not None else ""
+    return out
+
+
+def context_from_headers(headers: Mapping[str, str]) -> otel_context.Context:
+    return extract(dict(headers))
+
+
+def current_trace_headers() -> dict[str, str]:
+    """traceparent/tracestate of the current span, to store with an outbox row."""
+    carrier: dict[str, str] = {}
+    inject(carrier)
+    return carrier

@@ -1,0 +1,52 @@
+"""A unit of work: one transaction that holds the state change and every event it emits (outbox)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+from pydantic import BaseModel
+
+from shared.envelope import Envelope, new_envelope, utcnow
+from shared.outbox import OutboxMessage
+from shared.settings import Settings
+from shared.telemetry import current_trace_headers
+from shared.topics import Topic
+
+
+@dataclass
+class UnitOfWork:
+    conn: asyncpg.Connection
+    settings: Settings
+    service: str
+    cause: Envelope | None = None
+    outbox: list[OutboxMessage] = field(default_factory=list)
+
+    @property
+    def now(self) -> datetime:
+        return utcnow()
+
+    def emit(
+        self,
+        topic: Topic,
+        key: str,
+        event_type: str,
+        data: BaseModel | dict[str, Any],
+        *,
+        event_id: str | None = None,
+        occurred_at: datetime | None = None,
+    ) -> Envelope:
+        """Queue an outgoing event; it is written to the outbox in this unit of work's transaction.
+
+        Pass a deterministic event_id (shared.envelope.derived_event_id) when the same business
+        step could run twice (a periodic task after a crash): the outbox's unique event_id and
+        downstream dedupe then make the second run a no-op.
+        """
+        payload = data.model_dump(mode="json", exclude_none=True) if isinstance(data, BaseModel) else data
+        out = new_envelope(
+            event_type, payload, source=self.service, cause=self.cause, event_id=event_id, occurred_at=occurred_at
+        )
+        self.outbox.append(OutboxMessage(self.settings.topic(topic), key, out, current_trace_headers()))
+        return out
