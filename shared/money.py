@@ -121,7 +121,7 @@ def is_valid_money_scale(amount: Decimal, currency: str) -> bool:
     return decimal_places(amount.normalize(_CTX)) <= units
 
 
-_DECIMAL_RE = re.compile(r"-?(\d+)(?:\.(\d+))?")
+_DECIMAL_RE = re.compile(r"-?([0-9]+)(?:\.([0-9]+))?")
 
 
 def parse_decimal(text: str, max_decimals: int | None = None) -> Decimal:

@@ -76,7 +76,7 @@ def _decimal_validator(kind: str, max_decimals: int | None) -> Callable[[Any], D
         if isinstance(value, float):
             raise ValueError(
                 f"{kind} must be a decimal string, not a JSON number with a fractional part"
-                f" (got {value!r}; send \"{value}\")"
+                f' (got {value!r}; send "{value}")'
             )
         if isinstance(value, int):
             result = Decimal(value)
@@ -92,9 +92,7 @@ def _decimal_validator(kind: str, max_decimals: int | None) -> Callable[[Any], D
         else:
             raise ValueError(f"{kind} must be a decimal string, got {type(value).__name__}")
         if max_decimals is not None and decimal_places(result) > max_decimals:
-            raise ValueError(
-                f"{kind} may have at most {max_decimals} decimals, got {decimal_places(result)}"
-            )
+            raise ValueError(f"{kind} may have at most {max_decimals} decimals, got {decimal_places(result)}")
         return result
 
     return validate
