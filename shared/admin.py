@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from shared.settings import Settings, get_settings
-from shared.topics import ALL_TOPICS
+from shared.topics import ALL_TOPICS, Topic
 
 
-async def ensure_topics(settings: Settings, *, timeout_s: float = 60) -> list[str]:
+async def ensure_topics(
+    settings: Settings, *, timeout_s: float = 60, topics: tuple[Topic, ...] = ALL_TOPICS
+) -> list[str]:
     """Create whatever topic is missing (idempotent); returns the names it created."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=30000)
     deadline = asyncio.get_running_loop().time() + timeout_s
@@ -28,17 +31,15 @@ async def ensure_topics(settings: Settings, *, timeout_s: float = 60) -> list[st
         existing = set(await admin.list_topics())
         wanted = [
             NewTopic(settings.topic(t), num_partitions=t.partitions, replication_factor=1)
-            for t in ALL_TOPICS
+            for t in topics
             if settings.topic(t) not in existing
         ]
         if wanted:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another process created it meanwhile
                 await admin.create_topics(wanted)
-            except TopicAlreadyExistsError:
-                pass  # another process created it meanwhile
         # Wait until every topic has metadata, so the first publish does not race the creation.
         for _ in range(100):
-            if {settings.topic(t) for t in ALL_TOPICS} <= set(await admin.list_topics()):
+            if {settings.topic(t) for t in topics} <= set(await admin.list_topics()):
                 break
             await asyncio.sleep(0.1)
         return [t.name for t in wanted]

@@ -28,16 +28,26 @@ from shared.outbox import OutboxMessage, write_outbox
 from shared.settings import Settings
 from shared.signatures import SIGNATURE_HEADER, verify
 from shared.telemetry import context_from_headers, current_trace_headers, tracer
-from shared.unit_of_work import UnitOfWork
 from shared.topics import BY_NAME, DEADLETTER, OUT_REJECTIONS, Topic
+from shared.unit_of_work import UnitOfWork
 
 log = structlog.get_logger(__name__)
 
 M = TypeVar("M", bound=BaseModel)
-DEADLETTER_EVENT_TYPE = "record.deadlettered"
+DEADLETTER_EVENT_TYPE = "deadletter.recorded"
 REJECTED_EVENT_TYPE = "document.rejected"
-_BUSINESS_KEYS = ("invoice_id", "po_number", "payout_id", "payee_id", "receipt_id", "requisition_id",
-                  "override_id", "run_id", "flip_id", "account_id")
+_BUSINESS_KEYS = (
+    "invoice_id",
+    "po_number",
+    "payout_id",
+    "payee_id",
+    "receipt_id",
+    "requisition_id",
+    "override_id",
+    "run_id",
+    "flip_id",
+    "account_id",
+)
 
 
 @dataclass(frozen=True)
@@ -97,7 +107,7 @@ class Route(Generic[M]):
 
 
 class Router:
-    """Which event types a service handles; every other known type on its topics is acknowledged as ignored."""
+    """The event types a service handles; any other known type on its topics is acknowledged as ignored."""
 
     def __init__(self, service: str, topics: Sequence[Topic], *, reject_invalid_data: bool = False) -> None:
         self.service = service
@@ -218,7 +228,8 @@ class BatchProcessor:
         ids = [p.envelope.event_id for p in parsed if p.envelope is not None and p.poison is None]
         ids += [self._poison_key(p.record) for p in parsed]
         seen: set[str] = set(
-            r["event_id"] for r in await conn.fetch("SELECT event_id FROM inbox WHERE event_id = ANY($1)", ids)
+            r["event_id"]
+            for r in await conn.fetch("SELECT event_id FROM inbox WHERE event_id = ANY($1)", ids)
         )
         inbox_rows: list[tuple[str, str, str, int, int, str | None, str]] = []
         for p in parsed:
@@ -234,12 +245,26 @@ class BatchProcessor:
                     continue
                 seen.add(key)
                 result.outbox.append(self._deadletter(rec, p.poison))
-                inbox_rows.append((key, p.envelope.event_type if p.envelope else "unreadable", rec.topic,
-                                   rec.partition, rec.offset, rec.key_text, "deadlettered"))
+                inbox_rows.append(
+                    (
+                        key,
+                        p.envelope.event_type if p.envelope else "unreadable",
+                        rec.topic,
+                        rec.partition,
+                        rec.offset,
+                        rec.key_text,
+                        "deadlettered",
+                    )
+                )
                 result.deadlettered += 1
                 DEADLETTERED.labels(self.service).inc()
-                log.warning("record_deadlettered", topic=rec.topic, partition=rec.partition,
-                            offset=rec.offset, error=p.poison)
+                log.warning(
+                    "record_deadlettered",
+                    topic=rec.topic,
+                    partition=rec.partition,
+                    offset=rec.offset,
+                    error=p.poison,
+                )
                 continue
             env = p.envelope
             assert env is not None
@@ -250,8 +275,9 @@ class BatchProcessor:
             seen.add(env.event_id)
             outcome, business_ref, emitted = await self._handle_one(conn, p)
             result.outbox.extend(emitted)
-            inbox_rows.append((env.event_id, env.event_type, rec.topic, rec.partition, rec.offset,
-                               business_ref, outcome))
+            inbox_rows.append(
+                (env.event_id, env.event_type, rec.topic, rec.partition, rec.offset, business_ref, outcome)
+            )
             EVENTS_PROCESSED.labels(self.service, env.event_type, outcome).inc()
             if outcome == "ignored":
                 result.ignored += 1
@@ -268,7 +294,9 @@ class BatchProcessor:
         await write_outbox(conn, result.outbox)
         return result
 
-    async def _handle_one(self, conn: asyncpg.Connection, p: _Parsed) -> tuple[str, str | None, list[OutboxMessage]]:
+    async def _handle_one(
+        self, conn: asyncpg.Connection, p: _Parsed
+    ) -> tuple[str, str | None, list[OutboxMessage]]:
         env, rec = p.envelope, p.record
         assert env is not None
         business_ref = _business_ref(env.data)
@@ -283,8 +311,11 @@ class BatchProcessor:
             f"{self.service} handle {env.event_type}",
             context=parent,
             kind=trace.SpanKind.CONSUMER,
-            attributes={"messaging.destination.name": rec.topic, "concord.event_id": env.event_id,
-                        "concord.business_ref": business_ref or ""},
+            attributes={
+                "messaging.destination.name": rec.topic,
+                "concord.event_id": env.event_id,
+                "concord.business_ref": business_ref or "",
+            },
         ):
             structlog.contextvars.bind_contextvars(event_id=env.event_id, event_type=env.event_type)
             self.failing = (rec.topic, rec.partition, rec.offset)
@@ -312,11 +343,15 @@ class BatchProcessor:
 
     def _deadletter(self, rec: RawRecord, error: str) -> OutboxMessage:
         data = {
-            "origin": {"topic": rec.topic, "partition": rec.partition, "offset": rec.offset, "key": rec.key_text},
+            "origin": {
+                "topic": rec.topic,
+                "partition": rec.partition,
+                "offset": rec.offset,
+                "key": rec.key_text,
+            },
             "error": error,
             "value_base64": base64.b64encode(rec.value).decode(),
             "headers": {k: (v.decode("utf-8", "replace") if v else "") for k, v in rec.headers},
-            "service": self.service,
         }
         env = new_envelope(
             DEADLETTER_EVENT_TYPE,
@@ -325,7 +360,9 @@ class BatchProcessor:
             # The same bad record read by several services is one deadletter entry, not three.
             event_id=derived_event_id("deadletter", rec.topic, str(rec.partition), str(rec.offset)),
         )
-        return OutboxMessage(self.settings.topic(DEADLETTER), rec.key_text or "", env, current_trace_headers())
+        return OutboxMessage(
+            self.settings.topic(DEADLETTER), rec.key_text or "", env, current_trace_headers()
+        )
 
 
 def _business_ref(data: dict[str, Any]) -> str | None:

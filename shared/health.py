@@ -34,7 +34,9 @@ class HealthServer:
                 status, body, ctype = 200, b"live\n", "text/plain"
             elif path == "/health/ready":
                 ok = await self.ready()
-                status, body, ctype = (200, b"ready\n", "text/plain") if ok else (503, b"not ready\n", "text/plain")
+                status, body, ctype = (
+                    (200, b"ready\n", "text/plain") if ok else (503, b"not ready\n", "text/plain")
+                )
             elif path == "/metrics":
                 status, body, ctype = 200, generate_latest(), CONTENT_TYPE_LATEST
             else:

@@ -54,7 +54,9 @@ def to_raw(record: ConsumerRecord[Any, Any]) -> RawRecord:
 class BatchConsumer:
     """Consumes one batch at a time: parse → one transaction → commit offsets, or rewind and back off."""
 
-    def __init__(self, router: Router, settings: Settings, pool_getter: Any, on_committed: Any = None) -> None:
+    def __init__(
+        self, router: Router, settings: Settings, pool_getter: Any, on_committed: Any = None
+    ) -> None:
         self.router = router
         self.settings = settings
         self.processor = BatchProcessor(router, settings)
@@ -85,7 +87,9 @@ class BatchConsumer:
             records = raw if isinstance(raw, tuple) else (raw,)
             await self.handle_batch(msg.consumer, [to_raw(r) for r in records])
 
-    async def handle_batch(self, consumer: AIOKafkaConsumer, records: Sequence[RawRecord]) -> BatchResult | None:
+    async def handle_batch(
+        self, consumer: AIOKafkaConsumer, records: Sequence[RawRecord]
+    ) -> BatchResult | None:
         if not records:
             return None
         started = time.perf_counter()
@@ -99,8 +103,13 @@ class BatchConsumer:
             self._rewind(consumer, records)
             self._failures_in_row += 1
             delay = min(5.0, 0.1 * (2 ** min(self._failures_in_row, 6)))
-            log.warning("batch_rolled_back", error=f"{type(exc).__name__}: {exc}", records=len(records),
-                        retry_in_s=delay, exc_info=not isinstance(exc, OSError | asyncpg.PostgresError))
+            log.warning(
+                "batch_rolled_back",
+                error=f"{type(exc).__name__}: {exc}",
+                records=len(records),
+                retry_in_s=delay,
+                exc_info=not isinstance(exc, OSError | asyncpg.PostgresError),
+            )
             await asyncio.sleep(delay)
             return None
         self._failures_in_row = 0

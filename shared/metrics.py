@@ -18,8 +18,12 @@ HANDLER_LATENCY = Histogram(
 BATCH_SIZE = Histogram(
     "concord_batch_records", "Records per consumed batch", ["service"], buckets=(1, 5, 10, 50, 100, 200, 500)
 )
-HANDLER_FAILURES = Counter("concord_handler_failures_total", "Batches rolled back and redelivered", ["service"])
+HANDLER_FAILURES = Counter(
+    "concord_handler_failures_total", "Batches rolled back and redelivered", ["service"]
+)
 OUTBOX_LAG = Gauge("concord_outbox_lag_seconds", "Age of the oldest unpublished outbox row", ["service"])
 OUTBOX_PUBLISHED = Counter("concord_outbox_published_total", "Outbox rows published", ["service"])
-CONSUMER_LAG = Gauge("concord_consumer_lag_records", "Records behind the high-water mark", ["service", "topic"])
+CONSUMER_LAG = Gauge(
+    "concord_consumer_lag_records", "Records behind the high-water mark", ["service", "topic"]
+)
 HOLDS_OPEN = Gauge("concord_holds_open", "Open matching holds", ["reason"])

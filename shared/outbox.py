@@ -75,7 +75,9 @@ class OutboxRelay:
         *,
         batch_max: int = 500,
         poll_interval_s: float = 0.2,
+        start_delay_s: float = 0.0,
     ) -> None:
+        self.start_delay_s = start_delay_s
         self.service = service
         self.pool = pool
         self.producer = producer
@@ -90,6 +92,8 @@ class OutboxRelay:
 
     async def run(self) -> None:
         """Hold the relay lock on a dedicated connection for as long as this instance leads."""
+        if self.start_delay_s:
+            await asyncio.sleep(self.start_delay_s)
         while not self._stopping:
             try:
                 await self._lead()

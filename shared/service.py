@@ -92,7 +92,12 @@ class Service:
         self.producer = make_producer(s.kafka_bootstrap)
         await self.producer.start()
         self.relay = OutboxRelay(
-            self.name, self.pool, self.producer, batch_max=s.relay_batch_max, poll_interval_s=s.relay_poll_interval_s
+            self.name,
+            self.pool,
+            self.producer,
+            batch_max=s.relay_batch_max,
+            poll_interval_s=s.relay_poll_interval_s,
+            start_delay_s=s.relay_start_delay_s,
         )
         if s.health_port:
             self.health = HealthServer(s.health_port, self._ready)
@@ -136,7 +141,9 @@ class Service:
         """One transaction under an advisory lock named after the task; False if another instance holds it."""
         pool = self._pool()
         async with pool.acquire() as conn, conn.transaction():
-            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock(hashtext($1))", f"{self.name}:{name}"):
+            if not await conn.fetchval(
+                "SELECT pg_try_advisory_xact_lock(hashtext($1))", f"{self.name}:{name}"
+            ):
                 return False
             uow = UnitOfWork(conn, self.settings, self.name)
             with tracer().start_as_current_span(f"{self.name} {name}"):
@@ -173,6 +180,16 @@ class Service:
             except Exception:
                 log.exception("inbox_pruning_failed")
             await asyncio.sleep(3600)
+
+    async def start(self) -> None:
+        """Start in the current event loop (tests, benchmarks); `main()` is the process entry."""
+        await self._startup()
+        await self.broker.start()
+        await self._after_startup()
+
+    async def stop(self) -> None:
+        await self.broker.stop()
+        await self._shutdown()
 
     def main(self) -> None:
         asyncio.run(self.app.run())

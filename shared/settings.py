@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     handler_max_attempts: int = 5  # a record failing this often goes to the deadletter topic
     relay_batch_max: int = 500
     relay_poll_interval_s: float = 0.2
+    # Fault injection for crash tests and the chaos run: hold outbox rows back this long after start.
+    relay_start_delay_s: float = 0.0
     log_level: str = "INFO"
     log_format: str = "json"  # "json" or "console"
     otel_exporter: str = "none"  # "none", "otlp" or "console"

@@ -1,4 +1,4 @@
-"""structlog JSON logs carrying trace ids, PII redaction, and OpenTelemetry with W3C traceparent in Kafka headers."""
+"""structlog JSON logs with trace ids and PII redaction; OpenTelemetry, traceparent in Kafka headers."""
 
 from __future__ import annotations
 
@@ -78,7 +78,9 @@ def configure_logging(service: str, *, level: str = "INFO", fmt: str = "json") -
     logging.basicConfig(level=logging.WARNING, stream=sys.stdout)
 
 
-def configure_tracing(service: str, exporter: str = "none", extra: SpanProcessor | None = None) -> TracerProvider:
+def configure_tracing(
+    service: str, exporter: str = "none", extra: SpanProcessor | None = None
+) -> TracerProvider:
     """Install a tracer provider once per process. 'otlp' reads OTEL_EXPORTER_OTLP_ENDPOINT."""
     current = trace.get_tracer_provider()
     if isinstance(current, TracerProvider):

@@ -46,7 +46,12 @@ class UnitOfWork:
         """
         payload = data.model_dump(mode="json", exclude_none=True) if isinstance(data, BaseModel) else data
         out = new_envelope(
-            event_type, payload, source=self.service, cause=self.cause, event_id=event_id, occurred_at=occurred_at
+            event_type,
+            payload,
+            source=self.service,
+            cause=self.cause,
+            event_id=event_id,
+            occurred_at=occurred_at,
         )
         self.outbox.append(OutboxMessage(self.settings.topic(topic), key, out, current_trace_headers()))
         return out

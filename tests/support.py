@@ -31,7 +31,7 @@ def dsn_for(database: str) -> str:
 
 
 @asynccontextmanager
-async def scratch_database(service: str | None) -> AsyncIterator[str]:
+async def scratch_database(service: str | None, migrations: Path | None = None) -> AsyncIterator[str]:
     """A fresh database with the shared and (if named) the service's migrations; dropped afterwards."""
     name = f"t_{service or 'shared'}_{uuid.uuid4().hex[:10]}"
     admin = await asyncpg.connect(ADMIN_DSN)
@@ -42,7 +42,7 @@ async def scratch_database(service: str | None) -> AsyncIterator[str]:
     dsn = dsn_for(name)
     conn = await asyncpg.connect(dsn)
     try:
-        await migrate(conn, ROOT / "services" / service / "migrations" if service else None)
+        await migrate(conn, migrations or (ROOT / "services" / service / "migrations" if service else None))
     finally:
         await conn.close()
     try:
@@ -56,8 +56,8 @@ async def scratch_database(service: str | None) -> AsyncIterator[str]:
 
 
 @asynccontextmanager
-async def scratch_pool(service: str | None) -> AsyncIterator[asyncpg.Pool]:
-    async with scratch_database(service) as dsn:
+async def scratch_pool(service: str | None, migrations: Path | None = None) -> AsyncIterator[asyncpg.Pool]:
+    async with scratch_database(service, migrations) as dsn:
         pool = await create_pool(dsn, max_size=4)
         try:
             yield pool
@@ -94,7 +94,9 @@ def record(
     return RawRecord(name, partition, offset, (key or "").encode(), value, tuple(headers))
 
 
-async def deliver(pool: asyncpg.Pool, router: Router, *records: RawRecord, settings: Settings | None = None) -> BatchResult:
+async def deliver(
+    pool: asyncpg.Pool, router: Router, *records: RawRecord, settings: Settings | None = None
+) -> BatchResult:
     """Run the service's handlers on records in one transaction, exactly as the consumer does (no Kafka)."""
     processor = BatchProcessor(router, settings or Settings(service=router.service))
     async with pool.acquire() as conn, conn.transaction():

@@ -1,0 +1,3 @@
+from tests.integration.echo_service import build_service
+
+build_service().main()
