@@ -1,0 +1,249 @@
+"""UBL 2.1 Invoice / CreditNote (Peppol BIS Billing 3.0) → intake's Invoice, as SPEC §3 maps it.
+
+Parsed with defusedxml: a DTD, an entity declaration or an external reference is refused,
+never expanded or fetched; the document is size-capped before the parser sees it.
+Pure: no I/O, no async.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import Literal
+from xml.etree.ElementTree import Element, ParseError
+
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import fromstring
+
+from services.intake.domain import MAX_PAYLOAD_BYTES, Charge, Invoice, InvoiceLine, Reason
+from shared.money import MAX_UNIT_PRICE_DECIMALS, InvalidDecimal, parse_decimal
+
+CBC = "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"
+CAC = "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2"
+ROOTS: dict[str, Literal["invoice", "credit_note"]] = {
+    "{urn:oasis:names:specification:ubl:schema:xsd:Invoice-2}Invoice": "invoice",
+    "{urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2}CreditNote": "credit_note",
+}
+NS = {"cbc": CBC, "cac": CAC}
+_UNIT_PRICE_STEP = Decimal(1).scaleb(-MAX_UNIT_PRICE_DECIMALS)
+
+
+@dataclass(frozen=True)
+class UblResult:
+    invoice: Invoice | None
+    reasons: tuple[Reason, ...]
+
+
+def parse_ubl(invoice_id: str, document: str) -> UblResult:
+    size = len(document.encode("utf-8"))
+    if size > MAX_PAYLOAD_BYTES:
+        return UblResult(
+            None, (Reason("payload_too_large", "document", f"{size} bytes; limit {MAX_PAYLOAD_BYTES}"),)
+        )
+    try:
+        root = fromstring(document, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    except DefusedXmlException as exc:
+        return UblResult(None, (Reason("unsafe_document", "document", f"refused: {type(exc).__name__}"),))
+    except (ParseError, ValueError) as exc:
+        return UblResult(None, (Reason("invalid_document", "document", f"not well-formed XML: {exc}"[:300]),))
+    document_type = ROOTS.get(root.tag)
+    if document_type is None:
+        return UblResult(
+            None,
+            (Reason("invalid_document", "document", f"root {root.tag} is not a UBL Invoice or CreditNote"),),
+        )
+    return _Mapper(invoice_id, root, document_type).run()
+
+
+class _Mapper:
+    """Collects every missing or malformed element instead of stopping at the first."""
+
+    def __init__(
+        self, invoice_id: str, root: Element, document_type: Literal["invoice", "credit_note"]
+    ) -> None:
+        self.invoice_id = invoice_id
+        self.root = root
+        self.document_type = document_type
+        self.reasons: list[Reason] = []
+
+    def fail(self, code: str, path: str, message: str) -> None:
+        self.reasons.append(Reason(code, f"document:{path}", message))
+
+    def text(self, el: Element | None, path: str, *, required: bool = True) -> str | None:
+        node = el.find(path, NS) if el is not None else None
+        value = (node.text or "").strip() if node is not None else ""
+        if not value:
+            if required:
+                self.fail("missing_field", path, f"{path} is required")
+            return None
+        return value
+
+    def decimal(
+        self, el: Element | None, path: str, *, required: bool = True, max_decimals: int | None = None
+    ) -> Decimal | None:
+        raw = self.text(el, path, required=required)
+        if raw is None:
+            return None
+        try:
+            return parse_decimal(raw, max_decimals)
+        except InvalidDecimal as exc:
+            self.fail("invalid_field", path, str(exc))
+            return None
+
+    def amount_currency(self) -> str | None:
+        """Older UBL omits DocumentCurrencyCode; the PayableAmount's currencyID then says it."""
+        node = self.root.find("cac:LegalMonetaryTotal/cbc:PayableAmount", NS)
+        currency = node.get("currencyID") if node is not None else None
+        if not currency:
+            self.fail("missing_field", "cbc:DocumentCurrencyCode", "cbc:DocumentCurrencyCode is required")
+        return currency
+
+    def party_id(self, role: str) -> str | None:
+        """`<schemeID>:<EndpointID>`; documents without an EndpointID (older UBL) fall back to
+        the party's first identification, so the same party always maps to the same id."""
+        party = self.root.find(f"cac:{role}/cac:Party", NS)
+        if party is None:
+            self.fail("missing_field", f"cac:{role}", f"cac:{role}/cac:Party is required")
+            return None
+        for path in (
+            "cbc:EndpointID",
+            "cac:PartyIdentification/cbc:ID",
+            "cac:PartyLegalEntity/cbc:CompanyID",
+            "cac:PartyTaxScheme/cbc:CompanyID",
+            "cac:PartyLegalEntity/cbc:RegistrationName",
+            "cac:PartyName/cbc:Name",
+        ):
+            node = party.find(path, NS)
+            if node is not None and (node.text or "").strip():
+                scheme = node.get("schemeID")
+                value = (node.text or "").strip()
+                return f"{scheme}:{value}" if scheme else value
+        self.fail("missing_field", f"cac:{role}/cac:Party/cbc:EndpointID", "the party has no identifier")
+        return None
+
+    def tax_total(self, currency: str | None) -> Decimal:
+        """The TaxTotal whose TaxAmount is in the document currency (a second one may be in the
+        tax currency); absent → zero."""
+        for tt in self.root.findall("cac:TaxTotal", NS):
+            amount = tt.find("cbc:TaxAmount", NS)
+            if amount is not None and (currency is None or amount.get("currencyID", currency) == currency):
+                value = self.decimal(tt, "cbc:TaxAmount")
+                return value if value is not None else Decimal(0)
+        return Decimal(0)
+
+    def allowance_charge(self, ac: Element, path: str) -> Decimal | None:
+        indicator = self.text(ac, "cbc:ChargeIndicator", required=True)
+        amount = self.decimal(ac, "cbc:Amount")
+        if indicator is None or amount is None:
+            return None
+        # xs:boolean: true/false or 1/0.
+        if indicator.lower() not in ("true", "false", "1", "0"):
+            self.fail("invalid_field", f"{path}/cbc:ChargeIndicator", "must be true or false")
+            return None
+        return amount if indicator.lower() in ("true", "1") else -amount
+
+    def charges(self) -> tuple[Charge, ...]:
+        out = []
+        for i, ac in enumerate(self.root.findall("cac:AllowanceCharge", NS)):
+            signed = self.allowance_charge(ac, f"cac:AllowanceCharge[{i}]")
+            if signed is None:
+                continue
+            kind = (
+                self.text(ac, "cbc:AllowanceChargeReasonCode", required=False)
+                or self.text(ac, "cbc:AllowanceChargeReason", required=False)
+                or ("charge" if signed >= 0 else "allowance")
+            )
+            out.append(Charge(kind, signed))
+        return tuple(out)
+
+    def line(self, el: Element, index: int) -> InvoiceLine | None:
+        qty_tag = "cbc:InvoicedQuantity" if self.document_type == "invoice" else "cbc:CreditedQuantity"
+        before = len(self.reasons)
+        line_id = self.text(el, "cbc:ID")
+        quantity = self.decimal(el, qty_tag)
+        line_amount = self.decimal(el, "cbc:LineExtensionAmount")
+        price = self.decimal(el, "cac:Price/cbc:PriceAmount")
+        base = self.decimal(el, "cac:Price/cbc:BaseQuantity", required=False)
+        if base is not None and base <= 0:
+            self.fail("invalid_field", f"line[{index}]/cac:Price/cbc:BaseQuantity", "must be > 0")
+            base = None
+        allowance_charge: Decimal | None = None
+        for j, ac in enumerate(el.findall("cac:AllowanceCharge", NS)):
+            signed = self.allowance_charge(ac, f"line[{index}]/cac:AllowanceCharge[{j}]")
+            if signed is not None:
+                allowance_charge = (allowance_charge or Decimal(0)) + signed
+        if len(self.reasons) > before:
+            return None
+        assert line_id is not None and quantity is not None and line_amount is not None and price is not None
+        unit_price = price
+        if base is not None and base != 1:
+            # PriceAmount ÷ BaseQuantity may not terminate; a unit price carries at most 6 decimals.
+            unit_price = (price / base).quantize(_UNIT_PRICE_STEP).normalize()
+        return InvoiceLine(
+            line_id=line_id,
+            po_line_id=self.text(el, "cac:OrderLineReference/cbc:LineID", required=False),
+            item_ref=self.text(el, "cac:Item/cac:SellersItemIdentification/cbc:ID", required=False),
+            description=self.text(el, "cac:Item/cbc:Name", required=False),
+            quantity=quantity,
+            unit_price=unit_price,
+            allowance_charge_amount=allowance_charge,
+            line_amount=line_amount,
+        )
+
+    def run(self) -> UblResult:
+        root = self.root
+        number = self.text(root, "cbc:ID")
+        issue_raw = self.text(root, "cbc:IssueDate")
+        issue: date | None = None
+        if issue_raw is not None:
+            try:
+                issue = date.fromisoformat(issue_raw)
+            except ValueError:
+                self.fail("invalid_field", "cbc:IssueDate", "must be YYYY-MM-DD")
+        currency = self.text(root, "cbc:DocumentCurrencyCode", required=False) or self.amount_currency()
+        payee_id = self.party_id("AccountingSupplierParty")
+        legal_entity = self.party_id("AccountingCustomerParty")
+        line_tag = "cac:InvoiceLine" if self.document_type == "invoice" else "cac:CreditNoteLine"
+        line_elements = root.findall(line_tag, NS)
+        if not line_elements:
+            self.fail("missing_field", line_tag, "at least one line is required")
+        lines = [self.line(el, i) for i, el in enumerate(line_elements)]
+        charges = self.charges()
+        tax_total = self.tax_total(currency)
+        totals = root.find("cac:LegalMonetaryTotal", NS)
+        if totals is None:
+            self.fail("missing_field", "cac:LegalMonetaryTotal", "cac:LegalMonetaryTotal is required")
+        total = self.decimal(totals, "cbc:TaxInclusiveAmount", required=False) if totals is not None else None
+        prepaid = self.decimal(totals, "cbc:PrepaidAmount", required=False) if totals is not None else None
+        rounding = (
+            self.decimal(totals, "cbc:PayableRoundingAmount", required=False) if totals is not None else None
+        )
+        payable = self.decimal(totals, "cbc:PayableAmount") if totals is not None else None
+        if total is None and payable is not None:
+            # UBL 2.0 documents may omit TaxInclusiveAmount; it is what the payable adds back to.
+            total = payable + (prepaid or Decimal(0)) - (rounding or Decimal(0))
+        if self.reasons:
+            return UblResult(None, tuple(self.reasons))
+        assert number and issue and currency and payee_id and legal_entity and total is not None
+        try:
+            invoice = Invoice(
+                invoice_id=self.invoice_id,
+                supplier_invoice_number=number,
+                payee_id=payee_id,
+                legal_entity=legal_entity,
+                document_type=self.document_type,
+                issue_date=issue,
+                currency=currency,
+                po_number=self.text(root, "cac:OrderReference/cbc:ID", required=False),
+                lines=tuple(line for line in lines if line is not None),
+                charges=charges,
+                tax_total=tax_total,
+                total_amount=total,
+                prepaid_amount=prepaid or Decimal(0),
+                rounding_amount=rounding or Decimal(0),
+                stated_payable_amount=payable,
+            )
+        except InvalidOperation as exc:  # pragma: no cover - parse_decimal already bounds every value
+            return UblResult(None, (Reason("invalid_document", "document", str(exc)),))
+        return UblResult(invoice, ())
