@@ -1,0 +1,187 @@
+"""`make demo`: publish the demo scenario into a running stack and print what was matched, held, released and posted."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from rich.console import Console
+from rich.table import Table
+
+from services.cli.scenario import Scenario, build
+from services.cli.watch import TopicWatcher
+from shared.envelope import utcnow
+from shared.publish import Publisher
+from shared.settings import Settings, get_settings
+from shared.topics import (
+    DEADLETTER,
+    IN_COMMANDS,
+    IN_RAIL_EVENTS,
+    INTAKE_DOCUMENTS,
+    MATCHING_DECISIONS,
+    OUT_EXCEPTIONS,
+    OUT_JOURNAL,
+    OUT_PAYOUTS,
+    OUT_REJECTIONS,
+)
+
+WATCHED = (OUT_REJECTIONS, INTAKE_DOCUMENTS, MATCHING_DECISIONS, OUT_EXCEPTIONS, OUT_PAYOUTS, OUT_JOURNAL, DEADLETTER)
+
+
+@dataclass
+class DemoReport:
+    scenario: Scenario
+    watcher: TopicWatcher
+    problems: list[str] = field(default_factory=list)
+
+    def mine(self, invoice_id: str | None) -> bool:
+        return invoice_id is not None and invoice_id in self.scenario.invoice_ids()
+
+
+async def run_demo(settings: Settings, *, timeout_s: float = 90, console: Console | None = None) -> DemoReport:
+    console = console or Console()
+    tag = datetime.now(UTC).strftime("%m%d%H%M%S")
+    scenario = build(tag, utcnow().date())
+    watcher = TopicWatcher(settings, WATCHED)
+    await watcher.start()
+    report = DemoReport(scenario, watcher)
+    try:
+        async with Publisher(settings, source="concord-demo") as pub:
+            with console.status("publishing payees, funding, purchase orders, receipts and invoices…"):
+                for p in scenario.setup:
+                    await pub.publish_event(p.topic, p.key, p.event_type, p.data)
+            with console.status("waiting for intake and matching…"):
+                await watcher.wait_until(lambda: _decided(report), timeout_s)
+            await _override(pub, report, watcher, timeout_s, console)
+            with console.status("requesting a payout run…"):
+                await pub.publish_event(IN_COMMANDS, f"demo-run-{tag}", "payout_run.requested", {
+                    "run_id": f"demo-run-{tag}", "requested_by": "treasury@example.com"})
+                await watcher.wait_until(lambda: _paid_or_blocked(report), timeout_s)
+            with console.status("the payment rail settles what was released…"):
+                for released in watcher.of("payout.released", lambda d: any(
+                        report.mine(i["invoice_id"]) for i in d["invoices"])):
+                    d = released.data
+                    await pub.publish_event(IN_RAIL_EVENTS, d["payout_id"], "payout.settled", {
+                        "payout_id": d["payout_id"], "rail_event_id": f"rail-{d['payout_id']}",
+                        "amount": d["amount"], "currency": d["currency"], "settled_at": utcnow().isoformat()})
+                await watcher.wait_until(lambda: _settled_posted(report), timeout_s, settle_s=2.0)
+    finally:
+        await watcher.stop()
+    _check(report)
+    return report
+
+
+async def _override(pub: Publisher, report: DemoReport, watcher: TopicWatcher, timeout_s: float,
+                    console: Console) -> None:
+    invoice_id = report.scenario.override_invoice
+    with console.status("an AP lead overrides the price hold with evidence…"):
+        await pub.publish_event(IN_COMMANDS, invoice_id, "hold.override_requested", {
+            "override_id": f"ovr-{report.scenario.tag}", "invoice_id": invoice_id, "hold_reasons": ["price_mismatch"],
+            "reason_code": "price_agreed", "justification": "Supplier raised the price after a spec change; agreed.",
+            "requested_by": "ap.clerk@example.com", "approved_by": "ap.lead@example.com",
+            "evidence": ["mail://procurement/2026-11-18/monitor-price-change"]})
+        await watcher.wait_until(
+            lambda: bool(watcher.of("invoice.approved_to_pay", lambda d: d["invoice_id"] == invoice_id)), timeout_s)
+
+
+def _decided(r: DemoReport) -> bool:
+    s, w = r.scenario, r.watcher
+    approved = {x.data["invoice_id"] for x in w.of("invoice.approved_to_pay")}
+    held = {x.data["invoice_id"] for x in w.of("hold.opened")}
+    rejected_events = {x.data["rejected_event_id"] for x in w.of("document.rejected")}
+    return s.expected_approved <= approved and set(s.expected_held) <= held and len(rejected_events) >= len(
+        s.expected_rejected)
+
+
+def _paid_or_blocked(r: DemoReport) -> bool:
+    w = r.watcher
+    released = {i["invoice_id"] for x in w.of("payout.released") for i in x.data["invoices"]}
+    blocked = {x.data["invoice_id"] for x in w.of("payout.blocked")}
+    wanted = (r.scenario.expected_approved | {r.scenario.override_invoice}) - {r.scenario.blocked_invoice}
+    return wanted <= released and r.scenario.blocked_invoice in blocked
+
+
+def _settled_posted(r: DemoReport) -> bool:
+    payouts = {x.data["payout_id"] for x in r.watcher.of("payout.released")}
+    posted = {x.data.get("links", {}).get("payout_id") for x in r.watcher.of("journal.entry_posted")
+              if x.data.get("source_event_type") == "payout.settlement_recorded"}
+    return bool(payouts) and payouts <= posted
+
+
+def _check(r: DemoReport) -> None:
+    if not _decided(r):
+        r.problems.append("not every invoice was decided (approved, held or rejected) in time")
+    if not _paid_or_blocked(r):
+        r.problems.append("the payout run did not release or block every approved invoice in time")
+    if not _settled_posted(r):
+        r.problems.append("not every settlement reached the journal in time")
+    if r.watcher.of("deadletter.recorded"):
+        r.problems.append(f"{len(r.watcher.of('deadletter.recorded'))} record(s) reached the deadletter topic")
+
+
+def print_report(r: DemoReport, console: Console) -> None:
+    w = r.watcher
+    docs = Counter(x.event_type for x in w.of_many(("purchase_order.version_in_force", "receipt.accepted",
+                                                     "invoice.accepted")))
+    t = Table(title=f"Concord demo — run {r.scenario.tag}", show_lines=False)
+    t.add_column("stage")
+    t.add_column("what", overflow="fold")
+    t.add_column("count", justify="right")
+    t.add_column("amount", justify="right")
+    t.add_row("intake", "purchase orders in force", str(docs["purchase_order.version_in_force"]), "")
+    t.add_row("intake", "receipts accepted", str(docs["receipt.accepted"]), "")
+    t.add_row("intake", "invoices accepted", str(docs["invoice.accepted"]), "")
+    for x in w.of("document.rejected"):
+        t.add_row("intake", "rejected: " + ", ".join(f"{c['code']}" for c in x.data["reasons"]), "1", "")
+    approved = w.of("invoice.approved_to_pay")
+    t.add_row("matching", "approved to pay", str(len(approved)), _sum(approved, "payable_amount"))
+    for x in w.of("hold.opened"):
+        t.add_row("matching", f"held: {x.data['reason']} → queue {x.data['queue']} ({x.data['owner']})", "1", "")
+    for x in w.of("hold.released"):
+        by = x.data["released_by"] + (f" by {x.data.get('approved_by')}" if x.data.get("approved_by") else "")
+        t.add_row("matching", f"hold released: {x.data['reason']} ({by})", "1", "")
+    released = w.of("payout.released")
+    t.add_row("payout", "payouts released", str(len(released)), _sum(released, "amount"))
+    for x in released:
+        t.add_row("payout", f"  {x.data['payee_id']}: {len(x.data['invoices'])} invoice(s)", "",
+                  f"{x.data['amount']} {x.data['currency']}")
+    for x in w.of("payout.blocked"):
+        t.add_row("payout", f"blocked {x.data['invoice_id']}: {', '.join(x.data['reasons'])}", "1", "")
+    entries = w.of("journal.entry_posted")
+    by_type: dict[str, list[Decimal]] = defaultdict(list)
+    for x in entries:
+        debit = sum((Decimal(line.get("debit") or "0") for line in x.data["lines"]), start=Decimal(0))
+        by_type[x.data.get("source_event_type", "?")].append(debit)
+    t.add_row("ledger", "journal entries posted", str(len(entries)), "")
+    for source, debits in sorted(by_type.items()):
+        t.add_row("ledger", f"  from {source}", str(len(debits)), f"{sum(debits, start=Decimal(0))} (debits)")
+    dead = w.of("deadletter.recorded")
+    t.add_row("deadletter", "records", str(len(dead)), "")
+    console.print(t)
+    if r.problems:
+        for p in r.problems:
+            console.print(f"[red]problem:[/red] {p}")
+    else:
+        console.print("[green]every invoice ended where it should: matched, held, released, blocked and posted[/green]")
+
+
+def _sum(items: list, key: str) -> str:  # type: ignore[type-arg]
+    totals: dict[str, Decimal] = defaultdict(Decimal)
+    for x in items:
+        totals[x.data.get("currency", "?")] += Decimal(x.data[key])
+    return ", ".join(f"{v} {c}" for c, v in sorted(totals.items()))
+
+
+def main() -> int:
+    console = Console()
+    report = asyncio.run(run_demo(get_settings(), console=console))
+    print_report(report, console)
+    return 1 if report.problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

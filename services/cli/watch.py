@@ -1,0 +1,101 @@
+"""Watching topics from "now" on: what the demo, the CLI and end-to-end tests observe, as an outsider would."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from shared.settings import Settings
+from shared.topics import Topic
+
+
+@dataclass
+class Seen:
+    topic: str
+    key: str | None
+    envelope: dict[str, Any]
+
+    @property
+    def event_type(self) -> str:
+        return str(self.envelope.get("event_type"))
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return dict(self.envelope.get("data") or {})
+
+
+@dataclass
+class TopicWatcher:
+    """Collects every record published on some topics after `start()`; dedupes by event_id like a consumer."""
+
+    settings: Settings
+    topics: tuple[Topic, ...]
+    from_beginning: bool = False
+    seen: list[Seen] = field(default_factory=list)
+    _ids: set[str] = field(default_factory=set)
+
+    async def start(self) -> None:
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.kafka_bootstrap, group_id=None, enable_auto_commit=False
+        )
+        await self._consumer.start()
+        partitions: list[TopicPartition] = []
+        for topic in self.topics:
+            name = self.settings.topic(topic)
+            for p in self._consumer.partitions_for_topic(name) or await self._partitions(name):
+                partitions.append(TopicPartition(name, p))
+        self._consumer.assign(partitions)
+        if self.from_beginning:
+            await self._consumer.seek_to_beginning(*partitions)
+        else:
+            await self._consumer.seek_to_end(*partitions)
+            for tp in partitions:  # resolve the positions now, before anything is published
+                await self._consumer.position(tp)
+        self._task = asyncio.create_task(self._poll())
+
+    async def _partitions(self, name: str) -> set[int]:
+        await self._consumer._client.force_metadata_update()  # noqa: SLF001 - no public way to refresh
+        return self._consumer.partitions_for_topic(name) or set()
+
+    async def _poll(self) -> None:
+        while True:
+            batch = await self._consumer.getmany(timeout_ms=200)
+            for records in batch.values():
+                for r in records:
+                    try:
+                        env = json.loads(r.value)
+                    except ValueError:
+                        continue
+                    event_id = env.get("event_id")
+                    if event_id in self._ids:
+                        continue
+                    self._ids.add(event_id)
+                    self.seen.append(Seen(r.topic, r.key.decode() if r.key else None, env))
+
+    async def stop(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        await self._consumer.stop()
+
+    def of(self, event_type: str, where: Callable[[dict[str, Any]], bool] | None = None) -> list[Seen]:
+        return [s for s in self.seen if s.event_type == event_type and (where is None or where(s.data))]
+
+    def of_many(self, event_types: tuple[str, ...]) -> list[Seen]:
+        return [s for s in self.seen if s.event_type in event_types]
+
+    async def wait_until(self, condition: Callable[[], bool], timeout_s: float, settle_s: float = 0.0) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if condition():
+                await asyncio.sleep(settle_s)
+                return True
+            await asyncio.sleep(0.1)
+        return condition()

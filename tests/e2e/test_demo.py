@@ -1,0 +1,47 @@
+"""The demo scenario end to end: five service processes, real Kafka, real PostgreSQL."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from rich.console import Console
+
+from services.cli.demo import print_report, run_demo
+from tests.e2e.conftest import Stack
+
+pytestmark = pytest.mark.e2e
+
+
+async def test_demo_scenario_matches_holds_releases_blocks_and_posts(stack: Stack) -> None:
+    console = Console(record=True, width=140)
+    report = await run_demo(stack.settings, timeout_s=60, console=console)
+    print_report(report, console)
+    assert report.problems == [], console.export_text()
+    w, s = report.watcher, report.scenario
+
+    approved = {x.data["invoice_id"] for x in w.of("invoice.approved_to_pay")}
+    assert approved == s.expected_approved | {s.override_invoice}
+    held = {x.data["invoice_id"]: x.data["reason"] for x in w.of("hold.opened")}
+    assert held == s.expected_held
+    ops_hold = next(x.data for x in w.of("hold.opened") if x.data["reason"] == "qty_over_received")
+    assert ops_hold["queue"] == "ops"
+    released_hold = w.of("hold.released")[0].data
+    assert (released_hold["released_by"], released_hold["approved_by"]) == ("override", "ap.lead@example.com")
+
+    rejected_codes = {c["code"] for x in w.of("document.rejected") for c in x.data["reasons"]}
+    assert set(s.expected_rejected.values()) <= rejected_codes
+
+    paid = {i["invoice_id"]: Decimal(i["amount"]) for x in w.of("payout.released") for i in x.data["invoices"]}
+    assert set(paid) == (s.expected_approved | {s.override_invoice}) - {s.blocked_invoice}
+    blocked = {x.data["invoice_id"]: x.data["reasons"] for x in w.of("payout.blocked")}
+    assert blocked[s.blocked_invoice] == ["payee_ineligible", "tax_form_missing"]
+    payable = {x.data["invoice_id"]: Decimal(x.data["payable_amount"]) for x in w.of("invoice.approved_to_pay")}
+    assert all(paid[i] == payable[i] for i in paid), "a payout pays exactly the payable amount"
+    # One payout per (payee, currency, legal entity, funding account): the two German invoices travel together.
+    assert len(w.of("payout.released")) == 2
+
+    for entry in w.of("journal.entry_posted"):
+        debits = sum(Decimal(line.get("debit") or 0) for line in entry.data["lines"])
+        credits = sum(Decimal(line.get("credit") or 0) for line in entry.data["lines"])
+        assert debits == credits, entry.data
