@@ -1,0 +1,18 @@
+# One image for the five services; docker-compose.yml picks the module per service.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+COPY pyproject.toml ./
+COPY shared ./shared
+COPY services ./services
+RUN pip install . \
+    && useradd --system --uid 10001 --no-create-home concord
+
+USER concord
+# Overridden per service: python -m services.<name>
+CMD ["python", "-m", "shared.admin", "ensure-topics"]

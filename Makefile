@@ -1,0 +1,46 @@
+# Local stack without Docker; see deploy/README-stack.md.
+SHELL := /bin/bash
+ROOT := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
+PY := $(ROOT)/.venv/bin/python
+# Prefer the venv's tools (pinned in pyproject's dev extra) over whatever is on PATH.
+tool = $(if $(wildcard $(ROOT)/.venv/bin/$(1)),$(ROOT)/.venv/bin/$(1),$(1))
+has_module = $(PY) -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec("$(1)") is None)' 2>/dev/null
+
+.PHONY: deps up down purge demo test bench chaos lint logs status
+
+deps:
+	$(ROOT)/deploy/install.sh
+
+up:
+	$(ROOT)/deploy/up.sh
+
+down:
+	$(ROOT)/deploy/down.sh
+
+purge:
+	$(ROOT)/deploy/down.sh --purge
+
+demo: up
+	cd $(ROOT) && $(PY) -m tests.demo
+
+# The tests start their own service processes: only PostgreSQL, Kafka and the topics here.
+test: deps
+	$(ROOT)/deploy/up.sh --no-services --no-install
+	cd $(ROOT) && $(PY) -m pytest $(PYTEST_ARGS)
+
+bench:
+	@cd $(ROOT) && if $(call has_module,bench); then $(PY) -m bench; else echo "bench: not implemented yet"; fi
+
+chaos:
+	@cd $(ROOT) && if $(call has_module,chaos); then $(PY) -m chaos; else echo "chaos: not implemented yet"; fi
+
+lint:
+	cd $(ROOT) && $(call tool,ruff) check . && $(call tool,ruff) format --check . && $(call tool,mypy) shared services
+
+logs:
+	tail -n 20 -F $${CONCORD_STATE_DIR:-$(ROOT)/.cache}/logs/*.log
+
+status:
+	@$(ROOT)/deploy/postgres.sh status || true
+	@$(ROOT)/deploy/kafka.sh status || true
+	@$(ROOT)/deploy/services.sh status || true

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Stops the services, Kafka and PostgreSQL. Data is kept unless --purge.
+#   deploy/down.sh [--purge]
+set -euo pipefail
+COMPONENT=down
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+purge=0
+case "${1:-}" in
+"") ;;
+--purge) purge=1 ;;
+*) die "unknown option $1 (use --purge)" ;;
+esac
+
+"$DEPLOY_DIR/services.sh" stop
+"$DEPLOY_DIR/kafka.sh" stop
+"$DEPLOY_DIR/postgres.sh" stop
+if ((purge)); then
+    rm -rf "$STATE_DIR/kafka-data" "$STATE_DIR/pgdata" "$STATE_DIR/pgsock"
+    say "purged $STATE_DIR/kafka-data and $STATE_DIR/pgdata"
+fi

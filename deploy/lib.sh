@@ -1,0 +1,104 @@
+# shellcheck shell=bash disable=SC2034
+# Shared helpers for the deploy/*.sh scripts. Source it; do not run it.
+# Everything resolves from this file's location, so any clone path works.
+
+DEPLOY_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_ROOT="$(cd "$DEPLOY_DIR/.." && pwd)"
+STATE_DIR="${CONCORD_STATE_DIR:-$REPO_ROOT/.cache}"
+LOG_DIR="$STATE_DIR/logs"
+RUN_DIR="$STATE_DIR/run"
+VENV_DIR="$REPO_ROOT/.venv"
+
+KAFKA_PORT="${CONCORD_KAFKA_PORT:-9092}"
+KAFKA_CONTROLLER_PORT="${CONCORD_KAFKA_CONTROLLER_PORT:-9093}"
+PG_PORT="${CONCORD_PG_PORT:-54329}"
+
+# Order matters: health ports are 8081.. in this order.
+SERVICES=(intake matching compliance_gate payout_release ledger)
+
+export DEBIAN_FRONTEND=noninteractive
+
+mkdir -p "$LOG_DIR" "$RUN_DIR"
+
+say() { printf '%s: %s\n' "${COMPONENT:-deploy}" "$*"; }
+warn() { printf '%s: WARNING: %s\n' "${COMPONENT:-deploy}" "$*" >&2; }
+die() {
+    printf '%s: ERROR: %s\n' "${COMPONENT:-deploy}" "$*" >&2
+    exit 1
+}
+
+# Python to use for helper checks: the project venv if present, else the system's.
+helper_python() {
+    if [[ -x "$VENV_DIR/bin/python" ]]; then
+        echo "$VENV_DIR/bin/python"
+    else
+        command -v python3 || true
+    fi
+}
+
+# pid_of NAME: print the pid recorded for NAME if that process is alive and its
+# command line still contains MATCH (guards against pid reuse); else fail.
+pid_of() {
+    local name="$1" match="$2" pidfile="$RUN_DIR/$1.pid" pid
+    [[ -s "$pidfile" ]] || return 1
+    pid="$(<"$pidfile")"
+    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+    kill -0 "$pid" 2>/dev/null || return 1
+    if [[ -r "/proc/$pid/cmdline" ]] && ! tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$match"; then
+        return 1
+    fi
+    echo "$pid"
+}
+
+# stop_pid NAME MATCH GRACE_SECONDS: SIGTERM, wait, then SIGKILL. Signals the
+# process group when the process leads its own (we start them with setsid).
+stop_pid() {
+    local name="$1" match="$2" grace="$3" pid target i
+    if ! pid="$(pid_of "$name" "$match")"; then
+        rm -f "$RUN_DIR/$name.pid"
+        say "$name not running"
+        return 0
+    fi
+    target="$pid"
+    # /proc/PID/stat after "(comm) ": state ppid pgrp ...
+    if [[ "$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f3)" == "$pid" ]]; then
+        target="-$pid"
+    fi
+    kill -TERM -- "$target" 2>/dev/null || true
+    for ((i = 0; i < grace * 10; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        warn "$name (pid $pid) still running after ${grace}s, sending SIGKILL"
+        kill -KILL -- "$target" 2>/dev/null || true
+        for ((i = 0; i < 50; i++)); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+    fi
+    rm -f "$RUN_DIR/$name.pid"
+    say "stopped $name (pid $pid)"
+}
+
+# log_tail FILE [N]: the last lines of a log, indented, for error messages.
+log_tail() {
+    local file="$1" n="${2:-30}"
+    if [[ -f "$file" ]]; then
+        echo "--- last $n lines of $file ---" >&2
+        tail -n "$n" "$file" | sed 's/^/    /' >&2
+    fi
+}
+
+sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
+
+apt_updated=0
+apt_install() {
+    if [[ "$apt_updated" == 0 ]]; then
+        say "apt-get update"
+        apt-get update -qq
+        apt_updated=1
+    fi
+    say "apt-get install -y $*"
+    apt-get install -y -qq --no-install-recommends "$@"
+}

@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# The five Concord services as background processes.
+#   deploy/services.sh start|stop|status [name...]    (default: all five)
+# Each runs `.venv/bin/python -m services.<name>` from the repo root with
+#   CONCORD_SERVICE=<name>
+#   CONCORD_DB_DSN=postgresql://<name>:<name>@127.0.0.1:$CONCORD_PG_PORT/<name>
+#   CONCORD_HEALTH_PORT=8081..8085 (intake, matching, compliance_gate, payout_release, ledger)
+#   CONCORD_KAFKA_BOOTSTRAP (kept if set, else 127.0.0.1:$CONCORD_KAFKA_PORT)
+# and every other CONCORD_* / OTEL_* variable of the caller's environment.
+# Env: CONCORD_SERVICE_START_TIMEOUT (60 s), CONCORD_SERVICE_STOP_TIMEOUT (10 s).
+set -euo pipefail
+COMPONENT=services
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+START_TIMEOUT="${CONCORD_SERVICE_START_TIMEOUT:-60}"
+STOP_TIMEOUT="${CONCORD_SERVICE_STOP_TIMEOUT:-10}"
+export CONCORD_KAFKA_BOOTSTRAP="${CONCORD_KAFKA_BOOTSTRAP:-127.0.0.1:$KAFKA_PORT}"
+
+health_port() {
+    local i
+    for i in "${!SERVICES[@]}"; do
+        if [[ "${SERVICES[$i]}" == "$1" ]]; then
+            echo $((8081 + i))
+            return 0
+        fi
+    done
+    return 1
+}
+
+match_of() { echo "services.$1"; }
+
+# GET /health/ready answers 200. Plain bash: curl may be missing.
+http_ready() {
+    (
+        exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+        printf 'GET /health/ready HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' >&3
+        IFS= read -r -t 3 status <&3 || exit 1
+        # Drain to EOF: closing early resets the connection and servers log that.
+        while IFS= read -r -t 3 _ <&3; do :; done
+        [[ "$status" =~ ^HTTP/[0-9.]+\ 200 ]]
+    ) 2>/dev/null
+}
+
+launch() {
+    local name="$1" port log="$LOG_DIR/$1.log" pid
+    port="$(health_port "$name")"
+    [[ -s "$log" ]] && mv -f "$log" "$log.1"
+    (
+        cd "$REPO_ROOT"
+        # setsid: own session and process group, so stop can signal the group.
+        exec setsid env \
+            CONCORD_SERVICE="$name" \
+            CONCORD_DB_DSN="postgresql://$name:$name@127.0.0.1:$PG_PORT/$name" \
+            CONCORD_HEALTH_PORT="$port" \
+            PYTHONUNBUFFERED=1 \
+            "$VENV_DIR/bin/python" -m "services.$name" >>"$log" 2>&1 </dev/null
+    ) &
+    pid=$!
+    echo "$pid" >"$RUN_DIR/$name.pid"
+    say "starting $name (pid $pid, health :$port, log $log)"
+}
+
+start() {
+    local name pid pending=() still=() i port
+    [[ -x "$VENV_DIR/bin/python" ]] || die "$VENV_DIR missing: run deploy/install.sh first"
+    for name in "$@"; do
+        if pid="$(pid_of "$name" "$(match_of "$name")")"; then
+            say "$name already running (pid $pid)"
+            continue
+        fi
+        port="$(health_port "$name")"
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            die "port $port (health of $name) is already in use by another process"
+        fi
+        launch "$name"
+        pending+=("$name")
+    done
+    ((${#pending[@]})) || return 0
+    for ((i = 0; i < START_TIMEOUT * 4; i++)); do
+        still=()
+        for name in "${pending[@]}"; do
+            pid="$(<"$RUN_DIR/$name.pid")"
+            if ! kill -0 "$pid" 2>/dev/null; then
+                rm -f "$RUN_DIR/$name.pid"
+                log_tail "$LOG_DIR/$name.log"
+                die "$name exited during start-up, see $LOG_DIR/$name.log"
+            fi
+            if http_ready "$(health_port "$name")"; then
+                say "$name ready"
+            else
+                still+=("$name")
+            fi
+        done
+        ((${#still[@]})) || return 0
+        pending=("${still[@]}")
+        sleep 0.25
+    done
+    for name in "${pending[@]}"; do log_tail "$LOG_DIR/$name.log"; done
+    die "not ready after ${START_TIMEOUT}s: ${pending[*]} (GET http://127.0.0.1:<port>/health/ready; still running, stop with: $0 stop ${pending[*]})"
+}
+
+stop() {
+    local name
+    for name in "$@"; do
+        stop_pid "$name" "$(match_of "$name")" "$STOP_TIMEOUT" &
+    done
+    wait
+}
+
+status() {
+    local name pid port rc=0
+    for name in "$@"; do
+        port="$(health_port "$name")"
+        if pid="$(pid_of "$name" "$(match_of "$name")")"; then
+            if http_ready "$port"; then
+                say "$name running (pid $pid), ready on :$port"
+            else
+                say "$name running (pid $pid), NOT ready on :$port"
+                rc=1
+            fi
+        else
+            say "$name stopped"
+            rc=3
+        fi
+    done
+    return "$rc"
+}
+
+cmd="${1:-}"
+shift || true
+names=("$@")
+((${#names[@]})) || names=("${SERVICES[@]}")
+for n in "${names[@]}"; do
+    health_port "$n" >/dev/null || die "unknown service '$n' (known: ${SERVICES[*]})"
+done
+
+case "$cmd" in
+start) start "${names[@]}" ;;
+stop) stop "${names[@]}" ;;
+status) status "${names[@]}" ;;
+*)
+    echo "usage: $0 start|stop|status [${SERVICES[*]}]" >&2
+    exit 2
+    ;;
+esac
