@@ -118,6 +118,20 @@ class PayoutBlocked(OutboundModel):
     reasons: list[NonEmptyStr] = Field(min_length=1)
 
 
+class PayoutExceptionOpened(OutboundModel):
+    """`payout.exception_opened` — a released payout failed or was returned by the rail; its
+    invoices are payable again and treasury works the exception (SPEC §8). One per payout,
+    keyed by the payout's first invoice_id."""
+
+    payout_id: NonEmptyStr
+    invoice_ids: list[NonEmptyStr] = Field(min_length=1)
+    payee_id: NonEmptyStr
+    reason: Literal["payout_failed", "payout_returned"]
+    queue: Literal["treasury"] = "treasury"
+    opened_at: Timestamp
+    detail: str | None = None  # the rail's failure code / return reason
+
+
 # --- concord.out.rejections --------------------------------------------------------------
 
 

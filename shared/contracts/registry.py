@@ -62,6 +62,7 @@ EVENT_MODELS: dict[str, type[BaseModel]] = {
     "hold.escalated": o.HoldEscalated,
     "override.refused": o.OverrideRefused,
     "payout.blocked": o.PayoutBlocked,
+    "payout.exception_opened": o.PayoutExceptionOpened,
     "document.rejected": o.DocumentRejected,
     "journal.entry_posted": o.JournalEntryPosted,
     "deadletter.recorded": o.DeadLetter,
@@ -116,7 +117,14 @@ TOPIC_EVENT_TYPES: dict[str, frozenset[str]] = {
     ),
     topics.OUT_PAYOUTS.name: frozenset({"payout.released"}),
     topics.OUT_EXCEPTIONS.name: frozenset(
-        {"hold.opened", "hold.released", "hold.escalated", "override.refused", "payout.blocked"}
+        {
+            "hold.opened",
+            "hold.released",
+            "hold.escalated",
+            "override.refused",
+            "payout.blocked",
+            "payout.exception_opened",
+        }
     ),
     topics.OUT_REJECTIONS.name: frozenset({"document.rejected"}),
     topics.OUT_JOURNAL.name: frozenset({"journal.entry_posted"}),

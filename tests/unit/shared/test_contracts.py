@@ -386,6 +386,15 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "run_id": "RUN-1",
         "reasons": ["payee_ineligible", "tax_form_missing"],
     },
+    "payout.exception_opened": {
+        "payout_id": "payout_1",
+        "invoice_ids": ["INV-UP-1"],
+        "payee_id": "PAY-1",
+        "reason": "payout_failed",
+        "queue": "treasury",
+        "opened_at": "2026-11-21T10:00:00Z",
+        "detail": "account_closed",
+    },
     "document.rejected": {
         "rejected_event_id": "evt_9",
         "event_type": "invoice.submitted",
