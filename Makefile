@@ -21,7 +21,7 @@ purge:
 	$(ROOT)/deploy/down.sh --purge
 
 demo: up
-	cd $(ROOT) && $(PY) -m tests.demo
+	cd $(ROOT) && $(PY) -m services.cli.demo
 
 # The tests start their own service processes: only PostgreSQL, Kafka and the topics here.
 test: deps

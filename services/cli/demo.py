@@ -1,4 +1,4 @@
-"""`make demo`: publish the demo scenario into a running stack and print what was matched, held, released and posted."""
+"""`make demo`: publish the demo scenario into a running stack; print what was matched, held, released, posted."""
 
 from __future__ import annotations
 
@@ -29,7 +29,15 @@ from shared.topics import (
     OUT_REJECTIONS,
 )
 
-WATCHED = (OUT_REJECTIONS, INTAKE_DOCUMENTS, MATCHING_DECISIONS, OUT_EXCEPTIONS, OUT_PAYOUTS, OUT_JOURNAL, DEADLETTER)
+WATCHED = (
+    OUT_REJECTIONS,
+    INTAKE_DOCUMENTS,
+    MATCHING_DECISIONS,
+    OUT_EXCEPTIONS,
+    OUT_PAYOUTS,
+    OUT_JOURNAL,
+    DEADLETTER,
+)
 
 
 @dataclass
@@ -42,7 +50,9 @@ class DemoReport:
         return invoice_id is not None and invoice_id in self.scenario.invoice_ids()
 
 
-async def run_demo(settings: Settings, *, timeout_s: float = 90, console: Console | None = None) -> DemoReport:
+async def run_demo(
+    settings: Settings, *, timeout_s: float = 90, console: Console | None = None
+) -> DemoReport:
     console = console or Console()
     tag = datetime.now(UTC).strftime("%m%d%H%M%S")
     scenario = build(tag, utcnow().date())
@@ -58,16 +68,30 @@ async def run_demo(settings: Settings, *, timeout_s: float = 90, console: Consol
                 await watcher.wait_until(lambda: _decided(report), timeout_s)
             await _override(pub, report, watcher, timeout_s, console)
             with console.status("requesting a payout run…"):
-                await pub.publish_event(IN_COMMANDS, f"demo-run-{tag}", "payout_run.requested", {
-                    "run_id": f"demo-run-{tag}", "requested_by": "treasury@example.com"})
+                await pub.publish_event(
+                    IN_COMMANDS,
+                    f"demo-run-{tag}",
+                    "payout_run.requested",
+                    {"run_id": f"demo-run-{tag}", "requested_by": "treasury@example.com"},
+                )
                 await watcher.wait_until(lambda: _paid_or_blocked(report), timeout_s)
             with console.status("the payment rail settles what was released…"):
-                for released in watcher.of("payout.released", lambda d: any(
-                        report.mine(i["invoice_id"]) for i in d["invoices"])):
+                for released in watcher.of(
+                    "payout.released", lambda d: any(report.mine(i["invoice_id"]) for i in d["invoices"])
+                ):
                     d = released.data
-                    await pub.publish_event(IN_RAIL_EVENTS, d["payout_id"], "payout.settled", {
-                        "payout_id": d["payout_id"], "rail_event_id": f"rail-{d['payout_id']}",
-                        "amount": d["amount"], "currency": d["currency"], "settled_at": utcnow().isoformat()})
+                    await pub.publish_event(
+                        IN_RAIL_EVENTS,
+                        d["payout_id"],
+                        "payout.settled",
+                        {
+                            "payout_id": d["payout_id"],
+                            "rail_event_id": f"rail-{d['payout_id']}",
+                            "amount": d["amount"],
+                            "currency": d["currency"],
+                            "settled_at": utcnow().isoformat(),
+                        },
+                    )
                 await watcher.wait_until(lambda: _settled_posted(report), timeout_s, settle_s=2.0)
     finally:
         await watcher.stop()
@@ -75,17 +99,30 @@ async def run_demo(settings: Settings, *, timeout_s: float = 90, console: Consol
     return report
 
 
-async def _override(pub: Publisher, report: DemoReport, watcher: TopicWatcher, timeout_s: float,
-                    console: Console) -> None:
+async def _override(
+    pub: Publisher, report: DemoReport, watcher: TopicWatcher, timeout_s: float, console: Console
+) -> None:
     invoice_id = report.scenario.override_invoice
     with console.status("an AP lead overrides the price hold with evidence…"):
-        await pub.publish_event(IN_COMMANDS, invoice_id, "hold.override_requested", {
-            "override_id": f"ovr-{report.scenario.tag}", "invoice_id": invoice_id, "hold_reasons": ["price_mismatch"],
-            "reason_code": "price_agreed", "justification": "Supplier raised the price after a spec change; agreed.",
-            "requested_by": "ap.clerk@example.com", "approved_by": "ap.lead@example.com",
-            "evidence": ["mail://procurement/2026-11-18/monitor-price-change"]})
+        await pub.publish_event(
+            IN_COMMANDS,
+            invoice_id,
+            "hold.override_requested",
+            {
+                "override_id": f"ovr-{report.scenario.tag}",
+                "invoice_id": invoice_id,
+                "hold_reasons": ["price_mismatch"],
+                "reason_code": "price_agreed",
+                "justification": "Supplier raised the price after a spec change; agreed.",
+                "requested_by": "ap.clerk@example.com",
+                "approved_by": "ap.lead@example.com",
+                "evidence": ["mail://procurement/2026-11-18/monitor-price-change"],
+            },
+        )
         await watcher.wait_until(
-            lambda: bool(watcher.of("invoice.approved_to_pay", lambda d: d["invoice_id"] == invoice_id)), timeout_s)
+            lambda: bool(watcher.of("invoice.approved_to_pay", lambda d: d["invoice_id"] == invoice_id)),
+            timeout_s,
+        )
 
 
 def _decided(r: DemoReport) -> bool:
@@ -93,8 +130,11 @@ def _decided(r: DemoReport) -> bool:
     approved = {x.data["invoice_id"] for x in w.of("invoice.approved_to_pay")}
     held = {x.data["invoice_id"] for x in w.of("hold.opened")}
     rejected_events = {x.data["rejected_event_id"] for x in w.of("document.rejected")}
-    return s.expected_approved <= approved and set(s.expected_held) <= held and len(rejected_events) >= len(
-        s.expected_rejected)
+    return (
+        s.expected_approved <= approved
+        and set(s.expected_held) <= held
+        and len(rejected_events) >= len(s.expected_rejected)
+    )
 
 
 def _paid_or_blocked(r: DemoReport) -> bool:
@@ -107,8 +147,11 @@ def _paid_or_blocked(r: DemoReport) -> bool:
 
 def _settled_posted(r: DemoReport) -> bool:
     payouts = {x.data["payout_id"] for x in r.watcher.of("payout.released")}
-    posted = {x.data.get("links", {}).get("payout_id") for x in r.watcher.of("journal.entry_posted")
-              if x.data.get("source_event_type") == "payout.settlement_recorded"}
+    posted = {
+        x.data.get("links", {}).get("payout_id")
+        for x in r.watcher.of("journal.entry_posted")
+        if x.data.get("source_event_type") == "payout.settlement_recorded"
+    }
     return bool(payouts) and payouts <= posted
 
 
@@ -120,13 +163,17 @@ def _check(r: DemoReport) -> None:
     if not _settled_posted(r):
         r.problems.append("not every settlement reached the journal in time")
     if r.watcher.of("deadletter.recorded"):
-        r.problems.append(f"{len(r.watcher.of('deadletter.recorded'))} record(s) reached the deadletter topic")
+        r.problems.append(
+            f"{len(r.watcher.of('deadletter.recorded'))} record(s) reached the deadletter topic"
+        )
 
 
 def print_report(r: DemoReport, console: Console) -> None:
     w = r.watcher
-    docs = Counter(x.event_type for x in w.of_many(("purchase_order.version_in_force", "receipt.accepted",
-                                                     "invoice.accepted")))
+    docs = Counter(
+        x.event_type
+        for x in w.of_many(("purchase_order.version_in_force", "receipt.accepted", "invoice.accepted"))
+    )
     t = Table(title=f"Concord demo — run {r.scenario.tag}", show_lines=False)
     t.add_column("stage")
     t.add_column("what", overflow="fold")
@@ -140,15 +187,21 @@ def print_report(r: DemoReport, console: Console) -> None:
     approved = w.of("invoice.approved_to_pay")
     t.add_row("matching", "approved to pay", str(len(approved)), _sum(approved, "payable_amount"))
     for x in w.of("hold.opened"):
-        t.add_row("matching", f"held: {x.data['reason']} → queue {x.data['queue']} ({x.data['owner']})", "1", "")
+        t.add_row(
+            "matching", f"held: {x.data['reason']} → queue {x.data['queue']} ({x.data['owner']})", "1", ""
+        )
     for x in w.of("hold.released"):
         by = x.data["released_by"] + (f" by {x.data.get('approved_by')}" if x.data.get("approved_by") else "")
         t.add_row("matching", f"hold released: {x.data['reason']} ({by})", "1", "")
     released = w.of("payout.released")
     t.add_row("payout", "payouts released", str(len(released)), _sum(released, "amount"))
     for x in released:
-        t.add_row("payout", f"  {x.data['payee_id']}: {len(x.data['invoices'])} invoice(s)", "",
-                  f"{x.data['amount']} {x.data['currency']}")
+        t.add_row(
+            "payout",
+            f"  {x.data['payee_id']}: {len(x.data['invoices'])} invoice(s)",
+            "",
+            f"{x.data['amount']} {x.data['currency']}",
+        )
     for x in w.of("payout.blocked"):
         t.add_row("payout", f"blocked {x.data['invoice_id']}: {', '.join(x.data['reasons'])}", "1", "")
     entries = w.of("journal.entry_posted")
@@ -166,7 +219,9 @@ def print_report(r: DemoReport, console: Console) -> None:
         for p in r.problems:
             console.print(f"[red]problem:[/red] {p}")
     else:
-        console.print("[green]every invoice ended where it should: matched, held, released, blocked and posted[/green]")
+        console.print(
+            "[green]every invoice ended where it should: matched, held, released, blocked and posted[/green]"
+        )
 
 
 def _sum(items: list, key: str) -> str:  # type: ignore[type-arg]

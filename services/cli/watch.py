@@ -1,4 +1,4 @@
-"""Watching topics from "now" on: what the demo, the CLI and end-to-end tests observe, as an outsider would."""
+"""Watching topics from "now" on: what the demo, the CLI and end-to-end tests see, as an outsider would."""
 
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ class TopicWatcher:
         self._task = asyncio.create_task(self._poll())
 
     async def _partitions(self, name: str) -> set[int]:
-        await self._consumer._client.force_metadata_update()  # noqa: SLF001 - no public way to refresh
+        await self._consumer._client.force_metadata_update()
         return self._consumer.partitions_for_topic(name) or set()
 
     async def _poll(self) -> None:
@@ -91,7 +91,9 @@ class TopicWatcher:
     def of_many(self, event_types: tuple[str, ...]) -> list[Seen]:
         return [s for s in self.seen if s.event_type in event_types]
 
-    async def wait_until(self, condition: Callable[[], bool], timeout_s: float, settle_s: float = 0.0) -> bool:
+    async def wait_until(
+        self, condition: Callable[[], bool], timeout_s: float, settle_s: float = 0.0
+    ) -> bool:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if condition():

@@ -32,13 +32,17 @@ async def test_demo_scenario_matches_holds_releases_blocks_and_posts(stack: Stac
     rejected_codes = {c["code"] for x in w.of("document.rejected") for c in x.data["reasons"]}
     assert set(s.expected_rejected.values()) <= rejected_codes
 
-    paid = {i["invoice_id"]: Decimal(i["amount"]) for x in w.of("payout.released") for i in x.data["invoices"]}
+    paid = {
+        i["invoice_id"]: Decimal(i["amount"]) for x in w.of("payout.released") for i in x.data["invoices"]
+    }
     assert set(paid) == (s.expected_approved | {s.override_invoice}) - {s.blocked_invoice}
     blocked = {x.data["invoice_id"]: x.data["reasons"] for x in w.of("payout.blocked")}
     assert blocked[s.blocked_invoice] == ["payee_ineligible", "tax_form_missing"]
-    payable = {x.data["invoice_id"]: Decimal(x.data["payable_amount"]) for x in w.of("invoice.approved_to_pay")}
+    payable = {
+        x.data["invoice_id"]: Decimal(x.data["payable_amount"]) for x in w.of("invoice.approved_to_pay")
+    }
     assert all(paid[i] == payable[i] for i in paid), "a payout pays exactly the payable amount"
-    # One payout per (payee, currency, legal entity, funding account): the two German invoices travel together.
+    # One payout per (payee, currency, legal entity, funding account): the German invoices travel together.
     assert len(w.of("payout.released")) == 2
 
     for entry in w.of("journal.entry_posted"):
