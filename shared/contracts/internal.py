@@ -191,6 +191,19 @@ class ApprovedLine(InternalModel):
     line_amount: DecimalStr
 
 
+class AppliedOverride(InternalModel):
+    """An override that released holds on this invoice (SPEC §6): who, why, on what evidence —
+    copied onto the approval so the ledger can trace it (SPEC §9)."""
+
+    override_id: NonEmptyStr
+    approved_by: NonEmptyStr
+    requested_by: NonEmptyStr | None = None
+    reason_code: NonEmptyStr | None = None
+    justification: str | None = None
+    evidence: list[NonEmptyStr] = Field(default_factory=list)
+    hold_reasons: list[NonEmptyStr] = Field(default_factory=list)
+
+
 class InvoiceApprovedToPay(InternalModel):
     """`invoice.approved_to_pay` — no open holds; matched against `po_version`."""
 
@@ -212,6 +225,7 @@ class InvoiceApprovedToPay(InternalModel):
     approvals: list[Approval] = Field(default_factory=list)
     decided_at: Timestamp
     decision_id: NonEmptyStr
+    overrides: list[AppliedOverride] = Field(default_factory=list)  # details of override_ids
 
 
 class InvoiceApprovalRevoked(InternalModel):
