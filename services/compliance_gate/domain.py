@@ -126,9 +126,14 @@ class Eligibility:
         return not self.reasons
 
     @property
+    def codes(self) -> list[str]:
+        """The reason codes as plain strings, for events and log lines."""
+        return [str(r) for r in self.reasons]
+
+    @property
     def fingerprint(self) -> str:
         """A stable text naming the outcome; part of the sweep's deterministic event ids."""
-        return "eligible" if self.eligible else "ineligible:" + ",".join(self.reasons)
+        return "eligible" if self.eligible else "ineligible:" + ",".join(self.codes)
 
 
 def eligibility_from(reasons: Iterable[Reason]) -> Eligibility:

@@ -1,0 +1,3 @@
+from services.compliance_gate.app import service
+
+service.main()
