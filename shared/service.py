@@ -71,6 +71,13 @@ class Service:
             on_shutdown=[self._shutdown],
         )
 
+    def with_settings(self, settings: Settings) -> Service:
+        """The same service (handlers, migrations, periodic tasks) with other settings: tests run
+        several isolated copies in one process."""
+        return Service(
+            self.router, self.migrations, periodic=self.periodic, on_startup=self.on_startup_hook, settings=settings
+        )
+
     def _pool(self) -> asyncpg.Pool:
         assert self.pool is not None, "service not started"
         return self.pool

@@ -41,7 +41,7 @@ async def in_process_stack() -> AsyncIterator[Any]:
         for name in SERVICES:
             dsn = await stack.enter_async_context(scratch_database(name))
             module = importlib.import_module(f"services.{name}.app")
-            service: Service = module.build_service(settings.model_copy(update={"db_dsn": dsn}))
+            service: Service = module.service.with_settings(settings.model_copy(update={"db_dsn": dsn}))
             await service.start()
             services.append(service)
         try:
