@@ -262,7 +262,8 @@ def arithmetic_reasons(inv: Invoice) -> list[Reason]:
             Reason(
                 "payable_amount_mismatch",
                 "payable_amount",
-                f"PayableAmount {inv.stated_payable_amount} != total − prepaid + rounding = {inv.payable_amount}",
+                f"PayableAmount {inv.stated_payable_amount} != total − prepaid + rounding"
+                f" = {inv.payable_amount}",
             )
         )
     if inv.payable_amount <= 0:
@@ -491,10 +492,6 @@ def po_terms_reasons(po: PoTerms) -> list[Reason]:
     return out
 
 
-# Field changes that do not alter what may be paid: such an amendment is in force at once.
-_NON_FINANCIAL_PATHS = re.compile(
-    r"^(payment_terms|lines\[[^\]]*\]\.(description|unit_of_measure|item_ref))$"
-)
 _IGNORED_KEYS = frozenset(
     {"version", "modification_id", "amended_by", "reason", "approved_by", "approved_at", "created_by"}
 )
@@ -540,21 +537,20 @@ def _canon(value: Any) -> Any:
     return value
 
 
-def needs_approval(changes: Iterable[str]) -> bool:
-    """SPEC §3: a change to amount, price, quantity, dates or sow_ref (or to anything else
-    that decides what may be paid, such as payee or lines) needs an independent approval."""
-    return any(not _NON_FINANCIAL_PATHS.match(c) for c in changes)
-
-
-VersionStatus = Literal["waiting", "pending", "approved", "in_force", "superseded"]
-
-
 @dataclass(frozen=True)
 class VersionSlot:
-    """One received version of a PO: `approved` when it needs no further approval."""
+    """One received version of a PO. Version 1 is approved on issue (or rejected); every
+    amendment waits for an approval by someone other than its author (SPEC §5)."""
 
     version: int
-    approved: bool
+    amended_by: str | None = None
+    approved_by: str | None = None
+
+    @property
+    def approved(self) -> bool:
+        if self.amended_by is None:
+            return True
+        return is_independent_approval(self.amended_by, self.approved_by)
 
 
 def versions_coming_into_force(in_force: int | None, received: Mapping[int, VersionSlot]) -> list[int]:

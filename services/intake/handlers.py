@@ -1,0 +1,624 @@
+"""Intake's handlers: one per inbound event type — load → decide (domain) → save + emit.
+
+Everything accepted goes to concord.intake.documents keyed by po_number (an invoice without a
+PO: its invoice_id; a requisition: its requisition_id). Everything refused goes out as
+document.rejected with every reason found (ctx.reject). Outgoing event ids are derived from
+the business ids, so a redelivery or re-run can never publish a second, different event.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import structlog
+
+from services.intake import domain, store
+from services.intake.domain import Invoice, Reason
+from services.intake.policy import load_intake_policy
+from services.intake.ubl import parse_ubl
+from shared.consumer import HandlerContext, Router
+from shared.contracts import inbound as i
+from shared.contracts import internal as n
+from shared.contracts.common import InternalModel
+from shared.envelope import derived_event_id
+from shared.topics import (
+    IN_COMMANDS,
+    IN_INVOICES,
+    IN_PURCHASE_ORDERS,
+    IN_RECEIPTS,
+    IN_REQUISITIONS,
+    INTAKE_DOCUMENTS,
+)
+
+log = structlog.get_logger(__name__)
+
+router = Router(
+    "intake",
+    topics=[IN_REQUISITIONS, IN_PURCHASE_ORDERS, IN_RECEIPTS, IN_INVOICES, IN_COMMANDS],
+    reject_invalid_data=True,
+)
+
+REJECTED = "rejected"
+DUPLICATE = "duplicate"  # the same document again under a new event id: acknowledged, nothing emitted
+
+
+def _reject(ctx: HandlerContext, reasons: list[Reason]) -> str:
+    ctx.reject([r.as_dict() for r in reasons])
+    log.info("document_rejected", codes=sorted({r.code for r in reasons}))
+    return REJECTED
+
+
+def _too_large(ctx: HandlerContext) -> str | None:
+    size = len(ctx.record.value)
+    if size > domain.MAX_PAYLOAD_BYTES:
+        return _reject(ctx, [domain.payload_too_large(size)])
+    return None
+
+
+def _emit(ctx: HandlerContext, key: str, event_type: str, payload: InternalModel, *id_parts: str) -> None:
+    ctx.emit(INTAKE_DOCUMENTS, key, event_type, payload, event_id=derived_event_id(event_type, *id_parts))
+
+
+# --- requisitions ----------------------------------------------------------------------------
+
+
+@router.handles("requisition.approved")
+async def on_requisition_approved(ctx: HandlerContext, data: i.RequisitionApproved) -> str:
+    if (large := _too_large(ctx)) is not None:
+        return large
+    reasons = domain.requisition_reasons(data.requested_by, data.approved_by, data.amount, data.currency)
+    digest = store.content_hash(data.model_dump(mode="json"))
+    existing = await store.requisition(ctx.conn, data.requisition_id)
+    if existing is not None and existing["content_hash"] is not None:
+        if existing["content_hash"] == digest:
+            return DUPLICATE
+        reasons.append(
+            Reason("duplicate_requisition", "requisition_id", "already approved with other content")
+        )
+    if reasons:
+        return _reject(ctx, reasons)
+    approved_at = ctx.envelope.occurred_at
+    await store.save_requisition_approval(
+        ctx.conn,
+        requisition_id=data.requisition_id,
+        legal_entity=data.legal_entity,
+        business_unit=data.business_unit,
+        requested_by=data.requested_by,
+        approved_by=data.approved_by,
+        amount=data.amount,
+        currency=data.currency,
+        approved_at=approved_at,
+        content_hash=digest,
+    )
+    payload = n.RequisitionAccepted(**data.model_dump(), approved_at=approved_at)
+    _emit(ctx, data.requisition_id, "requisition.accepted", payload, data.requisition_id)
+    return "accepted"
+
+
+@router.handles("requisition.closed")
+async def on_requisition_closed(ctx: HandlerContext, data: i.RequisitionClosed) -> str:
+    if (large := _too_large(ctx)) is not None:
+        return large
+    existing = await store.requisition(ctx.conn, data.requisition_id)
+    if existing is None or existing["approved_at"] is None:
+        return _reject(ctx, [Reason("unknown_requisition", "requisition_id", "no approved requisition")])
+    if existing["closed_at"] is not None:
+        return DUPLICATE
+    if existing["converted_po_number"] is not None:
+        return _reject(
+            ctx,
+            [
+                Reason(
+                    "requisition_converted",
+                    "requisition_id",
+                    f"already converted to PO {existing['converted_po_number']}",
+                )
+            ],
+        )
+    await store.close_requisition(ctx.conn, data.requisition_id, data.closed_by, data.reason, ctx.now)
+    payload = n.RequisitionClosureAccepted(**data.model_dump())
+    _emit(ctx, data.requisition_id, "requisition.closure_accepted", payload, data.requisition_id)
+    return "accepted"
+
+
+# --- purchase orders -------------------------------------------------------------------------
+
+
+def _po_terms(data: i.PurchaseOrderIssued | i.PurchaseOrderAmended) -> domain.PoTerms:
+    return domain.PoTerms(
+        po_number=data.po_number,
+        version=data.version,
+        currency=data.currency,
+        effective_from=data.effective_from,
+        effective_to=data.effective_to,
+        created_by=data.created_by,
+        lines=tuple(domain.PoLineTerms(ln.line_id, ln.quantity, ln.unit_price) for ln in data.lines),
+        charges=tuple(domain.Charge(c.type, c.amount) for c in data.charges),
+    )
+
+
+_STATE_FIELDS = frozenset(n.PurchaseOrderState.model_fields) - {"version", "approved_by", "approved_at"}
+
+
+def _state(data: i.PurchaseOrderIssued | i.PurchaseOrderAmended) -> dict[str, Any]:
+    """The PO state as stored and compared: the full new state, without approval fields."""
+    return data.model_dump(mode="json", include=set(_STATE_FIELDS), exclude_none=True)
+
+
+async def _same_version_again(ctx: HandlerContext, po_number: str, version: int, digest: str) -> str | None:
+    """A version already received: the same content is a redelivery; different content a conflict."""
+    versions = await store.po_versions(ctx.conn, po_number)
+    row = versions.get(version)
+    if row is None:
+        return None
+    if row["content_hash"] == digest:
+        return DUPLICATE
+    return _reject(
+        ctx,
+        [
+            Reason(
+                "version_conflict", "version", f"PO {po_number} version {version} exists with other content"
+            )
+        ],
+    )
+
+
+async def _bring_into_force(ctx: HandlerContext, po_number: str) -> list[int]:
+    """Put every version that may now be in force into force, strictly in order (SPEC §5)."""
+    header = await store.lock_po(ctx.conn, po_number)
+    versions = await store.po_versions(ctx.conn, po_number)
+    slots = {
+        v: domain.VersionSlot(v, row["amended_by"] if row["kind"] == "amended" else None, row["approved_by"])
+        for v, row in versions.items()
+        if row["status"] in ("pending", "approved")
+    }
+    newly = domain.versions_coming_into_force(header.in_force_version, slots)
+    for version in newly:
+        row = versions[version]
+        previous = versions.get(version - 1)
+        state = dict(row["state"])
+        changes = domain.po_changes(previous["state"], state) if previous is not None else []
+        previous_sow = previous["state"].get("sow_ref") if previous is not None else None
+        await store.put_in_force(
+            ctx.conn, po_number, version, changes=changes, previous_sow_ref=previous_sow, at=ctx.now
+        )
+        payload = n.PurchaseOrderVersionInForce(
+            po=n.PurchaseOrderState(
+                **state, version=version, approved_by=row["approved_by"], approved_at=row["approved_at"]
+            ),
+            previous_version=version - 1 if previous is not None else None,
+            changes=changes,
+            modification_id=row["modification_id"],
+            amended_by=row["amended_by"],
+            reason=row["reason"],
+            in_force_since=ctx.now,
+        )
+        _emit(ctx, po_number, "purchase_order.version_in_force", payload, po_number, str(version))
+        if version == 1 and state.get("requisition_id"):
+            await store.mark_requisition_converted(ctx.conn, state["requisition_id"], po_number, ctx.now)
+    return newly
+
+
+@router.handles("purchase_order.issued")
+async def on_po_issued(ctx: HandlerContext, data: i.PurchaseOrderIssued) -> str:
+    if (large := _too_large(ctx)) is not None:
+        return large
+    ctx.business_ref = f"po_number={data.po_number}"
+    reasons = domain.sod_reasons_for_issue(data.created_by, data.approved_by)
+    reasons += domain.po_terms_reasons(_po_terms(data))
+    if data.version != 1:
+        reasons.append(
+            Reason("invalid_version", "version", "an issued PO is version 1; later ones are amendments")
+        )
+    header = await store.lock_po(ctx.conn, data.po_number)
+    if header.closed:
+        reasons.append(Reason("po_closed", "po_number", f"PO {data.po_number} is closed"))
+    state = _state(data)
+    digest = store.content_hash({**state, "approved_by": data.approved_by})
+    if (again := await _same_version_again(ctx, data.po_number, data.version, digest)) is not None:
+        return again
+    if reasons:
+        return _reject(ctx, reasons)
+    await store.insert_po_version(
+        ctx.conn,
+        po_number=data.po_number,
+        version=1,
+        kind="issued",
+        status="approved",
+        state=state,
+        content_hash=digest,
+        created_by=data.created_by,
+        amended_by=None,
+        modification_id=None,
+        reason=None,
+        approved_by=data.approved_by,
+        approved_at=data.approved_at,
+        received_at=ctx.now,
+        source_event_id=ctx.envelope.event_id,
+    )
+    newly = await _bring_into_force(ctx, data.po_number)
+    return "in_force" if newly else "waiting"
+
+
+@router.handles("purchase_order.amended")
+async def on_po_amended(ctx: HandlerContext, data: i.PurchaseOrderAmended) -> str:
+    if (large := _too_large(ctx)) is not None:
+        return large
+    ctx.business_ref = f"po_number={data.po_number}"
+    reasons = domain.po_terms_reasons(_po_terms(data))
+    header = await store.lock_po(ctx.conn, data.po_number)
+    if header.closed:
+        reasons.append(Reason("po_closed", "po_number", f"PO {data.po_number} is closed"))
+    state = _state(data)
+    digest = store.content_hash(
+        {
+            **state,
+            "amended_by": data.amended_by,
+            "modification_id": data.modification_id,
+            "reason": data.reason,
+        }
+    )
+    if (again := await _same_version_again(ctx, data.po_number, data.version, digest)) is not None:
+        if again == DUPLICATE and data.approved_by:
+            # The same amendment re-sent with its approval: treat it as the approval.
+            return await _approve(
+                ctx, data.po_number, data.version, data.approved_by, data.approved_at or ctx.now
+            )
+        return again
+    if header.in_force_version is not None and data.version <= header.in_force_version:
+        reasons.append(
+            Reason("version_conflict", "version", f"version {header.in_force_version} is in force")
+        )
+    if reasons:
+        return _reject(ctx, reasons)
+    approved_by, approved_at = data.approved_by, data.approved_at
+    if not domain.is_independent_approval(data.amended_by, approved_by):
+        approved_by, approved_at = None, None
+        for early in await store.early_approvals(ctx.conn, data.po_number, data.version):
+            if domain.is_independent_approval(data.amended_by, early["approved_by"]):
+                approved_by, approved_at = early["approved_by"], early["approved_at"]
+                break
+    independent = approved_by is not None
+    await store.insert_po_version(
+        ctx.conn,
+        po_number=data.po_number,
+        version=data.version,
+        kind="amended",
+        status="approved" if independent else "pending",
+        state=state,
+        content_hash=digest,
+        created_by=data.created_by,
+        amended_by=data.amended_by,
+        modification_id=data.modification_id,
+        reason=data.reason,
+        approved_by=approved_by,
+        approved_at=(approved_at or ctx.now) if independent else None,
+        received_at=ctx.now,
+        source_event_id=ctx.envelope.event_id,
+    )
+    if not independent:
+        pending = n.PurchaseOrderAmendmentPending(
+            po_number=data.po_number,
+            version=data.version,
+            modification_id=data.modification_id,
+            amended_by=data.amended_by,
+            reason=data.reason,
+        )
+        _emit(
+            ctx,
+            data.po_number,
+            "purchase_order.amendment_pending",
+            pending,
+            data.po_number,
+            str(data.version),
+        )
+    newly = await _bring_into_force(ctx, data.po_number)
+    if data.version in newly:
+        return "in_force"
+    return "pending" if not independent else "waiting_for_predecessor"
+
+
+async def _approve(
+    ctx: HandlerContext, po_number: str, version: int, approved_by: str, approved_at: Any
+) -> str:
+    versions = await store.po_versions(ctx.conn, po_number)
+    row = versions.get(version)
+    if row is None:
+        # The approval overtook its amendment: keep it until the amendment arrives.
+        await store.park_approval(
+            ctx.conn, po_number, version, approved_by, approved_at, ctx.envelope.event_id
+        )
+        return "approval_waiting_for_amendment"
+    if row["kind"] != "amended":
+        return _reject(ctx, [Reason("invalid_version", "version", "version 1 is approved on issue")])
+    if row["status"] in ("in_force", "superseded") or row["status"] == "approved":
+        return DUPLICATE
+    if not domain.is_independent_approval(row["amended_by"], approved_by):
+        return _reject(
+            ctx, [Reason("sod_violation", "approved_by", "an amendment cannot be approved by its own author")]
+        )
+    await store.approve_po_version(ctx.conn, po_number, version, approved_by, approved_at)
+    newly = await _bring_into_force(ctx, po_number)
+    return "in_force" if version in newly else "waiting_for_predecessor"
+
+
+@router.handles("purchase_order.amendment_approved")
+async def on_po_amendment_approved(ctx: HandlerContext, data: i.PurchaseOrderAmendmentApproved) -> str:
+    if (large := _too_large(ctx)) is not None:
+        return large
+    header = await store.lock_po(ctx.conn, data.po_number)
+    if header.closed:
+        return _reject(ctx, [Reason("po_closed", "po_number", f"PO {data.po_number} is closed")])
+    return await _approve(ctx, data.po_number, data.version, data.approved_by, data.approved_at)
+
+
+@router.handles("purchase_order.closed")
+async def on_po_closed(ctx: HandlerContext, data: i.PurchaseOrderClosed) -> str:
+    if (large := _too_large(ctx)) is not None:
+        return large
+    header = await store.lock_po(ctx.conn, data.po_number)
+    if header.closed:
+        return DUPLICATE
+    # Closing a PO intake has no version of yet is recorded too: a late issue is then refused
+    # and matching never matches against it.
+    await store.close_po(ctx.conn, data.po_number, data.closed_by, data.reason, ctx.now)
+    payload = n.PurchaseOrderClosureAccepted(**data.model_dump())
+    _emit(ctx, data.po_number, "purchase_order.closure_accepted", payload, data.po_number)
+    return "accepted"
+
+
+# --- receipts --------------------------------------------------------------------------------
+
+
+@router.handles("receipt.recorded")
+async def on_receipt_recorded(ctx: HandlerContext, data: i.ReceiptRecorded) -> str:
+    if (large := _too_large(ctx)) is not None:
+        return large
+    lines = [domain.ReceiptLineQty(ln.receipt_line_id, ln.po_line_id, ln.quantity) for ln in data.lines]
+    reasons = domain.receipt_reasons(lines, await store.known_po_line_ids(ctx.conn, data.po_number))
+    digest = store.content_hash(data.model_dump(mode="json"))
+    existing = await store.receipt(ctx.conn, data.receipt_id)
+    if existing is not None:
+        if existing["content_hash"] == digest:
+            return DUPLICATE
+        reasons.append(
+            Reason("duplicate_receipt", "receipt_id", f"{data.receipt_id} exists with other content")
+        )
+    if reasons:
+        return _reject(ctx, reasons)
+    await store.insert_receipt(
+        ctx.conn,
+        data.receipt_id,
+        data.po_number,
+        data.kind,
+        data.received_at,
+        [ln.model_dump(mode="json") for ln in data.lines],
+        digest,
+    )
+    _emit(ctx, data.po_number, "receipt.accepted", n.ReceiptAccepted(**data.model_dump()), data.receipt_id)
+    return "accepted"
+
+
+@router.handles("receipt.reversed")
+async def on_receipt_reversed(ctx: HandlerContext, data: i.ReceiptReversed) -> str:
+    if (large := _too_large(ctx)) is not None:
+        return large
+    existing = await store.receipt(ctx.conn, data.receipt_id)
+    if existing is None:
+        return _reject(ctx, [Reason("unknown_receipt", "receipt_id", f"no receipt {data.receipt_id}")])
+    if existing["po_number"] != data.po_number:
+        return _reject(ctx, [Reason("invalid_po_reference", "po_number", "the receipt is for another PO")])
+    if existing["reversed_at"] is not None:
+        return DUPLICATE
+    await store.reverse_receipt(ctx.conn, data.receipt_id, data.reversed_by, data.reason, ctx.now)
+    payload = n.ReceiptReversalAccepted(**data.model_dump())
+    _emit(ctx, data.po_number, "receipt.reversal_accepted", payload, data.receipt_id)
+    return "accepted"
+
+
+# --- invoices --------------------------------------------------------------------------------
+
+
+def _invoice_from_json(data: i.InvoiceSubmitted) -> Invoice:
+    return Invoice(
+        invoice_id=data.invoice_id,
+        supplier_invoice_number=data.supplier_invoice_number,
+        payee_id=data.payee_id,
+        legal_entity=data.legal_entity,
+        document_type=data.document_type,
+        issue_date=data.issue_date,
+        currency=data.currency,
+        po_number=data.po_number,
+        replaces_invoice_id=data.replaces_invoice_id,
+        lines=tuple(
+            domain.InvoiceLine(
+                line_id=ln.line_id,
+                po_line_id=ln.po_line_id,
+                item_ref=ln.item_ref,
+                description=ln.description,
+                quantity=ln.quantity,
+                unit_price=ln.unit_price,
+                allowance_charge_amount=ln.allowance_charge_amount,
+                line_amount=ln.line_amount,
+            )
+            for ln in data.lines
+        ),
+        charges=tuple(domain.Charge(c.type, c.amount) for c in data.charges),
+        tax_total=data.tax_total,
+        total_amount=data.total_amount,
+        prepaid_amount=data.prepaid_amount or Decimal(0),
+        rounding_amount=data.rounding_amount or Decimal(0),
+    )
+
+
+def _accepted_payload(inv: Invoice, verdict: domain.InvoiceVerdict, suspected: list[str], origin: str,
+                      flip_id: str | None) -> n.InvoiceAccepted:  # fmt: skip
+    return n.InvoiceAccepted(
+        invoice_id=inv.invoice_id,
+        supplier_invoice_number=inv.supplier_invoice_number,
+        normalised_invoice_number=inv.normalised_number,
+        payee_id=inv.payee_id,
+        legal_entity=inv.legal_entity,
+        document_type=inv.document_type,
+        issue_date=inv.issue_date,
+        currency=inv.currency,
+        po_number=inv.po_number,
+        replaces_invoice_id=inv.replaces_invoice_id,
+        lines=[
+            i.InvoiceLine(
+                line_id=ln.line_id,
+                po_line_id=ln.po_line_id,
+                item_ref=ln.item_ref,
+                description=ln.description,
+                quantity=ln.quantity,
+                unit_price=ln.unit_price,
+                allowance_charge_amount=ln.allowance_charge_amount,
+                line_amount=ln.line_amount,
+            )
+            for ln in inv.lines
+        ],
+        charges=[i.InvoiceCharge(type=c.type, amount=c.amount) for c in inv.charges],
+        tax_total=inv.tax_total,
+        total_amount=inv.total_amount,
+        prepaid_amount=inv.prepaid_amount,
+        rounding_amount=inv.rounding_amount,
+        payable_amount=inv.payable_amount,
+        business_unit=verdict.business_unit,
+        suspected_duplicate_of=suspected,
+        route_to_no_po_review=verdict.route_to_no_po_review,
+        origin=origin,
+        flip_id=flip_id,
+    )
+
+
+async def accept_invoice(
+    ctx: HandlerContext, inv: Invoice, *, origin: str, digest: str, flip_id: str | None = None
+) -> str:
+    """Every invoice — JSON, UBL or PO flip — passes the same checks (SPEC §5)."""
+    ctx.business_ref = f"invoice_id={inv.invoice_id}"
+    earlier = await store.invoice(ctx.conn, inv.invoice_id)
+    if earlier is not None:
+        if earlier.content_hash == digest:
+            return DUPLICATE
+        return _reject(
+            ctx, [Reason("duplicate_invoice_id", "invoice_id", f"{inv.invoice_id} was already accepted")]
+        )
+    po = await store.known_po(ctx.conn, inv.po_number) if inv.po_number else None
+    verdict = domain.check_invoice(inv, po, load_intake_policy(ctx.settings.policy_file))
+    reasons = list(verdict.reasons)
+    original = await store.invoice(ctx.conn, inv.replaces_invoice_id) if inv.replaces_invoice_id else None
+    reasons += domain.correction_reasons(inv, original)
+    if inv.normalised_number:
+        holder = await store.registered_number(
+            ctx.conn, inv.payee_id, inv.normalised_number, inv.document_type
+        )
+        if holder is not None and holder != inv.replaces_invoice_id:
+            reasons.append(domain.exact_duplicate_reason(inv, holder))
+    if reasons:
+        return _reject(ctx, reasons)
+    # The unique key decides between two instances racing on the same number.
+    holder = await store.register_number(
+        ctx.conn,
+        inv.payee_id,
+        inv.normalised_number,
+        inv.document_type,
+        inv.invoice_id,
+        inv.replaces_invoice_id,
+    )
+    if holder is not None:
+        return _reject(ctx, [domain.exact_duplicate_reason(inv, holder)])
+    candidates = await store.suspected_candidates(
+        ctx.conn, inv.payee_id, inv.currency, inv.total_amount, inv.issue_date
+    )
+    suspected = domain.suspected_duplicates(inv, candidates)
+    payload = _accepted_payload(inv, verdict, suspected, origin, flip_id)
+    await store.insert_invoice(
+        ctx.conn,
+        invoice_id=inv.invoice_id,
+        payee_id=inv.payee_id,
+        legal_entity=inv.legal_entity,
+        document_type=inv.document_type,
+        supplier_invoice_number=inv.supplier_invoice_number,
+        normalised_number=inv.normalised_number,
+        currency=inv.currency,
+        issue_date=inv.issue_date,
+        total_amount=inv.total_amount,
+        payable_amount=inv.payable_amount,
+        po_number=inv.po_number,
+        lines=[ln.model_dump(mode="json", exclude_none=True) for ln in payload.lines],
+        origin=origin,
+        flip_id=flip_id,
+        replaces_invoice_id=inv.replaces_invoice_id,
+        content_hash=digest,
+        accepted_at=ctx.now,
+    )
+    _emit(ctx, inv.po_number or inv.invoice_id, "invoice.accepted", payload, inv.invoice_id)
+    log.info("invoice_accepted", invoice_id=inv.invoice_id, po_number=inv.po_number, payee_id=inv.payee_id,
+             suspected_duplicates=len(suspected), origin=origin)  # fmt: skip
+    return "accepted"
+
+
+@router.handles("invoice.submitted")
+async def on_invoice_submitted(ctx: HandlerContext, data: i.InvoiceSubmitted) -> str:
+    if (large := _too_large(ctx)) is not None:
+        return large
+    inv = _invoice_from_json(data)
+    return await accept_invoice(
+        ctx, inv, origin="json", digest=store.content_hash(data.model_dump(mode="json"))
+    )
+
+
+@router.handles("invoice.submitted_ubl")
+async def on_invoice_submitted_ubl(ctx: HandlerContext, data: i.InvoiceSubmittedUbl) -> str:
+    if (large := _too_large(ctx)) is not None:
+        return large
+    parsed = parse_ubl(data.invoice_id, data.document)
+    if parsed.invoice is None:
+        return _reject(ctx, list(parsed.reasons))
+    return await accept_invoice(ctx, parsed.invoice, origin="ubl", digest=store.content_hash(data.document))
+
+
+# --- PO flip ---------------------------------------------------------------------------------
+
+
+def _flip_po(state: dict[str, Any], closed: bool) -> domain.FlipPo:
+    return domain.FlipPo(
+        po_number=state["po_number"],
+        payee_id=state["payee_id"],
+        legal_entity=state["legal_entity"],
+        currency=state["currency"],
+        closed=closed,
+        lines=tuple(
+            domain.FlipPoLine(
+                line_id=ln["line_id"],
+                item_ref=ln["item_ref"],
+                description=ln.get("description"),
+                quantity=Decimal(ln["quantity"]),
+                unit_price=Decimal(ln["unit_price"]),
+            )
+            for ln in state["lines"]
+        ),
+    )
+
+
+@router.handles("po_flip.requested")
+async def on_po_flip_requested(ctx: HandlerContext, data: i.PoFlipRequested) -> str:
+    if (large := _too_large(ctx)) is not None:
+        return large
+    ctx.business_ref = f"flip_id={data.flip_id}"
+    if await store.invoice_by_flip(ctx.conn, data.flip_id) is not None:
+        return DUPLICATE  # one flip_id, one invoice, ever
+    found = await store.po_in_force(ctx.conn, data.po_number)
+    if found is None:
+        return _reject(ctx, [Reason("unknown_po", "po_number", f"no PO {data.po_number} in force")])
+    state, closed = found
+    invoiced = await store.invoiced_quantities(ctx.conn, data.po_number)
+    inv, reasons = domain.build_flip_invoice(
+        data.flip_id, _flip_po(state, closed), data.line_quantities, invoiced, ctx.now.date()
+    )
+    if inv is None:
+        return _reject(ctx, reasons)
+    return await accept_invoice(
+        ctx, inv, origin="po_flip", digest=store.content_hash({"flip_id": data.flip_id}), flip_id=data.flip_id
+    )
