@@ -116,6 +116,13 @@ class Router:
         # other services only read what Concord itself wrote, so a malformed record there is poison.
         self.reject_invalid_data = reject_invalid_data
         self.routes: dict[str, Route[Any]] = {}
+        self.emitted: dict[str, set[str]] = {}  # topic name → event types, for the AsyncAPI document
+
+    def emits(self, topic: Topic, *event_types: str) -> None:
+        """Declare what this service publishes; the AsyncAPI document is generated from it."""
+        for event_type in event_types:
+            EVENT_MODELS[event_type]  # fail at import on a typo
+        self.emitted.setdefault(topic.name, set()).update(event_types)
 
     def handles(self, event_type: str) -> Callable[[Handler], Handler]:
         model = EVENT_MODELS[event_type]

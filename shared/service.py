@@ -75,7 +75,11 @@ class Service:
         """The same service (handlers, migrations, periodic tasks) with other settings: tests run
         several isolated copies in one process."""
         return Service(
-            self.router, self.migrations, periodic=self.periodic, on_startup=self.on_startup_hook, settings=settings
+            self.router,
+            self.migrations,
+            periodic=self.periodic,
+            on_startup=self.on_startup_hook,
+            settings=settings,
         )
 
     def _pool(self) -> asyncpg.Pool:
