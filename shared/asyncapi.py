@@ -26,10 +26,10 @@ from shared.envelope import Envelope
 def envelope_model(event_type: str) -> type[BaseModel]:
     model = EVENT_MODELS[event_type]
     name = "".join(part.capitalize() for part in event_type.replace(".", "_").split("_")) + "Event"
-    return create_model(  # type: ignore[call-overload, no-any-return]
+    return create_model(
         name,
         __base__=Envelope,
-        event_type=(Literal[event_type], ...),  # type: ignore[valid-type]
+        event_type=(Literal[event_type], ...),
         data=(model, ...),
     )
 
