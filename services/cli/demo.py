@@ -1,4 +1,4 @@
-"""`make demo`: publish the demo scenario into a running stack; print what was matched, held, released, posted."""
+"""`make demo`: run the demo scenario on a running stack; print what was matched, held, released, posted."""
 
 from __future__ import annotations
 

@@ -1,0 +1,18 @@
+"""The system's AsyncAPI document: every service's router, rendered by FastStream."""
+
+from __future__ import annotations
+
+import importlib
+
+from shared.asyncapi import document_json
+from shared.consumer import Router
+
+SERVICES = ("intake", "matching", "compliance_gate", "payout_release", "ledger")
+
+
+def routers() -> list[Router]:
+    return [importlib.import_module(f"services.{name}.handlers").router for name in SERVICES]
+
+
+def asyncapi_document() -> str:
+    return document_json(routers())

@@ -1,0 +1,253 @@
+"""`concord`: the operator CLI. Errors are one clear sentence, never a stack trace."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from services.cli import commands
+from services.cli.dlq import ReplayRefused, read_deadletters, replay
+from shared.settings import get_settings
+
+T = TypeVar("T")
+ROOT = Path(__file__).resolve().parents[2]
+console = Console()
+err = Console(stderr=True)
+
+app = typer.Typer(
+    help="Operate Concord: the stack, holds, payout runs, traces, the ledger, the deadletter topic.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+holds_app = typer.Typer(help="Matching holds: list them, override them with evidence.", no_args_is_help=True)
+invoice_app = typer.Typer(help="Invoices.", no_args_is_help=True)
+payout_app = typer.Typer(help="Payout runs.", no_args_is_help=True)
+ledger_app = typer.Typer(help="The journal.", no_args_is_help=True)
+dlq_app = typer.Typer(help="The deadletter topic.", no_args_is_help=True)
+app.add_typer(holds_app, name="holds")
+app.add_typer(invoice_app, name="invoice")
+app.add_typer(payout_app, name="payout")
+app.add_typer(ledger_app, name="ledger")
+app.add_typer(dlq_app, name="dlq")
+
+
+class CliError(Exception):
+    """A failure the operator can act on; its message is the whole story."""
+
+
+def run(coro: Callable[[], Awaitable[T]]) -> T:
+    try:
+        return asyncio.run(coro())
+    except CliError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    except ReplayRefused as exc:
+        err.print(f"[red]replay refused:[/red] {exc}")
+        raise typer.Exit(2) from None
+    except (OSError, ConnectionError) as exc:
+        err.print(
+            f"[red]error:[/red] cannot reach the stack ({exc.__class__.__name__}: {exc}); is it up? (make up)"
+        )
+        raise typer.Exit(2) from None
+    except Exception as exc:  # the last line of defence: one sentence, not a traceback
+        name = exc.__class__.__name__
+        if "Kafka" in name or "NoBrokers" in name:
+            bootstrap = get_settings().kafka_bootstrap
+            err.print(f"[red]error:[/red] cannot reach Kafka at {bootstrap}; is it up? (make up)")
+        else:
+            err.print(f"[red]error:[/red] {name}: {exc}")
+        raise typer.Exit(2) from None
+
+
+def _script(*args: str) -> None:
+    result = subprocess.run([str(ROOT / "deploy" / args[0]), *args[1:]], cwd=ROOT)
+    if result.returncode != 0:
+        err.print(
+            f"[red]error:[/red] deploy/{args[0]} failed with exit code {result.returncode}; see .cache/logs/"
+        )
+        raise typer.Exit(result.returncode)
+
+
+@app.command()
+def up() -> None:
+    """Start Kafka, PostgreSQL and the five services (only what is not running)."""
+    _script("up.sh")
+
+
+@app.command()
+def down(purge: bool = typer.Option(False, help="Also delete Kafka's and PostgreSQL's data.")) -> None:
+    """Stop the services, Kafka and PostgreSQL."""
+    _script("down.sh", *(["--purge"] if purge else []))
+
+
+@app.command()
+def demo() -> None:
+    """Start the stack and run the demo scenario, printing what was matched, held, released and posted."""
+    from services.cli.demo import print_report, run_demo
+
+    _script("up.sh")
+    report = run(lambda: run_demo(get_settings(), console=console))
+    print_report(report, console)
+    if report.problems:
+        raise typer.Exit(1)
+
+
+@holds_app.command("override")
+def holds_override(
+    invoice_id: str,
+    requested_by: str = typer.Option(..., help="Who asks for the override."),
+    approved_by: str = typer.Option(..., help="Who approves it: must differ and hold a role for the queue."),
+    evidence: list[str] = typer.Option(..., help="Evidence reference (repeatable; at least one)."),
+    justification: str = typer.Option(..., help="Why the hold may be released."),
+    reason_code: str = typer.Option("approved_exception", help="Short reason code."),
+    hold_reason: list[str] = typer.Option([], help="Hold reason to release (repeatable); none means all."),
+    wait: float = typer.Option(15.0, help="Seconds to wait for matching's answer (0: do not wait)."),
+) -> None:
+    """Request an override of an invoice's holds; shows whether matching released or refused it."""
+    override_id = f"ovr-{uuid.uuid4().hex[:12]}"
+    data = {
+        "override_id": override_id,
+        "invoice_id": invoice_id,
+        "hold_reasons": hold_reason or "all",
+        "reason_code": reason_code,
+        "justification": justification,
+        "requested_by": requested_by,
+        "approved_by": approved_by,
+        "evidence": evidence,
+    }
+    outcome = run(
+        lambda: commands.send_and_watch(
+            get_settings(),
+            invoice_id,
+            "hold.override_requested",
+            data,
+            wait,
+            console,
+            lambda s: (
+                s.data.get("override_id") == override_id
+                or (s.event_type == "invoice.approved_to_pay" and s.data.get("invoice_id") == invoice_id)
+            ),
+        )
+    )
+    commands.print_outcome(console, f"override {override_id}", outcome)
+
+
+@invoice_app.command("rematch")
+def invoice_rematch(
+    invoice_id: str,
+    requested_by: str = typer.Option(..., help="Who asks."),
+    wait: float = typer.Option(10.0, help="Seconds to wait for a decision (0: do not wait)."),
+) -> None:
+    """Ask matching to re-evaluate an invoice now."""
+    outcome = run(
+        lambda: commands.send_and_watch(
+            get_settings(),
+            invoice_id,
+            "invoice.rematch_requested",
+            {"invoice_id": invoice_id, "requested_by": requested_by},
+            wait,
+            console,
+            lambda s: s.data.get("invoice_id") == invoice_id,
+        )
+    )
+    commands.print_outcome(console, f"rematch of {invoice_id}", outcome)
+
+
+@payout_app.command("run")
+def payout_run(
+    requested_by: str = typer.Option(..., help="Who asks for the run."),
+    legal_entity: str | None = typer.Option(None, help="Only this legal entity."),
+    currency: str | None = typer.Option(None, help="Only this currency."),
+    wait: float = typer.Option(10.0, help="Seconds to watch the run's releases and blocks."),
+) -> None:
+    """Request a payout run now; a live table shows what it releases and blocks."""
+    run_id = f"run-ops-{uuid.uuid4().hex[:10]}"
+    data: dict[str, Any] = {"run_id": run_id, "requested_by": requested_by}
+    if legal_entity:
+        data["legal_entity"] = legal_entity
+    if currency:
+        data["currency"] = currency
+    outcome = run(
+        lambda: commands.send_and_watch(
+            get_settings(),
+            run_id,
+            "payout_run.requested",
+            data,
+            wait,
+            console,
+            lambda s: s.data.get("run_id") == run_id,
+            live=True,
+        )
+    )
+    commands.print_outcome(console, f"payout run {run_id}", outcome)
+
+
+@dlq_app.command("list")
+def dlq_list(limit: int = typer.Option(50, help="Show at most this many, newest last.")) -> None:
+    """List the records on the deadletter topic: origin, error, and the event id to replay."""
+    entries = run(lambda: read_deadletters(get_settings()))
+    t = Table(title=f"concord.deadletter — {len(entries)} record(s)")
+    for col in ("deadletter id", "when", "origin", "key", "error"):
+        t.add_column(col, overflow="fold")
+    for e in entries[-limit:]:
+        o = e.origin
+        t.add_row(
+            e.event_id,
+            e.occurred_at[:19],
+            f"{o['topic']}[{o['partition']}]@{o['offset']}",
+            str(o.get("key") or ""),
+            e.error,
+        )
+    console.print(t)
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    deadletter_id: str,
+    value_file: Path | None = typer.Option(
+        None, help="Replay this fixed record value instead of the original."
+    ),
+) -> None:
+    """Publish a deadlettered record again to its origin topic; the consumers' inbox makes it exactly-once."""
+
+    fixed = value_file.read_bytes() if value_file is not None else None
+
+    async def go() -> str:
+        entries = {e.event_id: e for e in await read_deadletters(get_settings())}
+        if deadletter_id not in entries:
+            raise CliError(f"no deadletter record with id {deadletter_id} (see `concord dlq list`)")
+        return await replay(get_settings(), entries[deadletter_id], fixed)
+
+    topic = run(go)
+    console.print(f"replayed {deadletter_id} to {topic}")
+
+
+@app.command()
+def asyncapi(write: Path | None = typer.Option(None, help="Write the document to this file.")) -> None:
+    """Print the AsyncAPI document FastStream generates for every service and topic."""
+    from services.cli.contract import asyncapi_document
+
+    doc = asyncapi_document()
+    if write is None:
+        sys.stdout.write(doc)
+    else:
+        write.write_text(doc)
+        console.print(f"wrote {write}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
