@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -13,7 +14,7 @@ import pytest
 from services.compliance_gate import handlers, store
 from services.compliance_gate.domain import CompliancePolicy, eligibility_from
 from services.compliance_gate.handlers import router, sweep_eligibility
-from shared.consumer import BatchResult
+from shared.consumer import BatchProcessor, BatchResult
 from shared.outbox import OutboxMessage, write_outbox
 from shared.settings import Settings
 from shared.topics import COMPLIANCE_ELIGIBILITY, IN_PAYEES
@@ -334,3 +335,57 @@ async def test_a_sweep_outcome_never_overwrites_a_newer_profile(pool: asyncpg.Po
             conn, "payee-ind-de", 3, eligibility_from([]), datetime(2028, 1, 1, tzinfo=UTC)
         )
         assert written is True
+
+
+async def test_a_sweep_racing_a_newer_profile_leaves_the_payee_to_that_profile(pool: asyncpg.Pool) -> None:
+    await deliver(
+        pool, router, profile_updated(profile(aml={"status": "clear", "screened_at": "2027-11-30T00:00:00Z"}))
+    )
+    renewed = profile(
+        version=2,
+        aml={"status": "clear", "screened_at": "2027-11-30T00:00:00Z"},
+        tax_form={"type": "W-8BEN", "status": "valid", "signed_at": "2027-05-01"},
+    )
+    processor = BatchProcessor(router, Settings(service="compliance_gate"))
+    async with pool.acquire() as conn:
+        tx = conn.transaction()
+        await tx.start()
+        # Version 2 is applied but not committed yet: it holds the payee's row lock.
+        await processor.process(conn, [profile_updated(renewed)])
+        # Meanwhile the sweep reads version 1 (expired on 2028-01-01) and wants to publish that.
+        sweep = asyncio.create_task(run_sweep(pool, datetime(2028, 1, 1, tzinfo=UTC)))
+        assert await _waits_for_a_lock(pool), "the sweep never reached the payee's row"
+        await tx.commit()
+    assert await sweep == []  # version 2 won; the sweep's view of version 1 was not published
+    assert await stored_version(pool, "payee-ind-de") == 2
+
+
+async def _waits_for_a_lock(pool: asyncpg.Pool) -> bool:
+    async with pool.acquire() as conn:
+        for _ in range(100):
+            waiting = await conn.fetchval(
+                """SELECT count(*) FROM pg_stat_activity
+                   WHERE datname = current_database() AND wait_event_type = 'Lock'"""
+            )
+            if waiting:
+                return True
+            await asyncio.sleep(0.05)
+    return False
+
+
+async def test_the_service_sweeps_periodically_at_its_own_clock(
+    pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from services.compliance_gate.app import SWEEP_INTERVAL_S, service
+
+    await deliver(
+        pool, router, profile_updated(profile(aml={"status": "clear", "screened_at": "2027-11-30T00:00:00Z"}))
+    )
+    [task] = service.periodic
+    assert task.interval_s(Settings()) == SWEEP_INTERVAL_S
+    monkeypatch.setattr(UnitOfWork, "now", property(lambda self: datetime(2028, 1, 1, tzinfo=UTC)))
+    async with pool.acquire() as conn, conn.transaction():
+        uow = UnitOfWork(conn, Settings(service="compliance_gate"), "compliance_gate")
+        await task.run(uow)
+    [event] = envelopes(uow.outbox)
+    assert event["data"]["reasons"] == ["tax_form_expired"]

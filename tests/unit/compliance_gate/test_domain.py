@@ -12,11 +12,16 @@ from services.compliance_gate.domain import (
     EU_COUNTRIES,
     EU_MEMBER_STATES,
     AmlScreening,
+    AmlStatus,
     CompliancePolicy,
     Eligibility,
+    EntityType,
     PayeeProfile,
+    PayeeStatus,
     Reason,
     TaxForm,
+    VatStatus,
+    VerificationStatus,
     eligibility_from,
     evaluate,
     is_newer_profile,
@@ -92,7 +97,7 @@ def test_an_unknown_payee_is_ineligible_as_payee_unknown() -> None:
         (None, [R.KYC_NOT_VERIFIED]),
     ],
 )
-def test_an_individual_needs_verified_kyc(kyc_status: str | None, expected: list[str]) -> None:
+def test_an_individual_needs_verified_kyc(kyc_status: VerificationStatus | None, expected: list[str]) -> None:
     assert reasons(replace(INDIVIDUAL_DE, kyc_status=kyc_status)) == expected
 
 
@@ -109,7 +114,7 @@ def test_an_individual_needs_verified_kyc(kyc_status: str | None, expected: list
     ],
 )
 def test_a_business_needs_verified_kyb_and_verified_beneficial_owners(
-    kyb_status: str | None, owners_verified: bool, expected: list[str]
+    kyb_status: VerificationStatus | None, owners_verified: bool, expected: list[str]
 ) -> None:
     profile = replace(BUSINESS_DE, kyb_status=kyb_status, beneficial_owners_verified=owners_verified)
     assert reasons(profile) == expected
@@ -137,9 +142,9 @@ def test_an_individual_is_not_judged_on_kyb_nor_a_business_on_kyc() -> None:
     ],
 )
 def test_aml_must_be_clear_and_screened_within_the_maximum_age(
-    status: str, age: timedelta, expected: list[str]
+    status: AmlStatus, age: timedelta, expected: list[str]
 ) -> None:
-    profile = replace(INDIVIDUAL_DE, aml=AmlScreening(status, NOW - age))  # type: ignore[arg-type]
+    profile = replace(INDIVIDUAL_DE, aml=AmlScreening(status, NOW - age))
     assert reasons(profile) == expected
 
 
@@ -173,9 +178,9 @@ def test_aml_age_is_measured_across_time_zones() -> None:
     ],
 )
 def test_the_required_tax_form_depends_on_country_and_entity_type(
-    country: str, entity_type: str, required: str
+    country: str, entity_type: EntityType, required: str
 ) -> None:
-    assert required_tax_form(country, entity_type) == required  # type: ignore[arg-type]
+    assert required_tax_form(country, entity_type) == required
 
 
 @pytest.mark.parametrize(
@@ -327,7 +332,7 @@ def test_the_w8_expiry_day_is_judged_in_utc() -> None:
     ],
 )
 def test_an_eu_business_with_a_vat_number_needs_it_valid_while_the_switch_is_on(
-    base: PayeeProfile, country: str, vat_status: str | None, switch_on: bool, expected: list[str]
+    base: PayeeProfile, country: str, vat_status: VatStatus | None, switch_on: bool, expected: list[str]
 ) -> None:
     profile = replace(base, country=country, vat_status=vat_status)
     assert reasons(profile, policy=CompliancePolicy(eu_vat_check=switch_on)) == expected
@@ -441,6 +446,6 @@ _BASE_STATUS = status_of(INDIVIDUAL_DE, ELIGIBLE)
     ],
 )
 def test_publication_happens_on_the_first_evaluation_and_on_change_only(
-    previous: object, current: object, publish: bool
+    previous: PayeeStatus | None, current: PayeeStatus, publish: bool
 ) -> None:
-    assert needs_publication(previous, current) is publish  # type: ignore[arg-type]
+    assert needs_publication(previous, current) is publish
