@@ -363,6 +363,9 @@ class PoState:
     receipts: tuple[Receipt, ...] = ()  # still standing (reversed ones are left out)
     invoices: tuple[Invoice, ...] = ()
     overrides: tuple[Override, ...] = ()
+    # Corrections that live outside this PO (e.g. the corrected invoice names another PO):
+    # original invoice_id → the invoice that replaces it.
+    replacements: Mapping[str, str] = field(default_factory=dict)
 
 
 # --- outcomes -------------------------------------------------------------------------------------
@@ -601,7 +604,7 @@ def superseded_by(invoices: Iterable[Invoice]) -> dict[str, str]:
 def evaluate(state: PoState, policy: Policy) -> dict[str, Outcome]:
     """Every invoice of the PO, in acceptance order: approved, held (with every finding) or superseded."""
     outcomes: dict[str, Outcome] = {}
-    replaced = superseded_by(state.invoices)
+    replaced = {**state.replacements, **superseded_by(state.invoices)}
     overrides: dict[str, list[Override]] = defaultdict(list)
     for o in state.overrides:
         overrides[o.invoice_id].append(o)
@@ -640,7 +643,7 @@ def evaluate(state: PoState, policy: Policy) -> dict[str, Outcome]:
                 else inv.business_unit or "unassigned"
             ),
             lines=tuple(valued),
-            charges_total=sum((c.amount for c in inv.charges), ZERO),
+            charges_total=quantize_money(sum((c.amount for c in inv.charges), ZERO), inv.currency),
             receipt_ids=tuple(receipt_ids),
             override_ids=tuple(sorted(o.override_id for o in overrides[inv.invoice_id])),
         )

@@ -1,0 +1,364 @@
+"""The SQL matching needs, in one place. Functions take the handler's connection (its transaction)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+
+def group_of(po_number: str | None, invoice_id: str) -> str:
+    """The unit of rematch: a PO, or a lone no-PO invoice."""
+    return po_number if po_number else f"invoice:{invoice_id}"
+
+
+async def lock_group(conn: asyncpg.Connection, group: str) -> None:
+    # Commands (keyed by invoice) and documents (keyed by PO) for one PO may be consumed by two
+    # instances at once: one rematch of a PO at a time, until the transaction ends.
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext('matching:' || $1))", group)
+
+
+# --- documents --------------------------------------------------------------------------------
+
+
+async def save_po_version(
+    conn: asyncpg.Connection,
+    po_number: str,
+    version: int,
+    state: dict[str, Any],
+    since: datetime,
+    event_id: str,
+) -> None:
+    await conn.execute(
+        """INSERT INTO po_versions (po_number, version, state, in_force_since, event_id)
+           VALUES ($1, $2, $3, $4, $5) ON CONFLICT (po_number, version) DO NOTHING""",
+        po_number,
+        version,
+        state,
+        since,
+        event_id,
+    )
+
+
+async def save_closure(
+    conn: asyncpg.Connection, po_number: str, closed_by: str, reason: str, at: datetime, event_id: str
+) -> None:
+    await conn.execute(
+        """INSERT INTO po_closures (po_number, closed_by, reason, closed_after_seq, closed_at, event_id)
+           SELECT $1, $2, $3, coalesce(max(seq), 0), $4, $5 FROM invoices WHERE match_group = $1
+           ON CONFLICT (po_number) DO NOTHING""",
+        po_number,
+        closed_by,
+        reason,
+        at,
+        event_id,
+    )
+
+
+async def save_requisition(conn: asyncpg.Connection, requisition_id: str, requested_by: str) -> None:
+    await conn.execute(
+        """INSERT INTO requisitions (requisition_id, requested_by) VALUES ($1, $2)
+           ON CONFLICT (requisition_id) DO NOTHING""",
+        requisition_id,
+        requested_by,
+    )
+
+
+async def save_receipt(
+    conn: asyncpg.Connection,
+    receipt_id: str,
+    po_number: str,
+    kind: str,
+    received_at: datetime,
+    lines: list[dict[str, Any]],
+    event_id: str,
+) -> None:
+    await conn.execute(
+        """INSERT INTO receipts (receipt_id, po_number, kind, received_at, lines, event_id)
+           VALUES ($1, $2, $3, $4, $5, $6)
+           ON CONFLICT (receipt_id) DO UPDATE
+               SET kind = EXCLUDED.kind, received_at = EXCLUDED.received_at,
+                   lines = EXCLUDED.lines, event_id = EXCLUDED.event_id
+               WHERE receipts.lines IS NULL""",
+        receipt_id,
+        po_number,
+        kind,
+        received_at,
+        lines,
+        event_id,
+    )
+
+
+async def reverse_receipt(
+    conn: asyncpg.Connection,
+    receipt_id: str,
+    po_number: str,
+    reversed_by: str,
+    reason: str,
+    at: datetime,
+    event_id: str,
+) -> None:
+    await conn.execute(
+        """INSERT INTO receipts (receipt_id, po_number, reversed_at, reversed_by, reversal_reason,
+                                 reversal_event_id)
+           VALUES ($1, $2, $3, $4, $5, $6)
+           ON CONFLICT (receipt_id) DO UPDATE
+               SET reversed_at = EXCLUDED.reversed_at, reversed_by = EXCLUDED.reversed_by,
+                   reversal_reason = EXCLUDED.reversal_reason, reversal_event_id = EXCLUDED.reversal_event_id
+               WHERE receipts.reversed_at IS NULL""",
+        receipt_id,
+        po_number,
+        at,
+        reversed_by,
+        reason,
+        event_id,
+    )
+
+
+async def save_invoice(
+    conn: asyncpg.Connection,
+    invoice_id: str,
+    group: str,
+    po_number: str | None,
+    replaces: str | None,
+    document: dict[str, Any],
+    at: datetime,
+    event_id: str,
+) -> bool:
+    """False when the invoice is already known (intake re-published it): the first copy stands."""
+    inserted = await conn.fetchval(
+        """INSERT INTO invoices (invoice_id, match_group, po_number, replaces_invoice_id, document,
+                                 accepted_at, event_id)
+           VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (invoice_id) DO NOTHING RETURNING true""",
+        invoice_id,
+        group,
+        po_number,
+        replaces,
+        document,
+        at,
+        event_id,
+    )
+    return bool(inserted)
+
+
+async def find_invoice(conn: asyncpg.Connection, invoice_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT invoice_id, match_group, po_number, status, document FROM invoices WHERE invoice_id = $1",
+        invoice_id,
+    )
+
+
+# --- one PO's state ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GroupRows:
+    po_state: dict[str, Any] | None
+    closed_after_seq: int | None
+    requester: str | None
+    receipts: list[asyncpg.Record]
+    invoices: list[asyncpg.Record]
+    replacements: dict[str, str]  # original invoice_id → replacing invoice_id, from any group
+    overrides: list[asyncpg.Record]
+
+
+async def load_group(conn: asyncpg.Connection, group: str) -> GroupRows:
+    po = await conn.fetchrow(
+        "SELECT state FROM po_versions WHERE po_number = $1 ORDER BY version DESC LIMIT 1", group
+    )
+    closed = await conn.fetchval("SELECT closed_after_seq FROM po_closures WHERE po_number = $1", group)
+    requester = None
+    if po is not None:
+        requisition_id = po["state"].get("requisition_id")
+        if requisition_id:
+            requester = await conn.fetchval(
+                "SELECT requested_by FROM requisitions WHERE requisition_id = $1", requisition_id
+            )
+        requester = requester or po["state"].get("created_by")
+    receipts = await conn.fetch(
+        """SELECT receipt_id, kind, received_at, lines FROM receipts
+           WHERE po_number = $1 AND lines IS NOT NULL AND reversed_at IS NULL ORDER BY receipt_id""",
+        group,
+    )
+    invoices = await conn.fetch(
+        "SELECT invoice_id, seq, document, status FROM invoices WHERE match_group = $1 ORDER BY seq", group
+    )
+    ids = [r["invoice_id"] for r in invoices]
+    replacements = {
+        r["replaces_invoice_id"]: r["invoice_id"]
+        for r in await conn.fetch(
+            """SELECT DISTINCT ON (replaces_invoice_id) replaces_invoice_id, invoice_id FROM invoices
+               WHERE replaces_invoice_id = ANY($1::text[]) AND invoice_id <> replaces_invoice_id
+               ORDER BY replaces_invoice_id, seq""",
+            ids,
+        )
+    }
+    overrides = await conn.fetch(
+        """SELECT override_id, invoice_id, requested_by, approved_by, reason_code, justification, evidence,
+                  scope, decided_at FROM overrides
+           WHERE status = 'accepted' AND invoice_id = ANY($1::text[]) ORDER BY override_id""",
+        ids,
+    )
+    return GroupRows(
+        po_state=po["state"] if po else None,
+        closed_after_seq=closed,
+        requester=requester,
+        receipts=list(receipts),
+        invoices=list(invoices),
+        replacements=replacements,
+        overrides=list(overrides),
+    )
+
+
+# --- holds ------------------------------------------------------------------------------------
+
+
+async def open_holds(conn: asyncpg.Connection, group: str) -> list[asyncpg.Record]:
+    return list(
+        await conn.fetch(
+            "SELECT * FROM holds WHERE match_group = $1 AND status = 'open' ORDER BY opened_at, hold_id",
+            group,
+        )
+    )
+
+
+async def open_holds_of(conn: asyncpg.Connection, invoice_id: str) -> list[asyncpg.Record]:
+    return list(
+        await conn.fetch(
+            "SELECT * FROM holds WHERE invoice_id = $1 AND status = 'open' ORDER BY reason, line_id",
+            invoice_id,
+        )
+    )
+
+
+async def holds_ever_opened(
+    conn: asyncpg.Connection, invoice_id: str, reason: str, line_id: str | None
+) -> int:
+    count: int = await conn.fetchval(
+        """SELECT count(*) FROM holds WHERE invoice_id = $1 AND reason = $2
+           AND coalesce(line_id, '') = coalesce($3, '')""",
+        invoice_id,
+        reason,
+        line_id,
+    )
+    return count
+
+
+async def insert_hold(conn: asyncpg.Connection, hold: dict[str, Any]) -> asyncpg.Record:
+    columns = list(hold)
+    placeholders = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+    row = await conn.fetchrow(
+        f"INSERT INTO holds ({', '.join(columns)}) VALUES ({placeholders}) RETURNING *",
+        *hold.values(),
+    )
+    assert row is not None
+    return row
+
+
+async def release_hold(
+    conn: asyncpg.Connection,
+    hold_id: str,
+    released_by: str,
+    at: datetime,
+    event_id: str,
+    override_id: str | None,
+    approved_by: str | None,
+) -> asyncpg.Record:
+    row = await conn.fetchrow(
+        """UPDATE holds SET status = 'released', released_by = $2, released_at = $3, releasing_event_id = $4,
+                            override_id = $5, approved_by = $6
+           WHERE hold_id = $1 AND status = 'open' RETURNING *""",
+        hold_id,
+        released_by,
+        at,
+        event_id,
+        override_id,
+        approved_by,
+    )
+    assert row is not None, f"hold {hold_id} is not open"
+    return row
+
+
+async def holds_due(conn: asyncpg.Connection, now: datetime, limit: int = 500) -> list[asyncpg.Record]:
+    return list(
+        await conn.fetch(
+            """SELECT * FROM holds WHERE status = 'open' AND escalated_at IS NULL AND due_by < $1
+               ORDER BY due_by, hold_id LIMIT $2 FOR UPDATE SKIP LOCKED""",
+            now,
+            limit,
+        )
+    )
+
+
+async def mark_escalated(conn: asyncpg.Connection, hold_ids: Sequence[str], at: datetime) -> None:
+    await conn.execute(
+        "UPDATE holds SET escalated_at = $2 WHERE hold_id = ANY($1::text[])", list(hold_ids), at
+    )
+
+
+async def open_holds_by_reason(conn: asyncpg.Connection) -> dict[str, int]:
+    rows = await conn.fetch("SELECT reason, count(*) AS n FROM holds WHERE status = 'open' GROUP BY reason")
+    return {r["reason"]: r["n"] for r in rows}
+
+
+# --- decisions and overrides ------------------------------------------------------------------
+
+
+async def record_decision(
+    conn: asyncpg.Connection,
+    invoice_id: str,
+    seq: int,
+    event_type: str,
+    decision_id: str,
+    event_id: str,
+    payload: dict[str, Any],
+    cause_event_id: str,
+    at: datetime,
+) -> None:
+    await conn.execute(
+        """INSERT INTO decisions (invoice_id, seq, event_type, decision_id, event_id, payload, cause_event_id,
+                                  decided_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
+        invoice_id,
+        seq,
+        event_type,
+        decision_id,
+        event_id,
+        payload,
+        cause_event_id,
+        at,
+    )
+
+
+async def set_invoice_decision(
+    conn: asyncpg.Connection, invoice_id: str, status: str, seq: int, fingerprint: str, at: datetime
+) -> None:
+    await conn.execute(
+        """UPDATE invoices SET status = $2, decision_seq = $3, decision_fingerprint = $4, decided_at = $5
+           WHERE invoice_id = $1""",
+        invoice_id,
+        status,
+        seq,
+        fingerprint,
+        at,
+    )
+
+
+async def find_override(conn: asyncpg.Connection, override_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM overrides WHERE override_id = $1", override_id)
+
+
+async def save_override(conn: asyncpg.Connection, row: dict[str, Any]) -> None:
+    """A refused override may be re-sent under the same id (e.g. with the right approver); an
+    accepted one is final."""
+    columns = list(row)
+    placeholders = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c != "override_id")
+    await conn.execute(
+        f"""INSERT INTO overrides ({", ".join(columns)}) VALUES ({placeholders})
+            ON CONFLICT (override_id) DO UPDATE SET {updates} WHERE overrides.status = 'refused'""",
+        *row.values(),
+    )
