@@ -156,3 +156,26 @@ async def test_killed_after_commit_before_publish_publishes_after_restart_exactl
     assert await credits(conn) == {"f-crash": 1}
     assert [r["key"] for r in journal] == ["f-crash"]
     assert await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
+
+
+async def test_a_fixed_deadletter_record_replayed_twice_is_processed_exactly_once(echo_env: Any) -> None:
+    from services.cli.dlq import read_deadletters, replay
+
+    settings, conn = echo_env
+    service = echo_service.build_service(settings)
+    await service.start()
+    try:
+        async with Publisher(settings) as pub:
+            broken = new_envelope("funding.received", funding("f-dlq", "always-fails"), source="test")
+            await pub.publish(IN_FUNDING, "always-fails", broken)
+        await read_topic(settings, DEADLETTER, until=lambda r: len(r) >= 1)
+        [entry] = await read_deadletters(settings)
+        assert entry.origin["topic"] == settings.topic(IN_FUNDING)
+        fixed = broken.model_copy(update={"data": funding("f-dlq", "acct-fixed")}).model_dump_json().encode()
+        await replay(settings, entry, fixed)
+        await replay(settings, entry, fixed)  # an operator's double click
+        await wait_for(lambda: _has(conn, {"f-dlq"}))
+        await asyncio.sleep(1.5)
+    finally:
+        await service.stop()
+    assert await credits(conn) == {"f-dlq": 1}
