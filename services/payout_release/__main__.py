@@ -1,0 +1,3 @@
+from services.payout_release.app import service
+
+service.main()

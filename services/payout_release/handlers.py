@@ -1,0 +1,395 @@
+"""Payout release handlers: one per message type, load → domain → save (+ outbox), one transaction.
+
+Consumes matching decisions, payee eligibility, PO state, funding, rail responses and
+`payout_run.requested`; publishes `payout.released`, `payout.blocked`, `payout.exception_opened`
+and the internal `payout.*_recorded` events for the ledger (SPEC §8).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import structlog
+
+from services.payout_release import domain, store
+from services.payout_release.policy import load_cohorts
+from shared.consumer import HandlerContext, Router
+from shared.contracts.inbound import (
+    FundingReceived,
+    PayoutFailed,
+    PayoutReturned,
+    PayoutRunRequested,
+    PayoutSettled,
+)
+from shared.contracts.internal import (
+    InvoiceApprovalRevoked,
+    InvoiceApprovedToPay,
+    InvoiceHeld,
+    InvoiceSuperseded,
+    PayeeEligibilityChanged,
+    PayoutFailureRecorded,
+    PayoutRailRecorded,
+    PayoutReturnRecorded,
+    PayoutSettlementRecorded,
+    PurchaseOrderClosureAccepted,
+    PurchaseOrderVersionInForce,
+)
+from shared.contracts.outbound import PayoutBlocked, PayoutExceptionOpened, PayoutInvoice, PayoutReleased
+from shared.envelope import derived_event_id
+from shared.topics import (
+    COMPLIANCE_ELIGIBILITY,
+    IN_COMMANDS,
+    IN_FUNDING,
+    IN_RAIL_EVENTS,
+    INTAKE_DOCUMENTS,
+    MATCHING_DECISIONS,
+    OUT_EXCEPTIONS,
+    OUT_PAYOUTS,
+    PAYOUTS_EVENTS,
+)
+from shared.unit_of_work import UnitOfWork
+
+log = structlog.get_logger(__name__)
+
+router = Router(
+    "payout_release",
+    topics=[
+        MATCHING_DECISIONS,
+        COMPLIANCE_ELIGIBILITY,
+        INTAKE_DOCUMENTS,
+        IN_FUNDING,
+        IN_RAIL_EVENTS,
+        IN_COMMANDS,
+    ],
+)
+
+
+# --- matching decisions (gate 1) -----------------------------------------------------------
+
+
+@router.handles("invoice.approved_to_pay")
+async def on_invoice_approved_to_pay(ctx: HandlerContext, data: InvoiceApprovedToPay) -> str:
+    approval = store.Approval(
+        invoice_id=data.invoice_id,
+        payee_id=data.payee_id,
+        legal_entity=data.legal_entity,
+        business_unit=data.business_unit,
+        currency=data.currency,
+        document_type=data.document_type,
+        issue_date=data.issue_date,
+        payable_amount=data.payable_amount,
+        po_number=data.po_number,
+        po_version=data.po_version,
+        decision_id=data.decision_id,
+        decided_at=data.decided_at,
+    )
+    if not await store.save_approval(ctx.conn, approval):
+        return "stale_decision"
+    return "approved"
+
+
+@router.handles("invoice.approval_revoked")
+async def on_invoice_approval_revoked(ctx: HandlerContext, data: InvoiceApprovalRevoked) -> str:
+    if not await store.save_not_approved(ctx.conn, data.invoice_id, None, data.po_number, data.decided_at):
+        return "not_applied"
+    payout_id = await store.live_payout_of(ctx.conn, data.invoice_id)
+    if payout_id is not None:
+        # Money already left or is leaving; matching's revocation cannot recall it. It does stop
+        # a re-release should that payout fail, and the ledger shows the conflict.
+        log.warning("approval_revoked_after_release", invoice_id=data.invoice_id, payout_id=payout_id)
+        return "revoked_after_release"
+    return "revoked"
+
+
+@router.handles("invoice.held")
+async def on_invoice_held(ctx: HandlerContext, data: InvoiceHeld) -> str:
+    if not await store.save_not_approved(
+        ctx.conn, data.invoice_id, data.payee_id, data.po_number, data.decided_at
+    ):
+        return "stale_decision"
+    return "held"
+
+
+@router.handles("invoice.superseded")
+async def on_invoice_superseded(ctx: HandlerContext, data: InvoiceSuperseded) -> str:
+    if not await store.mark_superseded(ctx.conn, data.invoice_id):
+        return "unknown_invoice"
+    return "superseded"
+
+
+# --- payee eligibility (gate 2) ------------------------------------------------------------
+
+
+@router.handles("payee.eligibility_changed")
+async def on_payee_eligibility_changed(ctx: HandlerContext, data: PayeeEligibilityChanged) -> str:
+    standing = domain.PayeeStanding(data.eligible, tuple(data.reasons), data.payout_account_ref)
+    if not await store.save_payee_standing(
+        ctx.conn, data.payee_id, standing, data.profile_version, data.evaluated_at
+    ):
+        return "stale_evaluation"
+    return "eligible" if data.eligible else "ineligible"
+
+
+# --- PO state (gate 3) ---------------------------------------------------------------------
+
+
+@router.handles("purchase_order.version_in_force")
+async def on_po_version_in_force(ctx: HandlerContext, data: PurchaseOrderVersionInForce) -> str:
+    po = data.po
+    if not await store.save_po_version(
+        ctx.conn, po.po_number, po.version, po.effective_from, po.effective_to
+    ):
+        return "older_version"
+    return "version_in_force"
+
+
+@router.handles("purchase_order.closure_accepted")
+async def on_po_closure_accepted(ctx: HandlerContext, data: PurchaseOrderClosureAccepted) -> str:
+    await store.close_po(ctx.conn, data.po_number)
+    return "po_closed"
+
+
+# --- funding (gate 4) ----------------------------------------------------------------------
+
+
+@router.handles("funding.received")
+async def on_funding_received(ctx: HandlerContext, data: FundingReceived) -> str:
+    result = await store.record_funding(
+        ctx.conn,
+        funding_id=data.funding_id,
+        account_id=data.account_id,
+        legal_entity=data.legal_entity,
+        currency=data.currency,
+        amount=data.amount,
+        received_at=data.received_at,
+        event_id=ctx.envelope.event_id,
+    )
+    if result == "account_mismatch":
+        # An account funds one legal entity in one currency (SPEC §10); crediting it for another
+        # would let a run pay one entity's invoices with another's money.
+        log.error("funding_account_mismatch", account_id=data.account_id, funding_id=data.funding_id)
+    return result
+
+
+# --- payout runs ---------------------------------------------------------------------------
+
+
+@router.handles("payout_run.requested")
+async def on_payout_run_requested(ctx: HandlerContext, data: PayoutRunRequested) -> str:
+    return await execute_run(
+        ctx,
+        data.run_id,
+        trigger="command",
+        requested_by=data.requested_by,
+        legal_entity=data.legal_entity,
+        currency=data.currency,
+    )
+
+
+async def scheduled_payout_run(uow: UnitOfWork) -> None:
+    """The PeriodicTask: the run id is the schedule slot, so a run that crashed and restarts
+    within its slot re-derives the same id and releases exactly the same payouts."""
+    run_id = domain.scheduled_run_id(uow.now, uow.settings.payout_run_interval_s)
+    await execute_run(uow, run_id, trigger="schedule")
+
+
+async def execute_run(
+    uow: UnitOfWork,
+    run_id: str,
+    *,
+    trigger: str,
+    requested_by: str | None = None,
+    legal_entity: str | None = None,
+    currency: str | None = None,
+) -> str:
+    """One payout run, in the caller's transaction: gates, grouping, funding reservation,
+    payout.released for each payout and payout.blocked for every candidate not paid."""
+    conn, now = uow.conn, uow.now
+    await store.lock_runs(conn)
+    started = await store.start_run(
+        conn,
+        run_id,
+        trigger=trigger,
+        requested_by=requested_by,
+        legal_entity=legal_entity,
+        currency=currency,
+        executed_at=now,
+    )
+    if not started:
+        log.info("payout_run_already_executed", run_id=run_id)
+        return "run_already_executed"
+    candidates = await store.candidates(conn)
+    payees = await store.payee_standings(conn, sorted({c.payee_id for c in candidates}))
+    pos = await store.pos_in_force(conn, sorted({c.po_number for c in candidates if c.po_number}))
+    funding = await store.funding_accounts(conn)
+    plan = domain.plan_run(
+        candidates,
+        payees,
+        pos,
+        funding,
+        load_cohorts(uow.settings),
+        now,
+        run_id,
+        requested=trigger == "command",
+        legal_entity=legal_entity,
+        currency=currency,
+    )
+    for payout in plan.releases:
+        await store.save_payout(conn, payout, now)
+        _emit_released(uow, payout, now)
+    await store.save_blocks(conn, run_id, plan.blocks)
+    for block in plan.blocks:
+        uow.emit(
+            OUT_EXCEPTIONS,
+            block.invoice_id,
+            "payout.blocked",
+            PayoutBlocked(
+                invoice_id=block.invoice_id,
+                payee_id=block.payee_id,
+                run_id=run_id,
+                reasons=list(block.reasons),
+            ),
+            event_id=derived_event_id("payout.blocked", run_id, block.invoice_id),
+        )
+    await store.finish_run(conn, run_id, len(plan.releases), len(plan.blocks))
+    log.info(
+        "payout_run_executed",
+        run_id=run_id,
+        trigger=trigger,
+        payouts=len(plan.releases),
+        blocked=len(plan.blocks),
+        payout_ids=[p.payout_id for p in plan.releases],
+    )
+    return f"released={len(plan.releases)} blocked={len(plan.blocks)}"
+
+
+def _emit_released(uow: UnitOfWork, payout: domain.PlannedPayout, now: datetime) -> None:
+    uow.emit(
+        OUT_PAYOUTS,
+        payout.payee_id,
+        "payout.released",
+        PayoutReleased(
+            payout_id=payout.payout_id,
+            idempotency_key=payout.payout_id,
+            run_id=payout.run_id,
+            payee_id=payout.payee_id,
+            payout_account_ref=payout.payout_account_ref,
+            legal_entity=payout.legal_entity,
+            funding_account_id=payout.funding_account_id,
+            currency=payout.currency,
+            amount=payout.amount,
+            invoices=[PayoutInvoice(invoice_id=line.invoice_id, amount=line.amount) for line in payout.lines],
+            released_at=now,
+        ),
+        event_id=derived_event_id("payout.released", payout.payout_id),
+    )
+
+
+# --- rail responses ------------------------------------------------------------------------
+
+
+@router.handles("payout.settled")
+async def on_payout_settled(ctx: HandlerContext, data: PayoutSettled) -> str:
+    return await _apply_rail_response(
+        ctx, "settled", data.payout_id, data.rail_event_id, data.settled_at, None, data
+    )
+
+
+@router.handles("payout.failed")
+async def on_payout_failed(ctx: HandlerContext, data: PayoutFailed) -> str:
+    detail = data.failure_code + (f": {data.message}" if data.message else "")
+    at = ctx.envelope.occurred_at  # the rail's failure carries no timestamp of its own
+    return await _apply_rail_response(ctx, "failed", data.payout_id, data.rail_event_id, at, detail, data)
+
+
+@router.handles("payout.returned")
+async def on_payout_returned(ctx: HandlerContext, data: PayoutReturned) -> str:
+    return await _apply_rail_response(
+        ctx, "returned", data.payout_id, data.rail_event_id, data.returned_at, data.reason, data
+    )
+
+
+_RECORDED: dict[str, tuple[str, type[PayoutRailRecorded]]] = {
+    "settled": ("payout.settlement_recorded", PayoutSettlementRecorded),
+    "failed": ("payout.failure_recorded", PayoutFailureRecorded),
+    "returned": ("payout.return_recorded", PayoutReturnRecorded),
+}
+
+
+async def _apply_rail_response(
+    ctx: HandlerContext,
+    kind: domain.RailKind,
+    payout_id: str,
+    rail_event_id: str,
+    at: datetime,
+    detail: str | None,
+    data: PayoutSettled | PayoutFailed | PayoutReturned,
+) -> str:
+    conn = ctx.conn
+    ctx.business_ref = f"payout_id={payout_id}"
+    # Rails replay with fresh envelopes: the inbox cannot see that, the rail's own id can.
+    raw: dict[str, Any] = data.model_dump(mode="json")
+    if not await store.record_rail_event(conn, rail_event_id, payout_id, kind, ctx.envelope.event_id, raw):
+        return "duplicate_rail_event"
+    payout = await store.payout_for_update(conn, payout_id)
+    outcome = domain.apply_rail_event(payout.status if payout else None, kind)
+    result = outcome.result
+    if payout is None or outcome.new_status is None:
+        await store.set_rail_event_result(conn, rail_event_id, result)
+        if not result.startswith("already_"):
+            log.warning(
+                "rail_event_not_applied", payout_id=payout_id, rail_event_id=rail_event_id, result=result
+            )
+        return result
+    if isinstance(data, PayoutSettled | PayoutReturned) and (data.amount, data.currency) != (
+        payout.amount,
+        payout.currency,
+    ):
+        # Applied anyway (the rail says the money moved); flagged so treasury reconciles it.
+        result += "_amount_mismatch"
+        log.warning("rail_amount_mismatch", payout_id=payout_id, rail_event_id=rail_event_id)
+    await store.set_rail_event_result(conn, rail_event_id, result)
+    await store.set_payout_status(conn, payout_id, outcome.new_status, at)
+    if outcome.funding is not None:
+        await store.apply_funding_effect(conn, payout.funding_account_id, outcome.funding, payout.amount)
+    if outcome.invoices_payable_again:
+        await store.make_invoices_payable_again(conn, payout_id)
+
+    event_type, model = _RECORDED[kind]
+    ctx.emit(
+        PAYOUTS_EVENTS,
+        payout_id,
+        event_type,
+        model(
+            payout_id=payout_id,
+            rail_event_id=rail_event_id,
+            payee_id=payout.payee_id,
+            legal_entity=payout.legal_entity,
+            funding_account_id=payout.funding_account_id,
+            currency=payout.currency,
+            amount=payout.amount,
+            invoice_ids=list(payout.invoice_ids),
+            at=at,
+            failure_code=data.failure_code if isinstance(data, PayoutFailed) else None,
+            reason=detail if kind != "settled" else None,
+        ),
+        event_id=derived_event_id(event_type, rail_event_id),
+    )
+    if outcome.exception_reason is not None:
+        ctx.emit(
+            OUT_EXCEPTIONS,
+            payout.invoice_ids[0],
+            "payout.exception_opened",
+            PayoutExceptionOpened(
+                payout_id=payout_id,
+                invoice_ids=list(payout.invoice_ids),
+                payee_id=payout.payee_id,
+                reason=outcome.exception_reason,
+                opened_at=ctx.now,
+                detail=detail,
+            ),
+            event_id=derived_event_id("payout.exception_opened", rail_event_id),
+        )
+    log.info("rail_event_applied", payout_id=payout_id, rail_event_id=rail_event_id, result=result)
+    return result
