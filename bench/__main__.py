@@ -1,0 +1,166 @@
+"""`make bench`: the at-least-once hop baseline, then the five-service pipeline under load.
+
+Prints a table and writes the same figures to bench-results/bench.json. Knobs (environment):
+BENCH_LATENCY_RATE (250 flows/s), BENCH_LATENCY_S (30), BENCH_THROUGHPUT_RATE (600 flows/s offered),
+BENCH_THROUGHPUT_S (60), BENCH_DRAIN_S (60).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from bench.baseline import measure_hop
+from bench.pipeline import (
+    Observed,
+    TimedWatcher,
+    offer_load,
+    peak_memory_mib,
+    percentiles,
+    prime,
+    running_stack,
+)
+from shared.publish import Publisher
+from shared.settings import Settings
+from tests.support import ADMIN_DSN
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env(name: str, default: float) -> float:
+    return float(os.environ.get(name, default))
+
+
+async def _drain(watcher: TimedWatcher, done: Any, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and not done():
+        watcher.drain()
+        await asyncio.sleep(0.1)
+    watcher.drain()
+
+
+async def main() -> dict[str, Any]:
+    console = Console()
+    figures: dict[str, Any] = {"machine": {"cores": os.cpu_count()}}
+    with console.status("baseline: one at-least-once hop (consume → inbox transaction → produce)…"):
+        hop = await measure_hop(Settings(), ADMIN_DSN)
+    figures["baseline_hop_records_per_s"] = round(hop.per_second, 1)
+
+    tag = uuid.uuid4().hex[:6]
+    async with running_stack(payout_run_interval_s=1.0, relay_poll_interval_s=0.05) as stack:
+        observed = Observed()
+        watcher = TimedWatcher(stack.settings, observed)
+        await watcher.start()
+        async with Publisher(stack.settings, source="bench") as pub:
+            await prime(pub, tag)
+            await asyncio.sleep(3)
+            lat_rate, lat_s = _env("BENCH_LATENCY_RATE", 250), _env("BENCH_LATENCY_S", 30)
+            with console.status(f"latency phase: {lat_rate:.0f} flows/s for {lat_s:.0f}s…"):
+                offered = await offer_load(pub, tag, lat_rate, lat_s, observed, watcher)
+                latency_ids = list(observed.submitted_at)
+                await _drain(watcher, lambda: all(i in observed.approval_posted_at for i in latency_ids), 60)
+            to_approval = [
+                observed.approved_at[i] - observed.submitted_at[i]
+                for i in latency_ids
+                if i in observed.approved_at
+            ]
+            to_posting = [
+                observed.approval_posted_at[i] - observed.submitted_at[i]
+                for i in latency_ids
+                if i in observed.approval_posted_at
+            ]
+            figures["latency"] = {
+                "offered_flows_per_s": lat_rate,
+                "flows": offered,
+                "submitted_to_approved_ms": {
+                    k: (v * 1000 if k != "n" else v) for k, v in percentiles(to_approval).items()
+                },
+                "submitted_to_approval_posted_ms": {
+                    k: (v * 1000 if k != "n" else v) for k, v in percentiles(to_posting).items()
+                },
+            }
+            tp_rate, tp_s = _env("BENCH_THROUGHPUT_RATE", 600), _env("BENCH_THROUGHPUT_S", 60)
+            before = set(observed.submitted_at)
+            with console.status(f"throughput phase: offering {tp_rate:.0f} flows/s for {tp_s:.0f}s…"):
+                window_start = time.monotonic()
+                offered_tp = await offer_load(pub, tag, tp_rate, tp_s, observed, watcher, start_index=offered)
+                window_end = time.monotonic()
+                ids = [i for i in observed.submitted_at if i not in before]
+                await _drain(
+                    watcher,
+                    lambda: all(observed.complete_at(i) is not None for i in ids),
+                    _env("BENCH_DRAIN_S", 60),
+                )
+            completed = [observed.complete_at(i) for i in ids]
+            in_window = sum(1 for c in completed if c is not None and window_start <= c <= window_end)
+            all_done = [c for c in completed if c is not None]
+            figures["throughput"] = {
+                "offered_flows_per_s": tp_rate,
+                "window_s": round(window_end - window_start, 1),
+                "flows_offered": offered_tp,
+                "flows_completed": len(all_done),
+                "completed_in_window_per_s": round(in_window / (window_end - window_start), 1),
+                "all_completed_per_s": round(len(all_done) / (max(all_done) - window_start), 1)
+                if all_done
+                else 0,
+            }
+        await watcher.stop()
+        figures["peak_memory_mib"] = {n: round(peak_memory_mib(p), 1) for n, p in stack.processes.items()}
+    t = figures["throughput"]
+    figures["pipeline_vs_baseline"] = (
+        round(t["all_completed_per_s"] / figures["baseline_hop_records_per_s"], 4)
+        if figures["baseline_hop_records_per_s"]
+        else None
+    )
+    _print(console, figures)
+    out = ROOT / "bench-results"
+    out.mkdir(exist_ok=True)
+    (out / "bench.json").write_text(json.dumps(figures, indent=2) + "\n")
+    console.print(f"figures written to {out / 'bench.json'}")
+    return figures
+
+
+def _print(console: Console, f: dict[str, Any]) -> None:
+    t = Table(title="Concord benchmark (this machine, everything on it)")
+    t.add_column("figure")
+    t.add_column("value", justify="right")
+    t.add_column("target", justify="right")
+    t.add_row("baseline: one at-least-once hop", f"{f['baseline_hop_records_per_s']:.0f} records/s", "")
+    tp = f["throughput"]
+    t.add_row(
+        f"flows completed in the {tp['window_s']}s window (offered {tp['offered_flows_per_s']:.0f}/s)",
+        f"{tp['completed_in_window_per_s']:.0f} flows/s",
+        "≥ 500",
+    )
+    t.add_row(
+        "all offered flows, until the last one completed",
+        f"{tp['all_completed_per_s']:.0f} flows/s",
+        f"{tp['flows_completed']}/{tp['flows_offered']} done",
+    )
+    lat = f["latency"]
+    for name, key in (
+        ("invoice.submitted → approved_to_pay", "submitted_to_approved_ms"),
+        ("invoice.submitted → approval posted", "submitted_to_approval_posted_ms"),
+    ):
+        p = lat[key]
+        t.add_row(
+            f"{name} at {lat['offered_flows_per_s']:.0f} flows/s",
+            f"p50 {p['p50']:.0f} / p95 {p['p95']:.0f} / p99 {p['p99']:.0f} ms",
+            "p99 ≤ 500 ms" if key == "submitted_to_approved_ms" else "",
+        )
+    for name, mib in f["peak_memory_mib"].items():
+        t.add_row(f"peak memory: {name}", f"{mib:.0f} MiB", "")
+    t.add_row("pipeline flows/s ÷ baseline hop records/s", f"{f['pipeline_vs_baseline']}", "")
+    console.print(t)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

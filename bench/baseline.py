@@ -1,0 +1,111 @@
+"""The baseline: the raw rate of one at-least-once hop on this machine.
+
+aiokafka consume → one asyncpg transaction that inserts inbox rows → produce → commit offsets,
+batched exactly like the services' consumer (one transaction per fetched batch). The pipeline's
+figures are reported as a ratio of this.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from dataclasses import dataclass
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from shared.settings import Settings
+
+
+@dataclass(frozen=True)
+class HopResult:
+    records: int
+    seconds: float
+
+    @property
+    def per_second(self) -> float:
+        return self.records / self.seconds
+
+
+async def _create(bootstrap: str, *topics: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(t, num_partitions=6, replication_factor=1) for t in topics])
+    finally:
+        await admin.close()
+
+
+async def measure_hop(
+    settings: Settings, admin_dsn: str, records: int = 20000, batch_max: int = 200
+) -> HopResult:
+    tag = uuid.uuid4().hex[:8]
+    src, dst = f"bench.{tag}.in", f"bench.{tag}.out"
+    await _create(settings.kafka_bootstrap, src, dst)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap, enable_idempotence=True, linger_ms=2
+    )
+    await producer.start()
+    payload = {"event_type": "bench.hop", "data": {"x": "1.00"}}
+    futures = [
+        await producer.send(
+            src, json.dumps({**payload, "event_id": f"e{i}"}).encode(), key=str(i % 97).encode()
+        )
+        for i in range(records)
+    ]
+    await asyncio.gather(*futures)
+    db = f"bench_{tag}"
+    admin = await asyncpg.connect(admin_dsn)
+    await admin.execute(f'CREATE DATABASE "{db}"')
+    await admin.close()
+    conn = await asyncpg.connect(admin_dsn.rsplit("/", 1)[0] + f"/{db}")
+    await conn.execute(
+        "CREATE TABLE inbox (event_id text PRIMARY KEY, topic text, partition int, "
+        '"offset" bigint, processed_at timestamptz DEFAULT now())'
+    )
+    consumer = AIOKafkaConsumer(
+        src,
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=f"bench-{tag}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=batch_max,
+    )
+    await consumer.start()
+    done = 0
+    started = time.perf_counter()
+    try:
+        while done < records:
+            batch = await consumer.getmany(timeout_ms=500, max_records=batch_max)
+            recs = [r for rs in batch.values() for r in rs]
+            if not recs:
+                continue
+            rows = [(json.loads(r.value)["event_id"], r.topic, r.partition, r.offset) for r in recs]
+            async with conn.transaction():
+                await conn.executemany(
+                    'INSERT INTO inbox (event_id, topic, partition, "offset") VALUES ($1, $2, $3, $4)', rows
+                )
+            sends = [await producer.send(dst, r.value, key=r.key) for r in recs]
+            await asyncio.gather(*sends)
+            await consumer.commit(
+                {TopicPartition(tp.topic, tp.partition): rs[-1].offset + 1 for tp, rs in batch.items()}
+            )
+            done += len(recs)
+        seconds = time.perf_counter() - started
+    finally:
+        await consumer.stop()
+        await producer.stop()
+        await conn.close()
+        admin = await asyncpg.connect(admin_dsn)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        await admin.close()
+        adm = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+        await adm.start()
+        try:
+            await adm.delete_topics([src, dst])
+        finally:
+            await adm.close()
+    return HopResult(done, seconds)

@@ -1,0 +1,272 @@
+"""End-to-end pipeline benchmark: five service processes, real Kafka and PostgreSQL, a generated load.
+
+A flow is PO + receipt + invoice → approved_to_pay → payout.released → journal entry posted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from services.cli.watch import Seen, TopicWatcher
+from shared.envelope import new_envelope
+from shared.publish import Publisher
+from shared.settings import Settings
+from shared.topics import (
+    IN_FUNDING,
+    IN_INVOICES,
+    IN_PAYEES,
+    IN_PURCHASE_ORDERS,
+    IN_RECEIPTS,
+    MATCHING_DECISIONS,
+    OUT_JOURNAL,
+    OUT_PAYOUTS,
+)
+from tests.kafka_support import ServiceProcess, create_topics, isolated_settings
+from tests.support import scratch_database
+
+SERVICES = ("intake", "matching", "compliance_gate", "payout_release", "ledger")
+PAYEES = 50
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    processes: dict[str, ServiceProcess]
+
+
+@asynccontextmanager
+async def running_stack(**overrides: Any) -> AsyncIterator[Stack]:
+    settings = isolated_settings(**overrides)
+    await create_topics(settings)
+    async with AsyncExitStack() as stack:
+        dsns = {n: await stack.enter_async_context(scratch_database(n)) for n in SERVICES}
+        procs = {
+            n: ServiceProcess(f"services.{n}", settings.model_copy(update={"db_dsn": dsns[n]}), f"bench-{n}")
+            for n in SERVICES
+        }
+        try:
+            for p in procs.values():
+                p.start()
+            for p in procs.values():
+                await p.wait_ready()
+            yield Stack(settings, procs)
+        finally:
+            for p in procs.values():
+                p.stop()
+
+
+def peak_memory_mib(proc: ServiceProcess) -> float:
+    assert proc.proc is not None
+    for line in Path(f"/proc/{proc.proc.pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+@dataclass
+class Observed:
+    submitted_at: dict[str, float] = field(default_factory=dict)
+    approved_at: dict[str, float] = field(default_factory=dict)
+    approval_posted_at: dict[str, float] = field(default_factory=dict)
+    payout_of: dict[str, str] = field(default_factory=dict)
+    payout_posted_at: dict[str, float] = field(default_factory=dict)
+
+    def complete_at(self, invoice_id: str) -> float | None:
+        payout = self.payout_of.get(invoice_id)
+        return self.payout_posted_at.get(payout) if payout else None
+
+
+class TimedWatcher(TopicWatcher):
+    """Stamps each observed event with the monotonic time it arrived."""
+
+    def __init__(self, settings: Settings, observed: Observed) -> None:
+        super().__init__(settings, (MATCHING_DECISIONS, OUT_PAYOUTS, OUT_JOURNAL))
+        self.observed = observed
+        self._cursor = 0
+
+    def drain(self) -> None:
+        now = time.monotonic()
+        o = self.observed
+        for s in self.seen[self._cursor :]:
+            self._note(s, o, now)
+        self._cursor = len(self.seen)
+
+    @staticmethod
+    def _note(s: Seen, o: Observed, now: float) -> None:
+        d = s.data
+        if s.event_type == "invoice.approved_to_pay":
+            o.approved_at.setdefault(d["invoice_id"], now)
+        elif s.event_type == "payout.released":
+            for inv in d["invoices"]:
+                o.payout_of[inv["invoice_id"]] = d["payout_id"]
+        elif s.event_type == "journal.entry_posted":
+            links = d.get("links", {})
+            if d.get("source_event_type") == "invoice.approved_to_pay":
+                for inv in links.get("invoice_ids", []):
+                    o.approval_posted_at.setdefault(inv, now)
+            elif d.get("source_event_type") == "payout.released" and links.get("payout_id"):
+                o.payout_posted_at.setdefault(links["payout_id"], now)
+
+
+def _flow(tag: str, i: int, today: str) -> list[tuple[Any, str, str, dict[str, Any]]]:
+    payee = f"bp-{tag}-{i % PAYEES}"
+    po = f"BPO-{tag}-{i}"
+    qty, price = str(1 + i % 5), f"{10 + i % 90}.50"
+    amount = f"{(1 + i % 5) * (10 + i % 90) + (1 + i % 5) * 0.5:.2f}"
+    start = (datetime.now(UTC) - timedelta(days=10)).date().isoformat()
+    end = (datetime.now(UTC) + timedelta(days=300)).date().isoformat()
+    return [
+        (
+            IN_PURCHASE_ORDERS,
+            po,
+            "purchase_order.issued",
+            {
+                "po_number": po,
+                "version": 1,
+                "legal_entity": "bench-le",
+                "business_unit": "ops",
+                "payee_id": payee,
+                "currency": "EUR",
+                "effective_from": start,
+                "effective_to": end,
+                "created_by": "buyer",
+                "approved_by": "approver",
+                "approved_at": datetime.now(UTC).isoformat(),
+                "lines": [
+                    {
+                        "line_id": "1",
+                        "item_ref": "SKU",
+                        "category": "hardware",
+                        "quantity": qty,
+                        "unit_price": price,
+                    }
+                ],
+            },
+        ),
+        (
+            IN_RECEIPTS,
+            po,
+            "receipt.recorded",
+            {
+                "receipt_id": f"R-{po}",
+                "po_number": po,
+                "kind": "goods_receipt",
+                "received_at": datetime.now(UTC).isoformat(),
+                "recorded_by": "dock",
+                "lines": [{"receipt_line_id": "1", "po_line_id": "1", "quantity": qty}],
+            },
+        ),
+        (
+            IN_INVOICES,
+            payee,
+            "invoice.submitted",
+            {
+                "invoice_id": f"BI-{tag}-{i}",
+                "supplier_invoice_number": f"S{tag}N{i}",
+                "payee_id": payee,
+                "legal_entity": "bench-le",
+                "document_type": "invoice",
+                "issue_date": today,
+                "currency": "EUR",
+                "po_number": po,
+                "lines": [
+                    {
+                        "line_id": "1",
+                        "po_line_id": "1",
+                        "quantity": qty,
+                        "unit_price": price,
+                        "line_amount": amount,
+                    }
+                ],
+                "tax_total": "0.00",
+                "total_amount": amount,
+            },
+        ),
+    ]
+
+
+async def prime(pub: Publisher, tag: str) -> None:
+    screened = datetime.now(UTC).isoformat()
+    for p in range(PAYEES):
+        payee = f"bp-{tag}-{p}"
+        await pub.publish_event(
+            IN_PAYEES,
+            payee,
+            "payee.profile_updated",
+            {
+                "payee_id": payee,
+                "profile_version": 1,
+                "entity_type": "business",
+                "country": "DE",
+                "kyb": {"status": "verified", "beneficial_owners_verified": True},
+                "aml": {"status": "clear", "screened_at": screened},
+                "tax_form": {"type": "W-8BEN-E", "status": "valid", "signed_at": "2026-01-10"},
+            },
+        )
+    await pub.publish_event(
+        IN_FUNDING,
+        "bench-acct",
+        "funding.received",
+        {
+            "funding_id": f"bf-{tag}",
+            "account_id": "bench-acct",
+            "legal_entity": "bench-le",
+            "currency": "EUR",
+            "amount": "1000000000.00",
+            "received_at": screened,
+        },
+    )
+
+
+async def offer_load(
+    pub: Publisher,
+    tag: str,
+    rate: float,
+    seconds: float,
+    observed: Observed,
+    watcher: TimedWatcher,
+    start_index: int = 0,
+) -> int:
+    """Publish `rate` flows per second for `seconds`; returns how many flows were offered."""
+    today = datetime.now(UTC).date().isoformat()
+    started = time.monotonic()
+    sent = 0
+    while (elapsed := time.monotonic() - started) < seconds:
+        due = int(elapsed * rate) - sent
+        futures = []
+        for _ in range(due):
+            i = start_index + sent
+            for topic, key, event_type, data in _flow(tag, i, today):
+                env = new_envelope(event_type, data, source="bench")
+                value = env.model_dump_json().encode()
+                futures.append(
+                    await pub.producer.send(
+                        pub.settings.topic(topic),
+                        value=value,
+                        key=key.encode(),
+                        headers=[("content-type", b"application/json")],
+                    )
+                )
+                if event_type == "invoice.submitted":
+                    observed.submitted_at[data["invoice_id"]] = time.monotonic()
+            sent += 1
+        if futures:
+            await asyncio.gather(*futures)
+        watcher.drain()
+        await asyncio.sleep(0.01)
+    return sent
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    if len(values) < 2:
+        return {"p50": float("nan"), "p95": float("nan"), "p99": float("nan"), "n": len(values)}
+    q = statistics.quantiles(values, n=100, method="inclusive")
+    return {"p50": q[49], "p95": q[94], "p99": q[98], "n": len(values)}
