@@ -29,6 +29,7 @@ from shared.topics import (
     IN_RECEIPTS,
     IN_REQUISITIONS,
     INTAKE_DOCUMENTS,
+    OUT_REJECTIONS,
 )
 
 log = structlog.get_logger(__name__)
@@ -38,6 +39,18 @@ router = Router(
     topics=[IN_REQUISITIONS, IN_PURCHASE_ORDERS, IN_RECEIPTS, IN_INVOICES, IN_COMMANDS],
     reject_invalid_data=True,
 )
+router.emits(
+    INTAKE_DOCUMENTS,
+    "requisition.accepted",
+    "requisition.closure_accepted",
+    "purchase_order.version_in_force",
+    "purchase_order.amendment_pending",
+    "purchase_order.closure_accepted",
+    "receipt.accepted",
+    "receipt.reversal_accepted",
+    "invoice.accepted",
+)
+router.emits(OUT_REJECTIONS, "document.rejected")
 
 REJECTED = "rejected"
 DUPLICATE = "duplicate"  # the same document again under a new event id: acknowledged, nothing emitted

