@@ -28,10 +28,13 @@ test: deps
 	$(ROOT)/deploy/up.sh --no-services --no-install
 	cd $(ROOT) && $(PY) -m pytest $(PYTEST_ARGS)
 
-bench:
-	@cd $(ROOT) && if $(call has_module,bench); then $(PY) -m bench; else echo "bench: not implemented yet"; fi
+# Benchmarks and the chaos run start their own service processes, like the tests.
+bench: deps
+	$(ROOT)/deploy/up.sh --no-services --no-install
+	cd $(ROOT) && $(PY) -m bench
 
-chaos:
+chaos: deps
+	$(ROOT)/deploy/up.sh --no-services --no-install
 	@cd $(ROOT) && if $(call has_module,chaos); then $(PY) -m chaos; else echo "chaos: not implemented yet"; fi
 
 lint:
