@@ -1,0 +1,503 @@
+"""The SQL the ledger needs, in one place. Functions take a connection (the batch's transaction)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+
+from services.ledger import domain as d
+
+# --- journal -----------------------------------------------------------------------------
+
+
+def links_json(links: d.Links) -> dict[str, Any]:
+    return {
+        "po_number": links.po_number,
+        "po_version": links.po_version,
+        "invoice_ids": list(links.invoice_ids),
+        "receipt_ids": list(links.receipt_ids),
+        "payout_id": links.payout_id,
+        "override_ids": list(links.override_ids),
+        "approvals": [
+            {"by": a.by, "role": a.role, "at": a.at.isoformat() if a.at else None, "what": a.what}
+            for a in links.approvals
+        ],
+    }
+
+
+def links_from_json(raw: dict[str, Any]) -> d.Links:
+    return d.Links(
+        po_number=raw.get("po_number"),
+        po_version=raw.get("po_version"),
+        invoice_ids=tuple(raw.get("invoice_ids") or ()),
+        receipt_ids=tuple(raw.get("receipt_ids") or ()),
+        payout_id=raw.get("payout_id"),
+        override_ids=tuple(raw.get("override_ids") or ()),
+        approvals=tuple(
+            d.Approval(
+                by=a["by"],
+                what=a["what"],
+                role=a.get("role"),
+                at=datetime.fromisoformat(a["at"]) if a.get("at") else None,
+            )
+            for a in raw.get("approvals") or ()
+        ),
+    )
+
+
+async def insert_entry(
+    conn: asyncpg.Connection,
+    entry: d.Entry,
+    *,
+    entry_id: str,
+    source_event_id: str,
+    source_event_type: str,
+    posted_at: datetime,
+) -> bool:
+    """Append one entry and its lines; False (and nothing written) if this source event or
+    business fact was already posted, or the reversed entry was already reversed."""
+    inserted = await conn.fetchval(
+        """INSERT INTO journal_entries (entry_id, source_event_id, source_event_type, fact_key, kind,
+                                        description, posted_at, links, po_number, payout_id,
+                                        invoice_ids, receipt_ids, reverses_entry_id)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+           ON CONFLICT DO NOTHING
+           RETURNING entry_id""",
+        entry_id,
+        source_event_id,
+        source_event_type,
+        entry.fact_key,
+        entry.kind,
+        entry.description,
+        posted_at,
+        links_json(entry.links),
+        entry.links.po_number,
+        entry.links.payout_id,
+        list(entry.links.invoice_ids),
+        list(entry.links.receipt_ids),
+        entry.reverses_entry_id,
+    )
+    if inserted is None:
+        return False
+    await conn.executemany(
+        """INSERT INTO journal_lines (entry_id, line_no, account, currency, debit, credit)
+           VALUES ($1, $2, $3, $4, $5, $6)""",
+        [(entry_id, i, ln.account, ln.currency, ln.debit, ln.credit) for i, ln in enumerate(entry.lines, 1)],
+    )
+    return True
+
+
+async def load_entry(conn: asyncpg.Connection, entry_id: str) -> d.Entry | None:
+    row = await conn.fetchrow(
+        """SELECT kind, fact_key, description, links, reverses_entry_id
+             FROM journal_entries WHERE entry_id = $1""",
+        entry_id,
+    )
+    if row is None:
+        return None
+    lines = await conn.fetch(
+        "SELECT account, currency, debit, credit FROM journal_lines WHERE entry_id = $1 ORDER BY line_no",
+        entry_id,
+    )
+    return d.Entry(
+        row["kind"],
+        row["fact_key"],
+        row["description"],
+        tuple(d.Line(r["account"], r["currency"].strip(), r["debit"], r["credit"]) for r in lines),
+        links_from_json(row["links"]),
+        row["reverses_entry_id"],
+    )
+
+
+async def active_approval_entry_id(conn: asyncpg.Connection, invoice_id: str) -> str | None:
+    """The invoice's approval entry still in force (posted and not reversed), if any."""
+    value: str | None = await conn.fetchval(
+        """SELECT e.entry_id FROM journal_entries e
+            WHERE e.kind = 'invoice_approval' AND $1 = ANY (e.invoice_ids)
+              AND NOT EXISTS (SELECT 1 FROM journal_entries r WHERE r.reverses_entry_id = e.entry_id)
+            ORDER BY e.posted_at DESC, e.entry_id DESC LIMIT 1""",
+        invoice_id,
+    )
+    return value
+
+
+# --- documents: requisitions and POs -----------------------------------------------------
+
+
+async def save_requisition(
+    conn: asyncpg.Connection,
+    *,
+    requisition_id: str,
+    legal_entity: str,
+    business_unit: str,
+    currency: str,
+    amount: Decimal,
+    requested_by: str,
+    approved_by: str,
+    approved_at: datetime,
+) -> None:
+    await conn.execute(
+        """INSERT INTO requisitions (requisition_id, legal_entity, business_unit, currency, amount,
+                                     requested_by, approved_by, approved_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+           ON CONFLICT (requisition_id) DO UPDATE SET
+               legal_entity = EXCLUDED.legal_entity, business_unit = EXCLUDED.business_unit,
+               currency = EXCLUDED.currency, amount = EXCLUDED.amount,
+               requested_by = EXCLUDED.requested_by, approved_by = EXCLUDED.approved_by,
+               approved_at = EXCLUDED.approved_at""",
+        requisition_id,
+        legal_entity,
+        business_unit,
+        currency,
+        amount,
+        requested_by,
+        approved_by,
+        approved_at,
+    )
+
+
+async def close_requisition(
+    conn: asyncpg.Connection, requisition_id: str, closed_by: str, reason: str, closed_at: datetime
+) -> None:
+    await conn.execute(
+        """INSERT INTO requisitions (requisition_id, closed_by, closed_reason, closed_at)
+           VALUES ($1, $2, $3, $4)
+           ON CONFLICT (requisition_id) DO UPDATE SET
+               closed_by = EXCLUDED.closed_by, closed_reason = EXCLUDED.closed_reason,
+               closed_at = EXCLUDED.closed_at""",
+        requisition_id,
+        closed_by,
+        reason,
+        closed_at,
+    )
+
+
+async def save_po_version(conn: asyncpg.Connection, version: dict[str, Any]) -> bool:
+    """`version` is the `purchase_order.version_in_force` payload (JSON mode)."""
+    po = version["po"]
+    inserted = await conn.fetchval(
+        """INSERT INTO po_versions (po_number, version, legal_entity, business_unit, payee_id, currency,
+                                    requisition_id, created_by, approved_by, approved_at, amended_by,
+                                    modification_id, reason, changes, in_force_since, state)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+           ON CONFLICT (po_number, version) DO NOTHING
+           RETURNING version""",
+        po["po_number"],
+        po["version"],
+        po["legal_entity"],
+        po["business_unit"],
+        po["payee_id"],
+        po["currency"],
+        po.get("requisition_id"),
+        po["created_by"],
+        po["approved_by"],
+        datetime.fromisoformat(po["approved_at"]),
+        version.get("amended_by"),
+        version.get("modification_id"),
+        version.get("reason"),
+        version.get("changes") or [],
+        datetime.fromisoformat(version["in_force_since"]),
+        po,
+    )
+    return inserted is not None
+
+
+async def load_po_in_force(conn: asyncpg.Connection, po_number: str) -> d.PurchaseOrder | None:
+    """The latest version we know (intake publishes versions in order, once in force)."""
+    row = await conn.fetchrow(
+        "SELECT version, state FROM po_versions WHERE po_number = $1 ORDER BY version DESC LIMIT 1", po_number
+    )
+    if row is None:
+        return None
+    state = row["state"]
+    return d.PurchaseOrder(
+        po_number=po_number,
+        version=row["version"],
+        business_unit=state["business_unit"],
+        currency=state["currency"],
+        unit_prices={ln["line_id"]: Decimal(ln["unit_price"]) for ln in state["lines"]},
+        approved_by=state.get("approved_by"),
+    )
+
+
+async def save_pending_amendment(
+    conn: asyncpg.Connection,
+    *,
+    po_number: str,
+    version: int,
+    modification_id: str | None,
+    amended_by: str,
+    reason: str,
+    recorded_at: datetime,
+) -> None:
+    await conn.execute(
+        """INSERT INTO po_amendments_pending
+               (po_number, version, modification_id, amended_by, reason, recorded_at)
+           VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING""",
+        po_number,
+        version,
+        modification_id,
+        amended_by,
+        reason,
+        recorded_at,
+    )
+
+
+async def save_po_closure(
+    conn: asyncpg.Connection, po_number: str, closed_by: str, reason: str, closed_at: datetime
+) -> None:
+    await conn.execute(
+        "INSERT INTO po_closures (po_number, closed_by, reason, closed_at) VALUES ($1, $2, $3, $4) "
+        "ON CONFLICT DO NOTHING",
+        po_number,
+        closed_by,
+        reason,
+        closed_at,
+    )
+
+
+# --- receipts -----------------------------------------------------------------------------
+
+
+def _receipt(row: asyncpg.Record) -> d.Receipt:
+    return d.Receipt(
+        receipt_id=row["receipt_id"],
+        po_number=row["po_number"],
+        lines=tuple(d.ReceiptLine(ln["po_line_id"], Decimal(ln["quantity"])) for ln in row["lines"] or ()),
+        recorded_by=row["recorded_by"],
+    )
+
+
+async def receipt_state(conn: asyncpg.Connection, receipt_id: str) -> d.ReceiptState | None:
+    row = await conn.fetchrow("SELECT status, entry_id FROM receipts WHERE receipt_id = $1", receipt_id)
+    return d.ReceiptState(receipt_id, row["status"], row["entry_id"]) if row else None
+
+
+async def save_receipt(
+    conn: asyncpg.Connection,
+    *,
+    receipt: dict[str, Any],
+    source_event_id: str,
+    source_event_type: str,
+    status: str,
+    entry_id: str | None,
+) -> None:
+    """`receipt` is the `receipt.accepted` payload (JSON mode). A reversal seen first keeps its
+    status: the receipt's details are filled in, nothing is posted."""
+    await conn.execute(
+        """INSERT INTO receipts (receipt_id, po_number, kind, received_at, recorded_by, lines,
+                                 source_event_id, source_event_type, status, entry_id)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+           ON CONFLICT (receipt_id) DO UPDATE SET
+               kind = EXCLUDED.kind, received_at = EXCLUDED.received_at,
+               recorded_by = EXCLUDED.recorded_by, lines = EXCLUDED.lines,
+               source_event_id = EXCLUDED.source_event_id,
+               source_event_type = EXCLUDED.source_event_type""",
+        receipt["receipt_id"],
+        receipt["po_number"],
+        receipt["kind"],
+        datetime.fromisoformat(receipt["received_at"]),
+        receipt["recorded_by"],
+        receipt["lines"],
+        source_event_id,
+        source_event_type,
+        status,
+        entry_id,
+    )
+
+
+async def set_receipt_status(
+    conn: asyncpg.Connection, receipt_id: str, status: str, entry_id: str | None = None
+) -> None:
+    await conn.execute(
+        "UPDATE receipts SET status = $2, entry_id = coalesce($3, entry_id) WHERE receipt_id = $1",
+        receipt_id,
+        status,
+        entry_id,
+    )
+
+
+async def record_receipt_reversal(
+    conn: asyncpg.Connection,
+    *,
+    receipt_id: str,
+    po_number: str,
+    reversed_by: str,
+    reason: str,
+    reversed_at: datetime,
+    status: str,
+) -> None:
+    await conn.execute(
+        """INSERT INTO receipts (receipt_id, po_number, status, reversed_by, reversal_reason, reversed_at)
+           VALUES ($1, $2, $6, $3, $4, $5)
+           ON CONFLICT (receipt_id) DO UPDATE SET
+               status = EXCLUDED.status, reversed_by = EXCLUDED.reversed_by,
+               reversal_reason = EXCLUDED.reversal_reason, reversed_at = EXCLUDED.reversed_at""",
+        receipt_id,
+        po_number,
+        reversed_by,
+        reason,
+        reversed_at,
+        status,
+    )
+
+
+async def pending_receipts(conn: asyncpg.Connection, po_number: str) -> list[tuple[d.Receipt, str, str]]:
+    """Receipts waiting for their PO: (receipt, source_event_id, source_event_type), oldest first."""
+    rows = await conn.fetch(
+        """SELECT receipt_id, po_number, recorded_by, lines, source_event_id, source_event_type
+             FROM receipts WHERE po_number = $1 AND status = 'pending'
+            ORDER BY received_at, receipt_id FOR UPDATE""",
+        po_number,
+    )
+    return [(_receipt(r), r["source_event_id"], r["source_event_type"]) for r in rows]
+
+
+# --- invoices and decisions ---------------------------------------------------------------
+
+
+async def save_invoice(conn: asyncpg.Connection, invoice: dict[str, Any], accepted_at: datetime) -> None:
+    """`invoice` is the `invoice.accepted` payload (JSON mode)."""
+    await conn.execute(
+        """INSERT INTO invoices (invoice_id, supplier_invoice_number, payee_id, legal_entity, document_type,
+                                 issue_date, currency, po_number, business_unit, total_amount,
+                                 payable_amount, origin, accepted_at, document)
+           VALUES ($1, $2, $3, $4, $5, $6::text::date, $7, $8, $9, $10, $11, $12, $13, $14)
+           ON CONFLICT (invoice_id) DO NOTHING""",
+        invoice["invoice_id"],
+        invoice["supplier_invoice_number"],
+        invoice["payee_id"],
+        invoice["legal_entity"],
+        invoice["document_type"],
+        invoice["issue_date"],
+        invoice["currency"],
+        invoice.get("po_number"),
+        invoice.get("business_unit"),
+        Decimal(invoice["total_amount"]),
+        Decimal(invoice["payable_amount"]),
+        invoice["origin"],
+        accepted_at,
+        invoice,
+    )
+
+
+async def save_decision(
+    conn: asyncpg.Connection,
+    *,
+    source_event_id: str,
+    kind: str,
+    payload: dict[str, Any],
+) -> None:
+    """`payload` is the decision event's data (JSON mode); common fields are lifted into columns."""
+    decided_at = payload.get("decided_at")
+    await conn.execute(
+        """INSERT INTO decisions (source_event_id, invoice_id, kind, decision_id, po_number, po_version,
+                                  payee_id, currency, payable_amount, document_type, decided_at, payload)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+           ON CONFLICT (source_event_id) DO NOTHING""",
+        source_event_id,
+        payload["invoice_id"],
+        kind,
+        payload.get("decision_id"),
+        payload.get("po_number"),
+        payload.get("po_version"),
+        payload.get("payee_id"),
+        payload.get("currency"),
+        Decimal(payload["payable_amount"]) if payload.get("payable_amount") is not None else None,
+        payload.get("document_type"),
+        datetime.fromisoformat(decided_at) if decided_at else None,
+        payload,
+    )
+
+
+# --- payouts, funding, eligibility ---------------------------------------------------------
+
+
+async def save_payout(conn: asyncpg.Connection, payout: dict[str, Any]) -> None:
+    """`payout` is the `payout.released` payload (JSON mode)."""
+    await conn.execute(
+        """INSERT INTO payouts (payout_id, run_id, payee_id, legal_entity, funding_account_id, currency,
+                                amount, invoices, invoice_ids, released_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+           ON CONFLICT (payout_id) DO NOTHING""",
+        payout["payout_id"],
+        payout["run_id"],
+        payout["payee_id"],
+        payout["legal_entity"],
+        payout["funding_account_id"],
+        payout["currency"],
+        Decimal(payout["amount"]),
+        payout["invoices"],
+        [i["invoice_id"] for i in payout["invoices"]],
+        datetime.fromisoformat(payout["released_at"]),
+    )
+
+
+async def save_payout_outcome(conn: asyncpg.Connection, outcome: str, event: dict[str, Any]) -> None:
+    """`event` is a payout.*_recorded payload (JSON mode); outcome settled | failed | returned."""
+    await conn.execute(
+        """INSERT INTO payout_outcomes (rail_event_id, payout_id, outcome, payee_id, funding_account_id,
+                                        currency, amount, invoice_ids, at, failure_code, reason)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+           ON CONFLICT (rail_event_id) DO NOTHING""",
+        event["rail_event_id"],
+        event["payout_id"],
+        outcome,
+        event["payee_id"],
+        event["funding_account_id"],
+        event["currency"],
+        Decimal(event["amount"]),
+        list(event.get("invoice_ids") or ()),
+        datetime.fromisoformat(event["at"]),
+        event.get("failure_code"),
+        event.get("reason"),
+    )
+
+
+async def save_funding(
+    conn: asyncpg.Connection,
+    *,
+    funding_id: str,
+    account_id: str,
+    legal_entity: str,
+    currency: str,
+    amount: Decimal,
+    received_at: datetime,
+) -> None:
+    await conn.execute(
+        """INSERT INTO funding_receipts (funding_id, account_id, legal_entity, currency, amount, received_at)
+           VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING""",
+        funding_id,
+        account_id,
+        legal_entity,
+        currency,
+        amount,
+        received_at,
+    )
+
+
+async def save_eligibility(conn: asyncpg.Connection, event: dict[str, Any]) -> None:
+    """Keep the latest evaluation per payee; an older one arriving late does not win."""
+    await conn.execute(
+        """INSERT INTO payee_eligibility (payee_id, eligible, reasons, profile_version, evaluated_at,
+                                          country, entity_type, reportable_1099_nec)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+           ON CONFLICT (payee_id) DO UPDATE SET
+               eligible = EXCLUDED.eligible, reasons = EXCLUDED.reasons,
+               profile_version = EXCLUDED.profile_version, evaluated_at = EXCLUDED.evaluated_at,
+               country = coalesce(EXCLUDED.country, payee_eligibility.country),
+               entity_type = coalesce(EXCLUDED.entity_type, payee_eligibility.entity_type),
+               reportable_1099_nec = EXCLUDED.reportable_1099_nec
+           WHERE payee_eligibility.evaluated_at <= EXCLUDED.evaluated_at""",
+        event["payee_id"],
+        event["eligible"],
+        list(event.get("reasons") or ()),
+        event.get("profile_version"),
+        datetime.fromisoformat(event["evaluated_at"]),
+        event.get("country"),
+        event.get("entity_type"),
+        bool(event.get("reportable_1099_nec")),
+    )
