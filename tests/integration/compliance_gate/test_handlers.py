@@ -10,6 +10,8 @@ from typing import Any
 
 import asyncpg
 import pytest
+import structlog
+import structlog.testing
 
 from services.compliance_gate import handlers, store
 from services.compliance_gate.domain import CompliancePolicy, eligibility_from
@@ -26,6 +28,8 @@ pytestmark = pytest.mark.integration
 # Handlers evaluate at the unit of work's clock; tests freeze it so the rules' dates are fixed.
 CLOCK = datetime(2027, 6, 1, 12, 0, tzinfo=UTC)
 TIN_LAST4 = "6789"
+# Quoted, as a JSON or repr value would be: bare digits could turn up inside a random hex event id.
+TIN_JSON, TIN_REPR = '"6789"', "'6789'"
 VAT_NUMBER = "DE123456789"
 
 
@@ -145,15 +149,39 @@ async def test_a_first_profile_that_fails_publishes_every_reason(pool: asyncpg.P
 async def test_no_tax_id_or_vat_number_reaches_an_event_or_the_database(pool: asyncpg.Pool) -> None:
     result = await deliver(pool, router, profile_updated(business_profile()))
     [message] = result.outbox
-    assert TIN_LAST4 not in message.value().decode()
+    assert TIN_JSON not in message.value().decode()
+    assert "tin_last4" not in message.value().decode()
     assert VAT_NUMBER not in message.value().decode()
     async with pool.acquire() as conn:
         dumped = await conn.fetchval(
             "SELECT string_agg(profile::text, ' ') FROM "
             "(SELECT profile FROM payees UNION ALL SELECT profile FROM payee_profile_versions) p"
         )
-    assert TIN_LAST4 not in dumped
+    assert TIN_JSON not in dumped
+    assert "tin_last4" not in dumped
     assert VAT_NUMBER not in dumped
+
+
+async def test_no_tax_id_or_vat_number_reaches_a_log_line(pool: asyncpg.Pool) -> None:
+    failing = business_profile(
+        version=2,
+        tax_form={"type": "W-9", "status": "invalid", "tin_last4": TIN_LAST4},
+        vat={"number": VAT_NUMBER, "status": "invalid"},
+    )
+    with structlog.testing.capture_logs() as logs:
+        await deliver(pool, router, profile_updated(business_profile()))
+        await deliver(pool, router, profile_updated(failing), profile_updated(business_profile(version=1)))
+        await run_sweep(pool, datetime(2030, 1, 1, tzinfo=UTC))
+    assert {entry["event"] for entry in logs} >= {
+        "payee_eligibility_changed",
+        "payee_profile_stale",
+        "eligibility_sweep_done",
+    }
+    text = repr(logs)
+    assert TIN_REPR not in text
+    assert "tin_last4" not in text
+    assert VAT_NUMBER not in text
+    assert "payee-biz-de" in text  # the business key is there to find the flow
 
 
 async def test_a_lower_or_equal_profile_version_is_ignored(pool: asyncpg.Pool) -> None:
@@ -183,11 +211,15 @@ async def test_eligibility_changed_is_published_only_when_the_outcome_changes(po
         (profile(version=7), []),  # eligible again
     ]
     for data, expected in steps:
-        result = await deliver(pool, router, profile_updated(data))
+        rec = profile_updated(data)
+        result = await deliver(pool, router, rec)
         published = changes(result)
+        outcome = await inbox_result(pool, json.loads(rec.value)["event_id"])
         if expected is None:
             assert published == [], f"version {data['profile_version']} published without a change"
+            assert outcome == "unchanged"
         else:
+            assert outcome == "published"
             [event] = published
             assert event["data"]["reasons"] == expected
             assert event["data"]["eligible"] is (expected == [])
