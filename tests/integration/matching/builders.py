@@ -27,7 +27,13 @@ def po_state(po_number: str = "PO-1", version: int = 1, **changes: Any) -> dict[
         "approved_by": "manager@example.com",
         "approved_at": "2026-01-02T09:00:00Z",
         "lines": [
-            {"line_id": "L1", "item_ref": "LAPTOP", "category": "goods", "quantity": "10", "unit_price": "100.00"},
+            {
+                "line_id": "L1",
+                "item_ref": "LAPTOP",
+                "category": "goods",
+                "quantity": "10",
+                "unit_price": "100.00",
+            },
         ],
         "charges": [{"type": "freight", "amount": "50.00"}],
     }
@@ -50,8 +56,13 @@ def po_closed(po_number: str = "PO-1") -> RawRecord:
     return record(INTAKE_DOCUMENTS, "purchase_order.closure_accepted", data, key=po_number)
 
 
-def receipt(receipt_id: str = "GR-1", quantity: str = "10", po_number: str = "PO-1",
-            kind: str = "goods_receipt", po_line_id: str = "L1") -> RawRecord:
+def receipt(
+    receipt_id: str = "GR-1",
+    quantity: str = "10",
+    po_number: str = "PO-1",
+    kind: str = "goods_receipt",
+    po_line_id: str = "L1",
+) -> RawRecord:
     data = {
         "receipt_id": receipt_id,
         "po_number": po_number,
@@ -64,22 +75,36 @@ def receipt(receipt_id: str = "GR-1", quantity: str = "10", po_number: str = "PO
 
 
 def receipt_reversed(receipt_id: str = "GR-1", po_number: str = "PO-1") -> RawRecord:
-    data = {"receipt_id": receipt_id, "po_number": po_number, "reversed_by": "warehouse@example.com",
-            "reason": "returned damaged"}
+    data = {
+        "receipt_id": receipt_id,
+        "po_number": po_number,
+        "reversed_by": "warehouse@example.com",
+        "reason": "returned damaged",
+    }
     return record(INTAKE_DOCUMENTS, "receipt.reversal_accepted", data, key=po_number)
 
 
 def requisition(requisition_id: str = "REQ-1", requested_by: str = "requester@example.com") -> RawRecord:
     data = {
-        "requisition_id": requisition_id, "legal_entity": ENTITY, "business_unit": "engineering",
-        "requested_by": requested_by, "approved_by": "manager@example.com", "amount": "1000.00",
-        "currency": "EUR", "approved_at": "2026-01-01T09:00:00Z",
+        "requisition_id": requisition_id,
+        "legal_entity": ENTITY,
+        "business_unit": "engineering",
+        "requested_by": requested_by,
+        "approved_by": "manager@example.com",
+        "amount": "1000.00",
+        "currency": "EUR",
+        "approved_at": "2026-01-01T09:00:00Z",
     }
     return record(INTAKE_DOCUMENTS, "requisition.accepted", data, key=requisition_id)
 
 
-def invoice(invoice_id: str = "INV-1", quantity: str = "10", unit_price: str = "100.00",
-            po_number: str | None = "PO-1", **changes: Any) -> RawRecord:
+def invoice(
+    invoice_id: str = "INV-1",
+    quantity: str = "10",
+    unit_price: str = "100.00",
+    po_number: str | None = "PO-1",
+    **changes: Any,
+) -> RawRecord:
     from decimal import Decimal
 
     line_amount = (Decimal(quantity) * Decimal(unit_price)).quantize(Decimal("0.01"))
@@ -94,8 +119,15 @@ def invoice(invoice_id: str = "INV-1", quantity: str = "10", unit_price: str = "
         "issue_date": "2026-03-02",
         "currency": "EUR",
         "po_number": po_number,
-        "lines": [{"line_id": "1", "po_line_id": "L1", "quantity": quantity, "unit_price": unit_price,
-                   "line_amount": str(line_amount)}],
+        "lines": [
+            {
+                "line_id": "1",
+                "po_line_id": "L1",
+                "quantity": quantity,
+                "unit_price": unit_price,
+                "line_amount": str(line_amount),
+            }
+        ],
         "tax_total": str(tax),
         "total_amount": str(line_amount + tax),
         "payable_amount": str(line_amount + tax),
@@ -107,13 +139,22 @@ def invoice(invoice_id: str = "INV-1", quantity: str = "10", unit_price: str = "
     return record(INTAKE_DOCUMENTS, "invoice.accepted", data, key=po_number or invoice_id)
 
 
-def override(override_id: str = "OVR-1", invoice_id: str = "INV-1", hold_reasons: Any = "all",
-             requested_by: str = "clerk@example.com", approved_by: str = "ap.lead@example.com",
-             evidence: list[str] | None = None) -> RawRecord:
+def override(
+    override_id: str = "OVR-1",
+    invoice_id: str = "INV-1",
+    hold_reasons: Any = "all",
+    requested_by: str = "clerk@example.com",
+    approved_by: str = "ap.lead@example.com",
+    evidence: list[str] | None = None,
+) -> RawRecord:
     data = {
-        "override_id": override_id, "invoice_id": invoice_id, "hold_reasons": hold_reasons,
-        "reason_code": "price_exception", "justification": "agreed by phone, contract clause 4.2",
-        "requested_by": requested_by, "approved_by": approved_by,
+        "override_id": override_id,
+        "invoice_id": invoice_id,
+        "hold_reasons": hold_reasons,
+        "reason_code": "price_exception",
+        "justification": "agreed by phone, contract clause 4.2",
+        "requested_by": requested_by,
+        "approved_by": approved_by,
         "evidence": evidence if evidence is not None else ["https://dms.example.com/doc/42"],
     }
     return record(IN_COMMANDS, "hold.override_requested", data, key=invoice_id)

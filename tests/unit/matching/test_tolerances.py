@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from services.matching import domain as d
-from tests.unit.matching.factory import D, invoice, line, po, receipt, reasons, state, tolerant
+from tests.unit.matching.factory import D, invoice, line, po, reasons, receipt, state, tolerant
 
 GR = (receipt(),)
 BIG_GR = (receipt(quantity="20"),)
