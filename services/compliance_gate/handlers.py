@@ -4,6 +4,9 @@ Both load → evaluate (pure, domain.py) → save → emit `payee.eligibility_ch
 concord.compliance.eligibility (key payee_id) in one transaction. Neither a tax id nor a VAT
 number nor a name reaches the domain, the database, a log line or an event: the translation
 below drops them at the edge. `payout_account_ref` is an opaque token and is forwarded.
+
+Invariant: a payee's row always describes exactly what was last published for it (profile
+facts and eligibility), so "changed" is always judged against what downstream already knows.
 """
 
 from __future__ import annotations
