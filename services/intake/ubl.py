@@ -66,9 +66,10 @@ class _Mapper:
         self.root = root
         self.document_type = document_type
         self.reasons: list[Reason] = []
+        self.where = ""  # the line being read, so a reason names it
 
     def fail(self, code: str, path: str, message: str) -> None:
-        self.reasons.append(Reason(code, f"document:{path}", message))
+        self.reasons.append(Reason(code, f"document:{self.where}{path}", message))
 
     def text(self, el: Element | None, path: str, *, required: bool = True) -> str | None:
         node = el.find(path, NS) if el is not None else None
@@ -160,17 +161,26 @@ class _Mapper:
     def line(self, el: Element, index: int) -> InvoiceLine | None:
         qty_tag = "cbc:InvoicedQuantity" if self.document_type == "invoice" else "cbc:CreditedQuantity"
         before = len(self.reasons)
+        self.where = (
+            f"{'cac:InvoiceLine' if self.document_type == 'invoice' else 'cac:CreditNoteLine'}[{index}]/"
+        )
+        try:
+            return self._line(el, index, qty_tag, before)
+        finally:
+            self.where = ""
+
+    def _line(self, el: Element, index: int, qty_tag: str, before: int) -> InvoiceLine | None:
         line_id = self.text(el, "cbc:ID")
         quantity = self.decimal(el, qty_tag)
         line_amount = self.decimal(el, "cbc:LineExtensionAmount")
         price = self.decimal(el, "cac:Price/cbc:PriceAmount")
         base = self.decimal(el, "cac:Price/cbc:BaseQuantity", required=False)
         if base is not None and base <= 0:
-            self.fail("invalid_field", f"line[{index}]/cac:Price/cbc:BaseQuantity", "must be > 0")
+            self.fail("invalid_field", "cac:Price/cbc:BaseQuantity", "must be > 0")
             base = None
         allowance_charge: Decimal | None = None
         for j, ac in enumerate(el.findall("cac:AllowanceCharge", NS)):
-            signed = self.allowance_charge(ac, f"line[{index}]/cac:AllowanceCharge[{j}]")
+            signed = self.allowance_charge(ac, f"cac:AllowanceCharge[{j}]")
             if signed is not None:
                 allowance_charge = (allowance_charge or Decimal(0)) + signed
         if len(self.reasons) > before:
