@@ -343,50 +343,51 @@ def _approval_postings(approval: InvoiceApproval) -> list[tuple[str, Decimal]]:
     return postings
 
 
-def post_invoice_approval(approval: InvoiceApproval) -> Entry | None:
-    """Invoice approved: Dr GRNI/variance (three-way) or expense (two-way, no-PO), charges,
-    input tax; Cr liability:ap:{payee}. A credit note is the exact mirror (Dr AP, Cr the rest)."""
-    postings = _approval_postings(approval)
-    is_credit_note = approval.document_type == "credit_note"
-    if is_credit_note:
-        postings = [(account, -amount) for account, amount in postings]
-    what = "Credit note" if is_credit_note else "Invoice"
-    return _entry_or_none(
-        "invoice_approval",
-        f"approval:{approval.decision_id}",
-        f"{what} {approval.invoice_id} approved to pay ({approval.payable_amount} {approval.currency})",
-        net_lines(approval.currency, postings),
-        Links(
-            po_number=approval.po_number,
-            po_version=approval.po_version,
-            invoice_ids=(approval.invoice_id,),
-            receipt_ids=approval.receipt_ids,
-            override_ids=approval.override_ids,
-            approvals=approval.approvals,
-        ),
+def _approval_links(approval: InvoiceApproval) -> Links:
+    return Links(
+        po_number=approval.po_number,
+        po_version=approval.po_version,
+        invoice_ids=(approval.invoice_id,),
+        receipt_ids=approval.receipt_ids,
+        override_ids=approval.override_ids,
+        approvals=approval.approvals,
     )
 
 
-def post_reapproval(approval: InvoiceApproval, active: Entry, active_entry_id: str) -> Entry | None:
-    """A new approval while an earlier one is still in force replaces it in one entry:
-    the earlier entry's mirror lines followed by the new approval's lines."""
-    new = post_invoice_approval(approval)
-    lines = tuple(ln.reversed() for ln in active.lines) + (new.lines if new else ())
-    if new is None:
-        return _entry_or_none(
-            "invoice_approval",
-            f"approval:{approval.decision_id}",
-            "re-approval",
-            lines,
-            active.links,
-            active_entry_id,
-        )
+def _approval_description(approval: InvoiceApproval) -> str:
+    what = "Credit note" if approval.document_type == "credit_note" else "Invoice"
+    return f"{what} {approval.invoice_id} approved to pay ({approval.payable_amount} {approval.currency})"
+
+
+def _approval_lines(approval: InvoiceApproval) -> tuple[Line, ...]:
+    postings = _approval_postings(approval)
+    if approval.document_type == "credit_note":
+        postings = [(account, -amount) for account, amount in postings]
+    return net_lines(approval.currency, postings)
+
+
+def post_invoice_approval(approval: InvoiceApproval) -> Entry | None:
+    """Invoice approved: Dr GRNI/variance (three-way) or expense (two-way, no-PO), charges,
+    input tax; Cr liability:ap:{payee}. A credit note is the exact mirror (Dr AP, Cr the rest)."""
+    return _entry_or_none(
+        "invoice_approval",
+        f"approval:{approval.decision_id}",
+        _approval_description(approval),
+        _approval_lines(approval),
+        _approval_links(approval),
+    )
+
+
+def post_reapproval(approval: InvoiceApproval, active: Entry, active_entry_id: str) -> Entry:
+    """A new approval while an earlier one is still in force (matching re-approves when a
+    rematch changes the result, e.g. another receipt or a new PO version) replaces it in one
+    entry: the earlier entry's mirror lines, then the new approval's lines."""
     return Entry(
-        new.kind,
-        new.fact_key,
-        new.description + f" (replaces {active_entry_id})",
-        lines,
-        new.links,
+        "invoice_approval",
+        f"approval:{approval.decision_id}",
+        f"{_approval_description(approval)}, replacing {active_entry_id}",
+        tuple(ln.reversed() for ln in active.lines) + _approval_lines(approval),
+        _approval_links(approval),
         active_entry_id,
     )
 

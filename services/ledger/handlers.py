@@ -60,6 +60,7 @@ router = Router(
         COMPLIANCE_ELIGIBILITY,
     ],
 )
+router.emits(OUT_JOURNAL, "journal.entry_posted")
 
 
 # --- posting and announcing ----------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -519,22 +519,29 @@ def overrides_from_decisions(rows: Iterable[Mapping[str, Any]]) -> list[Override
 def approvals_from(
     po_versions: Iterable[PoVersionView], rows: Iterable[Mapping[str, Any]]
 ) -> list[ApprovalView]:
+    """PO version approvers (with who created the version: segregation of duties at a glance),
+    then the approvals each approval decision carried; a decision's repeat of a PO approver
+    already listed is left out."""
     out = [
         ApprovalView(
             v.approved_by,
             f"PO {v.po_number} v{v.version} approved (created by {v.created_by})",
-            None,
+            "po_approver",
             v.approved_at,
             "po",
         )
         for v in po_versions
     ]
+    po_approvers = {a.by for a in out}
     for row in rows:
-        if row["kind"] == "approved_to_pay":
-            for a in row["payload"].get("approvals") or ():
-                out.append(
-                    ApprovalView(a["by"], a["what"], a.get("role"), _ts(a.get("at")), row["invoice_id"])
-                )
+        if row["kind"] != "approved_to_pay":
+            continue
+        for a in row["payload"].get("approvals") or ():
+            if a.get("role") == "po_approver" and a["by"] in po_approvers:
+                continue
+            view = ApprovalView(a["by"], a["what"], a.get("role"), _ts(a.get("at")), row["invoice_id"])
+            if view not in out:
+                out.append(view)
     return out
 
 
@@ -970,8 +977,8 @@ async def totals_1099_nec(
     """Per payee tagged for 1099-NEC (latest eligibility): payouts settled in `year` minus
     those returned in `year`, in `currency`; only totals ≥ `threshold` (configurable: the IRS
     threshold changes)."""
-    start = datetime(year, 1, 1, tzinfo=utcnow().tzinfo)
-    end = datetime(year + 1, 1, 1, tzinfo=utcnow().tzinfo)
+    start = datetime(year, 1, 1, tzinfo=UTC)
+    end = datetime(year + 1, 1, 1, tzinfo=UTC)
     rows = await conn.fetch(
         """SELECT o.payee_id, e.country, o.currency, o.outcome, o.amount, o.payout_id
              FROM payout_outcomes o JOIN payee_eligibility e USING (payee_id)

@@ -116,7 +116,7 @@ async def active_approval_entry_id(conn: asyncpg.Connection, invoice_id: str) ->
     """The invoice's approval entry still in force (posted and not reversed), if any."""
     value: str | None = await conn.fetchval(
         """SELECT e.entry_id FROM journal_entries e
-            WHERE e.kind = 'invoice_approval' AND $1 = ANY (e.invoice_ids)
+            WHERE e.kind = 'invoice_approval' AND e.invoice_ids @> ARRAY[$1::text]
               AND NOT EXISTS (SELECT 1 FROM journal_entries r WHERE r.reverses_entry_id = e.entry_id)
             ORDER BY e.posted_at DESC, e.entry_id DESC LIMIT 1""",
         invoice_id,
@@ -294,8 +294,9 @@ async def save_receipt(
            ON CONFLICT (receipt_id) DO UPDATE SET
                kind = EXCLUDED.kind, received_at = EXCLUDED.received_at,
                recorded_by = EXCLUDED.recorded_by, lines = EXCLUDED.lines,
-               source_event_id = EXCLUDED.source_event_id,
-               source_event_type = EXCLUDED.source_event_type""",
+               -- the first event that carried the receipt names its entry, whichever arrives later
+               source_event_id = coalesce(receipts.source_event_id, EXCLUDED.source_event_id),
+               source_event_type = coalesce(receipts.source_event_type, EXCLUDED.source_event_type)""",
         receipt["receipt_id"],
         receipt["po_number"],
         receipt["kind"],

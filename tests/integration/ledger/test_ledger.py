@@ -370,3 +370,18 @@ async def test_1099_nec_totals(
     async with pool.acquire() as conn:
         totals = await queries.totals_1099_nec(conn, year, threshold)
     assert [(t.payee_id, t.country, t.paid) for t in totals] == expected
+
+
+async def test_a_reapproval_without_revocation_replaces_the_earlier_approval(pool: asyncpg.Pool) -> None:
+    # matching re-approves (new decision id) when a rematch changes the approval, e.g. a new receipt
+    await deliver_each(
+        pool, flow.po_in_force(), flow.receipt(), flow.approved(), flow.approved(decision_id="DEC-9")
+    )
+    assert (await balances(pool))[AP] == D("-244.80")  # owed once, not twice
+    async with pool.acquire() as conn:
+        assert await queries.check_invariants(conn) == []
+        assert (await queries.reconcile(conn)).mismatches == ()
+        kinds = [
+            (e.kind, e.reverses_entry_id is not None) for e in (await queries.trace(conn, "INV-1")).entries
+        ]
+    assert kinds == [("receipt", False), ("invoice_approval", False), ("invoice_approval", True)]
