@@ -386,3 +386,43 @@ def apply_rail_event(status: PayoutStatus | None, kind: RailKind) -> RailOutcome
     if status is None:
         return RailOutcome("unknown_payout")
     return _TRANSITIONS.get((status, kind), RailOutcome(f"invalid_transition_{status}_to_{kind}"))
+
+
+# --- invariants ------------------------------------------------------------------------------
+
+
+def plan_violations(
+    plan: RunPlan, candidates: Sequence[Candidate], funding: Sequence[FundingAccount]
+) -> list[str]:
+    """The promises of a run, checked in one place (by tests and by every run before it saves):
+    each candidate is paid at most once, paid or blocked never both; every payout is positive
+    and adds up; no account gives more than it has."""
+    problems: list[str] = []
+    by_id = {c.invoice_id: c for c in candidates}
+    paid = [line.invoice_id for p in plan.releases for line in p.lines]
+    blocked = [b.invoice_id for b in plan.blocks]
+    if len(paid) != len(set(paid)):
+        problems.append("an invoice is in two payouts")
+    if set(paid) & set(blocked):
+        problems.append("an invoice is both paid and blocked")
+    if any(not b.reasons for b in plan.blocks):
+        problems.append("a block without a reason")
+    for p in plan.releases:
+        if p.amount <= 0 or p.amount != sum((line.amount for line in p.lines), Decimal(0)):
+            problems.append(f"payout {p.payout_id} amount does not add up or is not positive")
+        for line in p.lines:
+            c = by_id.get(line.invoice_id)
+            if c is None or c.in_live_payout or line.amount != c.signed_amount:
+                problems.append(f"payout {p.payout_id} pays {line.invoice_id} wrongly")
+            elif (c.payee_id, c.currency, c.legal_entity) != (p.payee_id, p.currency, p.legal_entity):
+                problems.append(f"payout {p.payout_id} mixes groups")
+    limits = {acc.account_id: acc.available for acc in funding}
+    for account_id, reserved in plan.reservations.items():
+        if reserved > limits.get(account_id, Decimal(0)):
+            problems.append(f"account {account_id} overdrawn")
+    per_account: dict[str, Decimal] = {}
+    for p in plan.releases:
+        per_account[p.funding_account_id] = per_account.get(p.funding_account_id, Decimal(0)) + p.amount
+    if per_account != dict(plan.reservations):
+        problems.append("reservations do not match the payouts")
+    return problems

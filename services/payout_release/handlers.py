@@ -235,6 +235,10 @@ async def execute_run(
         legal_entity=legal_entity,
         currency=currency,
     )
+    problems = domain.plan_violations(plan, candidates, funding)
+    if problems:
+        # Never release from a plan that breaks a promise; the run rolls back and is retried.
+        raise RuntimeError(f"payout run {run_id} plan violates its invariants: {problems}")
     for payout in plan.releases:
         await store.save_payout(conn, payout, now)
         _emit_released(uow, payout, now)
