@@ -59,8 +59,8 @@ class PayoutReleased(OutboundModel):
 
 class HoldNotice(OutboundModel):
     """Common shape of hold.opened / hold.released / hold.escalated. `po_number` is absent
-    for a no-PO invoice. A payout failure/return exception for treasury is a hold notice too
-    (reason `payout_failed` / `payout_returned`, queue `treasury`), one per invoice."""
+    for a no-PO invoice. A payout failure/return exception for treasury is not a hold notice:
+    it is `payout.exception_opened` (below), one per payout."""
 
     hold_id: NonEmptyStr
     invoice_id: NonEmptyStr
