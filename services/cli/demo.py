@@ -8,6 +8,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -54,16 +55,25 @@ async def run_demo(
     settings: Settings, *, timeout_s: float = 90, console: Console | None = None
 ) -> DemoReport:
     console = console or Console()
-    tag = datetime.now(UTC).strftime("%m%d%H%M%S")
+    # Letters first: a tag of digits would merge with the invoice numbers' digit runs when normalised.
+    tag = "r" + datetime.now(UTC).strftime("%m%d%H%M%S")
     scenario = build(tag, utcnow().date())
     watcher = TopicWatcher(settings, WATCHED)
     await watcher.start()
     report = DemoReport(scenario, watcher)
     try:
         async with Publisher(settings, source="concord-demo") as pub:
-            with console.status("publishing payees, funding, purchase orders, receipts and invoices…"):
+            with console.status("publishing payees, funding, purchase orders and receipts…"):
                 for p in scenario.setup:
-                    await pub.publish_event(p.topic, p.key, p.event_type, p.data)
+                    if p.event_type != "invoice.submitted":
+                        await pub.publish_event(p.topic, p.key, p.event_type, p.data)
+                # Any arrival order converges; waiting for the receipts just keeps the story short.
+                receipts = sum(1 for p in scenario.setup if p.event_type == "receipt.recorded")
+                await watcher.wait_until(lambda: len(watcher.of("receipt.accepted")) >= receipts, timeout_s)
+            with console.status("suppliers submit their invoices…"):
+                for p in scenario.setup:
+                    if p.event_type == "invoice.submitted":
+                        await pub.publish_event(p.topic, p.key, p.event_type, p.data)
             with console.status("waiting for intake and matching…"):
                 await watcher.wait_until(lambda: _decided(report), timeout_s)
             await _override(pub, report, watcher, timeout_s, console)
@@ -186,16 +196,25 @@ def print_report(r: DemoReport, console: Console) -> None:
         t.add_row("intake", "rejected: " + ", ".join(f"{c['code']}" for c in x.data["reasons"]), "1", "")
     approved = w.of("invoice.approved_to_pay")
     t.add_row("matching", "approved to pay", str(len(approved)), _sum(approved, "payable_amount"))
-    for x in w.of("hold.opened"):
+    opened = Counter((x.data["reason"], x.data["queue"], x.data["owner"]) for x in w.of("hold.opened"))
+    for (reason, queue, owner), n in sorted(opened.items()):
+        t.add_row("matching", f"hold opened: {reason} → queue {queue} ({owner})", str(n), "")
+    released = Counter(
+        (x.data["reason"], x.data["released_by"], x.data.get("approved_by") or "")
+        for x in w.of("hold.released")
+    )
+    for (reason, by, approver), n in sorted(released.items()):
         t.add_row(
-            "matching", f"held: {x.data['reason']} → queue {x.data['queue']} ({x.data['owner']})", "1", ""
+            "matching",
+            f"hold released: {reason} by {by}" + (f" ({approver})" if approver else ""),
+            str(n),
+            "",
         )
-    for x in w.of("hold.released"):
-        by = x.data["released_by"] + (f" by {x.data.get('approved_by')}" if x.data.get("approved_by") else "")
-        t.add_row("matching", f"hold released: {x.data['reason']} ({by})", "1", "")
-    released = w.of("payout.released")
-    t.add_row("payout", "payouts released", str(len(released)), _sum(released, "amount"))
-    for x in released:
+    for hold in open_holds(w):
+        t.add_row("matching", f"still held: {hold['invoice_id']} {hold['reason']} → {hold['queue']}", "1", "")
+    payouts = w.of("payout.released")
+    t.add_row("payout", "payouts released", str(len(payouts)), _sum(payouts, "amount"))
+    for x in payouts:
         t.add_row(
             "payout",
             f"  {x.data['payee_id']}: {len(x.data['invoices'])} invoice(s)",
@@ -205,13 +224,17 @@ def print_report(r: DemoReport, console: Console) -> None:
     for x in w.of("payout.blocked"):
         t.add_row("payout", f"blocked {x.data['invoice_id']}: {', '.join(x.data['reasons'])}", "1", "")
     entries = w.of("journal.entry_posted")
-    by_type: dict[str, list[Decimal]] = defaultdict(list)
+    by_source: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
+    counts: Counter[str] = Counter()
     for x in entries:
-        debit = sum((Decimal(line.get("debit") or "0") for line in x.data["lines"]), start=Decimal(0))
-        by_type[x.data.get("source_event_type", "?")].append(debit)
-    t.add_row("ledger", "journal entries posted", str(len(entries)), "")
-    for source, debits in sorted(by_type.items()):
-        t.add_row("ledger", f"  from {source}", str(len(debits)), f"{sum(debits, start=Decimal(0))} (debits)")
+        source = x.data.get("source_event_type", "?")
+        counts[source] += 1
+        for line in x.data["lines"]:
+            by_source[source][line["currency"]] += Decimal(line.get("debit") or "0")
+    t.add_row("ledger", "journal entries posted (all balanced)", str(len(entries)), "")
+    for source in sorted(by_source):
+        debits = ", ".join(f"{v} {c}" for c, v in sorted(by_source[source].items()))
+        t.add_row("ledger", f"  from {source}", str(counts[source]), f"debits {debits}")
     dead = w.of("deadletter.recorded")
     t.add_row("deadletter", "records", str(len(dead)), "")
     console.print(t)
@@ -222,6 +245,12 @@ def print_report(r: DemoReport, console: Console) -> None:
         console.print(
             "[green]every invoice ended where it should: matched, held, released, blocked and posted[/green]"
         )
+
+
+def open_holds(w: TopicWatcher) -> list[dict[str, Any]]:
+    """Holds opened and not released (by rematch, override or correction) by the end of the demo."""
+    released = {x.data["hold_id"] for x in w.of("hold.released")}
+    return [x.data for x in w.of("hold.opened") if x.data["hold_id"] not in released]
 
 
 def _sum(items: list, key: str) -> str:  # type: ignore[type-arg]

@@ -236,7 +236,7 @@ def build(tag: str, today: date) -> Scenario:
     pubs += [
         invoice(
             inv["a"],
-            f"DE-{t}-0042",
+            f"DE-0042-{t}",
             de,
             eur_entity,
             "EUR",
@@ -273,7 +273,7 @@ def build(tag: str, today: date) -> Scenario:
         # The same supplier invoice again, typed differently upstream: a duplicate, never paid twice.
         invoice(
             inv["dup"],
-            f"de {t} 42",
+            f"de 42 {t}",
             de,
             eur_entity,
             "EUR",
