@@ -111,7 +111,7 @@ class Service:
             start_delay_s=s.relay_start_delay_s,
         )
         if s.health_port:
-            self.health = HealthServer(s.health_port, self._ready)
+            self.health = HealthServer(s.health_port, self._ready, host=s.health_host)
             await self.health.start()
 
     async def _after_startup(self) -> None:

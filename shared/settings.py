@@ -20,6 +20,7 @@ class Settings(BaseSettings):
     db_dsn: str = "postgresql://concord_admin:concord_admin@127.0.0.1:54329/postgres"
     db_pool_max: int = 10
     health_port: int = 0  # 0: no health/metrics HTTP server
+    health_host: str = "127.0.0.1"  # 0.0.0.0 in containers, so probes and scrapers can reach it
     rail_secret: str = "local-dev-rail-secret"
     ops_secret: str = "local-dev-ops-secret"
     payout_run_interval_s: float = 30.0
