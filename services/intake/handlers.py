@@ -273,7 +273,8 @@ async def on_po_amended(ctx: HandlerContext, data: i.PurchaseOrderAmended) -> st
         }
     )
     if (again := await _same_version_again(ctx, data.po_number, data.version, digest)) is not None:
-        if again == DUPLICATE and data.approved_by:
+        if again == DUPLICATE and domain.is_independent_approval(data.amended_by, data.approved_by):
+            assert data.approved_by is not None
             # The same amendment re-sent with its approval: treat it as the approval.
             return await _approve(
                 ctx, data.po_number, data.version, data.approved_by, data.approved_at or ctx.now

@@ -113,6 +113,26 @@ async def test_amendment_stays_pending_until_someone_else_approves_it(pool: asyn
     assert set(event["data"]["changes"]) == {"lines[L1].quantity", "sow_ref"}
 
 
+async def test_amendment_resent_with_an_approval_or_an_early_self_approval(pool: asyncpg.Pool) -> None:
+    await run(pool, po_rec("purchase_order.issued", po_issued()))
+    await run(pool, po_rec("purchase_order.amended", po_amended(2)))
+    self_resent = await run(
+        pool, po_rec("purchase_order.amended", po_amended(2, approved_by="buyer@example.com"))
+    )
+    assert self_resent.outbox == []  # the same document again, still not independently approved
+    approved = await run(
+        pool, po_rec("purchase_order.amended", po_amended(2, approved_by="director@example.com"))
+    )
+    assert in_force_versions(approved) == [2]
+    # An approval by the author that overtakes its amendment does not count when it arrives.
+    await run(
+        pool, po_rec("purchase_order.amendment_approved", amendment_approved(3, by="buyer@example.com"))
+    )
+    pending = await run(pool, po_rec("purchase_order.amended", po_amended(3)))
+    assert in_force_versions(pending) == []
+    assert len(emitted(pending, "purchase_order.amendment_pending")) == 1
+
+
 async def test_invoices_match_the_previous_version_while_an_amendment_is_pending(pool: asyncpg.Pool) -> None:
     await run(pool, po_rec("purchase_order.issued", po_issued()))
     await run(pool, po_rec("purchase_order.amended", po_amended(2, currency="USD")))
