@@ -15,6 +15,7 @@ from services.ledger import queries
 from services.ledger.handlers import router
 from shared.consumer import BatchResult, RawRecord
 from shared.contracts.outbound import JournalEntryPosted
+from shared.envelope import Envelope
 from tests.integration.ledger import flow
 from tests.support import deliver, emitted, scratch_pool
 
@@ -385,3 +386,37 @@ async def test_a_reapproval_without_revocation_replaces_the_earlier_approval(poo
             (e.kind, e.reverses_entry_id is not None) for e in (await queries.trace(conn, "INV-1")).entries
         ]
     assert kinds == [("receipt", False), ("invoice_approval", False), ("invoice_approval", True)]
+
+
+@pytest.mark.parametrize(
+    "order", [(0, 1, 2, 3, 4, 5, 6), (6, 5, 4, 3, 2, 1, 0), (3, 0, 6, 2, 5, 1, 4), (4, 6, 1, 5, 0, 3, 2)]
+)
+async def test_any_arrival_order_across_topics_converges_to_the_same_journal(order: tuple[int, ...]) -> None:
+    def records() -> list[RawRecord]:
+        return [
+            flow.funding(),
+            flow.po_in_force(),
+            flow.receipt(),
+            flow.approved(),
+            flow.released(),
+            flow.rail("payout.settlement_recorded"),
+            flow.eligibility(),
+        ]
+
+    def fixed_ids(rs: list[RawRecord]) -> list[RawRecord]:
+        # the same event ids in both databases, as a replay of the same topics would have
+        out = []
+        for i, r in enumerate(rs):
+            env = Envelope.model_validate_json(r.value)
+            value = env.model_copy(update={"event_id": f"evt_{i}"}).model_dump_json().encode()
+            out.append(RawRecord(r.topic, r.partition, r.offset, r.key, value, r.headers))
+        return out
+
+    async with scratch_pool("ledger") as in_order, scratch_pool("ledger") as shuffled:
+        await deliver_each(in_order, *fixed_ids(records()))
+        permuted = fixed_ids(records())
+        await deliver_each(shuffled, *(permuted[i] for i in order))
+        assert await journal_snapshot(in_order) == await journal_snapshot(shuffled)
+        assert await balances(in_order) == await balances(shuffled)
+        async with shuffled.acquire() as conn:
+            assert await queries.check_invariants(conn) == []
