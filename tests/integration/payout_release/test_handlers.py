@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -53,8 +54,11 @@ async def pool() -> AsyncIterator[asyncpg.Pool]:
         yield p
 
 
-# Settings with no policy file at all: every business unit automated (SPEC §10).
-SETTINGS = Settings(service="payout_release", policy_file=None, payout_run_interval_s=30)
+# A policy file without a payout_release section: every business unit automated (SPEC §10),
+# whatever the shipped deploy/policy.yaml says.
+_NO_COHORTS = Path(tempfile.gettempdir()) / "concord-payout-release-test-policy.yaml"
+_NO_COHORTS.write_text("matching: {}\n")
+SETTINGS = Settings(service="payout_release", policy_file=str(_NO_COHORTS), payout_run_interval_s=30)
 _seq = itertools.count(1)
 
 

@@ -70,3 +70,8 @@ def test_invalid_yaml_fails_at_start(tmp_path: Path) -> None:
     path.write_text("payout_release: [unclosed\n")
     with pytest.raises(PolicyError, match="not valid YAML"):
         load_cohorts(Settings(policy_file=str(path)))
+
+
+def test_shipped_policy_file_is_valid_for_payout_release() -> None:
+    """The default deploy/policy.yaml (owned by matching) must not stop payout_release at start."""
+    assert isinstance(load_cohorts(Settings(policy_file=None)), Cohorts)
