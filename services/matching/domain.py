@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Final, Literal
 
@@ -663,7 +663,7 @@ def next_run_cutoff(opened_at: datetime, interval_s: float) -> datetime:
     interval = Decimal(str(interval_s))
     if interval <= 0:
         raise ValueError("payout run interval must be positive")
-    epoch = datetime(1970, 1, 1, tzinfo=opened_at.tzinfo)
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
     elapsed = Decimal((opened_at - epoch) // timedelta(microseconds=1)) / Decimal(1_000_000)
     runs = int(elapsed // interval) + 1
     return epoch + timedelta(microseconds=int(runs * interval * 1_000_000))

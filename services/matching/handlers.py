@@ -188,27 +188,13 @@ async def rematch(ctx: UnitOfWork, group: str, cause_event_id: str) -> domain.Ch
         open_holds.setdefault(row["invoice_id"], []).append(to_stored_hold(row))
     decisions = {
         r["invoice_id"]: domain.StoredDecision(
-            r["status"] if r["status"] != "new" else "none",
-            _fingerprint_of(r),
-            _seq_of(r),
+            "none" if r["status"] == "new" else r["status"], r["decision_fingerprint"], r["decision_seq"]
         )
-        for r in await ctx.conn.fetch(
-            """SELECT invoice_id, status, decision_seq, decision_fingerprint FROM invoices
-               WHERE match_group = $1""",
-            group,
-        )
+        for r in await store.last_decisions(ctx.conn, group)
     }
     changes = domain.reconcile(outcomes, open_holds, decisions, loaded.state.overrides)
     await publish(ctx, group, loaded, changes, cause_event_id)
     return changes
-
-
-def _fingerprint_of(row: Any) -> str:
-    return str(row["decision_fingerprint"])
-
-
-def _seq_of(row: Any) -> int:
-    return int(row["decision_seq"])
 
 
 def _hold_id(invoice_id: str, reason: str, line_id: str | None, occurrence: int) -> str:

@@ -333,6 +333,16 @@ async def record_decision(
     )
 
 
+async def last_decisions(conn: asyncpg.Connection, group: str) -> list[asyncpg.Record]:
+    return list(
+        await conn.fetch(
+            """SELECT invoice_id, status, decision_seq, decision_fingerprint FROM invoices
+               WHERE match_group = $1""",
+            group,
+        )
+    )
+
+
 async def set_invoice_decision(
     conn: asyncpg.Connection, invoice_id: str, status: str, seq: int, fingerprint: str, at: datetime
 ) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -99,6 +99,11 @@ def test_a_receipt_reversal_reopens_the_hold_and_revokes_the_approval() -> None:
             datetime(2026, 3, 1, 10, 0, 30, tzinfo=UTC),
         ),
         (datetime(2026, 3, 1, 10, 17, tzinfo=UTC), 3600, datetime(2026, 3, 1, 11, 0, tzinfo=UTC)),
+        (
+            datetime(2026, 3, 1, 11, 17, tzinfo=timezone(timedelta(hours=1))),
+            3600,
+            datetime(2026, 3, 1, 11, 0, tzinfo=UTC),
+        ),
         (datetime(2026, 3, 1, 23, 59, tzinfo=UTC), 86400, datetime(2026, 3, 2, 0, 0, tzinfo=UTC)),
         (
             datetime(2026, 3, 1, 10, 0, 0, 100000, tzinfo=UTC),
