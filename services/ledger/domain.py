@@ -177,6 +177,7 @@ class PurchaseOrder:
     currency: str
     unit_prices: Mapping[str, Decimal]  # po line_id → unit price
     approved_by: str | None = None
+    match_mode: str | None = None  # the PO's own override of the category policy, if any
 
 
 @dataclass(frozen=True)
@@ -279,9 +280,12 @@ def receipt_value(receipt: Receipt, po: PurchaseOrder) -> Decimal:
 def post_receipt(receipt: Receipt, po: PurchaseOrder) -> Entry | None:
     """Three-way receipt at PO price: Dr expense:{business_unit}, Cr liability:grni.
 
-    Every receipt is posted to GRNI: the ledger cannot read the matching policy, and receipts
-    exist only for three-way flows or as evidence.
+    A line is three-way unless the PO itself says two-way: the ledger cannot read the matching
+    policy, so every receipt on a PO without `match_mode: two_way` is accrued. On a two-way PO
+    a receipt is evidence only (the approval posts the expense) and nothing is accrued.
     """
+    if po.match_mode == "two_way":
+        return None
     value = receipt_value(receipt, po)
     lines = net_lines(po.currency, [(expense(po.business_unit), value), (GRNI, -value)])
     approvals = (

@@ -572,7 +572,14 @@ def current_approvals(rows: Iterable[Mapping[str, Any]]) -> dict[str, tuple[str,
     """invoice_id → (payee, currency, signed payable) for invoices whose latest approval is not
     revoked; a credit note's payable counts negative. Rows in arrival order."""
     current: dict[str, tuple[str, str, Decimal]] = {}
+    seen: set[tuple[str, str, str]] = set()
     for row in rows:
+        # A decision re-published under a new event id posts nothing (its fact key is taken):
+        # count each decision once, as the journal does.
+        key = (row["invoice_id"], row["kind"], row["decision_id"] or "")
+        if row["decision_id"] is not None and key in seen:
+            continue
+        seen.add(key)
         if row["kind"] == "approved_to_pay":
             sign = -1 if row["document_type"] == "credit_note" else 1
             current[row["invoice_id"]] = (row["payee_id"], row["currency"], sign * row["payable_amount"])

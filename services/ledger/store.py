@@ -220,6 +220,7 @@ async def load_po_in_force(conn: asyncpg.Connection, po_number: str) -> d.Purcha
         currency=state["currency"],
         unit_prices={ln["line_id"]: Decimal(ln["unit_price"]) for ln in state["lines"]},
         approved_by=state.get("approved_by"),
+        match_mode=state.get("match_mode"),
     )
 
 

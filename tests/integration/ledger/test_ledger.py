@@ -420,3 +420,13 @@ async def test_any_arrival_order_across_topics_converges_to_the_same_journal(ord
         assert await balances(in_order) == await balances(shuffled)
         async with shuffled.acquire() as conn:
             assert await queries.check_invariants(conn) == []
+
+
+async def test_an_old_approval_replayed_after_its_revocation_posts_nothing(pool: asyncpg.Pool) -> None:
+    await deliver_each(
+        pool, flow.po_in_force(), flow.receipt(), flow.approved(), flow.revoked(), flow.approved()
+    )
+    assert AP not in await balances(pool)
+    async with pool.acquire() as conn:
+        assert await queries.check_invariants(conn) == []
+        assert (await queries.reconcile(conn)).mismatches == ()

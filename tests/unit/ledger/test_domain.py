@@ -48,6 +48,13 @@ def test_receipt_is_accrued_to_grni_at_po_price(lines: list[tuple[str, str]], va
     assert entry.fact_key == "receipt:R1"
 
 
+def test_receipt_on_a_po_that_says_two_way_is_evidence_only() -> None:
+    two_way = d.PurchaseOrder("PO-2", 1, "marketing", "EUR", {"L1": D("10.00")}, match_mode="two_way")
+    three_way = d.PurchaseOrder("PO-3", 1, "marketing", "EUR", {"L1": D("10.00")}, match_mode="three_way")
+    assert d.post_receipt(receipt(("L1", "1")), two_way) is None
+    assert d.post_receipt(receipt(("L1", "1")), three_way) is not None
+
+
 def test_receipt_of_zero_value_posts_nothing() -> None:
     assert d.post_receipt(receipt(("L1", "0")), PO) is None
     assert d.post_receipt(receipt(("NOPE", "4")), PO) is None

@@ -74,8 +74,24 @@ def test_holds_keep_when_first_seen_and_are_open_only_if_the_latest_decision_lis
             {"INV-1": ("P", "USD", D("-4"))},
         ),
         ([decision("held", holds=[hold("H")])], {}),
+        (
+            [
+                decision("approved_to_pay", payable_amount=D("10"), decision_id="D1"),
+                decision("approval_revoked", decision_id="D2"),
+                decision("approved_to_pay", payable_amount=D("10"), decision_id="D1"),
+            ],
+            {},
+        ),
     ],
-    ids=["approved", "revoked", "re-approved after revocation", "re-approved", "credit note", "held only"],
+    ids=[
+        "approved",
+        "revoked",
+        "re-approved after revocation",
+        "re-approved",
+        "credit note",
+        "held only",
+        "old approval replayed after revocation",
+    ],
 )
 def test_current_approvals(rows: list[dict[str, Any]], expected: dict[str, tuple[str, str, D]]) -> None:
     assert q.current_approvals(rows) == expected
