@@ -270,3 +270,22 @@ async def test_overdue_holds_are_escalated_once_and_counted_by_reason() -> None:
         assert await run() == []
         assert HOLDS_OPEN.labels("missing_receipt")._value.get() == 1
         assert HOLDS_OPEN.labels("price_mismatch")._value.get() == 0
+
+
+async def test_a_reversal_seen_before_its_receipt_still_wins() -> None:
+    async with scratch_pool("matching") as pool:
+        await deliver(pool, router, b.po_in_force(), b.receipt_reversed("GR-1"), b.invoice())
+        late = await deliver(pool, router, b.receipt("GR-1"))
+        assert late.outbox == []
+        assert await open_holds(pool) == ["missing_receipt"]
+
+
+async def test_a_reopened_hold_is_a_new_hold() -> None:
+    async with scratch_pool("matching") as pool:
+        first = await deliver(pool, router, b.po_in_force(), b.invoice())
+        await deliver(pool, router, b.receipt())
+        reopened = await deliver(pool, router, b.receipt_reversed())
+        (before,) = data(first, "hold.opened")
+        (after,) = data(reopened, "hold.opened")
+        assert before["reason"] == after["reason"] == "missing_receipt"
+        assert before["hold_id"] != after["hold_id"]
