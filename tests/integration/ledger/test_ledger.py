@@ -53,21 +53,22 @@ def journal_events(results: list[BatchResult]) -> list[dict[str, Any]]:
     return [e for r in results for e in emitted(r, "journal.entry_posted")]
 
 
-FULL_FLOW = (
-    flow.funding,
-    flow.eligibility,
-    flow.po_in_force,
-    flow.receipt,
-    flow.invoice_accepted,
-    flow.held,
-    flow.approved,
-    flow.released,
-    lambda: flow.rail("payout.settlement_recorded"),
-)
+def full_flow() -> list[RawRecord]:
+    return [
+        flow.funding(),
+        flow.eligibility(),
+        flow.po_in_force(),
+        flow.receipt(),
+        flow.invoice_accepted(),
+        flow.held(),
+        flow.approved(),
+        flow.released(),
+        flow.rail("payout.settlement_recorded"),
+    ]
 
 
 async def run_full_flow(pool: asyncpg.Pool) -> list[BatchResult]:
-    return await deliver_each(pool, *(make() for make in FULL_FLOW))
+    return await deliver_each(pool, *full_flow())
 
 
 async def test_full_flow_posts_each_fact_per_spec_table_and_keeps_every_invariant(pool: asyncpg.Pool) -> None:
@@ -430,3 +431,18 @@ async def test_an_old_approval_replayed_after_its_revocation_posts_nothing(pool:
     async with pool.acquire() as conn:
         assert await queries.check_invariants(conn) == []
         assert (await queries.reconcile(conn)).mismatches == ()
+
+
+async def test_the_whole_flow_in_one_batch_posts_the_same_as_one_record_per_batch(pool: asyncpg.Pool) -> None:
+    result = await deliver(pool, router, flow.receipt(), *full_flow()[:3], *full_flow()[4:])
+    assert result.handled == 9 and result.deadlettered == 0
+    assert len(emitted(result, "journal.entry_posted")) == 5
+    assert await balances(pool) == {
+        "expense:marketing": D("200.00"),
+        "expense:price_variance": D("4.00"),
+        "asset:input_tax": D("40.80"),
+        FUNDING: D("755.20"),
+        "equity:funding:LE-1": D("-1000.00"),
+    }
+    async with pool.acquire() as conn:
+        assert await queries.check_invariants(conn) == []
