@@ -556,16 +556,20 @@ def _check_invoice(
         )
 
     header_policy = policy.for_line(po.business_unit, None)
-    allowed = {c.type: c.amount for c in po.charges}
+    allowed: dict[str, Decimal] = defaultdict(Decimal)
+    for c in po.charges:
+        allowed[c.type.casefold()] += c.amount  # two freight entries on a PO allow their sum
     charge_failed = False
     for ch in inv.charges:
+        # Invoice charge types are free text (UBL reason codes); the PO's are lower-case words.
+        kind = ch.type.casefold()
         amount = inv.sign * ch.amount
-        running.charged[ch.type] += amount
+        running.charged[kind] += amount
         if amount <= 0:
             continue  # an allowance (or a credited charge) never needs PO cover
-        limit = allowed.get(ch.type, ZERO)
-        band = header_policy.tolerance(UNEXPECTED_CHARGE).over
-        if not band.allows(running.charged[ch.type] - limit, limit, running.charged[ch.type] - limit):
+        limit = allowed.get(kind, ZERO)
+        excess = running.charged[kind] - limit
+        if not header_policy.tolerance(UNEXPECTED_CHARGE).over.allows(excess, limit, excess):
             charge_failed = True
     if charge_failed:
         findings.append(_finding(UNEXPECTED_CHARGE, None, header_policy))

@@ -302,3 +302,12 @@ def test_no_po_invoice_approved_by_override_is_valued_at_its_own_amounts() -> No
     assert isinstance(out, d.Approved)
     assert out.po_version is None and out.business_unit == "marketing" and out.override_ids == ("OVR-1",)
     assert (out.lines[0].match_mode, out.lines[0].variance_amount) == ("no_po", D("0"))
+
+
+def test_charges_are_cumulative_over_the_pos_invoices() -> None:
+    freight_po = po(charges=(d.Charge("freight", D("30.00")), d.Charge("freight", D("20.00"))))
+    first = invoice("INV-1", line(quantity="5"), seq=1, charges=(d.Charge("Freight", D("30.00")),))
+    second = invoice("INV-2", line(quantity="5"), seq=2, charges=(d.Charge("freight", D("20.01")),))
+    out = d.evaluate(state(first, second, purchase_order=freight_po, receipts=GR), policy())
+    assert isinstance(out["INV-1"], d.Approved)
+    assert reasons(out["INV-2"]) == {("unexpected_charge", None)}
