@@ -115,6 +115,14 @@ async def test_journal_tables_refuse_update_delete_and_truncate(pool: asyncpg.Po
     for sql in statements:
         with pytest.raises(asyncpg.PostgresError, match="append-only"):
             await pool.execute(sql)
+    async with pool.acquire() as conn:  # not even a superuser skipping ordinary triggers
+        await conn.execute("SET session_replication_role = replica")
+        try:
+            for sql in statements:
+                with pytest.raises(asyncpg.PostgresError, match="append-only"):
+                    await conn.execute(sql)
+        finally:
+            await conn.execute("RESET session_replication_role")
     assert await entry_count(pool) == 1
     assert await balances(pool) == {FUNDING: D("1000.00"), "equity:funding:LE-1": D("-1000.00")}
 
