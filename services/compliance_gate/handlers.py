@@ -29,6 +29,7 @@ from shared.unit_of_work import UnitOfWork
 log = structlog.get_logger(__name__)
 
 router = Router("compliance_gate", topics=[IN_PAYEES])
+router.emits(COMPLIANCE_ELIGIBILITY, "payee.eligibility_changed")
 
 ELIGIBILITY_CHANGED = "payee.eligibility_changed"
 

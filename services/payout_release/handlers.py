@@ -63,6 +63,9 @@ router = Router(
         IN_COMMANDS,
     ],
 )
+router.emits(OUT_PAYOUTS, "payout.released")
+router.emits(OUT_EXCEPTIONS, "payout.blocked", "payout.exception_opened")
+router.emits(PAYOUTS_EVENTS, "payout.settlement_recorded", "payout.failure_recorded", "payout.return_recorded")
 
 
 # --- matching decisions (gate 1) -----------------------------------------------------------
