@@ -13,6 +13,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from services.cli.console import make_console
 from services.cli.scenario import Scenario, build
 from services.cli.watch import TopicWatcher
 from shared.envelope import utcnow
@@ -261,7 +262,7 @@ def _sum(items: list, key: str) -> str:  # type: ignore[type-arg]
 
 
 def main() -> int:
-    console = Console()
+    console = make_console()
     report = asyncio.run(run_demo(get_settings(), console=console))
     print_report(report, console)
     return 1 if report.problems else 0

@@ -11,17 +11,17 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from services.cli import commands
+from services.cli.console import make_console
 from services.cli.dlq import ReplayRefused, read_deadletters, replay
 from shared.settings import get_settings
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]
-console = Console()
-err = Console(stderr=True)
+console = make_console()
+err = make_console(stderr=True)
 
 app = typer.Typer(
     help="Operate Concord: the stack, holds, payout runs, traces, the ledger, the deadletter topic.",
