@@ -44,6 +44,14 @@ from shared.unit_of_work import UnitOfWork
 log = structlog.get_logger(__name__)
 
 router = Router("matching", topics=[INTAKE_DOCUMENTS, IN_COMMANDS])
+router.emits(
+    MATCHING_DECISIONS,
+    "invoice.approved_to_pay",
+    "invoice.approval_revoked",
+    "invoice.held",
+    "invoice.superseded",
+)
+router.emits(OUT_EXCEPTIONS, "hold.opened", "hold.released", "hold.escalated", "override.refused")
 
 
 # --- configuration: read once at start (Service on_startup), never half-read ------------------
