@@ -35,6 +35,13 @@ def _json_default(value: object) -> str:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+async def connect(dsn: str, *, timeout: float = 10) -> asyncpg.Connection:
+    """One connection with the same codecs as the services' pools (jsonb as objects)."""
+    conn = await asyncpg.connect(dsn, timeout=timeout)
+    await _init_connection(conn)
+    return conn
+
+
 async def create_pool(dsn: str, *, max_size: int = 10) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=max_size, init=_init_connection)
     assert pool is not None

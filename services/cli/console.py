@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from rich.console import Console
@@ -9,4 +10,6 @@ from rich.console import Console
 
 def make_console(stderr: bool = False) -> Console:
     stream = sys.stderr if stderr else sys.stdout
-    return Console(stderr=stderr, width=None if stream.isatty() else 132)
+    if stream.isatty():
+        return Console(stderr=stderr)
+    return Console(stderr=stderr, width=int(os.environ.get("COLUMNS", "132")))

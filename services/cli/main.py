@@ -7,15 +7,21 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
 from rich.table import Table
 
-from services.cli import commands
+from services.cli import commands, views
 from services.cli.console import make_console
 from services.cli.dlq import ReplayRefused, read_deadletters, replay
+from services.cli.readers import CliDatabases, NotReachable, OpenHoldRow, connect, open_holds, parse_age
+from services.ledger import queries as ledger_queries
+from services.ledger.queries import Nec1099Total, Reconciliation, Trace, Violation
+from shared.envelope import utcnow
 from shared.settings import get_settings
 
 T = TypeVar("T")
@@ -48,7 +54,7 @@ class CliError(Exception):
 def run(coro: Callable[[], Awaitable[T]]) -> T:
     try:
         return asyncio.run(coro())
-    except CliError as exc:
+    except (CliError, NotReachable) as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
     except ReplayRefused as exc:
@@ -100,6 +106,26 @@ def demo() -> None:
     print_report(report, console)
     if report.problems:
         raise typer.Exit(1)
+
+
+@holds_app.command("list")
+def holds_list(
+    queue: str | None = typer.Option(None, help="Only this queue: ap, ops, procurement, no_po_review."),
+    older_than: str | None = typer.Option(None, help="Only holds open longer than this: 2d, 12h, 90m."),
+) -> None:
+    """List the open matching holds, oldest first, with owner, due date and next action."""
+    try:
+        age = parse_age(older_than) if older_than else None
+    except ValueError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    now = utcnow()
+
+    async def go() -> list[OpenHoldRow]:
+        async with connect(CliDatabases().matching_db_dsn, "matching") as conn:
+            return await open_holds(conn, queue=queue, opened_before=now - age if age else None)
+
+    views.print_holds(console, run(go), now)
 
 
 @holds_app.command("override")
@@ -190,6 +216,69 @@ def payout_run(
         )
     )
     commands.print_outcome(console, f"payout run {run_id}", outcome)
+
+
+@app.command()
+def trace(
+    ref: str = typer.Argument(..., help="A journal entry id, invoice id, payout id or PO number."),
+) -> None:
+    """Trace money back to documents and people: PO version, receipts, holds, overrides, approvals, payout."""
+
+    async def go() -> Trace:
+        async with connect(CliDatabases().ledger_db_dsn, "ledger") as conn:
+            return await ledger_queries.trace(conn, ref)
+
+    result = run(go)
+    views.print_trace(console, result)
+    if not result.found:
+        raise typer.Exit(1)
+
+
+@app.command()
+def reconcile(
+    requisition_age: int = typer.Option(30, help="Days after which an unconverted requisition is listed."),
+) -> None:
+    """Per PO ordered/received/approved/paid, GRNI and in-transit ageing, open holds, stale requisitions."""
+
+    async def go() -> Reconciliation:
+        async with connect(CliDatabases().ledger_db_dsn, "ledger") as conn:
+            return await ledger_queries.reconcile(conn, requisition_max_age=timedelta(days=requisition_age))
+
+    result = run(go)
+    views.print_reconciliation(console, result)
+
+
+@ledger_app.command("check")
+def ledger_check() -> None:
+    """Prove the journal's invariants; exits 1 if any is violated."""
+
+    async def go() -> list[Violation]:
+        async with connect(CliDatabases().ledger_db_dsn, "ledger") as conn:
+            return await ledger_queries.check_invariants(conn)
+
+    violations = run(go)
+    views.print_violations(console, violations)
+    if violations:
+        raise typer.Exit(1)
+
+
+@ledger_app.command("1099")
+def ledger_1099(
+    year: int = typer.Option(..., help="Calendar year."),
+    threshold: str = typer.Option("600.00", help="Report payees paid at least this much (USD)."),
+) -> None:
+    """1099-NEC totals per US payee for a year: payouts settled minus returned."""
+    try:
+        limit = Decimal(threshold)
+    except ArithmeticError:
+        err.print(f"[red]error:[/red] the threshold {threshold!r} is not a decimal amount")
+        raise typer.Exit(2) from None
+
+    async def go() -> list[Nec1099Total]:
+        async with connect(CliDatabases().ledger_db_dsn, "ledger") as conn:
+            return await ledger_queries.totals_1099_nec(conn, year, limit)
+
+    views.print_1099(console, year, threshold, run(go))
 
 
 @dlq_app.command("list")

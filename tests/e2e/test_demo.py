@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from decimal import Decimal
 
 import pytest
 from rich.console import Console
 
 from services.cli.demo import open_holds, print_report, run_demo
+from services.ledger.queries import check_invariants
+from shared.db import connect
 from tests.e2e.conftest import Stack
+from tests.kafka_support import settings_env
+from tests.support import ROOT
 
 pytestmark = pytest.mark.e2e
 
@@ -48,3 +54,51 @@ async def test_demo_scenario_matches_holds_releases_blocks_and_posts(stack: Stac
         debits = sum(Decimal(line.get("debit") or 0) for line in entry.data["lines"])
         credits = sum(Decimal(line.get("credit") or 0) for line in entry.data["lines"])
         assert debits == credits, entry.data
+
+
+async def concord(stack: Stack, *args: str) -> tuple[int, str]:
+    """Run the operator CLI as a user would, against this test stack."""
+    env = settings_env(stack.settings)
+    env["CONCORD_LEDGER_DB_DSN"] = stack.dsns["ledger"]
+    env["CONCORD_MATCHING_DB_DSN"] = stack.dsns["matching"]
+    env["COLUMNS"] = "400"  # one table row per line, so assertions read whole cells
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "services.cli",
+        *args,
+        env=env,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await proc.communicate()
+    return proc.returncode or 0, out.decode()
+
+
+async def test_after_the_demo_the_ledger_proves_its_invariants_and_traces_the_override(stack: Stack) -> None:
+    report = await run_demo(stack.settings, timeout_s=60, console=Console(width=140))
+    assert report.problems == []
+    conn = await connect(stack.dsns["ledger"])
+    try:
+        assert await check_invariants(conn) == []
+    finally:
+        await conn.close()
+
+    code, out = await concord(stack, "ledger", "check")
+    assert code == 0 and "VIOLATED" not in out, out
+    code, out = await concord(stack, "trace", report.scenario.override_invoice)
+    assert code == 0, out
+    for shown in (
+        "ap.lead@example.com",
+        "ap.clerk@example.com",
+        "price_agreed",
+        "monitor-price-change",
+        "procurement.lead@example.com",
+        "settled",
+    ):
+        assert shown in out, (shown, out)
+    code, out = await concord(stack, "holds", "list", "--queue", "ops")
+    assert code == 0 and "qty_over_received" in out, out
+    code, out = await concord(stack, "trace", "no-such-thing")
+    assert code == 1 and "nothing in the ledger answers" in out
