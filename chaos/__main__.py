@@ -1,0 +1,31 @@
+"""`make chaos` / `python -m chaos [--invoices N] [--seed S] [--kills K]`: exit 1 on any violation."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from rich.console import Console
+
+from chaos.report import print_report
+from chaos.run import ChaosConfig, run
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m chaos", description=__doc__)
+    parser.add_argument("--invoices", type=int, default=ChaosConfig.invoices)
+    parser.add_argument("--seed", type=int, default=ChaosConfig.seed)
+    parser.add_argument(
+        "--kills", type=int, default=ChaosConfig.kills_per_service, help="SIGKILLs per service"
+    )
+    args = parser.parse_args(argv)
+    console = Console(width=160)
+    config = ChaosConfig(seed=args.seed, invoices=args.invoices, kills_per_service=args.kills)
+    report = asyncio.run(run(config, console))
+    print_report(report, console)
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,247 @@
+"""What a run did, read from its output topics as an outsider would, and the invariants checked on it."""
+
+from __future__ import annotations
+
+import base64
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from chaos.workload import Workload
+
+
+@dataclass(frozen=True)
+class InvoiceOutcome:
+    """The parts of an invoice's end state that must not depend on faults or timing (payout ids
+    and grouping do, so they are left out)."""
+
+    intake: str  # "accepted", "rejected:<codes>", "missing", or "accepted+rejected:<codes>"
+    matching: str  # "approved", "held:<reasons>", "superseded", "revoked", "-" (none)
+    paid: Decimal | None  # the amount paid for it in live payouts, None if unpaid
+
+    def show(self) -> str:
+        paid = f"paid {self.paid}" if self.paid is not None else "unpaid"
+        return f"{self.intake} / {self.matching} / {paid}"
+
+
+@dataclass
+class RunOutcome:
+    """Everything the checks need from one run."""
+
+    label: str
+    invoices: dict[str, InvoiceOutcome] = field(default_factory=dict)
+    live_payouts_per_invoice: dict[str, list[str]] = field(default_factory=dict)
+    released_minus_failed: dict[str, Decimal] = field(default_factory=dict)
+    paid_payable: dict[str, Decimal] = field(default_factory=dict)
+    paid_not_approved: list[str] = field(default_factory=list)
+    payable_mismatch: list[str] = field(default_factory=list)
+    deadletters: list[dict[str, Any]] = field(default_factory=list)
+    ledger_violations: list[str] = field(default_factory=list)
+    counts: Counter[str] = field(default_factory=Counter)
+    duration_s: float = 0.0
+    rail_answers: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def summarise(label: str, workload: Workload, seen: list[tuple[str, dict[str, Any]]]) -> RunOutcome:
+    """`seen`: (topic without prefix, envelope) in arrival order, deduplicated by event_id.
+    Per key (so per invoice on the decisions topic) arrival order is Kafka's partition order."""
+    out = RunOutcome(label)
+    mine = set(workload.expected)
+    accepted: set[str] = set()
+    rejected: dict[str, set[str]] = defaultdict(set)
+    last_decision: dict[str, str] = {}
+    payable: dict[str, tuple[str, Decimal]] = {}
+    released: dict[str, dict[str, Any]] = {}
+    failed: set[str] = set()
+    for _topic, env in seen:
+        et, data = env.get("event_type", ""), env.get("data") or {}
+        out.counts[et] += 1
+        inv = data.get("invoice_id")
+        if et == "invoice.accepted" and inv in mine:
+            accepted.add(inv)
+        elif et == "document.rejected":
+            target = workload.invoice_event_ids.get(data.get("rejected_event_id", ""))
+            if target is not None:
+                rejected[target] |= {r["code"] for r in data.get("reasons", [])}
+        elif et == "invoice.approved_to_pay" and inv in mine:
+            last_decision[inv] = "approved"
+            payable[inv] = (data["currency"], Decimal(data["payable_amount"]))
+        elif et == "invoice.held" and inv in mine:
+            reasons = sorted({h["reason"] for h in data.get("holds", [])})
+            last_decision[inv] = "held:" + ",".join(reasons)
+        elif et == "invoice.superseded" and inv in mine:
+            last_decision[inv] = "superseded"
+        elif et == "invoice.approval_revoked" and inv in mine:
+            last_decision[inv] = "revoked"
+        elif et == "payout.released":
+            released[data["payout_id"]] = data
+        elif et == "payout.failure_recorded":
+            failed.add(data["payout_id"])
+        elif et == "deadletter.recorded":
+            out.deadletters.append(data)
+
+    live_amounts: dict[str, Decimal] = defaultdict(Decimal)
+    live_of: dict[str, list[str]] = defaultdict(list)
+    totals: dict[str, Decimal] = defaultdict(Decimal)
+    for payout_id, p in released.items():
+        sign = 0 if payout_id in failed else 1
+        totals[p["currency"]] += sign * Decimal(p["amount"])
+        if sign:
+            for line in p["invoices"]:
+                live_amounts[line["invoice_id"]] += Decimal(line["amount"])
+                live_of[line["invoice_id"]].append(payout_id)
+    out.released_minus_failed = dict(totals)
+    out.live_payouts_per_invoice = dict(live_of)
+
+    paid_payable: dict[str, Decimal] = defaultdict(Decimal)
+    for inv, amount in live_amounts.items():
+        if last_decision.get(inv) != "approved" or inv not in payable:
+            out.paid_not_approved.append(inv)
+            continue
+        currency, value = payable[inv]
+        paid_payable[currency] += value
+        if value != amount:
+            out.payable_mismatch.append(f"{inv}: paid {amount}, payable {value}")
+    out.paid_payable = dict(paid_payable)
+
+    for inv in sorted(mine):
+        codes = ",".join(sorted(rejected.get(inv, ())))
+        if inv in accepted and inv in rejected:
+            intake = f"accepted+rejected:{codes}"
+        elif inv in accepted:
+            intake = "accepted"
+        elif inv in rejected:
+            intake = f"rejected:{codes}"
+        else:
+            intake = "missing"
+        out.invoices[inv] = InvoiceOutcome(intake, last_decision.get(inv, "-"), live_amounts.get(inv))
+    return out
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    blocking: bool = True  # an informational check never fails the run
+
+
+def _origin(deadletter: dict[str, Any]) -> str:
+    origin = deadletter.get("origin") or {}
+    return f"{origin.get('topic')}[{origin.get('partition')}]@{origin.get('offset')}"
+
+
+def _first(items: list[str], n: int = 5) -> str:
+    more = f" (+{len(items) - n} more)" if len(items) > n else ""
+    return "; ".join(items[:n]) + more
+
+
+def check_runs(workload: Workload, baseline: RunOutcome, faulty: RunOutcome) -> list[Check]:
+    checks: list[Check] = []
+
+    # 1. Same end state per invoice as the fault-free run.
+    diffs = [
+        f"{inv}: fault-free {baseline.invoices[inv].show()} ≠ faulty {faulty.invoices[inv].show()}"
+        for inv in workload.invoice_ids
+        if baseline.invoices[inv] != faulty.invoices[inv]
+    ]
+    checks.append(
+        Check(
+            "same end state as the fault-free run",
+            not diffs,
+            _first(diffs)
+            if diffs
+            else f"{len(workload.invoice_ids)} invoices identical "
+            "(intake verdict + codes, matching state + hold reasons, paid amount)",
+        )
+    )
+
+    for run in (faulty, baseline):
+        suffix = "" if run is faulty else " (fault-free run)"
+        # 2. Never paid twice.
+        twice = [f"{inv} in {', '.join(p)}" for inv, p in run.live_payouts_per_invoice.items() if len(p) > 1]
+        checks.append(
+            Check(
+                "no invoice paid twice" + suffix,
+                not twice,
+                _first(twice)
+                if twice
+                else f"{len(run.live_payouts_per_invoice)} invoices each in exactly one live payout",
+            )
+        )
+        # 3. The ledger proves its invariants.
+        checks.append(
+            Check(
+                "ledger invariants (check_invariants)" + suffix,
+                not run.ledger_violations,
+                _first(run.ledger_violations)
+                if run.ledger_violations
+                else "balanced, AP, in-transit, no double post",
+            )
+        )
+        # 4. Money out = payable of what was paid.
+        currencies = sorted(set(run.released_minus_failed) | set(run.paid_payable))
+        sums_ok = all(
+            run.released_minus_failed.get(c, Decimal(0)) == run.paid_payable.get(c, Decimal(0))
+            for c in currencies
+        )
+        problems = [f"paid but not approved: {i}" for i in run.paid_not_approved] + run.payable_mismatch
+        detail = ", ".join(
+            f"{c}: released−failed {run.released_minus_failed.get(c, Decimal(0))} / payable "
+            f"{run.paid_payable.get(c, Decimal(0))}"
+            for c in currencies
+        )
+        checks.append(
+            Check(
+                "payouts (released − failed) = payable of paid approved invoices" + suffix,
+                sums_ok and not problems,
+                detail + ("; " + _first(problems) if problems else ""),
+            )
+        )
+        # 5. Only the deliberately bad records on the deadletter topic, and every one of them.
+        bad = workload.bad_values
+        dead_values = [base64.b64decode(d.get("value_base64") or "") for d in run.deadletters]
+        unexpected = [
+            f"{_origin(d)}: {str(d.get('error'))[:80]}"
+            for d, v in zip(run.deadletters, dead_values, strict=True)
+            if v not in bad
+        ]
+        missing = [r.note for r in workload.records if r.bad and r.value not in set(dead_values)]
+        checks.append(
+            Check(
+                "deadletter holds only the deliberately bad records" + suffix,
+                not unexpected and not missing,
+                (
+                    _first(
+                        [f"unexpected {u}" for u in unexpected] + [f"not deadlettered: {m}" for m in missing]
+                    )
+                    if unexpected or missing
+                    else f"{len(run.deadletters)} deadletter records, all {len(bad)} bad records among them"
+                ),
+            )
+        )
+
+    # Informational: the fault-free run does what the generator meant (catches workload bugs
+    # and plain functional bugs that a comparison of two runs cannot see).
+    off: list[str] = []
+    for inv, exp in workload.expected.items():
+        got = baseline.invoices[inv]
+        want_intake = exp.intake
+        intake_ok = (
+            got.intake == "accepted"
+            if want_intake == "accepted"
+            else got.intake.startswith("rejected:") and want_intake.split(":")[1] in got.intake
+        )
+        if not intake_ok or (exp.matching or "-") != got.matching or exp.paid != (got.paid is not None):
+            off.append(f"{inv} ({workload.kinds[inv]}): meant {exp}, got {got.show()}")
+    checks.append(
+        Check(
+            "fault-free run does what the workload meant",
+            not off,
+            _first(off) if off else f"{len(workload.expected)} invoices as designed",
+            blocking=False,
+        )
+    )
+    return checks

@@ -1,0 +1,556 @@
+"""The chaos run: the same workload twice — once fault-free, once under crashes, broker and
+database restarts and duplicate deliveries — then the end states compared and invariants checked.
+
+The driver plays every upstream system and the payment rail. It watches the output topics from
+the beginning (each run has its own topic prefix and scratch databases), answers every
+`payout.released` with a signed rail response, and decides quiescence from what it sees.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from rich.console import Console
+
+from chaos.outcome import Check, RunOutcome, check_runs, summarise
+from chaos.workload import PHASES, Record, Workload, build
+from services.ledger.queries import check_invariants
+from shared.envelope import SCHEMA_VERSION, Envelope, derived_event_id
+from shared.outbox import make_producer
+from shared.settings import Settings
+from shared.signatures import SIGNATURE_HEADER, sign
+from shared.topics import (
+    COMPLIANCE_ELIGIBILITY,
+    DEADLETTER,
+    IN_COMMANDS,
+    IN_RAIL_EVENTS,
+    INTAKE_DOCUMENTS,
+    MATCHING_DECISIONS,
+    OUT_EXCEPTIONS,
+    OUT_JOURNAL,
+    OUT_PAYOUTS,
+    OUT_REJECTIONS,
+    PAYOUTS_EVENTS,
+    Topic,
+)
+from tests.kafka_support import ServiceProcess, create_topics, isolated_settings
+from tests.support import ROOT, scratch_database
+
+SERVICES = ("intake", "matching", "compliance_gate", "payout_release", "ledger")
+WATCHED: tuple[Topic, ...] = (
+    INTAKE_DOCUMENTS,
+    OUT_REJECTIONS,
+    MATCHING_DECISIONS,
+    COMPLIANCE_ELIGIBILITY,
+    OUT_PAYOUTS,
+    PAYOUTS_EVENTS,
+    OUT_EXCEPTIONS,
+    OUT_JOURNAL,
+    DEADLETTER,
+)
+# Outputs that recur without new input (every scheduled run re-blocks what it cannot pay);
+# they must not keep a run from counting as quiet.
+RECURRING = {"payout.blocked", "hold.escalated"}
+
+
+@dataclass(frozen=True)
+class ChaosConfig:
+    seed: int = 7
+    invoices: int = 2000
+    kills_per_service: int = 3
+    restart_kafka: bool = True
+    restart_postgres: bool = True
+    # Seconds between two faults (uniform in this range, from the seed).
+    fault_gap_s: tuple[float, float] = (4.0, 10.0)
+    duplicate_delay_share: float = 0.3  # share of second copies published later, not at once
+    quiet_s: float = 10.0  # no new outputs for this long = quiescent
+    phase_timeout_s: float = 600.0
+    settle_timeout_s: float = 900.0
+    payout_run_interval_s: float = 2.0
+    publish_concurrency: int = 200
+
+
+@dataclass
+class Fault:
+    kind: str
+    target: str
+    at_s: float
+    took_s: float = 0.0
+
+
+@dataclass
+class ChaosReport:
+    config: ChaosConfig
+    workload: Workload
+    baseline: RunOutcome
+    faulty: RunOutcome
+    faults: list[Fault]
+    checks: list[Check]
+    duration_s: float
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks if c.blocking)
+
+
+# --- watching -------------------------------------------------------------------------------
+
+
+@dataclass
+class Watcher:
+    """Every record on the output topics from offset 0, deduplicated by event_id, in arrival order.
+    Keeps polling through broker restarts (a poll error is logged and retried, never fatal)."""
+
+    settings: Settings
+    seen: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    ids: set[str] = field(default_factory=set)
+    last_progress: float = field(default_factory=time.monotonic)
+    causes: set[str] = field(default_factory=set)
+    errors: int = 0
+
+    async def start(self) -> None:
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.kafka_bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=2000,
+        )
+        await self.consumer.start()
+        partitions = [TopicPartition(self.settings.topic(t), p) for t in WATCHED for p in range(t.partitions)]
+        self.consumer.assign(partitions)
+        await self.consumer.seek_to_beginning(*partitions)
+        self.task = asyncio.create_task(self._poll())
+
+    async def _poll(self) -> None:
+        while True:
+            try:
+                batch = await self.consumer.getmany(timeout_ms=200)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.errors += 1
+                await asyncio.sleep(1)
+                continue
+            for records in batch.values():
+                for r in records:
+                    try:
+                        env = json.loads(r.value)
+                    except ValueError:
+                        continue
+                    event_id = env.get("event_id")
+                    if event_id in self.ids:
+                        continue
+                    self.ids.add(event_id)
+                    self.seen.append((self.settings.unprefixed(r.topic), env))
+                    if env.get("causation_id"):
+                        self.causes.add(env["causation_id"])
+                    if env.get("event_type") == "document.rejected":
+                        self.causes.add((env.get("data") or {}).get("rejected_event_id", ""))
+                    if env.get("event_type") not in RECURRING:
+                        self.last_progress = time.monotonic()
+
+    async def stop(self) -> None:
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+        await self.consumer.stop()
+
+    def of(self, event_type: str) -> list[dict[str, Any]]:
+        return [env["data"] for _, env in self.seen if env.get("event_type") == event_type]
+
+
+# --- publishing -------------------------------------------------------------------------------
+
+
+class Upstream:
+    """Publishes raw records and waits for the broker's ack, retrying through a broker restart
+    (a fresh producer after an error: an idempotent producer may not survive a restart)."""
+
+    def __init__(self, settings: Settings, concurrency: int) -> None:
+        self.settings = settings
+        self.sem = asyncio.Semaphore(concurrency)
+        self.producer: AIOKafkaProducer | None = None
+        self.lock = asyncio.Lock()
+        self.published = 0
+
+    async def _producer(self) -> AIOKafkaProducer:
+        async with self.lock:
+            if self.producer is None:
+                p = make_producer(self.settings.kafka_bootstrap)
+                await p.start()
+                self.producer = p
+            return self.producer
+
+    async def _reset(self, broken: AIOKafkaProducer) -> None:
+        async with self.lock:
+            if id(self.producer) != id(broken):
+                return  # another sender already replaced it
+            self.producer = None
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(broken.stop(), 10)
+
+    async def send(self, topic: Topic, key: str, value: bytes, headers: tuple[tuple[str, str], ...]) -> None:
+        async with self.sem:
+            deadline = time.monotonic() + 300
+            while True:
+                producer: AIOKafkaProducer | None = None
+                try:
+                    producer = await self._producer()
+                    await asyncio.wait_for(
+                        producer.send_and_wait(
+                            self.settings.topic(topic),
+                            value=value,
+                            key=key.encode(),
+                            headers=[(k, v.encode()) for k, v in headers],
+                        ),
+                        60,
+                    )
+                    self.published += 1
+                    return
+                except Exception:
+                    if time.monotonic() > deadline:
+                        raise
+                    if producer is not None:
+                        await self._reset(producer)
+                    await asyncio.sleep(1)
+
+    async def record(self, rec: Record) -> None:
+        await self.send(rec.topic, rec.key, rec.value, rec.headers)
+
+    async def signed(self, topic: Topic, key: str, env: Envelope, secret: str) -> None:
+        value = env.model_dump_json().encode()
+        await self.send(
+            topic, key, value, (("content-type", "application/json"), (SIGNATURE_HEADER, sign(secret, value)))
+        )
+
+    async def close(self) -> None:
+        if self.producer is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.producer.stop(), 10)
+
+
+def _envelope(event_type: str, data: dict[str, Any], event_id: str, source: str) -> Envelope:
+    return Envelope(
+        event_id=event_id,
+        event_type=event_type,
+        schema_version=SCHEMA_VERSION,
+        occurred_at=datetime.now(UTC),
+        source=source,
+        data=data,
+    )
+
+
+# --- the payment rail -------------------------------------------------------------------------
+
+
+@dataclass
+class Rail:
+    """Answers each payout.released once: failed first when it carries an invoice of the
+    workload's fail-first set not failed before, else settled. With `replay`, every answer is
+    sent twice with the same event_id and once more with a fresh event_id and the same
+    rail_event_id, as real rails replay."""
+
+    workload: Workload
+    watcher: Watcher
+    upstream: Upstream
+    secret: str
+    replay: bool
+    answered: dict[str, str] = field(default_factory=dict)  # payout_id → settled/failed
+    failed_once: set[str] = field(default_factory=set)
+    cursor: int = 0
+
+    async def run(self) -> None:
+        while True:
+            seen = self.watcher.seen
+            new = seen[self.cursor :]
+            self.cursor = len(seen)
+            for _, env in new:
+                if env.get("event_type") == "payout.released":
+                    await self.answer(env["data"])
+            await asyncio.sleep(0.2)
+
+    async def answer(self, payout: dict[str, Any]) -> None:
+        payout_id = payout["payout_id"]
+        if payout_id in self.answered:
+            return
+        invoices = {line["invoice_id"] for line in payout["invoices"]}
+        to_fail = (invoices & self.workload.fail_first) - self.failed_once
+        if to_fail:
+            self.failed_once |= to_fail
+            kind = "failed"
+            data: dict[str, Any] = {
+                "payout_id": payout_id,
+                "rail_event_id": f"rail-{payout_id}-failed",
+                "failure_code": "R03",
+                "message": "no account / unable to locate account",
+            }
+            event_type = "payout.failed"
+        else:
+            kind = "settled"
+            data = {
+                "payout_id": payout_id,
+                "rail_event_id": f"rail-{payout_id}-settled",
+                "amount": payout["amount"],
+                "currency": payout["currency"],
+                "settled_at": datetime.now(UTC).isoformat(),
+            }
+            event_type = "payout.settled"
+        self.answered[payout_id] = kind
+        env = _envelope(event_type, data, derived_event_id("chaos-rail", payout_id, kind), "chaos-rail")
+        await self.upstream.signed(IN_RAIL_EVENTS, payout_id, env, self.secret)
+        if self.replay:
+            await self.upstream.signed(IN_RAIL_EVENTS, payout_id, env, self.secret)
+            fresh = _envelope(
+                event_type, data, derived_event_id("chaos-rail-replay", payout_id, kind), "chaos-rail"
+            )
+            await self.upstream.signed(IN_RAIL_EVENTS, payout_id, fresh, self.secret)
+
+    def pending(self) -> list[str]:
+        """Answered payouts whose answer payout_release has not recorded yet."""
+        recorded = {d["payout_id"] for d in self.watcher.of("payout.settlement_recorded")} | {
+            d["payout_id"] for d in self.watcher.of("payout.failure_recorded")
+        }
+        released = {d["payout_id"] for d in self.watcher.of("payout.released")}
+        return sorted(released - recorded)
+
+
+# --- faults -----------------------------------------------------------------------------------
+
+
+async def _shell(*args: str) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        *args, cwd=ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+    )
+    if await proc.wait() != 0:
+        raise RuntimeError(f"{' '.join(args)} failed")
+
+
+@dataclass
+class Injector:
+    config: ChaosConfig
+    processes: dict[str, ServiceProcess]
+    started: float
+    faults: list[Fault] = field(default_factory=list)
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def schedule(self) -> list[tuple[str, str]]:
+        rng = random.Random(self.config.seed * 7919 + 1)
+        plan = [("sigkill", name) for name in SERVICES for _ in range(self.config.kills_per_service)]
+        rng.shuffle(plan)
+        # The broker and database restarts land in the middle of the crash storm, not at its edges.
+        if self.config.restart_kafka:
+            plan.insert(len(plan) // 3, ("restart", "kafka"))
+        if self.config.restart_postgres:
+            plan.insert(2 * len(plan) // 3, ("restart", "postgresql"))
+        return plan
+
+    async def run(self) -> None:
+        rng = random.Random(self.config.seed * 104729 + 3)
+        for kind, target in self.schedule():
+            await asyncio.sleep(rng.uniform(*self.config.fault_gap_s))
+            fault = Fault(kind, target, time.monotonic() - self.started)
+            t0 = time.monotonic()
+            if kind == "sigkill":
+                proc = self.processes[target]
+                proc.kill()
+                proc.start(**self.overrides.get(target, {}))
+                with contextlib.suppress(Exception):
+                    await proc.wait_ready(120)
+            elif target == "kafka":
+                await _shell(str(ROOT / "deploy" / "kafka.sh"), "stop")
+                await _shell(str(ROOT / "deploy" / "kafka.sh"), "start")
+            else:
+                await _shell(str(ROOT / "deploy" / "postgres.sh"), "stop")
+                await _shell(str(ROOT / "deploy" / "postgres.sh"), "start")
+            fault.took_s = time.monotonic() - t0
+            self.faults.append(fault)
+
+
+# --- one run ----------------------------------------------------------------------------------
+
+
+async def _wait(cond: Callable[[], bool], timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        await asyncio.sleep(0.25)
+    return cond()
+
+
+async def run_once(
+    workload: Workload,
+    config: ChaosConfig,
+    *,
+    faulty: bool,
+    console: Console,
+    on_started: Callable[[float], Awaitable[None]] | None = None,
+) -> tuple[RunOutcome, list[Fault]]:
+    label = "faulty" if faulty else "fault-free"
+    t_start = time.monotonic()
+    settings = isolated_settings(
+        payout_run_interval_s=config.payout_run_interval_s, relay_poll_interval_s=0.1
+    )
+    # Matching escalates holds at the payout-run cadence; 2 s would escalate every hold during
+    # the run, a time-dependent output the comparison should not have to ignore.
+    overrides: dict[str, dict[str, Any]] = {"matching": {"payout_run_interval_s": 3600.0}}
+    await create_topics(settings)
+    rng = random.Random(config.seed * 31 + (1 if faulty else 0))
+    faults: list[Fault] = []
+    async with AsyncExitStack() as stack:
+        dsns = {n: await stack.enter_async_context(scratch_database(n)) for n in SERVICES}
+        procs = {
+            n: ServiceProcess(
+                f"services.{n}", settings.model_copy(update={"db_dsn": dsns[n]}), f"chaos-{label}-{n}"
+            )
+            for n in SERVICES
+        }
+
+        def stop_all() -> None:
+            for p in procs.values():
+                p.stop()
+
+        stack.callback(stop_all)
+        for n, p in procs.items():
+            p.start(**overrides.get(n, {}))
+        for p in procs.values():
+            await p.wait_ready(120)
+        watcher = Watcher(settings)
+        await watcher.start()
+        stack.push_async_callback(watcher.stop)
+        upstream = Upstream(settings, config.publish_concurrency)
+        stack.push_async_callback(upstream.close)
+        rail = Rail(workload, watcher, upstream, settings.rail_secret, replay=faulty)
+        rail_task = asyncio.create_task(rail.run())
+        injector = Injector(config, procs, t_start, overrides=overrides)
+        fault_task = asyncio.create_task(injector.run()) if faulty else None
+        try:
+            delayed: list[Record] = []
+            for phase in PHASES:
+                records = workload.phases[phase]
+                with console.status(f"[{label}] phase {phase}: publishing {len(records)} records…"):
+                    if faulty:
+                        # The previous phase's late second copies arrive in the middle of this one.
+                        late, delayed = delayed, []
+                        copies: list[Record] = []
+                        for r in records:
+                            copies.append(r)
+                            if rng.random() < config.duplicate_delay_share:
+                                delayed.append(r)
+                            else:
+                                copies.append(r)
+                        copies[len(copies) // 2 : len(copies) // 2] = late
+                        await _publish_in_order(upstream, copies)
+                    else:
+                        await _publish_in_order(upstream, records)
+                wanted = [r.event_id for r in records if r.intake_input]
+                with console.status(f"[{label}] phase {phase}: waiting for intake…"):
+                    done = await _wait(_all_seen(watcher, wanted), config.phase_timeout_s)
+                if not done:
+                    missing = sum(1 for e in wanted if e not in watcher.causes)
+                    console.print(
+                        f"[yellow][{label}] phase {phase}: {missing} records without intake output[/]"
+                    )
+            if delayed:
+                await _publish_in_order(upstream, delayed)
+            if fault_task is not None:
+                with console.status(f"[{label}] waiting for the remaining faults…"):
+                    await fault_task
+                faults = injector.faults
+            with console.status(f"[{label}] waiting for quiescence…"):
+                await _quiesce(watcher, rail, config)
+            # The final run names no scope: everything payable now is paid now, in both runs.
+            run_id = f"chaos-final-{label}-{workload.tag}"
+            cmd = _envelope(
+                "payout_run.requested",
+                {"run_id": run_id, "requested_by": "treasury@example.com"},
+                derived_event_id("chaos-final-run", run_id),
+                "chaos-ops",
+            )
+            await upstream.signed(IN_COMMANDS, run_id, cmd, settings.ops_secret)
+            if faulty:
+                await upstream.signed(IN_COMMANDS, run_id, cmd, settings.ops_secret)
+            with console.status(f"[{label}] final payout run, waiting for quiescence…"):
+                await asyncio.sleep(config.payout_run_interval_s * 2)
+                await _quiesce(watcher, rail, config)
+        finally:
+            rail_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await rail_task
+            if fault_task is not None and not fault_task.done():
+                fault_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await fault_task
+                faults = injector.faults
+        outcome = summarise(label, workload, list(watcher.seen))
+        conn = await asyncpg.connect(dsns["ledger"])
+        try:
+            outcome.ledger_violations = [f"{v.invariant}: {v.detail}" for v in await check_invariants(conn)]
+        finally:
+            await conn.close()
+        if watcher.errors:
+            outcome.notes.append(f"watcher poll errors: {watcher.errors}")
+        pending = rail.pending()
+        if pending:
+            outcome.notes.append(f"{len(pending)} payouts without a recorded rail outcome")
+        outcome.duration_s = time.monotonic() - t_start
+        outcome.rail_answers = len(rail.answered)
+    return outcome, faults
+
+
+def _all_seen(watcher: Watcher, event_ids: list[str]) -> Callable[[], bool]:
+    return lambda: all(e in watcher.causes for e in event_ids)
+
+
+async def _publish_in_order(upstream: Upstream, records: list[Record]) -> None:
+    """Concurrently, but a key's records in their list order (one sender per key)."""
+    by_key: dict[tuple[str, str], list[Record]] = {}
+    for r in records:
+        by_key.setdefault((r.topic.name, r.key), []).append(r)
+
+    async def one_key(rs: list[Record]) -> None:
+        for r in rs:
+            await upstream.record(r)
+
+    await asyncio.gather(*(one_key(rs) for rs in by_key.values()))
+
+
+async def _quiesce(watcher: Watcher, rail: Rail, config: ChaosConfig) -> None:
+    """Quiet: no new non-recurring output for `quiet_s`, and every payout answered and recorded."""
+    deadline = time.monotonic() + config.settle_timeout_s
+    while time.monotonic() < deadline:
+        quiet_for = time.monotonic() - watcher.last_progress
+        if quiet_for >= config.quiet_s and not rail.pending():
+            return
+        await asyncio.sleep(0.5)
+
+
+# --- the whole thing --------------------------------------------------------------------------
+
+
+async def run(config: ChaosConfig, console: Console | None = None) -> ChaosReport:
+    console = console or Console()
+    t0 = time.monotonic()
+    workload = build(config.seed, config.invoices)
+    console.print(
+        f"chaos: seed {config.seed}, {len(workload.expected)} invoices, "
+        f"{len(workload.records)} inbound records ({len(workload.bad_values)} deliberately bad)"
+    )
+    baseline, _ = await run_once(workload, config, faulty=False, console=console)
+    console.print(f"fault-free run: {baseline.duration_s:.0f}s")
+    faulty, faults = await run_once(workload, config, faulty=True, console=console)
+    console.print(f"faulty run: {faulty.duration_s:.0f}s")
+    checks = check_runs(workload, baseline, faulty)
+    return ChaosReport(config, workload, baseline, faulty, faults, checks, time.monotonic() - t0)

@@ -1,0 +1,549 @@
+"""The chaos workload: generated deterministically from a seed, published in phases.
+
+Every invoice belongs to one "flow" whose kind decides what upstream systems publish around it
+(PO, amendments, receipts, reversals, duplicates, late documents). The phases exist only to pin
+the few cross-topic orders that SPEC lets a final state depend on (a receipt reversed *before*
+the invoice arrives leaves a different state than one reversed after the invoice was paid);
+inside a phase any arrival order must converge.
+
+- phase A: payees (first profile), funding, POs, amendments, receipts, reversals;
+- phase B: invoices (some before their PO), a few deliberately bad records;
+- phase C: late receipts, receipts after a reversal, amendment approvals, late POs,
+  exact duplicates of phase-B invoices, payee profile updates (ineligible → eligible).
+
+Nothing in it depends on the clock beyond "today": PO validity spans a year, AML screenings
+and tax forms are fresh, so no expiry or escalation can change an outcome during a run.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import random
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from shared.envelope import SCHEMA_VERSION, Envelope, derived_event_id
+from shared.signatures import SIGNATURE_HEADER, sign
+from shared.topics import (
+    IN_COMMANDS,
+    IN_FUNDING,
+    IN_INVOICES,
+    IN_PAYEES,
+    IN_PURCHASE_ORDERS,
+    IN_RAIL_EVENTS,
+    IN_RECEIPTS,
+    Topic,
+)
+
+PHASES = ("A", "B", "C")
+FORGED_SECRET = "not-the-rail-secret"
+
+# Flow kinds and their weights: "normal" dominates, every other kind shows up in an 80-invoice run.
+FLOW_WEIGHTS: dict[str, int] = {
+    "normal": 30,
+    "two_way": 6,
+    "partial_receipt": 5,
+    "late_receipt": 6,
+    "reversed_receipt": 4,
+    "reversed_then_received": 4,
+    "price_mismatch": 5,
+    "amended": 5,
+    "amended_pending": 5,
+    "duplicate": 6,
+    "invoice_before_po": 6,
+    "bad_arithmetic": 3,
+}
+
+
+@dataclass(frozen=True)
+class Record:
+    """One inbound record. `value` is built once so every re-publication is byte-identical."""
+
+    topic: Topic
+    key: str
+    event_type: str
+    event_id: str
+    value: bytes
+    headers: tuple[tuple[str, str], ...] = ()
+    bad: bool = False  # deliberately bad: must end on the deadletter topic, nothing applied
+    note: str = ""
+
+    @property
+    def intake_input(self) -> bool:
+        return self.topic in (IN_PURCHASE_ORDERS, IN_RECEIPTS, IN_INVOICES) and not self.bad
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What the generator means to happen to an invoice (a sanity check of the fault-free run)."""
+
+    intake: str  # "accepted" or "rejected:<code>"
+    matching: str | None  # "approved", "held:<reason>", or None when rejected
+    paid: bool
+
+
+@dataclass
+class Workload:
+    seed: int
+    tag: str
+    today: date
+    phases: dict[str, list[Record]] = field(default_factory=dict)
+    invoice_event_ids: dict[str, str] = field(default_factory=dict)  # event_id → invoice_id
+    expected: dict[str, Expected] = field(default_factory=dict)
+    fail_first: set[str] = field(default_factory=set)  # invoices whose first payout the rail fails
+    kinds: dict[str, str] = field(default_factory=dict)  # invoice_id → flow kind
+
+    @property
+    def records(self) -> list[Record]:
+        return [r for p in PHASES for r in self.phases.get(p, [])]
+
+    @property
+    def bad_values(self) -> set[bytes]:
+        return {r.value for r in self.records if r.bad}
+
+    @property
+    def invoice_ids(self) -> list[str]:
+        return sorted(self.expected)
+
+
+def _ts(d: date, hour: int = 9) -> str:
+    return datetime(d.year, d.month, d.day, hour, tzinfo=UTC).isoformat().replace("+00:00", "Z")
+
+
+def _money(x: Decimal) -> str:
+    return str(x.quantize(Decimal("0.01")))
+
+
+class _Builder:
+    def __init__(self, seed: int, tag: str, today: date) -> None:
+        self.rng = random.Random(seed)
+        self.w = Workload(seed=seed, tag=tag, today=today, phases={p: [] for p in PHASES})
+        self.tag = tag
+        self.today = today
+        # Fixed instant for every envelope: both runs publish byte-identical records.
+        self.occurred_at = datetime(today.year, today.month, today.day, 8, tzinfo=UTC)
+        self.totals_seen: set[tuple[str, str, str, str]] = set()
+
+    def add(self, phase: str, topic: Topic, key: str, event_type: str, data: dict[str, Any]) -> Record:
+        event_id = derived_event_id("chaos", self.tag, event_type, key, str(len(self.w.records)))
+        env = Envelope(
+            event_id=event_id,
+            event_type=event_type,
+            schema_version=SCHEMA_VERSION,
+            occurred_at=self.occurred_at,
+            source="chaos-upstream",
+            correlation_id=None,
+            causation_id=None,
+            data=data,
+        )
+        value = env.model_dump_json().encode()
+        headers: tuple[tuple[str, str], ...] = (("content-type", "application/json"),)
+        rec = Record(topic, key, event_type, event_id, value, headers)
+        self.w.phases[phase].append(rec)
+        return rec
+
+    def add_bad(
+        self, phase: str, topic: Topic, key: str, value: bytes, note: str, signature: str | None = None
+    ) -> None:
+        headers: list[tuple[str, str]] = [("content-type", "application/json")]
+        if signature is not None:
+            headers.append((SIGNATURE_HEADER, signature))
+        event_id = "bad-" + hashlib.sha256(value).hexdigest()[:16]
+        self.w.phases[phase].append(
+            Record(topic, key, "(bad)", event_id, value, tuple(headers), bad=True, note=note)
+        )
+
+
+def build(seed: int, invoices: int, tag: str | None = None, today: date | None = None) -> Workload:
+    """The same (seed, invoices, tag, today) always yields byte-identical records."""
+    today = today or datetime.now(UTC).date()
+    tag = tag or f"s{seed}"
+    b = _Builder(seed, tag, today)
+    rng = b.rng
+    w = b.w
+
+    # --- payees: most eligible; some ineligible first and eligible later; a few never ---------
+    n_payees = max(6, invoices // 12)
+    screened = _ts(today - timedelta(days=30))
+    payees: list[tuple[str, str, str, str]] = []  # (payee_id, currency, legal_entity, standing)
+    for p in range(n_payees):
+        us = p % 3 == 0
+        payee = f"cp-{tag}-{p}"
+        standing = "late_eligible" if p % 7 == 3 else "never_eligible" if p % 11 == 5 else "eligible"
+        payees.append((payee, "USD" if us else "EUR", "acme-us" if us else "acme-eu", standing))
+
+        def profile(version: int, eligible: bool, payee: str = payee, us: bool = us) -> dict[str, Any]:
+            tax_type = "W-9" if us else "W-8BEN-E"
+            data: dict[str, Any] = {
+                "payee_id": payee,
+                "profile_version": version,
+                "entity_type": "business",
+                "country": "US" if us else "DE",
+                "kyb": {"status": "verified", "beneficial_owners_verified": True},
+                "aml": {"status": "clear", "screened_at": screened},
+                "tax_form": {
+                    "type": tax_type,
+                    "status": "valid" if eligible else "missing",
+                    "signed_at": str(today - timedelta(days=60)),
+                },
+                "payout_account_ref": f"tok_{payee}",
+            }
+            return data
+
+        b.add("A", IN_PAYEES, payee, "payee.profile_updated", profile(1, standing == "eligible"))
+        if standing == "late_eligible":
+            b.add("C", IN_PAYEES, payee, "payee.profile_updated", profile(2, True))
+        if standing == "never_eligible" and p % 2:
+            # A newer profile that is still not compliant: eligibility must not flip.
+            b.add("C", IN_PAYEES, payee, "payee.profile_updated", profile(2, False))
+
+    # Funding: ample, so insufficient funds never depends on payout timing; topped up in phase C.
+    for currency, entity in (("EUR", "acme-eu"), ("USD", "acme-us")):
+        account = f"va-{currency.lower()}-{tag}"
+        for i, phase in enumerate(("A", "C")):
+            b.add(
+                phase,
+                IN_FUNDING,
+                account,
+                "funding.received",
+                {
+                    "funding_id": f"fund-{currency.lower()}-{tag}-{i}",
+                    "account_id": account,
+                    "legal_entity": entity,
+                    "currency": currency,
+                    "amount": "900000000.00",
+                    "received_at": _ts(today, 7),
+                },
+            )
+
+    kinds = list(FLOW_WEIGHTS)
+    weights = [FLOW_WEIGHTS[k] for k in kinds]
+    for i in range(invoices):
+        # The first flows cycle through every kind, so even a tiny run covers them all.
+        kind = kinds[i] if i < len(kinds) else rng.choices(kinds, weights)[0]
+        payee, currency, entity, standing = payees[rng.randrange(n_payees)]
+        _flow(b, i, kind, payee, currency, entity, standing)
+
+    # A rail failure first for ~1 in 8 of the invoices that will be paid (chosen by seed).
+    paid = sorted(i for i, e in w.expected.items() if e.paid)
+    w.fail_first = {i for i in paid if rng.random() < 0.125}
+
+    _bad_records(b)
+    return w
+
+
+def _flow(b: _Builder, i: int, kind: str, payee: str, currency: str, entity: str, standing: str) -> None:
+    rng, tag, today = b.rng, b.tag, b.today
+    po = f"CPO-{tag}-{i}"
+    invoice_id = f"cinv-{tag}-{i}"
+    n_lines = 1 + (rng.random() < 0.3)
+    lines = []
+    for ln in range(1, n_lines + 1):
+        qty = Decimal(rng.randint(1, 20))
+        price = Decimal(rng.randint(500, 50000)) / 100
+        lines.append((str(ln), qty, price))
+    if kind == "partial_receipt" and lines[0][1] < 2:
+        lines[0] = (lines[0][0], lines[0][1] + 2, lines[0][2])  # room for a partial receipt
+    two_way = kind == "two_way"
+    po_data: dict[str, Any] = {
+        "po_number": po,
+        "version": 1,
+        "legal_entity": entity,
+        "business_unit": rng.choice(["it", "ops", "marketing"]),
+        "payee_id": payee,
+        "currency": currency,
+        "payment_terms": "NET30",
+        "effective_from": str(today - timedelta(days=30)),
+        "effective_to": str(today + timedelta(days=335)),
+        "created_by": "buyer@example.com",
+        "approved_by": "procurement.lead@example.com",
+        "approved_at": _ts(today - timedelta(days=29)),
+        "lines": [
+            {
+                "line_id": lid,
+                "item_ref": f"SKU-{i}-{lid}",
+                "category": "hardware",
+                "quantity": str(qty),
+                "unit_of_measure": "EA",
+                "unit_price": str(price),
+            }
+            for lid, qty, price in lines
+        ],
+    }
+    if two_way:
+        po_data["match_mode"] = "two_way"
+
+    # Invoice prices: the PO's, or an amended one, or a mismatching one.
+    inv_prices = {lid: price for lid, _, price in lines}
+    amended = kind in ("amended", "amended_pending")
+    if amended:
+        inv_prices = {lid: price + Decimal("1.25") for lid, price in inv_prices.items()}
+    if kind == "price_mismatch":
+        inv_prices["1"] = inv_prices["1"] + Decimal("0.50")
+
+    # --- the PO (late POs go to phase C) -------------------------------------------------
+    po_phase = "C" if kind == "invoice_before_po" else "A"
+    b.add(po_phase, IN_PURCHASE_ORDERS, po, "purchase_order.issued", po_data)
+    if amended:
+        v2 = {k: v for k, v in po_data.items() if k not in ("approved_by", "approved_at")}
+        v2 |= {
+            "version": 2,
+            "modification_id": f"mod-{tag}-{i}",
+            "amended_by": "buyer@example.com",
+            "reason": "supplier price increase agreed",
+            "lines": [dict(line, unit_price=str(inv_prices[line["line_id"]])) for line in po_data["lines"]],
+        }
+        if kind == "amended":
+            # Approved on the amendment itself by someone other than the amender: in force at once.
+            v2 |= {
+                "approved_by": "procurement.lead@example.com",
+                "approved_at": _ts(today - timedelta(days=2)),
+            }
+            b.add("A", IN_PURCHASE_ORDERS, po, "purchase_order.amended", v2)
+        else:
+            # Self-approved: pending until an independent approval arrives in phase C.
+            v2 |= {"approved_by": "buyer@example.com", "approved_at": _ts(today - timedelta(days=2))}
+            b.add("A", IN_PURCHASE_ORDERS, po, "purchase_order.amended", v2)
+            b.add(
+                "C",
+                IN_PURCHASE_ORDERS,
+                po,
+                "purchase_order.amendment_approved",
+                {
+                    "po_number": po,
+                    "version": 2,
+                    "approved_by": "controller@example.com",
+                    "approved_at": _ts(today - timedelta(days=1)),
+                },
+            )
+
+    # --- receipts --------------------------------------------------------------------------
+    def receipt(phase: str, rid: str, fraction: Decimal = Decimal(1)) -> None:
+        b.add(
+            phase,
+            IN_RECEIPTS,
+            po,
+            "receipt.recorded",
+            {
+                "receipt_id": rid,
+                "po_number": po,
+                "kind": "goods_receipt",
+                "received_at": _ts(today - timedelta(days=3)),
+                "recorded_by": "warehouse@example.com",
+                "lines": [
+                    {
+                        "receipt_line_id": f"{rid}-{lid}",
+                        "po_line_id": lid,
+                        "quantity": str(max(Decimal(0), (qty * fraction).to_integral_value()) or 1),
+                    }
+                    for lid, qty, _ in lines
+                ],
+            },
+        )
+
+    partial = kind == "partial_receipt"
+    if two_way:
+        pass
+    elif kind in ("late_receipt", "invoice_before_po"):
+        receipt("C", f"GRN-{tag}-{i}")
+    elif kind in ("reversed_receipt", "reversed_then_received"):
+        rid = f"GRN-{tag}-{i}"
+        receipt("A", rid)
+        b.add(
+            "A",
+            IN_RECEIPTS,
+            po,
+            "receipt.reversed",
+            {
+                "receipt_id": rid,
+                "po_number": po,
+                "reversed_by": "warehouse@example.com",
+                "reason": "returned",
+            },
+        )
+        if kind == "reversed_then_received":
+            receipt("C", f"GRN2-{tag}-{i}")
+    elif partial:
+        receipt("A", f"GRN-{tag}-{i}", Decimal("0.5"))
+    else:
+        receipt("A", f"GRN-{tag}-{i}")
+
+    # --- the invoice -----------------------------------------------------------------------
+    inv_lines = []
+    subtotal = Decimal(0)
+    for lid, qty, _ in lines:
+        amount = (qty * inv_prices[lid]).quantize(Decimal("0.01"))
+        subtotal += amount
+        inv_lines.append(
+            {
+                "line_id": lid,
+                "po_line_id": lid,
+                "quantity": str(qty),
+                "unit_price": str(inv_prices[lid]),
+                "line_amount": _money(amount),
+            }
+        )
+    if kind == "bad_arithmetic":
+        inv_lines[0]["line_amount"] = _money(Decimal(inv_lines[0]["line_amount"]) + 1)
+    issue = str(today - timedelta(days=i % 5))
+    tax = (subtotal * Decimal("0.19")).quantize(Decimal("0.01"))
+    # Two invoices of one payee with the same total and issue date are a *suspected* duplicate
+    # (SPEC §5); the workload wants only deliberate duplicates, so nudge the tax until unique.
+    while (payee, currency, _money(subtotal + tax), issue) in b.totals_seen:
+        tax += Decimal("0.01")
+    b.totals_seen.add((payee, currency, _money(subtotal + tax), issue))
+    # Digits first, then letters: separators are removed before leading zeros are, so a tag
+    # ending in digits would merge with the number's digit run ("S7-00009" → "S700009").
+    number = f"INV-{i:05d}-X{tag.upper()}"
+    invoice = {
+        "invoice_id": invoice_id,
+        "supplier_invoice_number": number,
+        "payee_id": payee,
+        "legal_entity": entity,
+        "document_type": "invoice",
+        "issue_date": issue,
+        "currency": currency,
+        "po_number": po,
+        "lines": inv_lines,
+        "tax_total": _money(tax),
+        "total_amount": _money(subtotal + tax),
+    }
+    rec = b.add("B", IN_INVOICES, payee, "invoice.submitted", invoice)
+    b.w.invoice_event_ids[rec.event_id] = invoice_id
+    b.w.kinds[invoice_id] = kind
+
+    eligible_at_end = standing != "never_eligible"
+    matching = {
+        "partial_receipt": "held:qty_over_received",
+        "reversed_receipt": "held:missing_receipt",
+        "price_mismatch": "held:price_mismatch",
+        "bad_arithmetic": None,
+    }.get(kind, "approved")
+    if kind == "bad_arithmetic":
+        b.w.expected[invoice_id] = Expected("rejected:line_amount_mismatch", None, False)
+    else:
+        b.w.expected[invoice_id] = Expected("accepted", matching, matching == "approved" and eligible_at_end)
+
+    if kind == "duplicate":
+        # The same supplier invoice typed differently upstream ("inv 42 xs7" = "INV-00042-XS7"),
+        # under a new invoice id: not a re-send of the same record, a second submission.
+        dup_id = f"cinv-{tag}-{i}-dup"
+        dup = dict(invoice, invoice_id=dup_id, supplier_invoice_number=f"inv {i} x{tag}".lower())
+        rec = b.add("C", IN_INVOICES, payee, "invoice.submitted", dup)
+        b.w.invoice_event_ids[rec.event_id] = dup_id
+        b.w.kinds[dup_id] = "duplicate_copy"
+        b.w.expected[dup_id] = Expected("rejected:duplicate_invoice", None, False)
+
+
+def _bad_records(b: _Builder) -> None:
+    """Deliberately bad input: each must reach the deadletter topic and change nothing."""
+    tag = b.tag
+    b.add_bad("B", IN_INVOICES, f"garbage-{tag}", b"\x00\xff\xfe not json {{{", "garbage bytes")
+    b.add_bad("B", IN_PURCHASE_ORDERS, f"garbage-po-{tag}", b"[1, 2, 3", "truncated JSON")
+    b.add_bad(
+        "B",
+        IN_RECEIPTS,
+        f"b64-{tag}",
+        base64.b64encode(b"receipt.recorded but base64 encoded"),
+        "base64 text, not JSON",
+    )
+    for n, (topic, event_type) in enumerate(
+        ((IN_INVOICES, "invoice.teleported"), (IN_PURCHASE_ORDERS, "purchase_order.vaporised"))
+    ):
+        env = Envelope(
+            event_id=f"bad-unknown-{tag}-{n}",
+            event_type=event_type,
+            schema_version=SCHEMA_VERSION,
+            occurred_at=b.occurred_at,
+            source="chaos-upstream",
+            data={"invoice_id": f"ghost-{n}"},
+        )
+        b.add_bad(
+            "B",
+            topic,
+            f"unknown-{tag}-{n}",
+            env.model_dump_json().encode(),
+            f"unknown event type {event_type}",
+        )
+    # Forged rail signatures: a settlement and a failure signed with the wrong secret; and a
+    # payout run command signed with the rail's secret instead of the ops secret.
+    for n, (event_type, data) in enumerate(
+        (
+            (
+                "payout.settled",
+                {
+                    "payout_id": f"payout_forged_{tag}",
+                    "rail_event_id": f"rail-forged-{tag}-0",
+                    "amount": "1000000.00",
+                    "currency": "EUR",
+                    "settled_at": _ts(b.today, 10),
+                },
+            ),
+            (
+                "payout.failed",
+                {
+                    "payout_id": f"payout_forged_{tag}",
+                    "rail_event_id": f"rail-forged-{tag}-1",
+                    "failure_code": "R01",
+                },
+            ),
+        )
+    ):
+        env = Envelope(
+            event_id=f"bad-forged-{tag}-{n}",
+            event_type=event_type,
+            schema_version=SCHEMA_VERSION,
+            occurred_at=b.occurred_at,
+            source="forged-rail",
+            data=data,
+        )
+        value = env.model_dump_json().encode()
+        b.add_bad(
+            "B",
+            IN_RAIL_EVENTS,
+            data["payout_id"],
+            value,
+            f"forged {event_type} signature",
+            sign(FORGED_SECRET, value),
+        )
+    unsigned = Envelope(
+        event_id=f"bad-unsigned-{tag}",
+        event_type="payout.settled",
+        schema_version=SCHEMA_VERSION,
+        occurred_at=b.occurred_at,
+        source="forged-rail",
+        data={
+            "payout_id": f"payout_unsigned_{tag}",
+            "rail_event_id": f"rail-unsigned-{tag}",
+            "amount": "5.00",
+            "currency": "EUR",
+            "settled_at": _ts(b.today, 10),
+        },
+    )
+    b.add_bad(
+        "B",
+        IN_RAIL_EVENTS,
+        f"payout_unsigned_{tag}",
+        unsigned.model_dump_json().encode(),
+        "unsigned rail event",
+    )
+    cmd = Envelope(
+        event_id=f"bad-cmd-{tag}",
+        event_type="payout_run.requested",
+        schema_version=SCHEMA_VERSION,
+        occurred_at=b.occurred_at,
+        source="forged-ops",
+        data={"run_id": f"forged-run-{tag}", "requested_by": "mallory@example.com"},
+    )
+    value = cmd.model_dump_json().encode()
+    b.add_bad(
+        "B",
+        IN_COMMANDS,
+        f"forged-run-{tag}",
+        value,
+        "command signed with the wrong secret",
+        sign(FORGED_SECRET, value),
+    )
