@@ -41,6 +41,8 @@ class RunOutcome:
     counts: Counter[str] = field(default_factory=Counter)
     duration_s: float = 0.0
     rail_answers: int = 0
+    balances: dict[tuple[str, str], Decimal] = field(default_factory=dict)  # (account, currency)
+    eligibility: dict[str, str] = field(default_factory=dict)  # payee → "eligible" / reasons
     notes: list[str] = field(default_factory=list)
 
 
@@ -81,6 +83,10 @@ def summarise(label: str, workload: Workload, seen: list[tuple[str, dict[str, An
             failed.add(data["payout_id"])
         elif et == "deadletter.recorded":
             out.deadletters.append(data)
+        elif et == "payee.eligibility_changed":
+            out.eligibility[data["payee_id"]] = (
+                "eligible" if data["eligible"] else "ineligible:" + ",".join(sorted(data.get("reasons", [])))
+            )
 
     live_amounts: dict[str, Decimal] = defaultdict(Decimal)
     live_of: dict[str, list[str]] = defaultdict(list)
@@ -155,6 +161,35 @@ def check_runs(workload: Workload, baseline: RunOutcome, faulty: RunOutcome) -> 
             if diffs
             else f"{len(workload.invoice_ids)} invoices identical "
             "(intake verdict + codes, matching state + hold reasons, paid amount)",
+        )
+    )
+
+    # The journal's end balances: the same financial facts must leave the same balances on every
+    # account (payout ids and grouping differ between runs; amounts per account must not).
+    accounts = sorted(set(baseline.balances) | set(faulty.balances))
+    off_balance = [
+        f"{a} {c}: fault-free {baseline.balances.get((a, c), 0)} ≠ faulty {faulty.balances.get((a, c), 0)}"
+        for a, c in accounts
+        if baseline.balances.get((a, c), Decimal(0)) != faulty.balances.get((a, c), Decimal(0))
+    ]
+    checks.append(
+        Check(
+            "journal balances per account as in the fault-free run",
+            not off_balance,
+            _first(off_balance) if off_balance else f"{len(accounts)} (account, currency) balances identical",
+        )
+    )
+    payees = sorted(set(baseline.eligibility) | set(faulty.eligibility))
+    off_payee = [
+        f"{p}: {baseline.eligibility.get(p)} ≠ {faulty.eligibility.get(p)}"
+        for p in payees
+        if baseline.eligibility.get(p) != faulty.eligibility.get(p)
+    ]
+    checks.append(
+        Check(
+            "payee eligibility as in the fault-free run",
+            not off_payee,
+            _first(off_payee) if off_payee else f"{len(payees)} payees identical",
         )
     )
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import json
+import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -21,6 +23,7 @@ from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from rich.console import Console
 
 from chaos.outcome import Check, RunOutcome, check_runs, summarise
@@ -47,6 +50,9 @@ from shared.topics import (
 from tests.kafka_support import ServiceProcess, create_topics, isolated_settings
 from tests.support import ROOT, scratch_database
 
+# The driver's own Kafka clients complain loudly through every broker restart; they recover.
+logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+
 SERVICES = ("intake", "matching", "compliance_gate", "payout_release", "ledger")
 WATCHED: tuple[Topic, ...] = (
     INTAKE_DOCUMENTS,
@@ -62,6 +68,7 @@ WATCHED: tuple[Topic, ...] = (
 # Outputs that recur without new input (every scheduled run re-blocks what it cannot pay);
 # they must not keep a run from counting as quiet.
 RECURRING = {"payout.blocked", "hold.escalated"}
+DECISIONS = {"invoice.approved_to_pay", "invoice.held", "invoice.superseded"}
 
 
 @dataclass(frozen=True)
@@ -79,6 +86,7 @@ class ChaosConfig:
     settle_timeout_s: float = 900.0
     payout_run_interval_s: float = 2.0
     publish_concurrency: int = 200
+    relay_start_delay_s: float = 2.0  # faulty run only
 
 
 @dataclass
@@ -116,7 +124,9 @@ class Watcher:
     seen: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     ids: set[str] = field(default_factory=set)
     last_progress: float = field(default_factory=time.monotonic)
-    causes: set[str] = field(default_factory=set)
+    causes: set[str] = field(default_factory=set)  # event ids intake has answered
+    rejected: set[str] = field(default_factory=set)  # event ids intake rejected
+    decided: set[str] = field(default_factory=set)  # invoice ids matching has decided on
     errors: int = 0
 
     async def start(self) -> None:
@@ -156,8 +166,12 @@ class Watcher:
                     self.seen.append((self.settings.unprefixed(r.topic), env))
                     if env.get("causation_id"):
                         self.causes.add(env["causation_id"])
+                    data = env.get("data") or {}
                     if env.get("event_type") == "document.rejected":
-                        self.causes.add((env.get("data") or {}).get("rejected_event_id", ""))
+                        self.causes.add(data.get("rejected_event_id", ""))
+                        self.rejected.add(data.get("rejected_event_id", ""))
+                    if env.get("event_type") in DECISIONS:
+                        self.decided.add(data.get("invoice_id", ""))
                     if env.get("event_type") not in RECURRING:
                         self.last_progress = time.monotonic()
 
@@ -345,6 +359,11 @@ class Injector:
     faults: list[Fault] = field(default_factory=list)
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
 
+    def window_s(self) -> float:
+        """Roughly how long the fault storm lasts (the restarts' own duration not counted)."""
+        low, high = self.config.fault_gap_s
+        return len(self.schedule()) * (low + high) / 2
+
     def schedule(self) -> list[tuple[str, str]]:
         rng = random.Random(self.config.seed * 7919 + 1)
         plan = [("sigkill", name) for name in SERVICES for _ in range(self.config.kills_per_service)]
@@ -363,11 +382,11 @@ class Injector:
             fault = Fault(kind, target, time.monotonic() - self.started)
             t0 = time.monotonic()
             if kind == "sigkill":
+                # Restarted at once but not waited for: the next fault may hit a service that
+                # is still starting, or two services may be down together, as in real outages.
                 proc = self.processes[target]
                 proc.kill()
                 proc.start(**self.overrides.get(target, {}))
-                with contextlib.suppress(Exception):
-                    await proc.wait_ready(120)
             elif target == "kafka":
                 await _shell(str(ROOT / "deploy" / "kafka.sh"), "stop")
                 await _shell(str(ROOT / "deploy" / "kafka.sh"), "start")
@@ -405,7 +424,13 @@ async def run_once(
     )
     # Matching escalates holds at the payout-run cadence; 2 s would escalate every hold during
     # the run, a time-dependent output the comparison should not have to ignore.
-    overrides: dict[str, dict[str, Any]] = {"matching": {"payout_run_interval_s": 3600.0}}
+    overrides: dict[str, dict[str, Any]] = {n: {} for n in SERVICES}
+    overrides["matching"]["payout_run_interval_s"] = 3600.0
+    if faulty:
+        # Committed outbox rows wait a moment after every (re)start before the relay publishes
+        # them: a crash in that window is the "committed but not published" case of SPEC §1.2.
+        for n in SERVICES:
+            overrides[n]["relay_start_delay_s"] = config.relay_start_delay_s
     await create_topics(settings)
     rng = random.Random(config.seed * 31 + (1 if faulty else 0))
     faults: list[Fault] = []
@@ -433,6 +458,7 @@ async def run_once(
         upstream = Upstream(settings, config.publish_concurrency)
         stack.push_async_callback(upstream.close)
         rail = Rail(workload, watcher, upstream, settings.rail_secret, replay=faulty)
+        drain = Drain(settings, dsns)
         rail_task = asyncio.create_task(rail.run())
         injector = Injector(config, procs, t_start, overrides=overrides)
         fault_task = asyncio.create_task(injector.run()) if faulty else None
@@ -452,7 +478,8 @@ async def run_once(
                             else:
                                 copies.append(r)
                         copies[len(copies) // 2 : len(copies) // 2] = late
-                        await _publish_in_order(upstream, copies)
+                        # Spread over the fault storm, so crashes land on work in flight.
+                        await _publish_paced(upstream, copies, injector.window_s() / len(PHASES))
                     else:
                         await _publish_in_order(upstream, records)
                 wanted = [r.event_id for r in records if r.intake_input]
@@ -463,14 +490,26 @@ async def run_once(
                     console.print(
                         f"[yellow][{label}] phase {phase}: {missing} records without intake output[/]"
                     )
+                if phase == "B":
+                    # Overrides in phase C name holds: matching must have decided phase B first,
+                    # or the outcome would depend on which topic matching happened to read first.
+                    invoices = [
+                        workload.invoice_event_ids[r.event_id]
+                        for r in records
+                        if r.event_id in workload.invoice_event_ids and r.event_id not in watcher.rejected
+                    ]
+                    with console.status(f"[{label}] phase {phase}: waiting for matching…"):
+                        await _wait(_all_decided(watcher, invoices), config.phase_timeout_s)
             if delayed:
                 await _publish_in_order(upstream, delayed)
             if fault_task is not None:
                 with console.status(f"[{label}] waiting for the remaining faults…"):
                     await fault_task
                 faults = injector.faults
+                for p in procs.values():
+                    await p.wait_ready(120)
             with console.status(f"[{label}] waiting for quiescence…"):
-                await _quiesce(watcher, rail, config)
+                await _quiesce(watcher, rail, drain, config, console)
             # The final run names no scope: everything payable now is paid now, in both runs.
             run_id = f"chaos-final-{label}-{workload.tag}"
             cmd = _envelope(
@@ -484,7 +523,7 @@ async def run_once(
                 await upstream.signed(IN_COMMANDS, run_id, cmd, settings.ops_secret)
             with console.status(f"[{label}] final payout run, waiting for quiescence…"):
                 await asyncio.sleep(config.payout_run_interval_s * 2)
-                await _quiesce(watcher, rail, config)
+                await _quiesce(watcher, rail, drain, config, console)
         finally:
             rail_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -498,6 +537,13 @@ async def run_once(
         conn = await asyncpg.connect(dsns["ledger"])
         try:
             outcome.ledger_violations = [f"{v.invariant}: {v.detail}" for v in await check_invariants(conn)]
+            outcome.balances = {
+                (r["account"], r["currency"].strip()): r["balance"]
+                for r in await conn.fetch(
+                    """SELECT account, currency, sum(debit) - sum(credit) AS balance FROM journal_lines
+                        GROUP BY account, currency"""
+                )
+            }
         finally:
             await conn.close()
         if watcher.errors:
@@ -510,8 +556,22 @@ async def run_once(
     return outcome, faults
 
 
+def _all_decided(watcher: Watcher, invoice_ids: list[str]) -> Callable[[], bool]:
+    return lambda: all(i in watcher.decided for i in invoice_ids)
+
+
 def _all_seen(watcher: Watcher, event_ids: list[str]) -> Callable[[], bool]:
     return lambda: all(e in watcher.causes for e in event_ids)
+
+
+async def _publish_paced(upstream: Upstream, records: list[Record], span_s: float, chunks: int = 10) -> None:
+    """In `chunks` slices over about `span_s` seconds; a key's records keep their order because
+    slices are published one after the other."""
+    size = max(1, -(-len(records) // chunks))
+    for start in range(0, len(records), size):
+        t0 = time.monotonic()
+        await _publish_in_order(upstream, records[start : start + size])
+        await asyncio.sleep(max(0.0, span_s / chunks - (time.monotonic() - t0)))
 
 
 async def _publish_in_order(upstream: Upstream, records: list[Record]) -> None:
@@ -527,14 +587,74 @@ async def _publish_in_order(upstream: Upstream, records: list[Record]) -> None:
     await asyncio.gather(*(one_key(rs) for rs in by_key.values()))
 
 
-async def _quiesce(watcher: Watcher, rail: Rail, config: ChaosConfig) -> None:
-    """Quiet: no new non-recurring output for `quiet_s`, and every payout answered and recorded."""
+@dataclass
+class Drain:
+    """Has every service consumed everything on its topics and published its whole outbox?
+    Silence alone is not enough: a service still waiting for its consumer group to rebalance
+    after a crash is silent too."""
+
+    settings: Settings
+    dsns: dict[str, str]
+    last: str = ""
+
+    async def __call__(self) -> bool:
+        try:
+            return await asyncio.wait_for(self._check(), 30)
+        except Exception as exc:  # a broker or database hiccup: not drained yet
+            self.last = f"drain check failed: {exc!r}"
+            return False
+
+    async def _check(self) -> bool:
+        for name, dsn in self.dsns.items():
+            conn = await asyncpg.connect(dsn)
+            try:
+                unpublished = await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+            finally:
+                await conn.close()
+            if unpublished:
+                self.last = f"{name}: {unpublished} outbox rows unpublished"
+                return False
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap)
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap, group_id=None)
+        await admin.start()
+        await consumer.start()
+        try:
+            for name in self.dsns:
+                router = importlib.import_module(f"services.{name}.handlers").router
+                partitions = [
+                    TopicPartition(self.settings.topic(t), p)
+                    for t in router.topics
+                    for p in range(t.partitions)
+                ]
+                ends = await consumer.end_offsets(partitions)
+                group = f"{self.settings.topic_prefix}concord-{name}"
+                committed = await admin.list_consumer_group_offsets(group)
+                lag = sum(
+                    end - (committed[tp].offset if tp in committed else 0) for tp, end in ends.items() if end
+                )
+                if lag > 0:
+                    self.last = f"{name}: consumer lag {lag}"
+                    return False
+        finally:
+            await consumer.stop()
+            await admin.close()
+        self.last = "drained"
+        return True
+
+
+async def _quiesce(watcher: Watcher, rail: Rail, drain: Drain, config: ChaosConfig, console: Console) -> None:
+    """Quiet: no new non-recurring output for `quiet_s`, every payout answered and recorded,
+    every consumer caught up and every outbox published."""
     deadline = time.monotonic() + config.settle_timeout_s
     while time.monotonic() < deadline:
         quiet_for = time.monotonic() - watcher.last_progress
-        if quiet_for >= config.quiet_s and not rail.pending():
-            return
+        if quiet_for >= config.quiet_s and not rail.pending() and await drain():
+            # Drained now; anything it triggered would show within a poll or two.
+            await asyncio.sleep(1.0)
+            if time.monotonic() - watcher.last_progress >= config.quiet_s:
+                return
         await asyncio.sleep(0.5)
+    console.print(f"[yellow]not quiescent after {config.settle_timeout_s:.0f}s: {drain.last}[/]")
 
 
 # --- the whole thing --------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from decimal import Decimal
 from typing import Any
 
 from shared.envelope import SCHEMA_VERSION, Envelope, derived_event_id
+from shared.settings import Settings
 from shared.signatures import SIGNATURE_HEADER, sign
 from shared.topics import (
     IN_COMMANDS,
@@ -55,7 +56,11 @@ FLOW_WEIGHTS: dict[str, int] = {
     "duplicate": 6,
     "invoice_before_po": 6,
     "bad_arithmetic": 3,
+    "override": 4,
+    "override_refused": 2,
+    "corrected": 4,
 }
+PRICE_HELD = ("price_mismatch", "override", "override_refused", "corrected")
 
 
 @dataclass(frozen=True)
@@ -144,6 +149,20 @@ class _Builder:
         rec = Record(topic, key, event_type, event_id, value, headers)
         self.w.phases[phase].append(rec)
         return rec
+
+    def add_signed(self, phase: str, topic: Topic, key: str, event_type: str, data: dict[str, Any]) -> Record:
+        """A command, signed with the configured ops secret (the same for both runs)."""
+        rec = self.add(phase, topic, key, event_type, data)
+        signed = Record(
+            rec.topic,
+            rec.key,
+            rec.event_type,
+            rec.event_id,
+            rec.value,
+            (*rec.headers, (SIGNATURE_HEADER, sign(Settings().ops_secret, rec.value))),
+        )
+        self.w.phases[phase][-1] = signed
+        return signed
 
     def add_bad(
         self, phase: str, topic: Topic, key: str, value: bytes, note: str, signature: str | None = None
@@ -281,7 +300,7 @@ def _flow(b: _Builder, i: int, kind: str, payee: str, currency: str, entity: str
     amended = kind in ("amended", "amended_pending")
     if amended:
         inv_prices = {lid: price + Decimal("1.25") for lid, price in inv_prices.items()}
-    if kind == "price_mismatch":
+    if kind in PRICE_HELD:
         inv_prices["1"] = inv_prices["1"] + Decimal("0.50")
 
     # --- the PO (late POs go to phase C) -------------------------------------------------
@@ -420,12 +439,59 @@ def _flow(b: _Builder, i: int, kind: str, payee: str, currency: str, entity: str
         "partial_receipt": "held:qty_over_received",
         "reversed_receipt": "held:missing_receipt",
         "price_mismatch": "held:price_mismatch",
+        "override_refused": "held:price_mismatch",
+        "corrected": "superseded",
         "bad_arithmetic": None,
     }.get(kind, "approved")
     if kind == "bad_arithmetic":
         b.w.expected[invoice_id] = Expected("rejected:line_amount_mismatch", None, False)
     else:
         b.w.expected[invoice_id] = Expected("accepted", matching, matching == "approved" and eligible_at_end)
+
+    if kind in ("override", "override_refused"):
+        # An AP clerk asks, an approver with the ap role releases the price hold with evidence;
+        # the refused one is "approved" by the requester himself (segregation of duties).
+        approver = "ap.lead@example.com" if kind == "override" else "ap.clerk@example.com"
+        b.add_signed(
+            "C",
+            IN_COMMANDS,
+            invoice_id,
+            "hold.override_requested",
+            {
+                "override_id": f"ovr-{tag}-{i}",
+                "invoice_id": invoice_id,
+                "hold_reasons": ["price_mismatch"],
+                "reason_code": "price_agreed",
+                "justification": "supplier raised the price after a spec change; agreed by mail",
+                "requested_by": "ap.clerk@example.com",
+                "approved_by": approver,
+                "evidence": [f"mail://procurement/{tag}/{i}"],
+            },
+        )
+
+    if kind == "corrected":
+        # The supplier sends a corrected invoice at the PO price: it supersedes the held one.
+        fixed_lines = [dict(line) for line in inv_lines]
+        fixed_lines[0]["unit_price"] = str(lines[0][2])
+        fixed_lines[0]["line_amount"] = _money(lines[0][1] * lines[0][2])
+        fixed_sub = sum((Decimal(line["line_amount"]) for line in fixed_lines), Decimal(0))
+        fixed_tax = (fixed_sub * Decimal("0.19")).quantize(Decimal("0.01"))
+        while (payee, currency, _money(fixed_sub + fixed_tax), issue) in b.totals_seen:
+            fixed_tax += Decimal("0.01")
+        b.totals_seen.add((payee, currency, _money(fixed_sub + fixed_tax), issue))
+        fix_id = f"cinv-{tag}-{i}-fix"
+        fixed = dict(
+            invoice,
+            invoice_id=fix_id,
+            replaces_invoice_id=invoice_id,
+            lines=fixed_lines,
+            tax_total=_money(fixed_tax),
+            total_amount=_money(fixed_sub + fixed_tax),
+        )
+        rec = b.add("C", IN_INVOICES, payee, "invoice.submitted", fixed)
+        b.w.invoice_event_ids[rec.event_id] = fix_id
+        b.w.kinds[fix_id] = "correction"
+        b.w.expected[fix_id] = Expected("accepted", "approved", eligible_at_end)
 
     if kind == "duplicate":
         # The same supplier invoice typed differently upstream ("inv 42 xs7" = "INV-00042-XS7"),
