@@ -697,7 +697,7 @@ class PoReconciliation:
     version: int
     currency: str
     ordered: Decimal
-    received: Decimal  # accrued to GRNI, net of reversals (journal)
+    received: Decimal  # accrued to GRNI at the PO price in force, net of reversals (journal)
     approved: Decimal  # AP from approvals of its invoices, net of revocations (journal)
     paid: Decimal  # its invoices' shares of settled payouts not returned
     grni_outstanding: Decimal
@@ -800,7 +800,7 @@ async def reconcile(
         bucket = per_po_journal[r["po_number"]]
         if r["account"] == d.GRNI:
             bucket["grni"] += r["net"]
-            if r["kind"] in ("receipt", "receipt_reversal"):
+            if r["kind"] in ("receipt", "receipt_reversal", "receipt_revaluation"):
                 bucket["received"] += r["net"]
         if r["account"].startswith(d.AP_PREFIX) and r["kind"] in ("invoice_approval", "approval_reversal"):
             bucket["approved"] += r["net"]

@@ -358,6 +358,30 @@ async def pending_receipts(conn: asyncpg.Connection, po_number: str) -> list[tup
     return [(_receipt(r), r["source_event_id"], r["source_event_type"]) for r in rows]
 
 
+async def posted_receipts(conn: asyncpg.Connection, po_number: str) -> list[d.Receipt]:
+    """Receipts of the PO whose accrual is in the journal (not pending, reversed or dropped)."""
+    rows = await conn.fetch(
+        """SELECT receipt_id, po_number, recorded_by, lines FROM receipts
+            WHERE po_number = $1 AND status = 'posted' ORDER BY receipt_id""",
+        po_number,
+    )
+    return [_receipt(r) for r in rows]
+
+
+async def approvals_in_force(conn: asyncpg.Connection, po_number: str) -> list[dict[str, Any]]:
+    """The `invoice.approved_to_pay` payloads in force on the PO's invoices (latest approval of
+    each invoice, unless revoked since), as the journal posted them."""
+    current: dict[str, dict[str, Any]] = {}
+    for row in await conn.fetch(
+        "SELECT invoice_id, kind, payload FROM decisions WHERE po_number = $1 ORDER BY seq", po_number
+    ):
+        if row["kind"] == "approved_to_pay":
+            current[row["invoice_id"]] = dict(row["payload"])
+        elif row["kind"] == "approval_revoked":
+            current.pop(row["invoice_id"], None)
+    return list(current.values())
+
+
 # --- invoices and decisions ---------------------------------------------------------------
 
 
