@@ -19,9 +19,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--kills", type=int, default=ChaosConfig.kills_per_service, help="SIGKILLs per service"
     )
+    parser.add_argument(
+        "--gap", type=float, nargs=2, default=ChaosConfig.fault_gap_s, help="seconds between faults: min max"
+    )
     args = parser.parse_args(argv)
     console = Console(width=160)
-    config = ChaosConfig(seed=args.seed, invoices=args.invoices, kills_per_service=args.kills)
+    config = ChaosConfig(
+        seed=args.seed, invoices=args.invoices, kills_per_service=args.kills, fault_gap_s=tuple(args.gap)
+    )
     report = asyncio.run(run(config, console))
     print_report(report, console)
     return 0 if report.ok else 1

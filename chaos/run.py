@@ -534,6 +534,7 @@ async def run_once(
                     await fault_task
                 faults = injector.faults
         outcome = summarise(label, workload, list(watcher.seen))
+        _dump(label, workload, watcher)
         conn = await asyncpg.connect(dsns["ledger"])
         try:
             outcome.ledger_violations = [f"{v.invariant}: {v.detail}" for v in await check_invariants(conn)]
@@ -554,6 +555,15 @@ async def run_once(
         outcome.duration_s = time.monotonic() - t_start
         outcome.rail_answers = len(rail.answered)
     return outcome, faults
+
+
+def _dump(label: str, workload: Workload, watcher: Watcher) -> None:
+    """Every output event of the run, for the post-mortem of a failed check."""
+    path = ROOT / ".cache" / "chaos" / f"{workload.tag}-{label}.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as f:
+        for topic, env in watcher.seen:
+            f.write(json.dumps({"topic": topic, **env}) + "\n")
 
 
 def _all_decided(watcher: Watcher, invoice_ids: list[str]) -> Callable[[], bool]:
