@@ -245,8 +245,10 @@ async def execute_run(
     for payout in plan.releases:
         await store.save_payout(conn, payout, now)
         _emit_released(uow, payout, now)
-    await store.save_blocks(conn, run_id, plan.blocks)
-    for block in plan.blocks:
+    # An operator's run answers for every candidate; a scheduled run only for what changed.
+    notices = plan.blocks if trigger == "command" else await store.changed_blocks(conn, plan.blocks)
+    await store.save_blocks(conn, run_id, notices)
+    for block in notices:
         uow.emit(
             OUT_EXCEPTIONS,
             block.invoice_id,
@@ -260,6 +262,7 @@ async def execute_run(
             event_id=derived_event_id("payout.blocked", run_id, block.invoice_id),
         )
     await store.finish_run(conn, run_id, len(plan.releases), len(plan.blocks))
+    await store.clear_published_blocks(conn, [i for p in plan.releases for i in p.invoice_ids])
     log.info(
         "payout_run_executed",
         run_id=run_id,

@@ -380,6 +380,31 @@ async def save_blocks(conn: asyncpg.Connection, run_id: str, blocks: Sequence[Bl
             "INSERT INTO payout_blocks (run_id, invoice_id, payee_id, reasons) VALUES ($1, $2, $3, $4)",
             [(run_id, b.invoice_id, b.payee_id, list(b.reasons)) for b in blocks],
         )
+        await conn.executemany(
+            """INSERT INTO published_blocks (invoice_id, reasons, run_id) VALUES ($1, $2, $3)
+               ON CONFLICT (invoice_id) DO UPDATE
+                   SET reasons = excluded.reasons, run_id = excluded.run_id, updated_at = now()""",
+            [(b.invoice_id, list(b.reasons), run_id) for b in blocks],
+        )
+
+
+async def changed_blocks(conn: asyncpg.Connection, blocks: Sequence[Block]) -> list[Block]:
+    """The blocks whose reasons differ from the last ones published for that invoice."""
+    if not blocks:
+        return []
+    rows = await conn.fetch(
+        "SELECT invoice_id, reasons FROM published_blocks WHERE invoice_id = ANY($1::text[])",
+        [b.invoice_id for b in blocks],
+    )
+    last = {r["invoice_id"]: tuple(r["reasons"]) for r in rows}
+    return [b for b in blocks if last.get(b.invoice_id) != tuple(b.reasons)]
+
+
+async def clear_published_blocks(conn: asyncpg.Connection, invoice_ids: Sequence[str]) -> None:
+    """A released invoice's old block no longer answers anything; if it is blocked again later
+    (a failed payout), that block is news."""
+    if invoice_ids:
+        await conn.execute("DELETE FROM published_blocks WHERE invoice_id = ANY($1::text[])", list(invoice_ids))
 
 
 async def finish_run(conn: asyncpg.Connection, run_id: str, released: int, blocked: int) -> None:

@@ -420,6 +420,22 @@ async def test_scheduled_run_twice_in_one_slot_releases_once(
     assert set(await live_payouts(pool)) == {"inv-1", "inv-2"}
 
 
+async def test_scheduled_runs_repeat_a_block_only_when_its_reasons_change(
+    pool: asyncpg.Pool, frozen_clock: type[Clock]
+) -> None:
+    await ready(pool)
+    await send(pool, eligibility("payee-2", False, "tax_form_missing"), approved("inv-x", payee_id="payee-2"))
+    first = await scheduled(pool)
+    assert blocked(first) == {"inv-x": ["payee_ineligible", "tax_form_missing"]}
+    frozen_clock.now = T0 + timedelta(seconds=30)
+    assert blocked(await scheduled(pool)) == {}  # same reasons: the first notice still answers
+    await send(pool, eligibility("payee-2", False, "aml_not_clear"))
+    frozen_clock.now = T0 + timedelta(seconds=60)
+    assert blocked(await scheduled(pool)) == {"inv-x": ["payee_ineligible", "aml_not_clear"]}
+    # An operator's run answers for every candidate, changed or not.
+    assert blocked(await send(pool, run_requested("run-ops"))) == {"inv-x": ["payee_ineligible", "aml_not_clear"]}
+
+
 # --- concurrency ---------------------------------------------------------------------------
 
 
