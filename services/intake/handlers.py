@@ -568,7 +568,7 @@ async def accept_invoice(
         accepted_at=ctx.now,
     )
     _emit(ctx, inv.po_number or inv.invoice_id, "invoice.accepted", payload, inv.invoice_id)
-    log.info("invoice_accepted", invoice_id=inv.invoice_id, po_number=inv.po_number, payee_id=inv.payee_id,
+    log.debug("invoice_accepted", invoice_id=inv.invoice_id, po_number=inv.po_number, payee_id=inv.payee_id,
              suspected_duplicates=len(suspected), origin=origin)  # fmt: skip
     return "accepted"
 

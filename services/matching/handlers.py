@@ -203,7 +203,7 @@ async def rematch(ctx: UnitOfWork, group: str, cause_event_id: str) -> domain.Ch
     changes = domain.reconcile(outcomes, open_holds, decisions, loaded.state.overrides)
     await publish(ctx, group, loaded, changes, cause_event_id)
     if not changes.empty:
-        log.info(
+        log.debug(
             "rematched",
             po_number=loaded.state.po_number,
             invoice_ids=sorted({d.invoice_id for d in changes.decisions}),

@@ -65,7 +65,9 @@ router = Router(
 )
 router.emits(OUT_PAYOUTS, "payout.released")
 router.emits(OUT_EXCEPTIONS, "payout.blocked", "payout.exception_opened")
-router.emits(PAYOUTS_EVENTS, "payout.settlement_recorded", "payout.failure_recorded", "payout.return_recorded")
+router.emits(
+    PAYOUTS_EVENTS, "payout.settlement_recorded", "payout.failure_recorded", "payout.return_recorded"
+)
 
 
 # --- matching decisions (gate 1) -----------------------------------------------------------

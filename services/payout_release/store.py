@@ -404,7 +404,9 @@ async def clear_published_blocks(conn: asyncpg.Connection, invoice_ids: Sequence
     """A released invoice's old block no longer answers anything; if it is blocked again later
     (a failed payout), that block is news."""
     if invoice_ids:
-        await conn.execute("DELETE FROM published_blocks WHERE invoice_id = ANY($1::text[])", list(invoice_ids))
+        await conn.execute(
+            "DELETE FROM published_blocks WHERE invoice_id = ANY($1::text[])", list(invoice_ids)
+        )
 
 
 async def finish_run(conn: asyncpg.Connection, run_id: str, released: int, blocked: int) -> None:

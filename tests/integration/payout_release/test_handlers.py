@@ -433,7 +433,8 @@ async def test_scheduled_runs_repeat_a_block_only_when_its_reasons_change(
     frozen_clock.now = T0 + timedelta(seconds=60)
     assert blocked(await scheduled(pool)) == {"inv-x": ["payee_ineligible", "aml_not_clear"]}
     # An operator's run answers for every candidate, changed or not.
-    assert blocked(await send(pool, run_requested("run-ops"))) == {"inv-x": ["payee_ineligible", "aml_not_clear"]}
+    answered = blocked(await send(pool, run_requested("run-ops")))
+    assert answered == {"inv-x": ["payee_ineligible", "aml_not_clear"]}
 
 
 # --- concurrency ---------------------------------------------------------------------------
