@@ -81,6 +81,18 @@ class HandlerContext(UnitOfWork):
     envelope: Envelope = field(kw_only=True)
     record: RawRecord = field(kw_only=True)
     business_ref: str | None = None
+    follow_ups: dict[str, FollowUp] = field(default_factory=dict, kw_only=True)
+
+    def after_records(self, key: str, run: Callable[[UnitOfWork], Awaitable[None]]) -> None:
+        """Run `run` once after every record of this batch, in the same transaction.
+
+        Records of one batch that need the same follow-up (three documents of one PO, each asking
+        for a rematch of that PO) share one run. It runs as if caused by the last record that asked
+        for it: that record's envelope is its cause and its span is the parent of the run's span.
+        """
+        self.follow_ups.pop(key, None)  # re-inserted last: follow-ups run in the order of their last ask
+        span = trace.get_current_span().get_span_context()
+        self.follow_ups[key] = FollowUp(run, self.envelope, self.record, span)
 
     def reject(self, reasons: Sequence[dict[str, str]]) -> Envelope:
         """document.rejected on concord.out.rejections, keyed like the rejected record (SPEC §4)."""
@@ -98,6 +110,14 @@ class HandlerContext(UnitOfWork):
 
 
 Handler = Callable[[HandlerContext, Any], Awaitable[str | None]]
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    run: Callable[[UnitOfWork], Awaitable[None]]
+    cause: Envelope
+    record: RawRecord
+    span: trace.SpanContext
 
 
 @dataclass(frozen=True)
@@ -239,6 +259,7 @@ class BatchProcessor:
             for r in await conn.fetch("SELECT event_id FROM inbox WHERE event_id = ANY($1)", ids)
         )
         inbox_rows: list[tuple[str, str, str, int, int, str | None, str]] = []
+        follow_ups: dict[str, FollowUp] = {}
         for p in parsed:
             rec = p.record
             attempt_key = (rec.topic, rec.partition, rec.offset)
@@ -280,7 +301,7 @@ class BatchProcessor:
                 DEDUPE_HITS.labels(self.service).inc()
                 continue
             seen.add(env.event_id)
-            outcome, business_ref, emitted = await self._handle_one(conn, p)
+            outcome, business_ref, emitted = await self._handle_one(conn, p, follow_ups)
             result.outbox.extend(emitted)
             inbox_rows.append(
                 (env.event_id, env.event_type, rec.topic, rec.partition, rec.offset, business_ref, outcome)
@@ -292,6 +313,8 @@ class BatchProcessor:
                 result.rejected += 1
             else:
                 result.handled += 1
+        for key, follow_up in follow_ups.items():
+            result.outbox.extend(await self._follow_up(conn, key, follow_up))
         if inbox_rows:
             await conn.executemany(
                 """INSERT INTO inbox (event_id, event_type, topic, partition, "offset", business_ref, result)
@@ -301,13 +324,24 @@ class BatchProcessor:
         await write_outbox(conn, result.outbox)
         return result
 
+    async def _follow_up(self, conn: asyncpg.Connection, key: str, f: FollowUp) -> list[OutboxMessage]:
+        uow = UnitOfWork(conn, self.settings, self.service, cause=f.cause)
+        parent = trace.set_span_in_context(trace.NonRecordingSpan(f.span))
+        with tracer().start_as_current_span(f"{self.service} {key.split(':', 1)[0]}", context=parent):
+            self.failing = (f.record.topic, f.record.partition, f.record.offset)
+            await f.run(uow)
+            self.failing = None
+        return uow.outbox
+
     async def _handle_one(
-        self, conn: asyncpg.Connection, p: _Parsed
+        self, conn: asyncpg.Connection, p: _Parsed, follow_ups: dict[str, FollowUp]
     ) -> tuple[str, str | None, list[OutboxMessage]]:
         env, rec = p.envelope, p.record
         assert env is not None
         business_ref = _business_ref(env.data)
-        ctx = HandlerContext(conn, self.settings, self.service, cause=env, envelope=env, record=rec)
+        ctx = HandlerContext(
+            conn, self.settings, self.service, cause=env, envelope=env, record=rec, follow_ups=follow_ups
+        )
         if p.route is None:
             return "ignored", business_ref, []
         if p.invalid_data is not None:

@@ -35,9 +35,9 @@ def _json_default(value: object) -> str:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-async def connect(dsn: str, *, timeout: float = 10) -> asyncpg.Connection:
+async def connect(dsn: str, *, connect_timeout_s: float = 10) -> asyncpg.Connection:
     """One connection with the same codecs as the services' pools (jsonb as objects)."""
-    conn = await asyncpg.connect(dsn, timeout=timeout)
+    conn = await asyncpg.connect(dsn, timeout=connect_timeout_s)
     await _init_connection(conn)
     return conn
 

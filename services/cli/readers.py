@@ -32,7 +32,7 @@ class NotReachable(Exception):
 @asynccontextmanager
 async def connect(dsn: str, what: str) -> AsyncIterator[asyncpg.Connection]:
     try:
-        conn = await db_connect(dsn, timeout=5)
+        conn = await db_connect(dsn, connect_timeout_s=5)
     except (OSError, asyncpg.PostgresError) as exc:
         raise NotReachable(f"cannot reach the {what} database ({exc}); is the stack up? (make up)") from None
     try:

@@ -460,6 +460,17 @@ def approved_payload(
     )
 
 
+def rematch_after_batch(ctx: HandlerContext, group: str) -> None:
+    """Documents rematch their PO once per batch, however many of them arrive together: the
+    outcome is the same (rematch reads the whole PO), at a third of the database round trips."""
+
+    async def run(uow: UnitOfWork) -> None:
+        assert uow.cause is not None
+        await rematch(uow, group, uow.cause.event_id)
+
+    ctx.after_records(f"rematch:{group}", run)
+
+
 # --- documents on concord.intake.documents ----------------------------------------------------
 
 
@@ -475,8 +486,8 @@ async def on_po_version_in_force(ctx: HandlerContext, data: PurchaseOrderVersion
         data.in_force_since,
         ctx.envelope.event_id,
     )
-    changes = await rematch(ctx, po.po_number, ctx.envelope.event_id)
-    return _result("po_version_applied", changes)
+    rematch_after_batch(ctx, po.po_number)
+    return "po_version_applied"
 
 
 @router.handles("purchase_order.closure_accepted")
@@ -485,8 +496,8 @@ async def on_po_closed(ctx: HandlerContext, data: PurchaseOrderClosureAccepted) 
     await store.save_closure(
         ctx.conn, data.po_number, data.closed_by, data.reason, ctx.envelope.occurred_at, ctx.envelope.event_id
     )
-    changes = await rematch(ctx, data.po_number, ctx.envelope.event_id)
-    return _result("po_closed", changes)
+    rematch_after_batch(ctx, data.po_number)
+    return "po_closed"
 
 
 @router.handles("requisition.accepted")
@@ -507,8 +518,8 @@ async def on_receipt_accepted(ctx: HandlerContext, data: ReceiptAccepted) -> str
         [ln.model_dump(mode="json", exclude_none=True) for ln in data.lines],
         ctx.envelope.event_id,
     )
-    changes = await rematch(ctx, data.po_number, ctx.envelope.event_id)
-    return _result("receipt_applied", changes)
+    rematch_after_batch(ctx, data.po_number)
+    return "receipt_applied"
 
 
 @router.handles("receipt.reversal_accepted")
@@ -523,8 +534,8 @@ async def on_receipt_reversed(ctx: HandlerContext, data: ReceiptReversalAccepted
         ctx.envelope.occurred_at,
         ctx.envelope.event_id,
     )
-    changes = await rematch(ctx, data.po_number, ctx.envelope.event_id)
-    return _result("receipt_reversed", changes)
+    rematch_after_batch(ctx, data.po_number)
+    return "receipt_reversed"
 
 
 @router.handles("invoice.accepted")
@@ -543,13 +554,13 @@ async def on_invoice_accepted(ctx: HandlerContext, data: InvoiceAccepted) -> str
     )
     if not inserted:
         log.info("invoice_already_known", invoice_id=data.invoice_id)
-    changes = await rematch(ctx, group, ctx.envelope.event_id)
+    rematch_after_batch(ctx, group)
     if data.replaces_invoice_id:
         # The original may belong to another PO (or none): close it there too.
         original = await store.find_invoice(ctx.conn, data.replaces_invoice_id)
         if original is not None and original["match_group"] != group:
-            await rematch(ctx, original["match_group"], ctx.envelope.event_id)
-    return _result("invoice_matched" if inserted else "invoice_already_known", changes)
+            rematch_after_batch(ctx, original["match_group"])
+    return "invoice_accepted" if inserted else "invoice_already_known"
 
 
 # --- commands on concord.in.commands ----------------------------------------------------------

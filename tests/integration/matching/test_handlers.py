@@ -74,7 +74,8 @@ async def test_a_late_receipt_releases_the_missing_receipt_hold() -> None:
 async def test_redelivery_and_repeated_rematch_publish_nothing() -> None:
     async with scratch_pool("matching") as pool:
         gr = b.receipt()
-        await deliver(pool, router, b.po_in_force(), b.invoice(), gr)
+        await deliver(pool, router, b.po_in_force(), b.invoice())
+        await deliver(pool, router, gr)
         decided = await pool.fetchval("SELECT count(*) FROM decisions WHERE invoice_id = 'INV-1'")
         again = await deliver(pool, router, gr)
         assert (again.duplicates, again.outbox) == (1, [])
@@ -82,6 +83,15 @@ async def test_redelivery_and_repeated_rematch_publish_nothing() -> None:
         assert rematched.handled == 2 and rematched.outbox == []
         decisions = await pool.fetchval("SELECT count(*) FROM decisions WHERE invoice_id = 'INV-1'")
         assert decisions == decided == 2  # held (no receipt yet), then approved
+
+
+async def test_documents_arriving_in_one_batch_are_matched_once_on_the_whole_po() -> None:
+    async with scratch_pool("matching") as pool:
+        together = await deliver(pool, router, b.po_in_force(), b.invoice(), b.receipt())
+        # One rematch after the batch: straight to approved, no transient missing-receipt hold.
+        assert data(together, "hold.opened") == []
+        assert [d["invoice_id"] for d in data(together, "invoice.approved_to_pay")] == ["INV-1"]
+        assert await pool.fetchval("SELECT count(*) FROM decisions WHERE invoice_id = 'INV-1'") == 1
 
 
 async def test_an_invoice_before_its_po_waits_then_is_checked_against_it() -> None:
