@@ -215,7 +215,8 @@ def payout_run(
             live=True,
         )
     )
-    commands.print_outcome(console, f"payout run {run_id}", outcome)
+    if not outcome:  # otherwise the live table already shows what came back
+        commands.print_outcome(console, f"payout run {run_id}", outcome)
 
 
 @app.command()
