@@ -83,7 +83,9 @@ class TopicWatcher:
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
-        await self._consumer.stop()
+        # A broker that went away mid-watch must not turn what was seen into a crash.
+        with contextlib.suppress(Exception, asyncio.CancelledError):
+            await self._consumer.stop()
 
     def of(self, event_type: str, where: Callable[[dict[str, Any]], bool] | None = None) -> list[Seen]:
         return [s for s in self.seen if s.event_type == event_type and (where is None or where(s.data))]
