@@ -203,7 +203,9 @@ class Service:
         await self._shutdown()
 
     def main(self) -> None:
-        asyncio.run(self.app.run())
+        import uvloop
+
+        uvloop.run(self.app.run())
 
 
 def run_module(service: Any) -> None:
