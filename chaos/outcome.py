@@ -43,6 +43,7 @@ class RunOutcome:
     rail_answers: int = 0
     balances: dict[tuple[str, str], Decimal] = field(default_factory=dict)  # (account, currency)
     eligibility: dict[str, str] = field(default_factory=dict)  # payee → "eligible" / reasons
+    grni_by_po: dict[str, Decimal] = field(default_factory=dict)  # debits − credits on GRNI
     notes: list[str] = field(default_factory=list)
 
 
@@ -83,6 +84,12 @@ def summarise(label: str, workload: Workload, seen: list[tuple[str, dict[str, An
             failed.add(data["payout_id"])
         elif et == "deadletter.recorded":
             out.deadletters.append(data)
+        elif et == "journal.entry_posted":
+            po = (data.get("links") or {}).get("po_number")
+            for line in data.get("lines", []):
+                if po and line["account"] == "liability:grni":
+                    net = Decimal(line.get("debit") or 0) - Decimal(line.get("credit") or 0)
+                    out.grni_by_po[po] = out.grni_by_po.get(po, Decimal(0)) + net
         elif et == "payee.eligibility_changed":
             out.eligibility[data["payee_id"]] = (
                 "eligible" if data["eligible"] else "ineligible:" + ",".join(sorted(data.get("reasons", [])))
@@ -194,6 +201,24 @@ def check_runs(workload: Workload, baseline: RunOutcome, faulty: RunOutcome) -> 
     )
 
     for run in (faulty, baseline):
+        suffix = "" if run is faulty else " (fault-free run)"
+        # Every approved invoice's PO was fully received: what was accrued at receipt must be
+        # relieved by the approval, so GRNI for that PO ends at zero (SPEC §9 posting table).
+        residual = [
+            f"{workload.po_of[inv]} ({workload.kinds[inv]}): GRNI {run.grni_by_po[workload.po_of[inv]]}"
+            for inv, o in sorted(run.invoices.items())
+            if o.matching == "approved"
+            and inv in workload.po_of
+            and run.grni_by_po.get(workload.po_of[inv], Decimal(0)) != 0
+        ]
+        checks.append(
+            Check(
+                "GRNI cleared on every approved, fully received PO" + suffix,
+                not residual,
+                _first(residual) if residual else "every approved invoice relieved exactly what was accrued",
+            )
+        )
+
         suffix = "" if run is faulty else " (fault-free run)"
         # 2. Never paid twice.
         twice = [f"{inv} in {', '.join(p)}" for inv, p in run.live_payouts_per_invoice.items() if len(p) > 1]

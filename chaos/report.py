@@ -17,7 +17,12 @@ def print_report(report: ChaosReport, console: Console) -> None:
         faults.add_column(col, overflow="fold")
     grouped: dict[tuple[str, str], list[str]] = defaultdict(list)
     for f in report.faults:
-        grouped[(f.kind, f.target)].append(f"{f.at_s:.0f}" + (f" ({f.took_s:.0f}s)" if f.took_s >= 1 else ""))
+        if f.kind.startswith("exited"):
+            grouped[(f.kind, f.target)].append(f"{f.at_s:.0f} (exit code {f.took_s:.0f})")
+        else:
+            grouped[(f.kind, f.target)].append(
+                f"{f.at_s:.0f}" + (f" ({f.took_s:.0f}s)" if f.took_s >= 1 else "")
+            )
     for (kind, target), whens in sorted(grouped.items()):
         faults.add_row(kind, target, str(len(whens)), ", ".join(whens))
     inbound = [r for r in w.records if not r.bad]

@@ -462,6 +462,7 @@ async def run_once(
         rail_task = asyncio.create_task(rail.run())
         injector = Injector(config, procs, t_start, overrides=overrides)
         fault_task = asyncio.create_task(injector.run()) if faulty else None
+        supervisor = asyncio.create_task(_supervise(procs, overrides, injector, t_start))
         try:
             delayed: list[Record] = []
             for phase in PHASES:
@@ -506,8 +507,7 @@ async def run_once(
                 with console.status(f"[{label}] waiting for the remaining faults…"):
                     await fault_task
                 faults = injector.faults
-                for p in procs.values():
-                    await p.wait_ready(120)
+                await _all_ready(procs)
             with console.status(f"[{label}] waiting for quiescence…"):
                 await _quiesce(watcher, rail, drain, config, console)
             # The final run names no scope: everything payable now is paid now, in both runs.
@@ -525,6 +525,9 @@ async def run_once(
                 await asyncio.sleep(config.payout_run_interval_s * 2)
                 await _quiesce(watcher, rail, drain, config, console)
         finally:
+            supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await supervisor
             rail_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await rail_task
@@ -572,6 +575,36 @@ def _all_decided(watcher: Watcher, invoice_ids: list[str]) -> Callable[[], bool]
 
 def _all_seen(watcher: Watcher, event_ids: list[str]) -> Callable[[], bool]:
     return lambda: all(e in watcher.causes for e in event_ids)
+
+
+async def _all_ready(procs: dict[str, ServiceProcess], timeout_s: float = 180) -> None:
+    """Every service answers /health/ready (one that exits meanwhile is restarted by the supervisor)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if all(await asyncio.gather(*(asyncio.to_thread(p.is_ready) for p in procs.values()))):
+            return
+        await asyncio.sleep(0.5)
+    raise TimeoutError("services not ready after the fault storm")
+
+
+async def _supervise(
+    procs: dict[str, ServiceProcess], overrides: dict[str, dict[str, Any]], injector: Injector, started: float
+) -> None:
+    """What systemd or a container runtime does: a service that exits on its own is started
+    again (e.g. one that was restarted while PostgreSQL was down and failed fast)."""
+    while True:
+        await asyncio.sleep(1.0)
+        for name, proc in procs.items():
+            if proc.proc is not None and proc.proc.poll() is not None:
+                injector.faults.append(
+                    Fault(
+                        "exited, restarted",
+                        name,
+                        time.monotonic() - started,
+                        float(proc.proc.returncode or 0),
+                    )
+                )
+                proc.start(**overrides.get(name, {}))
 
 
 async def _publish_paced(upstream: Upstream, records: list[Record], span_s: float, chunks: int = 10) -> None:

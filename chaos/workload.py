@@ -100,6 +100,7 @@ class Workload:
     expected: dict[str, Expected] = field(default_factory=dict)
     fail_first: set[str] = field(default_factory=set)  # invoices whose first payout the rail fails
     kinds: dict[str, str] = field(default_factory=dict)  # invoice_id → flow kind
+    po_of: dict[str, str] = field(default_factory=dict)  # invoice_id → po_number
 
     @property
     def records(self) -> list[Record]:
@@ -433,6 +434,7 @@ def _flow(b: _Builder, i: int, kind: str, payee: str, currency: str, entity: str
     rec = b.add("B", IN_INVOICES, payee, "invoice.submitted", invoice)
     b.w.invoice_event_ids[rec.event_id] = invoice_id
     b.w.kinds[invoice_id] = kind
+    b.w.po_of[invoice_id] = po
 
     eligible_at_end = standing != "never_eligible"
     matching = {
@@ -491,6 +493,7 @@ def _flow(b: _Builder, i: int, kind: str, payee: str, currency: str, entity: str
         rec = b.add("C", IN_INVOICES, payee, "invoice.submitted", fixed)
         b.w.invoice_event_ids[rec.event_id] = fix_id
         b.w.kinds[fix_id] = "correction"
+        b.w.po_of[fix_id] = po
         b.w.expected[fix_id] = Expected("accepted", "approved", eligible_at_end)
 
     if kind == "duplicate":
