@@ -20,9 +20,8 @@ def print_report(report: ChaosReport, console: Console) -> None:
         if f.kind.startswith("exited"):
             grouped[(f.kind, f.target)].append(f"{f.at_s:.0f} (exit code {f.took_s:.0f})")
         else:
-            grouped[(f.kind, f.target)].append(
-                f"{f.at_s:.0f}" + (f" ({f.took_s:.0f}s)" if f.took_s >= 1 else "")
-            )
+            took = f" ({f.took_s:.0f}s)" if f.took_s >= 1 else ""
+            grouped[(f.kind, f.target)].append(f"{f.at_s:.0f}{took}" + (f" [{f.note}]" if f.note else ""))
     for (kind, target), whens in sorted(grouped.items()):
         faults.add_row(kind, target, str(len(whens)), ", ".join(whens))
     inbound = [r for r in w.records if not r.bad]

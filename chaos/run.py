@@ -95,6 +95,7 @@ class Fault:
     target: str
     at_s: float
     took_s: float = 0.0
+    note: str = ""
 
 
 @dataclass
@@ -343,12 +344,29 @@ class Rail:
 # --- faults -----------------------------------------------------------------------------------
 
 
-async def _shell(*args: str) -> None:
+async def _shell(*args: str) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(
-        *args, cwd=ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+        *args, cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
     )
-    if await proc.wait() != 0:
-        raise RuntimeError(f"{' '.join(args)} failed")
+    out, _ = await proc.communicate()
+    return proc.returncode or 0, out.decode(errors="replace").strip()
+
+
+async def restart_component(script: str, timeout_s: float = 180) -> str:
+    """stop; start — and make sure it is back even if `start` reports a failure (another
+    developer's `make test` may start it in the same moment): the shared broker and database
+    must never stay down longer than the fault."""
+    path = str(ROOT / "deploy" / script)
+    await _shell(path, "stop")
+    code, out = await _shell(path, "start")
+    note = "" if code == 0 else f"start exited {code}: {out.splitlines()[-1] if out else ''}"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if (await _shell(path, "status"))[0] == 0:
+            return note
+        await asyncio.sleep(2)
+        code, out = await _shell(path, "start")
+    raise RuntimeError(f"{script} did not come back: {note} / {out}")
 
 
 @dataclass
@@ -387,12 +405,8 @@ class Injector:
                 proc = self.processes[target]
                 proc.kill()
                 proc.start(**self.overrides.get(target, {}))
-            elif target == "kafka":
-                await _shell(str(ROOT / "deploy" / "kafka.sh"), "stop")
-                await _shell(str(ROOT / "deploy" / "kafka.sh"), "start")
             else:
-                await _shell(str(ROOT / "deploy" / "postgres.sh"), "stop")
-                await _shell(str(ROOT / "deploy" / "postgres.sh"), "start")
+                fault.note = await restart_component("kafka.sh" if target == "kafka" else "postgres.sh")
             fault.took_s = time.monotonic() - t0
             self.faults.append(fault)
 
