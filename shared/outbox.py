@@ -97,8 +97,12 @@ class OutboxRelay:
         while not self._stopping:
             try:
                 await self._lead()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("outbox_relay_error", error=str(exc))
+            except Exception as exc:
+                # Any failure — database or broker (aiokafka's errors are not OSErrors: a
+                # KafkaTimeoutError while the broker restarts used to end this task for good,
+                # leaving committed events unpublished until the process restarted) — is
+                # retried: the rows stay unpublished and are sent again, downstream dedupes.
+                log.warning("outbox_relay_error", error=repr(exc))
                 self.is_leader = False
                 await asyncio.sleep(1.0)
 
