@@ -598,7 +598,8 @@ async def _all_ready(procs: dict[str, ServiceProcess], timeout_s: float = 180) -
         if all(await asyncio.gather(*(asyncio.to_thread(p.is_ready) for p in procs.values()))):
             return
         await asyncio.sleep(0.5)
-    raise TimeoutError("services not ready after the fault storm")
+    stuck = [n for n, p in procs.items() if not p.is_ready()]
+    raise TimeoutError(f"not ready {timeout_s:.0f}s after the fault storm: {', '.join(stuck)}")
 
 
 async def _supervise(
