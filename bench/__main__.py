@@ -1,8 +1,8 @@
 """`make bench`: the at-least-once hop baseline, then the five-service pipeline under load.
 
 Prints a table and writes the same figures to bench-results/bench.json. Knobs (environment):
-BENCH_LATENCY_RATE (250 flows/s), BENCH_LATENCY_S (30), BENCH_THROUGHPUT_RATE (600 flows/s offered),
-BENCH_THROUGHPUT_S (60), BENCH_DRAIN_S (60).
+BENCH_LIGHT_RATE (25 flows/s), BENCH_LATENCY_RATE (250 flows/s), BENCH_LATENCY_S (30),
+BENCH_THROUGHPUT_RATE (600 flows/s offered), BENCH_THROUGHPUT_S (60), BENCH_DRAIN_S (180).
 """
 
 from __future__ import annotations
@@ -47,6 +47,27 @@ async def _drain(watcher: TimedWatcher, done: Any, timeout_s: float) -> None:
     watcher.drain()
 
 
+def _latency(observed: Observed, ids: list[str], rate: float, flows: int) -> dict[str, Any]:
+    to_approval = [
+        observed.approved_at[i] - observed.submitted_at[i] for i in ids if i in observed.approved_at
+    ]
+    to_posting = [
+        observed.approval_posted_at[i] - observed.submitted_at[i]
+        for i in ids
+        if i in observed.approval_posted_at
+    ]
+
+    def ms(p: dict[str, float]) -> dict[str, float]:
+        return {k: (v * 1000 if k != "n" else v) for k, v in p.items()}
+
+    return {
+        "offered_flows_per_s": rate,
+        "flows": flows,
+        "submitted_to_approved_ms": ms(percentiles(to_approval)),
+        "submitted_to_approval_posted_ms": ms(percentiles(to_posting)),
+    }
+
+
 async def main() -> dict[str, Any]:
     console = Console()
     figures: dict[str, Any] = {"machine": {"cores": os.cpu_count()}}
@@ -62,42 +83,34 @@ async def main() -> dict[str, Any]:
         async with Publisher(stack.settings, source="bench") as pub:
             await prime(pub, tag)
             await asyncio.sleep(3)
-            lat_rate, lat_s = _env("BENCH_LATENCY_RATE", 250), _env("BENCH_LATENCY_S", 30)
-            with console.status(f"latency phase: {lat_rate:.0f} flows/s for {lat_s:.0f}s…"):
-                offered = await offer_load(pub, tag, lat_rate, lat_s, observed, watcher)
-                latency_ids = list(observed.submitted_at)
-                await _drain(watcher, lambda: all(i in observed.approval_posted_at for i in latency_ids), 60)
-            to_approval = [
-                observed.approved_at[i] - observed.submitted_at[i]
-                for i in latency_ids
-                if i in observed.approved_at
-            ]
-            to_posting = [
-                observed.approval_posted_at[i] - observed.submitted_at[i]
-                for i in latency_ids
-                if i in observed.approval_posted_at
-            ]
-            figures["latency"] = {
-                "offered_flows_per_s": lat_rate,
-                "flows": offered,
-                "submitted_to_approved_ms": {
-                    k: (v * 1000 if k != "n" else v) for k, v in percentiles(to_approval).items()
-                },
-                "submitted_to_approval_posted_ms": {
-                    k: (v * 1000 if k != "n" else v) for k, v in percentiles(to_posting).items()
-                },
-            }
+            lat_s = _env("BENCH_LATENCY_S", 30)
+            offered = 0
+
+            async def latency_phase(rate: float) -> dict[str, Any]:
+                nonlocal offered
+                before_phase = set(observed.submitted_at)
+                with console.status(f"latency phase: {rate:.0f} flows/s for {lat_s:.0f}s…"):
+                    n = await offer_load(pub, tag, rate, lat_s, observed, watcher, start_index=offered)
+                    offered += n
+                    ids = [i for i in observed.submitted_at if i not in before_phase]
+                    await _drain(watcher, lambda: all(i in observed.approval_posted_at for i in ids), 120)
+                return _latency(observed, ids, rate, n)
+
+            # A light load first: the pipeline's own latency when nothing queues. Then the
+            # throughput window, then the target's fixed load, each after the previous one drained.
+            figures["latency"] = [await latency_phase(_env("BENCH_LIGHT_RATE", 25))]
             tp_rate, tp_s = _env("BENCH_THROUGHPUT_RATE", 600), _env("BENCH_THROUGHPUT_S", 60)
             before = set(observed.submitted_at)
             with console.status(f"throughput phase: offering {tp_rate:.0f} flows/s for {tp_s:.0f}s…"):
                 window_start = time.monotonic()
                 offered_tp = await offer_load(pub, tag, tp_rate, tp_s, observed, watcher, start_index=offered)
+                offered += offered_tp
                 window_end = time.monotonic()
                 ids = [i for i in observed.submitted_at if i not in before]
                 await _drain(
                     watcher,
                     lambda: all(observed.complete_at(i) is not None for i in ids),
-                    _env("BENCH_DRAIN_S", 60),
+                    _env("BENCH_DRAIN_S", 180),
                 )
             completed = [observed.complete_at(i) for i in ids]
             in_window = sum(1 for c in completed if c is not None and window_start <= c <= window_end)
@@ -112,6 +125,7 @@ async def main() -> dict[str, Any]:
                 if all_done
                 else 0,
             }
+            figures["latency"].append(await latency_phase(_env("BENCH_LATENCY_RATE", 250)))
         await watcher.stop()
         figures["peak_memory_mib"] = {n: round(peak_memory_mib(p), 1) for n, p in stack.processes.items()}
     t = figures["throughput"]
@@ -145,7 +159,15 @@ def _print(console: Console, f: dict[str, Any]) -> None:
         f"{tp['all_completed_per_s']:.0f} flows/s",
         f"{tp['flows_completed']}/{tp['flows_offered']} done",
     )
-    lat = f["latency"]
+    for lat in f["latency"]:
+        _print_latency(t, lat)
+    for name, mib in f["peak_memory_mib"].items():
+        t.add_row(f"peak memory: {name}", f"{mib:.0f} MiB", "")
+    t.add_row("pipeline flows/s ÷ baseline hop records/s", f"{f['pipeline_vs_baseline']}", "")
+    console.print(t)
+
+
+def _print_latency(t: Table, lat: dict[str, Any]) -> None:
     for name, key in (
         ("invoice.submitted → approved_to_pay", "submitted_to_approved_ms"),
         ("invoice.submitted → approval posted", "submitted_to_approval_posted_ms"),
@@ -156,10 +178,6 @@ def _print(console: Console, f: dict[str, Any]) -> None:
             f"p50 {p['p50']:.0f} / p95 {p['p95']:.0f} / p99 {p['p99']:.0f} ms",
             "p99 ≤ 500 ms" if key == "submitted_to_approved_ms" else "",
         )
-    for name, mib in f["peak_memory_mib"].items():
-        t.add_row(f"peak memory: {name}", f"{mib:.0f} MiB", "")
-    t.add_row("pipeline flows/s ÷ baseline hop records/s", f"{f['pipeline_vs_baseline']}", "")
-    console.print(t)
 
 
 if __name__ == "__main__":
