@@ -30,7 +30,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
     kafka = KafkaContainer("confluentinc/cp-kafka:7.6.0").with_kraft()
     kafka.with_env("KAFKA_MESSAGE_MAX_BYTES", "4194304")
-    postgres = PostgresContainer("postgres:15", username="concord_admin", password="concord_admin", dbname="postgres")
+    postgres = PostgresContainer(
+        "postgres:15", username="concord_admin", password="concord_admin", dbname="postgres"
+    )
     kafka.start()
     postgres.start()
     config.add_cleanup(kafka.stop)

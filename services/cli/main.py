@@ -6,7 +6,7 @@ import asyncio
 import subprocess
 import sys
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -51,7 +51,7 @@ class CliError(Exception):
     """A failure the operator can act on; its message is the whole story."""
 
 
-def run(coro: Callable[[], Awaitable[T]]) -> T:
+def run(coro: Callable[[], Coroutine[Any, Any, T]]) -> T:
     try:
         return asyncio.run(coro())
     except (CliError, NotReachable) as exc:
