@@ -34,6 +34,7 @@ from shared.outbox import make_producer
 from shared.settings import Settings
 from shared.signatures import SIGNATURE_HEADER, sign
 from shared.topics import (
+    ALL_TOPICS,
     COMPLIANCE_ELIGIBILITY,
     DEADLETTER,
     IN_COMMANDS,
@@ -449,6 +450,7 @@ async def run_once(
     rng = random.Random(config.seed * 31 + (1 if faulty else 0))
     faults: list[Fault] = []
     async with AsyncExitStack() as stack:
+        stack.push_async_callback(_delete_topics, settings)  # last, once everything has stopped
         dsns = {n: await stack.enter_async_context(scratch_database(n)) for n in SERVICES}
         procs = {
             n: ServiceProcess(
@@ -581,6 +583,18 @@ def _dump(label: str, workload: Workload, watcher: Watcher) -> None:
     with path.open("w") as f:
         for topic, env in watcher.seen:
             f.write(json.dumps({"topic": topic, **env}) + "\n")
+
+
+async def _delete_topics(settings: Settings) -> None:
+    """Each run's topic set is its own; left behind they pile up, and a broker with thousands of
+    partitions takes minutes to restart (the next run's Kafka fault)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    with contextlib.suppress(Exception):
+        await admin.start()
+        try:
+            await admin.delete_topics([settings.topic(t) for t in ALL_TOPICS])
+        finally:
+            await admin.close()
 
 
 def _all_decided(watcher: Watcher, invoice_ids: list[str]) -> Callable[[], bool]:
