@@ -313,6 +313,14 @@ def open_received_quantities(
 ) -> dict[str, Decimal]:
     """PO line → quantity received (posted receipts) and not yet relieved from GRNI by an
     approval in force (three-way lines; a credit note gives quantity back). Never negative."""
+    return {line_id: qty for line_id, qty in received_minus_approved(receipts, approvals).items() if qty > 0}
+
+
+def received_minus_approved(
+    receipts: Iterable[Receipt], approvals: Iterable[Mapping[str, Any]]
+) -> dict[str, Decimal]:
+    """PO line → received (posted receipts) − approved (three-way approvals in force); negative
+    while the ledger has seen an approval before the receipts it was matched on."""
     open_qty: dict[str, Decimal] = defaultdict(Decimal)
     for receipt in receipts:
         for line in receipt.lines:
@@ -322,7 +330,7 @@ def open_received_quantities(
         for line in approval.get("lines", ()):
             if line.get("match_mode") == "three_way" and line.get("po_line_id"):
                 open_qty[line["po_line_id"]] -= sign * Decimal(line["quantity"])
-    return {line_id: qty for line_id, qty in open_qty.items() if qty > 0}
+    return dict(open_qty)
 
 
 def post_receipt_revaluation(
@@ -352,6 +360,39 @@ def post_receipt_revaluation(
         f"GRNI of PO {new.po_number} revalued from v{old.version} to v{new.version} prices",
         net_lines(new.currency, [(expense(new.business_unit), delta), (GRNI, -delta)]),
         Links(po_number=new.po_number, po_version=new.version, receipt_ids=tuple(receipt_ids)),
+    )
+
+
+def grni_target(po: PurchaseOrder, open_quantities: Mapping[str, Decimal]) -> Decimal:
+    """What GRNI should hold for a PO: its received, not yet approved quantities at the price of
+    the version in force. Zero once everything received is invoiced and approved."""
+    total = ZERO
+    for line_id, quantity in open_quantities.items():
+        price = po.unit_prices.get(line_id)
+        if price is not None:
+            total += quantize_money(quantity * price, po.currency)
+    return total
+
+
+def post_grni_true_up(
+    po: PurchaseOrder, target: Decimal, actual: Decimal, cause_event_id: str
+) -> Entry | None:
+    """Bring a PO's GRNI to its target (Dr/Cr expense:{business_unit} against GRNI).
+
+    Receipts accrue at the price in force when the ledger sees them and approvals relieve at the
+    price they were matched against; with POs, receipts and decisions arriving on three topics in
+    any order (and prices amended in between), the two can differ. Truing up after every change
+    makes the end state the same for every arrival order: GRNI = open quantities × price in force,
+    and expense:{business_unit} = what the approvals relieved."""
+    delta = target - actual
+    if delta == 0 or po.match_mode == "two_way":
+        return None
+    return _entry_or_none(
+        "grni_true_up",
+        f"grni_true_up:{po.po_number}:{cause_event_id}",
+        f"GRNI of PO {po.po_number} trued up to open received quantities at v{po.version} prices",
+        net_lines(po.currency, [(expense(po.business_unit), delta), (GRNI, -delta)]),
+        Links(po_number=po.po_number, po_version=po.version),
     )
 
 

@@ -48,6 +48,7 @@ from shared.topics import (
     OUT_PAYOUTS,
     PAYOUTS_EVENTS,
 )
+from shared.unit_of_work import UnitOfWork
 
 router = Router(
     "ledger",
@@ -67,7 +68,7 @@ router.emits(OUT_JOURNAL, "journal.entry_posted")
 
 
 def entry_posted(
-    entry: d.Entry, *, entry_id: str, source_event_id: str, source_event_type: str, ctx: HandlerContext
+    entry: d.Entry, *, entry_id: str, source_event_id: str, source_event_type: str, ctx: UnitOfWork
 ) -> JournalEntryPosted:
     links = entry.links
     return JournalEntryPosted(
@@ -98,7 +99,7 @@ def entry_posted(
 
 
 async def post(
-    ctx: HandlerContext,
+    ctx: UnitOfWork,
     entry: d.Entry | None,
     *,
     source_event_id: str | None = None,
@@ -110,8 +111,9 @@ async def post(
     already posted (then nothing is announced a second time)."""
     if entry is None:
         return None
-    source_id = source_event_id or ctx.envelope.event_id
-    source_type = source_event_type or ctx.envelope.event_type
+    assert ctx.cause is not None
+    source_id = source_event_id or ctx.cause.event_id
+    source_type = source_event_type or ctx.cause.event_type
     entry_id = d.entry_id_for(source_id)
     if not await store.insert_entry(
         ctx.conn,
@@ -132,6 +134,32 @@ async def post(
         event_id=derived_event_id("journal.entry_posted", entry_id),
     )
     return entry_id
+
+
+def true_up_grni_after_batch(ctx: HandlerContext, po_number: str | None) -> None:
+    """Once per batch and PO, after every record: GRNI = open received quantities × price in force."""
+    if po_number is None:
+        return
+
+    async def run(uow: UnitOfWork) -> None:
+        po = await store.load_po_in_force(uow.conn, po_number)
+        if po is None or uow.cause is None:
+            return
+        receipts = await store.posted_receipts(uow.conn, po_number)
+        approvals = await store.approvals_in_force(uow.conn, po_number)
+        if any(qty < 0 for qty in d.received_minus_approved(receipts, approvals).values()):
+            return  # an approval came before the receipts it consumed: wait for them
+        open_qty = d.open_received_quantities(receipts, approvals)
+        actual = await store.grni_balance(uow.conn, po_number, po.currency)
+        entry = d.post_grni_true_up(po, d.grni_target(po, open_qty), actual, uow.cause.event_id)
+        await post(
+            uow,
+            entry,
+            source_event_id=f"{uow.cause.event_id}:grni:{po_number}",
+            source_event_type="grni.true_up",
+        )
+
+    ctx.after_records(f"grni:{po_number}", run)
 
 
 # --- concord.intake.documents ---------------------------------------------------------------
@@ -190,6 +218,7 @@ async def on_po_version_in_force(ctx: HandlerContext, data: PurchaseOrderVersion
         )
         posted += 1
     revalued = await post(ctx, revaluation)
+    true_up_grni_after_batch(ctx, po.po_number)
     if revalued:
         return f"recorded; GRNI revalued; {posted} pending receipt(s) posted"
     return f"recorded; {posted} pending receipt(s) posted" if posted else "recorded"
@@ -251,6 +280,7 @@ async def on_receipt_accepted(ctx: HandlerContext, data: ReceiptAccepted) -> str
         return "pending_po"
     entry_id = await post(ctx, d.post_receipt(to_receipt(data), po))
     await remember("posted" if entry_id else "no_value", entry_id)
+    true_up_grni_after_batch(ctx, data.po_number)
     return "posted" if entry_id else "no_value"
 
 
@@ -283,6 +313,7 @@ async def on_receipt_reversed(ctx: HandlerContext, data: ReceiptReversalAccepted
         )
         await post(ctx, reversal)
         await remember("reversed")
+        true_up_grni_after_batch(ctx, data.po_number)
         return "reversed"
     if action in ("drop", "remember"):
         # Nothing was posted: a pending receipt is dropped; an unseen one will never post.
@@ -346,6 +377,7 @@ async def on_invoice_approved(ctx: HandlerContext, data: InvoiceApprovedToPay) -
         if active.fact_key == f"approval:{data.decision_id}":
             return "already_posted"
         entry = d.post_reapproval(fact, active, active_id)
+    true_up_grni_after_batch(ctx, data.po_number)
     return "posted" if await post(ctx, entry) else "nothing_to_post"
 
 
@@ -369,6 +401,7 @@ async def on_approval_revoked(ctx: HandlerContext, data: InvoiceApprovalRevoked)
         fact_key=f"revocation:{data.decision_id}",
         description=f"Approval of invoice {data.invoice_id} revoked: {data.reason}",
     )
+    true_up_grni_after_batch(ctx, active.links.po_number)
     return "reversed" if await post(ctx, reversal) else "already_posted"
 
 

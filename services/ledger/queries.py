@@ -800,7 +800,7 @@ async def reconcile(
         bucket = per_po_journal[r["po_number"]]
         if r["account"] == d.GRNI:
             bucket["grni"] += r["net"]
-            if r["kind"] in ("receipt", "receipt_reversal", "receipt_revaluation"):
+            if r["kind"] in ("receipt", "receipt_reversal", "receipt_revaluation", "grni_true_up"):
                 bucket["received"] += r["net"]
         if r["account"].startswith(d.AP_PREFIX) and r["kind"] in ("invoice_approval", "approval_reversal"):
             bucket["approved"] += r["net"]

@@ -527,3 +527,15 @@ async def save_eligibility(conn: asyncpg.Connection, event: dict[str, Any]) -> N
         event.get("entity_type"),
         bool(event.get("reportable_1099_nec")),
     )
+
+
+async def grni_balance(conn: asyncpg.Connection, po_number: str, currency: str) -> Decimal:
+    """The PO's GRNI in the journal, as a credit balance."""
+    value = await conn.fetchval(
+        """SELECT coalesce(sum(l.credit) - sum(l.debit), 0)
+             FROM journal_entries e JOIN journal_lines l USING (entry_id)
+            WHERE e.po_number = $1 AND l.account = 'liability:grni' AND l.currency = $2""",
+        po_number,
+        currency,
+    )
+    return Decimal(value)

@@ -110,3 +110,30 @@ async def test_only_quantities_not_yet_invoiced_are_revalued() -> None:
         assert b["expense:marketing"] == D("530.00")
         async with pool.acquire() as conn:
             assert await queries.check_invariants(conn) == []
+
+
+async def test_an_approval_rematched_at_an_amended_price_clears_grni_in_every_arrival_order() -> None:
+    """Found by the chaos run in CI: an invoice approved at version 1, the price amended, matching
+    re-approves at version 2. The revaluation above only moves quantities not yet invoiced, so the
+    re-approval relieved GRNI at 55.00 what had been accrued at 50.00 — a residual whose size
+    depended on whether the ledger saw the new version or the re-approval first. The GRNI true-up
+    after every batch makes the end the same in every order."""
+    v1_approval = json.loads(flow.approved().value)["data"]
+    v1_approval |= {"override_ids": [], "overrides": [], "approvals": []}
+
+    def first() -> list[RawRecord]:
+        return [
+            flow.po_in_force(1, "50.00"),
+            flow.receipt(quantity="4"),
+            record(MATCHING_DECISIONS, "invoice.approved_to_pay", v1_approval, key="INV-1"),
+        ]
+
+    async with scratch_pool("ledger") as version_first, scratch_pool("ledger") as reapproval_first:
+        await deliver_each(version_first, *first(), flow.po_in_force(2, "55.00"), approved_at_v2("INV-1"))
+        await deliver_each(reapproval_first, *first(), approved_at_v2("INV-1"), flow.po_in_force(2, "55.00"))
+        for pool in (version_first, reapproval_first):
+            b = await balances(pool)
+            assert "liability:grni" not in b, b
+            async with pool.acquire() as conn:
+                assert await queries.check_invariants(conn) == []
+        assert await balances(version_first) == await balances(reapproval_first)
