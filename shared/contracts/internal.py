@@ -28,8 +28,7 @@ from shared.contracts.common import (
 )
 from shared.contracts.inbound import (
     DocumentType,
-    InvoiceCharge,
-    InvoiceLine,
+    InvoiceSubmitted,
     MatchMode,
     PoCharge,
     PoLine,
@@ -138,8 +137,9 @@ class ReceiptReversalAccepted(InternalModel):
     reason: NonEmptyStr
 
 
-class InvoiceAccepted(InternalModel):
-    """`invoice.accepted` — validated and normalised (JSON, UBL or PO flip).
+class InvoiceAccepted(InvoiceSubmitted):
+    """`invoice.accepted` — the submitted invoice, validated and normalised (JSON, UBL or PO flip),
+    plus what intake derived from it.
 
     `payable_amount` = total_amount − prepaid_amount + rounding_amount. `business_unit` is
     the PO's when intake knows it. `suspected_duplicate_of` lists invoice_ids (soft review
@@ -147,20 +147,7 @@ class InvoiceAccepted(InternalModel):
     `no_po_review` queue.
     """
 
-    invoice_id: NonEmptyStr
-    supplier_invoice_number: NonEmptyStr
     normalised_invoice_number: NonEmptyStr
-    payee_id: NonEmptyStr
-    legal_entity: NonEmptyStr
-    document_type: DocumentType
-    issue_date: DateStr
-    currency: CurrencyCode
-    po_number: NonEmptyStr | None = None
-    replaces_invoice_id: NonEmptyStr | None = None
-    lines: list[InvoiceLine] = Field(min_length=1)
-    charges: list[InvoiceCharge] = Field(default_factory=list)
-    tax_total: DecimalStr
-    total_amount: DecimalStr
     prepaid_amount: DecimalStr = Decimal(0)
     rounding_amount: DecimalStr = Decimal(0)
     payable_amount: DecimalStr
