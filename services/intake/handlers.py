@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 import structlog
+from pydantic import BaseModel
 
 from services.intake import domain, store
 from services.intake.domain import Invoice, Reason
@@ -20,7 +21,6 @@ from services.intake.ubl import parse_ubl
 from shared.consumer import HandlerContext, Router
 from shared.contracts import inbound as i
 from shared.contracts import internal as n
-from shared.contracts.common import InternalModel
 from shared.envelope import derived_event_id
 from shared.topics import (
     IN_COMMANDS,
@@ -69,7 +69,7 @@ def _too_large(ctx: HandlerContext) -> str | None:
     return None
 
 
-def _emit(ctx: HandlerContext, key: str, event_type: str, payload: InternalModel, *id_parts: str) -> None:
+def _emit(ctx: HandlerContext, key: str, event_type: str, payload: BaseModel, *id_parts: str) -> None:
     ctx.emit(INTAKE_DOCUMENTS, key, event_type, payload, event_id=derived_event_id(event_type, *id_parts))
 
 
