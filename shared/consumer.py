@@ -10,8 +10,6 @@ never blocks its partition.
 from __future__ import annotations
 
 import base64
-import json
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -412,11 +410,3 @@ def _business_ref(data: dict[str, Any]) -> str | None:
         if isinstance(value, str) and value:
             return f"{key}={value}"
     return None
-
-
-def decode_json_value(value: bytes) -> Any:
-    return json.loads(value)
-
-
-def monotonic_ms() -> float:
-    return time.monotonic() * 1000

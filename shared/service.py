@@ -7,7 +7,6 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import structlog
@@ -19,7 +18,7 @@ from shared.consumer import Router
 from shared.db import create_pool, migrate
 from shared.health import HealthServer
 from shared.kafka import BatchConsumer, make_broker
-from shared.outbox import OutboxRelay, make_producer, write_outbox
+from shared.outbox import OutboxRelay, make_producer, prune_published, write_outbox
 from shared.settings import Settings, get_settings
 from shared.telemetry import configure_logging, configure_tracing, tracer
 from shared.unit_of_work import UnitOfWork
@@ -182,10 +181,7 @@ class Service:
                         "DELETE FROM inbox WHERE processed_at < now() - make_interval(days => $1)",
                         self.settings.inbox_retention_days,
                     )
-                    await conn.execute(
-                        "DELETE FROM outbox WHERE published_at < now() - make_interval(days => $1)",
-                        self.settings.inbox_retention_days,
-                    )
+                    await prune_published(conn, self.settings.inbox_retention_days)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -206,8 +202,3 @@ class Service:
         import uvloop
 
         uvloop.run(self.app.run())
-
-
-def run_module(service: Any) -> None:
-    """Entry for `python -m services.<name>`."""
-    service.main()

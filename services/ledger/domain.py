@@ -333,36 +333,6 @@ def received_minus_approved(
     return dict(open_qty)
 
 
-def post_receipt_revaluation(
-    old: PurchaseOrder, new: PurchaseOrder, open_quantities: Mapping[str, Decimal], receipt_ids: Sequence[str]
-) -> Entry | None:
-    """A new PO version changes prices: the GRNI accrued for received, not yet invoiced
-    quantities moves to the new PO price (Dr/Cr expense:{business_unit} against GRNI).
-
-    An approval relieves GRNI at its matched value, i.e. at the price of the version it was
-    matched against. Without this, a receipt the ledger saw before a price amendment stays
-    accrued at the old price and the difference sits in GRNI for ever — and since intake reads
-    POs and receipts from two topics, which of the two came first is a matter of arrival order
-    (SPEC §1 rule 4: every order must converge to the same result)."""
-    if "two_way" in (old.match_mode, new.match_mode) or old.currency != new.currency:
-        return None  # nothing was accrued (two-way), or nothing comparable to revalue
-    delta = ZERO
-    for line_id, quantity in sorted(open_quantities.items()):
-        old_price, new_price = old.unit_prices.get(line_id), new.unit_prices.get(line_id)
-        if old_price is None or new_price is None or old_price == new_price:
-            continue
-        delta += quantize_money(quantity * new_price, new.currency) - quantize_money(
-            quantity * old_price, new.currency
-        )
-    return _entry_or_none(
-        "receipt_revaluation",
-        f"receipt_revaluation:{new.po_number}:v{new.version}",
-        f"GRNI of PO {new.po_number} revalued from v{old.version} to v{new.version} prices",
-        net_lines(new.currency, [(expense(new.business_unit), delta), (GRNI, -delta)]),
-        Links(po_number=new.po_number, po_version=new.version, receipt_ids=tuple(receipt_ids)),
-    )
-
-
 def grni_target(po: PurchaseOrder, open_quantities: Mapping[str, Decimal]) -> Decimal:
     """What GRNI should hold for a PO: its received, not yet approved quantities at the price of
     the version in force. Zero once everything received is invoiced and approved."""

@@ -191,18 +191,9 @@ async def on_requisition_closed(ctx: HandlerContext, data: RequisitionClosureAcc
 
 @router.handles("purchase_order.version_in_force")
 async def on_po_version_in_force(ctx: HandlerContext, data: PurchaseOrderVersionInForce) -> str:
-    previous = await store.load_po_in_force(ctx.conn, data.po.po_number)
-    is_new = await store.save_po_version(ctx.conn, data.model_dump(mode="json"))
+    await store.save_po_version(ctx.conn, data.model_dump(mode="json"))
     po = await store.load_po_in_force(ctx.conn, data.po.po_number)
     assert po is not None
-    revaluation = None
-    if is_new and previous is not None and po.version > previous.version:
-        # Before the pending receipts below post (they are valued at this version already).
-        receipts = await store.posted_receipts(ctx.conn, po.po_number)
-        open_qty = d.open_received_quantities(
-            receipts, await store.approvals_in_force(ctx.conn, po.po_number)
-        )
-        revaluation = d.post_receipt_revaluation(previous, po, open_qty, [r.receipt_id for r in receipts])
     # Receipts that arrived before their PO post now, under their own source event, so the
     # journal is the same whichever came first.
     posted = 0
@@ -217,10 +208,8 @@ async def on_po_version_in_force(ctx: HandlerContext, data: PurchaseOrderVersion
             ctx.conn, receipt.receipt_id, "posted" if entry_id else "no_value", entry_id
         )
         posted += 1
-    revalued = await post(ctx, revaluation)
+    # A price change moves the GRNI of received, not yet invoiced quantities: the true-up does it.
     true_up_grni_after_batch(ctx, po.po_number)
-    if revalued:
-        return f"recorded; GRNI revalued; {posted} pending receipt(s) posted"
     return f"recorded; {posted} pending receipt(s) posted" if posted else "recorded"
 
 

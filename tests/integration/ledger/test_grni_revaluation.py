@@ -114,7 +114,7 @@ async def test_only_quantities_not_yet_invoiced_are_revalued() -> None:
 
 async def test_an_approval_rematched_at_an_amended_price_clears_grni_in_every_arrival_order() -> None:
     """Found by the chaos run in CI: an invoice approved at version 1, the price amended, matching
-    re-approves at version 2. The revaluation above only moves quantities not yet invoiced, so the
+    re-approves at version 2. A revaluation of quantities not yet invoiced (the first fix) missed it: the
     re-approval relieved GRNI at 55.00 what had been accrued at 50.00 — a residual whose size
     depended on whether the ledger saw the new version or the re-approval first. The GRNI true-up
     after every batch makes the end the same in every order."""
