@@ -159,7 +159,9 @@ class OutboxRelay:
         # so no later row of a key is ever marked published ahead of a failed earlier one.
         await asyncio.gather(*futures)
         await conn.execute(
-            "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
+            """UPDATE outbox SET published_at = now()
+                 FROM unnest($1::bigint[]) AS sent(id) WHERE outbox.id = sent.id""",
+            [r["id"] for r in rows],
         )
         OUTBOX_PUBLISHED.labels(self.service).inc(len(rows))
         return len(rows)

@@ -7,6 +7,8 @@ entry id, so a redelivery or re-run announces the same entry under the same id.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from services.ledger import domain as d
 from services.ledger import store
 from shared.consumer import HandlerContext, Router
@@ -38,7 +40,7 @@ from shared.contracts.outbound import (
     JournalLinks,
     PayoutReleased,
 )
-from shared.envelope import derived_event_id
+from shared.envelope import Envelope, derived_event_id
 from shared.topics import (
     COMPLIANCE_ELIGIBILITY,
     IN_FUNDING,
@@ -138,28 +140,34 @@ async def post(
 
 def true_up_grni_after_batch(ctx: HandlerContext, po_number: str | None) -> None:
     """Once per batch and PO, after every record: GRNI = open received quantities × price in force."""
-    if po_number is None:
-        return
+    if po_number is not None:
+        ctx.after_records_for("grni", po_number, true_up_grni)
 
-    async def run(uow: UnitOfWork) -> None:
-        po = await store.load_po_in_force(uow.conn, po_number)
-        if po is None or uow.cause is None:
-            return
-        receipts = await store.posted_receipts(uow.conn, po_number)
-        approvals = await store.approvals_in_force(uow.conn, po_number)
-        if any(qty < 0 for qty in d.received_minus_approved(receipts, approvals).values()):
-            return  # an approval came before the receipts it consumed: wait for them
-        open_qty = d.open_received_quantities(receipts, approvals)
-        actual = await store.grni_balance(uow.conn, po_number, po.currency)
-        entry = d.post_grni_true_up(po, d.grni_target(po, open_qty), actual, uow.cause.event_id)
+
+async def true_up_grni(uow: UnitOfWork, asks: Sequence[tuple[str, Envelope]]) -> None:
+    po_numbers = [po for po, _ in asks]
+    pos = await store.pos_in_force(uow.conn, po_numbers)
+    receipts = await store.posted_receipts_of(uow.conn, po_numbers)
+    approvals = await store.approvals_in_force_of(uow.conn, po_numbers)
+    balances = await store.grni_balances(uow.conn, po_numbers)
+    for po_number, cause in asks:
+        po = pos.get(po_number)
+        if po is None:
+            continue
+        if any(
+            qty < 0 for qty in d.received_minus_approved(receipts[po_number], approvals[po_number]).values()
+        ):
+            continue  # an approval came before the receipts it consumed: wait for them
+        open_qty = d.open_received_quantities(receipts[po_number], approvals[po_number])
+        actual = balances.get((po_number, po.currency), d.ZERO)
+        entry = d.post_grni_true_up(po, d.grni_target(po, open_qty), actual, cause.event_id)
+        # Caused by the last record that asked for this PO's true-up, as if it ran alone.
         await post(
-            uow,
+            UnitOfWork(uow.conn, uow.settings, uow.service, cause=cause, outbox=uow.outbox),
             entry,
-            source_event_id=f"{uow.cause.event_id}:grni:{po_number}",
+            source_event_id=f"{cause.event_id}:grni:{po_number}",
             source_event_type="grni.true_up",
         )
-
-    ctx.after_records(f"grni:{po_number}", run)
 
 
 # --- concord.intake.documents ---------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -210,8 +211,21 @@ async def load_po_in_force(conn: asyncpg.Connection, po_number: str) -> d.Purcha
     row = await conn.fetchrow(
         "SELECT version, state FROM po_versions WHERE po_number = $1 ORDER BY version DESC LIMIT 1", po_number
     )
-    if row is None:
-        return None
+    return _po(po_number, row) if row is not None else None
+
+
+async def pos_in_force(conn: asyncpg.Connection, po_numbers: Sequence[str]) -> dict[str, d.PurchaseOrder]:
+    """load_po_in_force for many POs in one round trip (those we know)."""
+    rows = await conn.fetch(
+        """SELECT DISTINCT ON (po_number) po_number, version, state
+             FROM po_versions JOIN unnest($1::text[]) AS wanted(po_number) USING (po_number)
+            ORDER BY po_number, version DESC""",
+        list(po_numbers),
+    )
+    return {r["po_number"]: _po(r["po_number"], r) for r in rows}
+
+
+def _po(po_number: str, row: asyncpg.Record) -> d.PurchaseOrder:
     state = row["state"]
     return d.PurchaseOrder(
         po_number=po_number,
@@ -358,28 +372,42 @@ async def pending_receipts(conn: asyncpg.Connection, po_number: str) -> list[tup
     return [(_receipt(r), r["source_event_id"], r["source_event_type"]) for r in rows]
 
 
-async def posted_receipts(conn: asyncpg.Connection, po_number: str) -> list[d.Receipt]:
-    """Receipts of the PO whose accrual is in the journal (not pending, reversed or dropped)."""
+async def posted_receipts_of(
+    conn: asyncpg.Connection, po_numbers: Sequence[str]
+) -> dict[str, list[d.Receipt]]:
+    """posted_receipts for many POs in one round trip."""
     rows = await conn.fetch(
-        """SELECT receipt_id, po_number, recorded_by, lines FROM receipts
-            WHERE po_number = $1 AND status = 'posted' ORDER BY receipt_id""",
-        po_number,
+        """SELECT receipt_id, po_number, recorded_by, lines
+             FROM receipts JOIN unnest($1::text[]) AS wanted(po_number) USING (po_number)
+            WHERE status = 'posted' ORDER BY po_number, receipt_id""",
+        list(po_numbers),
     )
-    return [_receipt(r) for r in rows]
+    receipts: dict[str, list[d.Receipt]] = {po: [] for po in po_numbers}
+    for r in rows:
+        receipts[r["po_number"]].append(_receipt(r))
+    return receipts
 
 
-async def approvals_in_force(conn: asyncpg.Connection, po_number: str) -> list[dict[str, Any]]:
-    """The `invoice.approved_to_pay` payloads in force on the PO's invoices (latest approval of
-    each invoice, unless revoked since), as the journal posted them."""
-    current: dict[str, dict[str, Any]] = {}
+async def approvals_in_force_of(
+    conn: asyncpg.Connection, po_numbers: Sequence[str]
+) -> dict[str, list[dict[str, Any]]]:
+    """approvals_in_force for many POs in one round trip."""
+    current: dict[str, dict[str, dict[str, Any]]] = {po: {} for po in po_numbers}
     for row in await conn.fetch(
-        "SELECT invoice_id, kind, payload FROM decisions WHERE po_number = $1 ORDER BY seq", po_number
+        """SELECT po_number, invoice_id, kind, payload
+             FROM decisions JOIN unnest($1::text[]) AS wanted(po_number) USING (po_number)
+            ORDER BY seq""",
+        list(po_numbers),
     ):
-        if row["kind"] == "approved_to_pay":
-            current[row["invoice_id"]] = dict(row["payload"])
-        elif row["kind"] == "approval_revoked":
-            current.pop(row["invoice_id"], None)
-    return list(current.values())
+        _apply_decision(current[row["po_number"]], row)
+    return {po: list(approvals.values()) for po, approvals in current.items()}
+
+
+def _apply_decision(current: dict[str, dict[str, Any]], row: asyncpg.Record) -> None:
+    if row["kind"] == "approved_to_pay":
+        current[row["invoice_id"]] = dict(row["payload"])
+    elif row["kind"] == "approval_revoked":
+        current.pop(row["invoice_id"], None)
 
 
 # --- invoices and decisions ---------------------------------------------------------------
@@ -529,13 +557,17 @@ async def save_eligibility(conn: asyncpg.Connection, event: dict[str, Any]) -> N
     )
 
 
-async def grni_balance(conn: asyncpg.Connection, po_number: str, currency: str) -> Decimal:
-    """The PO's GRNI in the journal, as a credit balance."""
-    value = await conn.fetchval(
-        """SELECT coalesce(sum(l.credit) - sum(l.debit), 0)
-             FROM journal_entries e JOIN journal_lines l USING (entry_id)
-            WHERE e.po_number = $1 AND l.account = 'liability:grni' AND l.currency = $2""",
-        po_number,
-        currency,
+async def grni_balances(
+    conn: asyncpg.Connection, po_numbers: Sequence[str]
+) -> dict[tuple[str, str], Decimal]:
+    """(PO, currency) → the PO's GRNI in the journal as a credit balance, for many POs at once."""
+    rows = await conn.fetch(
+        """SELECT e.po_number, l.currency, sum(l.credit) - sum(l.debit) AS balance
+             FROM journal_entries e
+             JOIN unnest($1::text[]) AS wanted(po_number) USING (po_number)
+             JOIN journal_lines l USING (entry_id)
+            WHERE l.account = 'liability:grni'
+            GROUP BY e.po_number, l.currency""",
+        list(po_numbers),
     )
-    return Decimal(value)
+    return {(r["po_number"], r["currency"]): Decimal(r["balance"]) for r in rows}

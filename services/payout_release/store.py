@@ -329,7 +329,8 @@ async def candidates(conn: asyncpg.Connection) -> list[Candidate]:
 
 async def payee_standings(conn: asyncpg.Connection, payee_ids: Sequence[str]) -> dict[str, PayeeStanding]:
     rows = await conn.fetch(
-        "SELECT payee_id, eligible, reasons, payout_account_ref FROM payees WHERE payee_id = ANY($1)",
+        """SELECT payee_id, eligible, reasons, payout_account_ref
+             FROM payees JOIN unnest($1::text[]) AS wanted(payee_id) USING (payee_id)""",
         list(payee_ids),
     )
     return {
@@ -341,7 +342,7 @@ async def payee_standings(conn: asyncpg.Connection, payee_ids: Sequence[str]) ->
 async def pos_in_force(conn: asyncpg.Connection, po_numbers: Sequence[str]) -> dict[str, PoInForce]:
     rows = await conn.fetch(
         """SELECT po_number, version_in_force, closed, effective_from, effective_to
-             FROM purchase_orders WHERE po_number = ANY($1)""",
+             FROM purchase_orders JOIN unnest($1::text[]) AS wanted(po_number) USING (po_number)""",
         list(po_numbers),
     )
     return {
