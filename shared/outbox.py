@@ -117,6 +117,10 @@ class OutboxRelay:
                 await asyncio.sleep(2.0)
                 return
             self.is_leader = True
+            # This connection runs the same few statements for as long as it leads. A generic
+            # plan made while the outbox was small stays a sequential scan as it grows (measured:
+            # the UPDATE below took 1 ms a batch at 3,000 rows and kept growing).
+            await conn.execute("SET plan_cache_mode = force_custom_plan")
             await conn.add_listener(OUTBOX_CHANNEL, self._on_notify)
             try:
                 while not self._stopping:
@@ -135,15 +139,14 @@ class OutboxRelay:
 
     async def publish_pending(self, conn: asyncpg.Connection) -> int:
         rows = await conn.fetch(
-            """SELECT id, topic, key, value, headers, created_at FROM outbox
-               WHERE published_at IS NULL ORDER BY id LIMIT $1""",
+            """SELECT id, topic, key, value, headers, extract(epoch FROM now() - created_at) AS age_s
+                 FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1""",
             self.batch_max,
         )
         if not rows:
             OUTBOX_LAG.labels(self.service).set(0)
             return 0
-        lag = await conn.fetchval("SELECT extract(epoch FROM now() - $1::timestamptz)", rows[0]["created_at"])
-        OUTBOX_LAG.labels(self.service).set(float(lag))
+        OUTBOX_LAG.labels(self.service).set(float(rows[0]["age_s"]))
         futures = []
         for row in rows:
             headers = row["headers"] if isinstance(row["headers"], dict) else json.loads(row["headers"])

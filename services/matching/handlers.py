@@ -6,6 +6,7 @@ publishes only what changed, so redeliveries and repeated rematches publish noth
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -35,7 +36,7 @@ from shared.contracts.internal import (
     RequisitionAccepted,
 )
 from shared.contracts.outbound import HoldEscalated, HoldOpened, HoldReleased, OverrideRefused
-from shared.envelope import derived_event_id
+from shared.envelope import Envelope, derived_event_id
 from shared.metrics import HOLDS_OPEN
 from shared.settings import Settings, get_settings
 from shared.topics import IN_COMMANDS, INTAKE_DOCUMENTS, MATCHING_DECISIONS, OUT_EXCEPTIONS
@@ -106,8 +107,7 @@ def to_purchase_order(state: dict[str, Any]) -> domain.PurchaseOrder:
     )
 
 
-def to_invoice(document: dict[str, Any], seq: int) -> domain.Invoice:
-    inv = InvoiceAccepted.model_validate(document)
+def to_invoice(inv: InvoiceAccepted, seq: int) -> domain.Invoice:
     return domain.Invoice(
         invoice_id=inv.invoice_id,
         seq=seq,
@@ -168,29 +168,62 @@ class Loaded:
     documents: dict[str, InvoiceAccepted]
 
 
-async def load(ctx: UnitOfWork, group: str) -> Loaded:
-    rows = await store.load_group(ctx.conn, group)
+def to_loaded(group: str, rows: store.GroupRows) -> Loaded:
+    documents = {r["invoice_id"]: InvoiceAccepted.model_validate(r["document"]) for r in rows.invoices}
     state = domain.PoState(
         po_number=None if group.startswith("invoice:") else group,
         po=to_purchase_order(rows.po_state) if rows.po_state else None,
         closed_after_seq=rows.closed_after_seq,
         receipts=tuple(to_receipt(r) for r in rows.receipts),
-        invoices=tuple(to_invoice(r["document"], r["seq"]) for r in rows.invoices),
+        invoices=tuple(to_invoice(documents[r["invoice_id"]], r["seq"]) for r in rows.invoices),
         overrides=tuple(to_override(r) for r in rows.overrides),
         replacements=rows.replacements,
     )
-    documents = {r["invoice_id"]: InvoiceAccepted.model_validate(r["document"]) for r in rows.invoices}
     return Loaded(state, rows, documents)
 
 
 async def rematch(ctx: UnitOfWork, group: str, cause_event_id: str) -> domain.Changes:
     """Recompute every invoice of the group and publish only the changes (idempotent by construction)."""
-    await store.lock_group(ctx.conn, group)
-    loaded = await load(ctx, group)
+    assert ctx.cause is not None
+    return (await rematch_groups(ctx, [(group, ctx.cause)], cause_event_id))[group]
+
+
+async def rematch_groups(
+    uow: UnitOfWork, asks: Sequence[tuple[str, Envelope]], cause_event_id: str | None = None
+) -> dict[str, domain.Changes]:
+    """rematch for many groups, reading them all in a fixed number of round trips. Each group's
+    events are caused by the envelope it was asked with (and its id is the releasing event of
+    its holds) unless `cause_event_id` is given."""
+    groups = [group for group, _ in asks]
+    await store.lock_groups(uow.conn, groups)
+    rows = await store.load_groups(uow.conn, groups)
+    holds = await store.open_holds(uow.conn, groups)
+    last = await store.last_decisions(uow.conn, groups)
+    changes: dict[str, domain.Changes] = {}
+    for group, cause in asks:
+        ctx = UnitOfWork(uow.conn, uow.settings, uow.service, cause=cause, outbox=uow.outbox)
+        changes[group] = await _rematch_loaded(
+            ctx,
+            group,
+            to_loaded(group, rows[group]),
+            holds.get(group, []),
+            last.get(group, []),
+            cause_event_id or cause.event_id,
+        )
+    return changes
+
+
+async def _rematch_loaded(
+    ctx: UnitOfWork,
+    group: str,
+    loaded: Loaded,
+    open_rows: Sequence[Any],
+    last_rows: Sequence[Any],
+    cause_event_id: str,
+) -> domain.Changes:
     if not loaded.state.invoices:
         return domain.Changes()
     outcomes = domain.evaluate(loaded.state, config().policy)
-    open_rows = await store.open_holds(ctx.conn, group)
     open_holds: dict[str, list[domain.StoredHold]] = {}
     for row in open_rows:
         open_holds.setdefault(row["invoice_id"], []).append(to_stored_hold(row))
@@ -198,7 +231,7 @@ async def rematch(ctx: UnitOfWork, group: str, cause_event_id: str) -> domain.Ch
         r["invoice_id"]: domain.StoredDecision(
             "none" if r["status"] == "new" else r["status"], r["decision_fingerprint"], r["decision_seq"]
         )
-        for r in await store.last_decisions(ctx.conn, group)
+        for r in last_rows
     }
     changes = domain.reconcile(outcomes, open_holds, decisions, loaded.state.overrides)
     await publish(ctx, group, loaded, changes, cause_event_id)
@@ -462,13 +495,13 @@ def approved_payload(
 
 def rematch_after_batch(ctx: HandlerContext, group: str) -> None:
     """Documents rematch their PO once per batch, however many of them arrive together: the
-    outcome is the same (rematch reads the whole PO), at a third of the database round trips."""
+    outcome is the same (rematch reads the whole PO), at a third of the database round trips;
+    and every PO of the batch is read in one go."""
+    ctx.after_records_for("rematch", group, _rematch_asked)
 
-    async def run(uow: UnitOfWork) -> None:
-        assert uow.cause is not None
-        await rematch(uow, group, uow.cause.event_id)
 
-    ctx.after_records(f"rematch:{group}", run)
+async def _rematch_asked(uow: UnitOfWork, asks: Sequence[tuple[str, Envelope]]) -> None:
+    await rematch_groups(uow, asks)
 
 
 # --- documents on concord.intake.documents ----------------------------------------------------

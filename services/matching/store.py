@@ -165,28 +165,65 @@ class GroupRows:
     overrides: list[asyncpg.Record]
 
 
-async def load_group(conn: asyncpg.Connection, group: str) -> GroupRows:
-    po = await conn.fetchrow(
-        "SELECT state FROM po_versions WHERE po_number = $1 ORDER BY version DESC LIMIT 1", group
+async def lock_groups(conn: asyncpg.Connection, groups: Sequence[str]) -> None:
+    """lock_group for many groups, in one order every instance shares (no lock-order deadlock)."""
+    await conn.execute(
+        """SELECT pg_advisory_xact_lock(hashtext('matching:' || g))
+             FROM (SELECT DISTINCT g FROM unnest($1::text[]) AS g ORDER BY g) AS sorted""",
+        list(groups),
     )
-    closed = await conn.fetchval("SELECT closed_after_seq FROM po_closures WHERE po_number = $1", group)
-    requester = None
-    if po is not None:
-        requisition_id = po["state"].get("requisition_id")
-        if requisition_id:
-            requester = await conn.fetchval(
-                "SELECT requested_by FROM requisitions WHERE requisition_id = $1", requisition_id
+
+
+async def load_groups(conn: asyncpg.Connection, groups: Sequence[str]) -> dict[str, GroupRows]:
+    """Everything a rematch reads, for many groups in a fixed number of round trips."""
+    wanted = list(groups)
+    pos = {
+        r["po_number"]: r["state"]
+        for r in await conn.fetch(
+            """SELECT DISTINCT ON (po_number) po_number, state
+                 FROM po_versions JOIN unnest($1::text[]) AS wanted(po_number) USING (po_number)
+                ORDER BY po_number, version DESC""",
+            wanted,
+        )
+    }
+    closed = {
+        r["po_number"]: r["closed_after_seq"]
+        for r in await conn.fetch(
+            """SELECT po_number, closed_after_seq
+                 FROM po_closures JOIN unnest($1::text[]) AS wanted(po_number) USING (po_number)""",
+            wanted,
+        )
+    }
+    requisition_ids = [rid for state in pos.values() if (rid := state.get("requisition_id"))]
+    requesters: dict[str, str] = {}
+    if requisition_ids:
+        requesters = {
+            r["requisition_id"]: r["requested_by"]
+            for r in await conn.fetch(
+                """SELECT requisition_id, requested_by FROM requisitions
+                     JOIN unnest($1::text[]) AS wanted(requisition_id) USING (requisition_id)""",
+                requisition_ids,
             )
-        requester = requester or po["state"].get("created_by")
-    receipts = await conn.fetch(
-        """SELECT receipt_id, kind, received_at, lines FROM receipts
-           WHERE po_number = $1 AND lines IS NOT NULL AND reversed_at IS NULL ORDER BY receipt_id""",
-        group,
+        }
+    receipts = _by(
+        "po_number",
+        await conn.fetch(
+            """SELECT receipt_id, po_number, kind, received_at, lines
+                 FROM receipts JOIN unnest($1::text[]) AS wanted(po_number) USING (po_number)
+                WHERE lines IS NOT NULL AND reversed_at IS NULL ORDER BY receipt_id""",
+            wanted,
+        ),
     )
-    invoices = await conn.fetch(
-        "SELECT invoice_id, seq, document, status FROM invoices WHERE match_group = $1 ORDER BY seq", group
+    invoices = _by(
+        "match_group",
+        await conn.fetch(
+            """SELECT invoice_id, match_group, seq, document, status
+                 FROM invoices JOIN unnest($1::text[]) AS wanted(match_group) USING (match_group)
+                ORDER BY seq""",
+            wanted,
+        ),
     )
-    ids = [r["invoice_id"] for r in invoices]
+    ids = [r["invoice_id"] for rows in invoices.values() for r in rows]
     replacements = {
         r["replaces_invoice_id"]: r["invoice_id"]
         for r in await conn.fetch(
@@ -202,26 +239,44 @@ async def load_group(conn: asyncpg.Connection, group: str) -> GroupRows:
            WHERE status = 'accepted' AND invoice_id = ANY($1::text[]) ORDER BY override_id""",
         ids,
     )
-    return GroupRows(
-        po_state=po["state"] if po else None,
-        closed_after_seq=closed,
-        requester=requester,
-        receipts=list(receipts),
-        invoices=list(invoices),
-        replacements=replacements,
-        overrides=list(overrides),
-    )
+    loaded: dict[str, GroupRows] = {}
+    for group in groups:
+        po = pos.get(group)
+        requester = None
+        if po is not None:
+            requester = requesters.get(po.get("requisition_id") or "") or po.get("created_by")
+        group_ids = {r["invoice_id"] for r in invoices.get(group, ())}
+        loaded[group] = GroupRows(
+            po_state=po,
+            closed_after_seq=closed.get(group),
+            requester=requester,
+            receipts=receipts.get(group, []),
+            invoices=invoices.get(group, []),
+            replacements={k: v for k, v in replacements.items() if k in group_ids},
+            overrides=[r for r in overrides if r["invoice_id"] in group_ids],
+        )
+    return loaded
+
+
+def _by(column: str, rows: Sequence[asyncpg.Record]) -> dict[str, list[asyncpg.Record]]:
+    grouped: dict[str, list[asyncpg.Record]] = {}
+    for r in rows:
+        grouped.setdefault(r[column], []).append(r)
+    return grouped
 
 
 # --- holds ------------------------------------------------------------------------------------
 
 
-async def open_holds(conn: asyncpg.Connection, group: str) -> list[asyncpg.Record]:
-    return list(
+async def open_holds(conn: asyncpg.Connection, groups: Sequence[str]) -> dict[str, list[asyncpg.Record]]:
+    """Open holds by group, for many groups at once."""
+    return _by(
+        "match_group",
         await conn.fetch(
-            "SELECT * FROM holds WHERE match_group = $1 AND status = 'open' ORDER BY opened_at, hold_id",
-            group,
-        )
+            """SELECT * FROM holds JOIN unnest($1::text[]) AS wanted(match_group) USING (match_group)
+                WHERE status = 'open' ORDER BY opened_at, hold_id""",
+            list(groups),
+        ),
     )
 
 
@@ -333,13 +388,15 @@ async def record_decision(
     )
 
 
-async def last_decisions(conn: asyncpg.Connection, group: str) -> list[asyncpg.Record]:
-    return list(
+async def last_decisions(conn: asyncpg.Connection, groups: Sequence[str]) -> dict[str, list[asyncpg.Record]]:
+    """Each invoice's last decision by group, for many groups at once."""
+    return _by(
+        "match_group",
         await conn.fetch(
-            """SELECT invoice_id, status, decision_seq, decision_fingerprint FROM invoices
-               WHERE match_group = $1""",
-            group,
-        )
+            """SELECT invoice_id, match_group, status, decision_seq, decision_fingerprint
+                 FROM invoices JOIN unnest($1::text[]) AS wanted(match_group) USING (match_group)""",
+            list(groups),
+        ),
     )
 
 
