@@ -60,13 +60,24 @@ async def insert_entry(
 ) -> bool:
     """Append one entry and its lines; False (and nothing written) if this source event or
     business fact was already posted, or the reversed entry was already reversed."""
-    inserted = await conn.fetchval(
-        """INSERT INTO journal_entries (entry_id, source_event_id, source_event_type, fact_key, kind,
-                                        description, posted_at, links, po_number, payout_id,
-                                        invoice_ids, receipt_ids, reverses_entry_id)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-           ON CONFLICT DO NOTHING
-           RETURNING entry_id""",
+    # One round trip: the entry and its lines in one statement (the balance check is deferred
+    # to commit); nothing is inserted into journal_lines when the entry already existed.
+    inserted: int = await conn.fetchval(
+        """WITH entry AS (
+               INSERT INTO journal_entries (entry_id, source_event_id, source_event_type, fact_key, kind,
+                                            description, posted_at, links, po_number, payout_id,
+                                            invoice_ids, receipt_ids, reverses_entry_id)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+               ON CONFLICT DO NOTHING
+               RETURNING entry_id
+           ), lines AS (
+               INSERT INTO journal_lines (entry_id, line_no, account, currency, debit, credit)
+               SELECT entry.entry_id, line.line_no, line.account, line.currency, line.debit, line.credit
+                 FROM entry,
+                      unnest($14::text[], $15::text[], $16::numeric[], $17::numeric[])
+                          WITH ORDINALITY AS line(account, currency, debit, credit, line_no)
+           )
+           SELECT count(*) FROM entry""",
         entry_id,
         source_event_id,
         source_event_type,
@@ -80,15 +91,12 @@ async def insert_entry(
         list(entry.links.invoice_ids),
         list(entry.links.receipt_ids),
         entry.reverses_entry_id,
+        [ln.account for ln in entry.lines],
+        [ln.currency for ln in entry.lines],
+        [ln.debit for ln in entry.lines],
+        [ln.credit for ln in entry.lines],
     )
-    if inserted is None:
-        return False
-    await conn.executemany(
-        """INSERT INTO journal_lines (entry_id, line_no, account, currency, debit, credit)
-           VALUES ($1, $2, $3, $4, $5, $6)""",
-        [(entry_id, i, ln.account, ln.currency, ln.debit, ln.credit) for i, ln in enumerate(entry.lines, 1)],
-    )
-    return True
+    return inserted == 1
 
 
 async def load_entry(conn: asyncpg.Connection, entry_id: str) -> d.Entry | None:
