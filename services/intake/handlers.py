@@ -8,9 +8,12 @@ the business ids, so a redelivery or re-run can never publish a second, differen
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeAlias
 
+import asyncpg
 import structlog
 from pydantic import BaseModel
 
@@ -54,6 +57,9 @@ router.emits(OUT_REJECTIONS, "document.rejected")
 
 REJECTED = "rejected"
 DUPLICATE = "duplicate"  # the same document again under a new event id: acknowledged, nothing emitted
+
+# A po_versions row: as read (asyncpg.Record) or as about to be written / just updated (dict).
+Row: TypeAlias = Mapping[str, Any] | asyncpg.Record
 
 
 def _reject(ctx: HandlerContext, reasons: list[Reason]) -> str:
@@ -159,9 +165,10 @@ def _state(data: i.PurchaseOrderIssued | i.PurchaseOrderAmended) -> dict[str, An
     return data.model_dump(mode="json", include=set(_STATE_FIELDS), exclude_none=True)
 
 
-async def _same_version_again(ctx: HandlerContext, po_number: str, version: int, digest: str) -> str | None:
+def _same_version_again(
+    ctx: HandlerContext, po_number: str, version: int, digest: str, versions: Mapping[int, Row]
+) -> str | None:
     """A version already received: the same content is a redelivery; different content a conflict."""
-    versions = await store.po_versions(ctx.conn, po_number)
     row = versions.get(version)
     if row is None:
         return None
@@ -177,25 +184,45 @@ async def _same_version_again(ctx: HandlerContext, po_number: str, version: int,
     )
 
 
-async def _bring_into_force(ctx: HandlerContext, po_number: str) -> list[int]:
-    """Put every version that may now be in force into force, strictly in order (SPEC §5)."""
-    header = await store.lock_po(ctx.conn, po_number)
-    versions = await store.po_versions(ctx.conn, po_number)
+def _utc(at: datetime) -> datetime:
+    """A timestamp as it reads back from a timestamptz column (the in-memory row must match)."""
+    return at.astimezone(UTC)
+
+
+async def _bring_into_force(
+    ctx: HandlerContext,
+    po_number: str,
+    header: store.PoHeader,
+    versions: Mapping[int, Row],
+    received: dict[str, Any] | None = None,
+) -> list[int]:
+    """Put every version that may now be in force into force, strictly in order (SPEC §5).
+
+    `header` and `versions` are what the handler read after locking the PO row, with its own
+    changes applied: no one else can change them while the lock is held, so they are not read
+    again. `received` is a version the handler has decided to record but not yet written: if it
+    comes into force at once it is inserted in force rather than inserted and then updated."""
+    if received is not None:
+        versions = {**versions, received["version"]: received}
     slots = {
         v: domain.VersionSlot(v, row["amended_by"] if row["kind"] == "amended" else None, row["approved_by"])
         for v, row in versions.items()
         if row["status"] in ("pending", "approved")
     }
     newly = domain.versions_coming_into_force(header.in_force_version, slots)
+    if received is not None and received["version"] not in newly:
+        await store.insert_po_version(ctx.conn, **received)
     for version in newly:
         row = versions[version]
         previous = versions.get(version - 1)
         state = dict(row["state"])
         changes = domain.po_changes(previous["state"], state) if previous is not None else []
         previous_sow = previous["state"].get("sow_ref") if previous is not None else None
-        await store.put_in_force(
-            ctx.conn, po_number, version, changes=changes, previous_sow_ref=previous_sow, at=ctx.now
-        )
+        in_force = store.InForce(changes=changes, previous_sow_ref=previous_sow, at=ctx.now)
+        if received is not None and version == received["version"]:
+            await store.insert_po_version(ctx.conn, **received, in_force=in_force)
+        else:
+            await store.put_in_force(ctx.conn, po_number, version, in_force)
         payload = n.PurchaseOrderVersionInForce(
             po=n.PurchaseOrderState(
                 **state, version=version, approved_by=row["approved_by"], approved_at=row["approved_at"]
@@ -210,6 +237,9 @@ async def _bring_into_force(ctx: HandlerContext, po_number: str) -> list[int]:
         _emit(ctx, po_number, "purchase_order.version_in_force", payload, po_number, str(version))
         if version == 1 and state.get("requisition_id"):
             await store.mark_requisition_converted(ctx.conn, state["requisition_id"], po_number, ctx.now)
+    if newly:
+        # Only the last one counts: one header update however many versions came into force.
+        await store.set_in_force_version(ctx.conn, po_number, newly[-1])
     return newly
 
 
@@ -229,12 +259,12 @@ async def on_po_issued(ctx: HandlerContext, data: i.PurchaseOrderIssued) -> str:
         reasons.append(Reason("po_closed", "po_number", f"PO {data.po_number} is closed"))
     state = _state(data)
     digest = store.content_hash({**state, "approved_by": data.approved_by})
-    if (again := await _same_version_again(ctx, data.po_number, data.version, digest)) is not None:
+    versions = await store.po_versions(ctx.conn, data.po_number)
+    if (again := _same_version_again(ctx, data.po_number, data.version, digest, versions)) is not None:
         return again
     if reasons:
         return _reject(ctx, reasons)
-    await store.insert_po_version(
-        ctx.conn,
+    received = dict(
         po_number=data.po_number,
         version=1,
         kind="issued",
@@ -246,11 +276,11 @@ async def on_po_issued(ctx: HandlerContext, data: i.PurchaseOrderIssued) -> str:
         modification_id=None,
         reason=None,
         approved_by=data.approved_by,
-        approved_at=data.approved_at,
+        approved_at=_utc(data.approved_at),
         received_at=ctx.now,
         source_event_id=ctx.envelope.event_id,
     )
-    newly = await _bring_into_force(ctx, data.po_number)
+    newly = await _bring_into_force(ctx, data.po_number, header, versions, received)
     return "in_force" if newly else "waiting"
 
 
@@ -272,12 +302,13 @@ async def on_po_amended(ctx: HandlerContext, data: i.PurchaseOrderAmended) -> st
             "reason": data.reason,
         }
     )
-    if (again := await _same_version_again(ctx, data.po_number, data.version, digest)) is not None:
+    versions = await store.po_versions(ctx.conn, data.po_number)
+    if (again := _same_version_again(ctx, data.po_number, data.version, digest, versions)) is not None:
         if again == DUPLICATE and domain.is_independent_approval(data.amended_by, data.approved_by):
             assert data.approved_by is not None
             # The same amendment re-sent with its approval: treat it as the approval.
             return await _approve(
-                ctx, data.po_number, data.version, data.approved_by, data.approved_at or ctx.now
+                ctx, header, versions, data.version, data.approved_by, data.approved_at or ctx.now
             )
         return again
     if header.in_force_version is not None and data.version <= header.in_force_version:
@@ -294,8 +325,7 @@ async def on_po_amended(ctx: HandlerContext, data: i.PurchaseOrderAmended) -> st
                 approved_by, approved_at = early["approved_by"], early["approved_at"]
                 break
     independent = approved_by is not None
-    await store.insert_po_version(
-        ctx.conn,
+    received = dict(
         po_number=data.po_number,
         version=data.version,
         kind="amended",
@@ -307,7 +337,7 @@ async def on_po_amended(ctx: HandlerContext, data: i.PurchaseOrderAmended) -> st
         modification_id=data.modification_id,
         reason=data.reason,
         approved_by=approved_by,
-        approved_at=(approved_at or ctx.now) if independent else None,
+        approved_at=_utc(approved_at or ctx.now) if independent else None,
         received_at=ctx.now,
         source_event_id=ctx.envelope.event_id,
     )
@@ -327,16 +357,22 @@ async def on_po_amended(ctx: HandlerContext, data: i.PurchaseOrderAmended) -> st
             data.po_number,
             str(data.version),
         )
-    newly = await _bring_into_force(ctx, data.po_number)
+    newly = await _bring_into_force(ctx, data.po_number, header, versions, received)
     if data.version in newly:
         return "in_force"
     return "pending" if not independent else "waiting_for_predecessor"
 
 
 async def _approve(
-    ctx: HandlerContext, po_number: str, version: int, approved_by: str, approved_at: Any
+    ctx: HandlerContext,
+    header: store.PoHeader,
+    versions: Mapping[int, Row],
+    version: int,
+    approved_by: str,
+    approved_at: Any,
 ) -> str:
-    versions = await store.po_versions(ctx.conn, po_number)
+    """`header` and `versions` as read under the PO row lock."""
+    po_number = header.po_number
     row = versions.get(version)
     if row is None:
         # The approval overtook its amendment: keep it until the amendment arrives.
@@ -353,7 +389,9 @@ async def _approve(
             ctx, [Reason("sod_violation", "approved_by", "an amendment cannot be approved by its own author")]
         )
     await store.approve_po_version(ctx.conn, po_number, version, approved_by, approved_at)
-    newly = await _bring_into_force(ctx, po_number)
+    # The row was pending (checked above, under the lock), so the UPDATE did exactly this.
+    approved = {**row, "approved_by": approved_by, "approved_at": _utc(approved_at), "status": "approved"}
+    newly = await _bring_into_force(ctx, po_number, header, {**versions, version: approved})
     return "in_force" if version in newly else "waiting_for_predecessor"
 
 
@@ -364,7 +402,8 @@ async def on_po_amendment_approved(ctx: HandlerContext, data: i.PurchaseOrderAme
     header = await store.lock_po(ctx.conn, data.po_number)
     if header.closed:
         return _reject(ctx, [Reason("po_closed", "po_number", f"PO {data.po_number} is closed")])
-    return await _approve(ctx, data.po_number, data.version, data.approved_by, data.approved_at)
+    versions = await store.po_versions(ctx.conn, data.po_number)
+    return await _approve(ctx, header, versions, data.version, data.approved_by, data.approved_at)
 
 
 @router.handles("purchase_order.closed")
@@ -390,11 +429,11 @@ async def on_receipt_recorded(ctx: HandlerContext, data: i.ReceiptRecorded) -> s
     if (large := _too_large(ctx)) is not None:
         return large
     lines = [domain.ReceiptLineQty(ln.receipt_line_id, ln.po_line_id, ln.quantity) for ln in data.lines]
-    reasons = domain.receipt_reasons(lines, await store.known_po_line_ids(ctx.conn, data.po_number))
+    existing_hash, po_line_ids = await store.receipt_check(ctx.conn, data.receipt_id, data.po_number)
+    reasons = domain.receipt_reasons(lines, po_line_ids)
     digest = store.content_hash(data.model_dump(mode="json"))
-    existing = await store.receipt(ctx.conn, data.receipt_id)
-    if existing is not None:
-        if existing["content_hash"] == digest:
+    if existing_hash is not None:  # content_hash is NOT NULL: None means no such receipt
+        if existing_hash == digest:
             return DUPLICATE
         reasons.append(
             Reason("duplicate_receipt", "receipt_id", f"{data.receipt_id} exists with other content")
@@ -511,9 +550,17 @@ async def accept_invoice(
 ) -> str:
     """Every invoice — JSON, UBL or PO flip — passes the same checks (SPEC §5)."""
     ctx.business_ref = f"invoice_id={inv.invoice_id}"
-    earlier = await store.invoice(ctx.conn, inv.invoice_id)
-    if earlier is not None:
-        if earlier.content_hash == digest:
+    found = await store.invoice_lookup(
+        ctx.conn,
+        inv.invoice_id,
+        inv.replaces_invoice_id or None,
+        inv.payee_id,
+        inv.currency,
+        inv.total_amount,
+        inv.issue_date,
+    )
+    if found.earlier is not None:
+        if found.earlier.content_hash == digest:
             return DUPLICATE
         return _reject(
             ctx, [Reason("duplicate_invoice_id", "invoice_id", f"{inv.invoice_id} was already accepted")]
@@ -521,9 +568,9 @@ async def accept_invoice(
     po = await store.known_po(ctx.conn, inv.po_number) if inv.po_number else None
     verdict = domain.check_invoice(inv, po, load_intake_policy(ctx.settings.policy_file))
     reasons = list(verdict.reasons)
-    original = await store.invoice(ctx.conn, inv.replaces_invoice_id) if inv.replaces_invoice_id else None
-    reasons += domain.correction_reasons(inv, original)
-    if inv.normalised_number:
+    reasons += domain.correction_reasons(inv, found.original)
+    if reasons and inv.normalised_number:
+        # Refused anyway: say too whether the number is taken, without claiming it.
         holder = await store.registered_number(
             ctx.conn, inv.payee_id, inv.normalised_number, inv.document_type
         )
@@ -531,7 +578,9 @@ async def accept_invoice(
             reasons.append(domain.exact_duplicate_reason(inv, holder))
     if reasons:
         return _reject(ctx, reasons)
-    # The unique key decides between two instances racing on the same number.
+    # The unique key decides, also between two instances racing on the same number. Nothing
+    # else is wrong with the invoice here, so claiming straight away (no SELECT first) gives the
+    # same answer: a number held by another invoice is refused and left as it was.
     holder = await store.register_number(
         ctx.conn,
         inv.payee_id,
@@ -542,10 +591,7 @@ async def accept_invoice(
     )
     if holder is not None:
         return _reject(ctx, [domain.exact_duplicate_reason(inv, holder)])
-    candidates = await store.suspected_candidates(
-        ctx.conn, inv.payee_id, inv.currency, inv.total_amount, inv.issue_date
-    )
-    suspected = domain.suspected_duplicates(inv, candidates)
+    suspected = domain.suspected_duplicates(inv, found.candidates)
     payload = _accepted_payload(inv, verdict, suspected, origin, flip_id)
     await store.insert_invoice(
         ctx.conn,

@@ -108,11 +108,16 @@ class PoHeader:
 
 async def lock_po(conn: asyncpg.Connection, po_number: str) -> PoHeader:
     """Create-if-missing and lock the PO row: one PO's versions are decided one at a time even
-    if a rebalance briefly gives its partition to two instances."""
-    await conn.execute(
-        "INSERT INTO purchase_orders (po_number) VALUES ($1) ON CONFLICT DO NOTHING", po_number
+    if a rebalance briefly gives its partition to two instances. One statement instead of
+    INSERT .. DO NOTHING + SELECT .. FOR UPDATE: the no-op DO UPDATE row-locks an existing row
+    just as FOR UPDATE does (waiting for a concurrent holder, or for a concurrent insert of the
+    same PO to commit) and RETURNING gives its latest committed version."""
+    row = await conn.fetchrow(
+        """INSERT INTO purchase_orders (po_number) VALUES ($1)
+           ON CONFLICT (po_number) DO UPDATE SET po_number = EXCLUDED.po_number
+           RETURNING *""",
+        po_number,
     )
-    row = await conn.fetchrow("SELECT * FROM purchase_orders WHERE po_number = $1 FOR UPDATE", po_number)
     assert row is not None
     return PoHeader(row["po_number"], row["in_force_version"], row["closed_at"] is not None)
 
@@ -120,6 +125,29 @@ async def lock_po(conn: asyncpg.Connection, po_number: str) -> PoHeader:
 async def po_versions(conn: asyncpg.Connection, po_number: str) -> dict[int, asyncpg.Record]:
     rows = await conn.fetch("SELECT * FROM po_versions WHERE po_number = $1 ORDER BY version", po_number)
     return {r["version"]: r for r in rows}
+
+
+@dataclass(frozen=True)
+class InForce:
+    """How a version comes into force: what changed from the version before it, and when."""
+
+    changes: Sequence[str]
+    previous_sow_ref: Any
+    at: datetime
+
+
+def _previous(version: int) -> int | None:
+    return version - 1 if version > 1 else None
+
+
+async def _supersede_previous(conn: asyncpg.Connection, po_number: str, version: int, at: datetime) -> None:
+    # Version 1 has no predecessor: nothing to supersede, so no statement.
+    if (previous := _previous(version)) is not None:
+        await conn.execute(
+            """UPDATE po_versions SET status = 'superseded', superseded_at = $3
+               WHERE po_number = $1 AND version = $2 AND status = 'in_force'""",
+            po_number, previous, at,
+        )  # fmt: skip
 
 
 async def insert_po_version(
@@ -139,13 +167,24 @@ async def insert_po_version(
     approved_at: datetime | None,
     received_at: datetime,
     source_event_id: str,
+    in_force: InForce | None = None,
 ) -> None:
+    """Record a received version. With `in_force` it comes into force as it is written (what
+    put_in_force would do right after; one INSERT instead of INSERT + UPDATE)."""
+    if in_force is not None:
+        await _supersede_previous(conn, po_number, version, in_force.at)
+        status = "in_force"
     await conn.execute(
         """INSERT INTO po_versions (po_number, version, kind, status, state, content_hash, created_by,
-               amended_by, modification_id, reason, approved_by, approved_at, received_at, source_event_id)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)""",
+               amended_by, modification_id, reason, approved_by, approved_at, received_at, source_event_id,
+               in_force_since, previous_version, changes, previous_sow_ref)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)""",
         po_number, version, kind, status, dict(state), content_hash, created_by, amended_by,
         modification_id, reason, approved_by, approved_at, received_at, source_event_id,
+        in_force.at if in_force else None,
+        _previous(version) if in_force else None,
+        list(in_force.changes) if in_force else None,
+        in_force.previous_sow_ref if in_force else None,
     )  # fmt: skip
 
 
@@ -159,27 +198,19 @@ async def approve_po_version(
     )  # fmt: skip
 
 
-async def put_in_force(
-    conn: asyncpg.Connection,
-    po_number: str,
-    version: int,
-    *,
-    changes: Sequence[str],
-    previous_sow_ref: Any,
-    at: datetime,
-) -> None:
-    previous = version - 1 if version > 1 else None
-    await conn.execute(
-        """UPDATE po_versions SET status = 'superseded', superseded_at = $3
-           WHERE po_number = $1 AND version = $2 AND status = 'in_force'""",
-        po_number, previous, at,
-    )  # fmt: skip
+async def put_in_force(conn: asyncpg.Connection, po_number: str, version: int, in_force: InForce) -> None:
+    """Bring an already recorded version into force (the header is set by set_in_force_version)."""
+    await _supersede_previous(conn, po_number, version, in_force.at)
     await conn.execute(
         """UPDATE po_versions SET status = 'in_force', in_force_since = $3, previous_version = $4,
                                   changes = $5, previous_sow_ref = $6
            WHERE po_number = $1 AND version = $2""",
-        po_number, version, at, previous, list(changes), previous_sow_ref,
+        po_number, version, in_force.at, _previous(version), list(in_force.changes),
+        in_force.previous_sow_ref,
     )  # fmt: skip
+
+
+async def set_in_force_version(conn: asyncpg.Connection, po_number: str, version: int) -> None:
     await conn.execute(
         "UPDATE purchase_orders SET in_force_version = $2 WHERE po_number = $1", po_number, version
     )
@@ -248,12 +279,12 @@ async def known_po(conn: asyncpg.Connection, po_number: str) -> KnownPo | None:
     )
 
 
-async def known_po_line_ids(conn: asyncpg.Connection, po_number: str) -> set[str] | None:
-    """Line ids of every received version (a receipt may name a line of a pending amendment)."""
-    rows = await conn.fetch("SELECT state FROM po_versions WHERE po_number = $1", po_number)
-    if not rows:
+def _line_ids(states: Sequence[Mapping[str, Any]] | None) -> set[str] | None:
+    """Line ids of every received version (a receipt may name a line of a pending amendment);
+    None if no version was received."""
+    if not states:
         return None
-    return {str(line["line_id"]) for r in rows for line in r["state"].get("lines", [])}
+    return {str(line["line_id"]) for state in states for line in state.get("lines", [])}
 
 
 async def po_history(conn: asyncpg.Connection, po_number: str) -> list[asyncpg.Record]:
@@ -274,6 +305,20 @@ async def po_history(conn: asyncpg.Connection, po_number: str) -> list[asyncpg.R
 
 async def receipt(conn: asyncpg.Connection, receipt_id: str) -> asyncpg.Record | None:
     return await conn.fetchrow("SELECT * FROM receipts WHERE receipt_id = $1 FOR UPDATE", receipt_id)
+
+
+async def receipt_check(
+    conn: asyncpg.Connection, receipt_id: str, po_number: str
+) -> tuple[str | None, set[str] | None]:
+    """For a new receipt, in one round trip: the content hash of a receipt already recorded under
+    its id (row locked, as receipt() does) and the line ids of its PO."""
+    row = await conn.fetchrow(
+        """SELECT (SELECT content_hash FROM receipts WHERE receipt_id = $1 FOR UPDATE) AS content_hash,
+                  (SELECT jsonb_agg(state) FROM po_versions WHERE po_number = $2) AS po_states""",
+        receipt_id, po_number,
+    )  # fmt: skip
+    assert row is not None
+    return row["content_hash"], _line_ids(row["po_states"])
 
 
 async def insert_receipt(
@@ -318,9 +363,41 @@ def _known_invoice(row: asyncpg.Record) -> KnownInvoice:
     )
 
 
-async def invoice(conn: asyncpg.Connection, invoice_id: str) -> KnownInvoice | None:
-    row = await conn.fetchrow("SELECT * FROM invoices WHERE invoice_id = $1", invoice_id)
-    return _known_invoice(row) if row is not None else None
+@dataclass(frozen=True)
+class InvoiceLookup:
+    """What intake knows about an incoming invoice before deciding on it."""
+
+    earlier: KnownInvoice | None  # an accepted invoice with the same invoice_id
+    original: KnownInvoice | None  # the invoice it says it replaces
+    candidates: list[KnownInvoice]  # same payee + currency + total + issue date (suspected duplicates)
+
+
+async def invoice_lookup(
+    conn: asyncpg.Connection,
+    invoice_id: str,
+    replaces_invoice_id: str | None,
+    payee_id: str,
+    currency: str,
+    total_amount: Decimal,
+    issue_date: date,
+) -> InvoiceLookup:
+    """The invoice by its id, the one it replaces and the suspected-duplicate candidates: one
+    query (primary key and invoices_suspected index) instead of three."""
+    rows = await conn.fetch(
+        """SELECT *, (payee_id = $3 AND currency = $4 AND total_amount = $5 AND issue_date = $6) AS suspect
+           FROM invoices
+           WHERE invoice_id = $1 OR invoice_id = $2
+              OR (payee_id = $3 AND currency = $4 AND total_amount = $5 AND issue_date = $6)""",
+        invoice_id, replaces_invoice_id, payee_id, currency, total_amount, issue_date,
+    )  # fmt: skip
+    by_id = {r["invoice_id"]: r for r in rows}
+    earlier = by_id.get(invoice_id)
+    original = by_id.get(replaces_invoice_id) if replaces_invoice_id is not None else None
+    return InvoiceLookup(
+        earlier=_known_invoice(earlier) if earlier is not None else None,
+        original=_known_invoice(original) if original is not None else None,
+        candidates=[_known_invoice(r) for r in rows if r["suspect"]],
+    )
 
 
 async def invoice_by_flip(conn: asyncpg.Connection, flip_id: str) -> str | None:
@@ -368,17 +445,6 @@ async def register_number(
         return None
     holder = await registered_number(conn, payee_id, normalised_number, document_type)
     return None if holder == invoice_id else holder
-
-
-async def suspected_candidates(
-    conn: asyncpg.Connection, payee_id: str, currency: str, total_amount: Decimal, issue_date: date
-) -> list[KnownInvoice]:
-    rows = await conn.fetch(
-        """SELECT * FROM invoices
-           WHERE payee_id = $1 AND currency = $2 AND total_amount = $3 AND issue_date = $4""",
-        payee_id, currency, total_amount, issue_date,
-    )  # fmt: skip
-    return [_known_invoice(r) for r in rows]
 
 
 async def insert_invoice(
