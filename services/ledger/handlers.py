@@ -199,13 +199,12 @@ async def on_requisition_closed(ctx: HandlerContext, data: RequisitionClosureAcc
 
 @router.handles("purchase_order.version_in_force")
 async def on_po_version_in_force(ctx: HandlerContext, data: PurchaseOrderVersionInForce) -> str:
-    await store.save_po_version(ctx.conn, data.model_dump(mode="json"))
-    po = await store.load_po_in_force(ctx.conn, data.po.po_number)
-    assert po is not None
+    po, receipts_pending = await store.save_po_version(ctx.conn, data.model_dump(mode="json"))
     # Receipts that arrived before their PO post now, under their own source event, so the
     # journal is the same whichever came first.
+    pending = await store.pending_receipts(ctx.conn, po.po_number) if receipts_pending else []
     posted = 0
-    for receipt, source_event_id, source_event_type in await store.pending_receipts(ctx.conn, po.po_number):
+    for receipt, source_event_id, source_event_type in pending:
         entry_id = await post(
             ctx,
             d.post_receipt(receipt, po),
@@ -254,7 +253,7 @@ def to_receipt(data: ReceiptAccepted) -> d.Receipt:
 
 @router.handles("receipt.accepted")
 async def on_receipt_accepted(ctx: HandlerContext, data: ReceiptAccepted) -> str:
-    existing = await store.receipt_state(ctx.conn, data.receipt_id)
+    existing, po = await store.receipt_state_and_po(ctx.conn, data.receipt_id, data.po_number)
 
     async def remember(status: str, entry_id: str | None) -> None:
         await store.save_receipt(
@@ -271,7 +270,6 @@ async def on_receipt_accepted(ctx: HandlerContext, data: ReceiptAccepted) -> str
         return "already_reversed"
     if existing is not None and existing.status in ("posted", "no_value"):
         return "already_posted"
-    po = await store.load_po_in_force(ctx.conn, data.po_number)
     if po is None:
         await remember("pending", None)
         return "pending_po"
@@ -283,7 +281,7 @@ async def on_receipt_accepted(ctx: HandlerContext, data: ReceiptAccepted) -> str
 
 @router.handles("receipt.reversal_accepted")
 async def on_receipt_reversed(ctx: HandlerContext, data: ReceiptReversalAccepted) -> str:
-    state = await store.receipt_state(ctx.conn, data.receipt_id)
+    state, original = await store.receipt_state_and_entry(ctx.conn, data.receipt_id)
     action = d.on_receipt_reversed(state)
 
     async def remember(status: str) -> None:
@@ -298,9 +296,7 @@ async def on_receipt_reversed(ctx: HandlerContext, data: ReceiptReversalAccepted
         )
 
     if action == "reverse_entry":
-        assert state is not None and state.entry_id is not None
-        original = await store.load_entry(ctx.conn, state.entry_id)
-        assert original is not None
+        assert state is not None and state.entry_id is not None and original is not None
         reversal = d.reverse_entry(
             original,
             state.entry_id,
@@ -358,19 +354,17 @@ def to_invoice_approval(data: InvoiceApprovedToPay) -> d.InvoiceApproval:
 
 @router.handles("invoice.approved_to_pay")
 async def on_invoice_approved(ctx: HandlerContext, data: InvoiceApprovedToPay) -> str:
-    await store.save_decision(
+    active_approval = await store.save_decision_and_active_approval(
         ctx.conn,
         source_event_id=ctx.envelope.event_id,
         kind="approved_to_pay",
         payload=data.model_dump(mode="json"),
     )
     fact = to_invoice_approval(data)
-    active_id = await store.active_approval_entry_id(ctx.conn, data.invoice_id)
-    if active_id is None:
+    if active_approval is None:
         entry = d.post_invoice_approval(fact)
     else:
-        active = await store.load_entry(ctx.conn, active_id)
-        assert active is not None
+        active_id, active = active_approval
         if active.fact_key == f"approval:{data.decision_id}":
             return "already_posted"
         entry = d.post_reapproval(fact, active, active_id)
@@ -380,17 +374,15 @@ async def on_invoice_approved(ctx: HandlerContext, data: InvoiceApprovedToPay) -
 
 @router.handles("invoice.approval_revoked")
 async def on_approval_revoked(ctx: HandlerContext, data: InvoiceApprovalRevoked) -> str:
-    await store.save_decision(
+    active_approval = await store.save_decision_and_active_approval(
         ctx.conn,
         source_event_id=ctx.envelope.event_id,
         kind="approval_revoked",
         payload=data.model_dump(mode="json"),
     )
-    active_id = await store.active_approval_entry_id(ctx.conn, data.invoice_id)
-    if active_id is None:
+    if active_approval is None:
         return "nothing_to_reverse"
-    active = await store.load_entry(ctx.conn, active_id)
-    assert active is not None
+    active_id, active = active_approval
     reversal = d.reverse_entry(
         active,
         active_id,

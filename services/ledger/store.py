@@ -99,38 +99,34 @@ async def insert_entry(
     return inserted == 1
 
 
-async def load_entry(conn: asyncpg.Connection, entry_id: str) -> d.Entry | None:
-    row = await conn.fetchrow(
-        """SELECT kind, fact_key, description, links, reverses_entry_id
-             FROM journal_entries WHERE entry_id = $1""",
-        entry_id,
-    )
-    if row is None:
-        return None
-    lines = await conn.fetch(
-        "SELECT account, currency, debit, credit FROM journal_lines WHERE entry_id = $1 ORDER BY line_no",
-        entry_id,
-    )
+# Lookups that need an entry fetch it with its lines, in line order, in the same row: one round
+# trip. Parallel arrays rather than JSON keep debit and credit exact numerics.
+_ENTRY_COLUMNS = """e.kind, e.fact_key, e.description, e.links, e.reverses_entry_id,
+       entry_lines.accounts, entry_lines.currencies, entry_lines.debits, entry_lines.credits"""
+_LINES_OF_E = """LATERAL (
+           SELECT array_agg(account ORDER BY line_no) AS accounts,
+                  array_agg(currency ORDER BY line_no) AS currencies,
+                  array_agg(debit ORDER BY line_no) AS debits,
+                  array_agg(credit ORDER BY line_no) AS credits
+             FROM journal_lines WHERE journal_lines.entry_id = e.entry_id
+       ) AS entry_lines"""
+
+
+def _entry(row: asyncpg.Record) -> d.Entry:
+    """The entry of a row that selected _ENTRY_COLUMNS."""
     return d.Entry(
         row["kind"],
         row["fact_key"],
         row["description"],
-        tuple(d.Line(r["account"], r["currency"].strip(), r["debit"], r["credit"]) for r in lines),
+        tuple(
+            d.Line(account, currency.strip(), debit, credit)
+            for account, currency, debit, credit in zip(
+                row["accounts"], row["currencies"], row["debits"], row["credits"], strict=True
+            )
+        ),
         links_from_json(row["links"]),
         row["reverses_entry_id"],
     )
-
-
-async def active_approval_entry_id(conn: asyncpg.Connection, invoice_id: str) -> str | None:
-    """The invoice's approval entry still in force (posted and not reversed), if any."""
-    value: str | None = await conn.fetchval(
-        """SELECT e.entry_id FROM journal_entries e
-            WHERE e.kind = 'invoice_approval' AND e.invoice_ids @> ARRAY[$1::text]
-              AND NOT EXISTS (SELECT 1 FROM journal_entries r WHERE r.reverses_entry_id = e.entry_id)
-            ORDER BY e.posted_at DESC, e.entry_id DESC LIMIT 1""",
-        invoice_id,
-    )
-    return value
 
 
 # --- documents: requisitions and POs -----------------------------------------------------
@@ -184,16 +180,29 @@ async def close_requisition(
     )
 
 
-async def save_po_version(conn: asyncpg.Connection, version: dict[str, Any]) -> bool:
-    """`version` is the `purchase_order.version_in_force` payload (JSON mode)."""
+async def save_po_version(conn: asyncpg.Connection, version: dict[str, Any]) -> tuple[d.PurchaseOrder, bool]:
+    """`version` is the `purchase_order.version_in_force` payload (JSON mode). Returns the PO in
+    force once it is saved (the latest version we know: intake publishes versions in order, once
+    in force) and whether receipts are waiting for it, so the handler needs no further reads."""
     po = version["po"]
-    inserted = await conn.fetchval(
-        """INSERT INTO po_versions (po_number, version, legal_entity, business_unit, payee_id, currency,
-                                    requisition_id, created_by, approved_by, approved_at, amended_by,
-                                    modification_id, reason, changes, in_force_since, state)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
-           ON CONFLICT (po_number, version) DO NOTHING
-           RETURNING version""",
+    row = await conn.fetchrow(
+        """WITH saved AS (
+               INSERT INTO po_versions (po_number, version, legal_entity, business_unit, payee_id, currency,
+                                        requisition_id, created_by, approved_by, approved_at, amended_by,
+                                        modification_id, reason, changes, in_force_since, state)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+               ON CONFLICT (po_number, version) DO NOTHING
+               RETURNING version, state
+           ), known AS (
+               -- the statement's snapshot does not show the row `saved` inserts: add it
+               SELECT version, state FROM saved
+               UNION ALL
+               SELECT version, state FROM po_versions WHERE po_number = $1
+           )
+           SELECT version, state,
+                  EXISTS (SELECT 1 FROM receipts WHERE po_number = $1 AND status = 'pending')
+                      AS receipts_pending
+             FROM known ORDER BY version DESC LIMIT 1""",
         po["po_number"],
         po["version"],
         po["legal_entity"],
@@ -211,19 +220,12 @@ async def save_po_version(conn: asyncpg.Connection, version: dict[str, Any]) -> 
         datetime.fromisoformat(version["in_force_since"]),
         po,
     )
-    return inserted is not None
-
-
-async def load_po_in_force(conn: asyncpg.Connection, po_number: str) -> d.PurchaseOrder | None:
-    """The latest version we know (intake publishes versions in order, once in force)."""
-    row = await conn.fetchrow(
-        "SELECT version, state FROM po_versions WHERE po_number = $1 ORDER BY version DESC LIMIT 1", po_number
-    )
-    return _po(po_number, row) if row is not None else None
+    assert row is not None  # `known` holds at least the version just saved
+    return _po(po["po_number"], row), row["receipts_pending"]
 
 
 async def pos_in_force(conn: asyncpg.Connection, po_numbers: Sequence[str]) -> dict[str, d.PurchaseOrder]:
-    """load_po_in_force for many POs in one round trip (those we know)."""
+    """The PO in force (the latest version we know) of each PO we know, in one round trip."""
     rows = await conn.fetch(
         """SELECT DISTINCT ON (po_number) po_number, version, state
              FROM po_versions JOIN unnest($1::text[]) AS wanted(po_number) USING (po_number)
@@ -294,9 +296,44 @@ def _receipt(row: asyncpg.Record) -> d.Receipt:
     )
 
 
-async def receipt_state(conn: asyncpg.Connection, receipt_id: str) -> d.ReceiptState | None:
-    row = await conn.fetchrow("SELECT status, entry_id FROM receipts WHERE receipt_id = $1", receipt_id)
-    return d.ReceiptState(receipt_id, row["status"], row["entry_id"]) if row else None
+async def receipt_state_and_po(
+    conn: asyncpg.Connection, receipt_id: str, po_number: str
+) -> tuple[d.ReceiptState | None, d.PurchaseOrder | None]:
+    """Where the receipt stands, and its PO in force (the latest version we know): a receipt
+    needs both, so they come in one round trip."""
+    row = await conn.fetchrow(
+        """SELECT r.status, r.entry_id, po.version, po.state
+             FROM (VALUES ($1::text, $2::text)) AS asked(receipt_id, po_number)
+             LEFT JOIN receipts r ON r.receipt_id = asked.receipt_id
+             LEFT JOIN LATERAL (
+                 SELECT version, state FROM po_versions p WHERE p.po_number = asked.po_number
+                  ORDER BY version DESC LIMIT 1
+             ) AS po ON true""",
+        receipt_id,
+        po_number,
+    )
+    assert row is not None  # one row for the one `asked`
+    state = d.ReceiptState(receipt_id, row["status"], row["entry_id"]) if row["status"] is not None else None
+    po = _po(po_number, row) if row["version"] is not None else None
+    return state, po
+
+
+async def receipt_state_and_entry(
+    conn: asyncpg.Connection, receipt_id: str
+) -> tuple[d.ReceiptState | None, d.Entry | None]:
+    """Where the receipt stands and, if it is posted, its entry: what a reversal reverses."""
+    row = await conn.fetchrow(
+        f"""SELECT r.status, r.entry_id, {_ENTRY_COLUMNS}
+              FROM receipts r
+              LEFT JOIN journal_entries e ON e.entry_id = r.entry_id AND r.status = 'posted'
+              LEFT JOIN {_LINES_OF_E} ON true
+             WHERE r.receipt_id = $1""",
+        receipt_id,
+    )
+    if row is None:
+        return None, None
+    entry = _entry(row) if row["kind"] is not None else None
+    return d.ReceiptState(receipt_id, row["status"], row["entry_id"]), entry
 
 
 async def save_receipt(
@@ -446,20 +483,17 @@ async def save_invoice(conn: asyncpg.Connection, invoice: dict[str, Any], accept
     )
 
 
-async def save_decision(
-    conn: asyncpg.Connection,
-    *,
-    source_event_id: str,
-    kind: str,
-    payload: dict[str, Any],
-) -> None:
-    """`payload` is the decision event's data (JSON mode); common fields are lifted into columns."""
+_INSERT_DECISION = """
+    INSERT INTO decisions (source_event_id, invoice_id, kind, decision_id, po_number, po_version,
+                           payee_id, currency, payable_amount, document_type, decided_at, payload)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+    ON CONFLICT (source_event_id) DO NOTHING"""
+
+
+def _decision_args(source_event_id: str, kind: str, payload: dict[str, Any]) -> tuple[Any, ...]:
+    """_INSERT_DECISION's parameters; $2 is the invoice id."""
     decided_at = payload.get("decided_at")
-    await conn.execute(
-        """INSERT INTO decisions (source_event_id, invoice_id, kind, decision_id, po_number, po_version,
-                                  payee_id, currency, payable_amount, document_type, decided_at, payload)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-           ON CONFLICT (source_event_id) DO NOTHING""",
+    return (
         source_event_id,
         payload["invoice_id"],
         kind,
@@ -473,6 +507,40 @@ async def save_decision(
         datetime.fromisoformat(decided_at) if decided_at else None,
         payload,
     )
+
+
+async def save_decision(
+    conn: asyncpg.Connection,
+    *,
+    source_event_id: str,
+    kind: str,
+    payload: dict[str, Any],
+) -> None:
+    """`payload` is the decision event's data (JSON mode); common fields are lifted into columns."""
+    await conn.execute(_INSERT_DECISION, *_decision_args(source_event_id, kind, payload))
+
+
+async def save_decision_and_active_approval(
+    conn: asyncpg.Connection,
+    *,
+    source_event_id: str,
+    kind: str,
+    payload: dict[str, Any],
+) -> tuple[str, d.Entry] | None:
+    """save_decision, and the invoice's approval entry still in force (posted and not reversed),
+    if any, with its id. Every approval and revocation needs both: one round trip. The insert
+    touches only `decisions`, so the journal read sees what it would see after it."""
+    row = await conn.fetchrow(
+        f"""WITH saved AS ({_INSERT_DECISION})
+           SELECT e.entry_id, {_ENTRY_COLUMNS}
+             FROM (SELECT * FROM journal_entries a
+                    WHERE a.kind = 'invoice_approval' AND a.invoice_ids @> ARRAY[$2::text]
+                      AND NOT EXISTS (SELECT 1 FROM journal_entries r WHERE r.reverses_entry_id = a.entry_id)
+                    ORDER BY a.posted_at DESC, a.entry_id DESC LIMIT 1) AS e
+            CROSS JOIN {_LINES_OF_E}""",
+        *_decision_args(source_event_id, kind, payload),
+    )
+    return (row["entry_id"], _entry(row)) if row is not None else None
 
 
 # --- payouts, funding, eligibility ---------------------------------------------------------

@@ -192,6 +192,26 @@ async def test_receipt_before_po_posts_the_same_as_po_before_receipt() -> None:
             assert (await queries.reconcile(conn)).mismatches == ()
 
 
+async def test_a_late_or_redelivered_po_version_leaves_the_latest_in_force(pool: asyncpg.Pool) -> None:
+    # v2 raises the price; v1 and v2 arriving again (new event ids) must not value receipts at v1
+    results = await deliver_each(
+        pool,
+        flow.po_in_force(),
+        flow.po_in_force(version=2, unit_price="60.00"),
+        flow.po_in_force(),
+        flow.po_in_force(version=2, unit_price="60.00"),
+        flow.receipt(),
+    )
+    [receipt_entry] = [
+        JournalEntryPosted.model_validate(e["data"])
+        for e in journal_events(results)
+        if e["data"]["source_event_type"] == "receipt.accepted"
+    ]
+    assert receipt_entry.links.po_version == 2
+    credits = {ln.account: ln.credit for ln in receipt_entry.lines if ln.credit}
+    assert credits == {"liability:grni": D("240.00")}  # 4 received at v2's 60.00
+
+
 async def test_receipt_reversal_reverses_its_entry(pool: asyncpg.Pool) -> None:
     results = await deliver_each(pool, flow.po_in_force(), flow.receipt(), flow.receipt_reversed())
     assert await balances(pool) == {}
