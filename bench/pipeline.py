@@ -6,6 +6,8 @@ A flow is PO + receipt + invoice → approved_to_pay → payout.released → jou
 from __future__ import annotations
 
 import asyncio
+import os
+import resource
 import statistics
 import time
 from collections.abc import AsyncIterator
@@ -62,6 +64,38 @@ async def running_stack(**overrides: Any) -> AsyncIterator[Stack]:
         finally:
             for p in procs.values():
                 p.stop()
+
+
+_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_s(pid: int | str) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICKS_PER_S  # utime + stime
+
+
+def cpu_seconds(stack: Stack) -> dict[str, float]:
+    """CPU seconds used so far by each service, by all PostgreSQL and Kafka processes, and by
+    this benchmark process (the load generator and the watcher): where the cores go."""
+    used = {name: _cpu_s(p.proc.pid) for name, p in stack.processes.items() if p.proc is not None}
+    used["postgresql"] = used["kafka"] = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()[:300]
+        except OSError:
+            continue
+        if cmdline.startswith((b"postgres", b"/usr/lib/postgresql")):
+            used["postgresql"] += _cpu_s(entry.name)
+        elif b"java" in cmdline and b"kafka" in (entry / "cmdline").read_bytes():
+            used["kafka"] += _cpu_s(entry.name)
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    used["benchmark driver"] = own.ru_utime + own.ru_stime
+    return used
 
 
 def peak_memory_mib(proc: ServiceProcess) -> float:
