@@ -382,12 +382,14 @@ async def invoice_lookup(
     issue_date: date,
 ) -> InvoiceLookup:
     """The invoice by its id, the one it replaces and the suspected-duplicate candidates: one
-    query (primary key and invoices_suspected index) instead of three."""
+    round trip instead of three. A UNION ALL, not one WHERE with OR: each branch keeps its own
+    index (primary key, invoices_suspected); the OR form was planned as a scan of the table
+    (0.44 ms an invoice under the benchmark, growing with the table)."""
     rows = await conn.fetch(
-        """SELECT *, (payee_id = $3 AND currency = $4 AND total_amount = $5 AND issue_date = $6) AS suspect
-           FROM invoices
-           WHERE invoice_id = $1 OR invoice_id = $2
-              OR (payee_id = $3 AND currency = $4 AND total_amount = $5 AND issue_date = $6)""",
+        """SELECT *, false AS suspect FROM invoices WHERE invoice_id IN ($1, $2)
+           UNION ALL
+           SELECT *, true AS suspect FROM invoices
+            WHERE payee_id = $3 AND currency = $4 AND total_amount = $5 AND issue_date = $6""",
         invoice_id, replaces_invoice_id, payee_id, currency, total_amount, issue_date,
     )  # fmt: skip
     by_id = {r["invoice_id"]: r for r in rows}
