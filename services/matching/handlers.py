@@ -200,6 +200,7 @@ async def rematch_groups(
     holds = await store.open_holds(uow.conn, groups)
     last = await store.last_decisions(uow.conn, groups)
     changes: dict[str, domain.Changes] = {}
+    writes = store.DecisionWrites()
     for group, cause in asks:
         ctx = UnitOfWork(uow.conn, uow.settings, uow.service, cause=cause, outbox=uow.outbox)
         changes[group] = await _rematch_loaded(
@@ -209,7 +210,9 @@ async def rematch_groups(
             holds.get(group, []),
             last.get(group, []),
             cause_event_id or cause.event_id,
+            writes,
         )
+    await store.save_decisions(uow.conn, writes)
     return changes
 
 
@@ -220,6 +223,7 @@ async def _rematch_loaded(
     open_rows: Sequence[Any],
     last_rows: Sequence[Any],
     cause_event_id: str,
+    writes: store.DecisionWrites,
 ) -> domain.Changes:
     if not loaded.state.invoices:
         return domain.Changes()
@@ -234,7 +238,7 @@ async def _rematch_loaded(
         for r in last_rows
     }
     changes = domain.reconcile(outcomes, open_holds, decisions, loaded.state.overrides)
-    await publish(ctx, group, loaded, changes, cause_event_id)
+    await publish(ctx, group, loaded, changes, cause_event_id, writes)
     if not changes.empty:
         log.debug(
             "rematched",
@@ -268,7 +272,12 @@ def _notice(row: Any) -> dict[str, Any]:
 
 
 async def publish(
-    ctx: UnitOfWork, group: str, loaded: Loaded, changes: domain.Changes, cause_event_id: str
+    ctx: UnitOfWork,
+    group: str,
+    loaded: Loaded,
+    changes: domain.Changes,
+    cause_event_id: str,
+    writes: store.DecisionWrites,
 ) -> None:
     now = ctx.now
     policy = config().policy
@@ -331,11 +340,15 @@ async def publish(
             event_id=derived_event_id("matching", "hold.opened", row["hold_id"]),
         )
     for change in changes.decisions:
-        await publish_decision(ctx, loaded, change, cause_event_id)
+        await publish_decision(ctx, loaded, change, cause_event_id, writes)
 
 
 async def publish_decision(
-    ctx: UnitOfWork, loaded: Loaded, change: domain.DecisionChange, cause_event_id: str
+    ctx: UnitOfWork,
+    loaded: Loaded,
+    change: domain.DecisionChange,
+    cause_event_id: str,
+    writes: store.DecisionWrites,
 ) -> None:
     now = ctx.now
     doc = loaded.documents[change.invoice_id]
@@ -346,8 +359,8 @@ async def publish_decision(
 
     def emit(event_type: str, payload: Any) -> None:
         event_id = derived_event_id("matching", event_type, change.invoice_id, str(change.seq))
-        ctx.emit(MATCHING_DECISIONS, change.invoice_id, event_type, payload, event_id=event_id)
-        pending.append((event_type, event_id, payload.model_dump(mode="json", exclude_none=True)))
+        out = ctx.emit(MATCHING_DECISIONS, change.invoice_id, event_type, payload, event_id=event_id)
+        pending.append((event_type, event_id, out.data))  # the payload as published
 
     if change.revokes_approval:
         why = (
@@ -403,19 +416,11 @@ async def publish_decision(
     else:
         emit("invoice.approved_to_pay", approved_payload(loaded, doc, outcome, decision_id, now))
         status = "approved"
-    for event_type, event_id, data in pending:
-        await store.record_decision(
-            ctx.conn,
-            change.invoice_id,
-            change.seq,
-            event_type,
-            decision_id,
-            event_id,
-            data,
-            cause_event_id,
-            now,
-        )
-    await store.set_invoice_decision(ctx.conn, doc.invoice_id, status, change.seq, change.fingerprint, now)
+    writes.decisions.extend(
+        (change.invoice_id, change.seq, event_type, decision_id, event_id, data, cause_event_id, now)
+        for event_type, event_id, data in pending
+    )
+    writes.invoice_states.append((doc.invoice_id, status, change.seq, change.fingerprint, now))
 
 
 def approved_payload(

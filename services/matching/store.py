@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -362,30 +362,33 @@ async def open_holds_by_reason(conn: asyncpg.Connection) -> dict[str, int]:
 # --- decisions and overrides ------------------------------------------------------------------
 
 
-async def record_decision(
-    conn: asyncpg.Connection,
-    invoice_id: str,
-    seq: int,
-    event_type: str,
-    decision_id: str,
-    event_id: str,
-    payload: dict[str, Any],
-    cause_event_id: str,
-    at: datetime,
-) -> None:
-    await conn.execute(
-        """INSERT INTO decisions (invoice_id, seq, event_type, decision_id, event_id, payload, cause_event_id,
-                                  decided_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
-        invoice_id,
-        seq,
-        event_type,
-        decision_id,
-        event_id,
-        payload,
-        cause_event_id,
-        at,
+@dataclass
+class DecisionWrites:
+    """The decisions of a batch's rematches, written together at its end (nothing in a rematch
+    reads them back): two statements a batch instead of two a decision."""
+
+    # (invoice_id, seq, event_type, decision_id, event_id, payload, cause_event_id, decided_at)
+    decisions: list[tuple[str, int, str, str, str, dict[str, Any], str, datetime]] = field(
+        default_factory=list
     )
+    # (invoice_id, status, decision_seq, decision_fingerprint, decided_at)
+    invoice_states: list[tuple[str, str, int, str, datetime]] = field(default_factory=list)
+
+
+async def save_decisions(conn: asyncpg.Connection, writes: DecisionWrites) -> None:
+    if writes.decisions:
+        await conn.executemany(
+            """INSERT INTO decisions (invoice_id, seq, event_type, decision_id, event_id, payload,
+                                      cause_event_id, decided_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
+            writes.decisions,
+        )
+    if writes.invoice_states:
+        await conn.executemany(
+            """UPDATE invoices SET status = $2, decision_seq = $3, decision_fingerprint = $4, decided_at = $5
+               WHERE invoice_id = $1""",
+            writes.invoice_states,
+        )
 
 
 async def last_decisions(conn: asyncpg.Connection, groups: Sequence[str]) -> dict[str, list[asyncpg.Record]]:
@@ -397,20 +400,6 @@ async def last_decisions(conn: asyncpg.Connection, groups: Sequence[str]) -> dic
                  FROM invoices JOIN unnest($1::text[]) AS wanted(match_group) USING (match_group)""",
             list(groups),
         ),
-    )
-
-
-async def set_invoice_decision(
-    conn: asyncpg.Connection, invoice_id: str, status: str, seq: int, fingerprint: str, at: datetime
-) -> None:
-    await conn.execute(
-        """UPDATE invoices SET status = $2, decision_seq = $3, decision_fingerprint = $4, decided_at = $5
-           WHERE invoice_id = $1""",
-        invoice_id,
-        status,
-        seq,
-        fingerprint,
-        at,
     )
 
 
