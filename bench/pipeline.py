@@ -32,7 +32,7 @@ from shared.topics import (
     OUT_JOURNAL,
     OUT_PAYOUTS,
 )
-from tests.kafka_support import ServiceProcess, create_topics, isolated_settings
+from tests.kafka_support import ServiceProcess, create_topics, delete_topics, isolated_settings
 from tests.support import scratch_database
 
 SERVICES = ("intake", "matching", "compliance_gate", "payout_release", "ledger")
@@ -50,6 +50,7 @@ async def running_stack(**overrides: Any) -> AsyncIterator[Stack]:
     settings = isolated_settings(**overrides)
     await create_topics(settings)
     async with AsyncExitStack() as stack:
+        stack.push_async_callback(delete_topics, settings)  # last, once everything has stopped
         dsns = {n: await stack.enter_async_context(scratch_database(n)) for n in SERVICES}
         procs = {
             n: ServiceProcess(f"services.{n}", settings.model_copy(update={"db_dsn": dsns[n]}), f"bench-{n}")

@@ -34,7 +34,6 @@ from shared.outbox import make_producer
 from shared.settings import Settings
 from shared.signatures import SIGNATURE_HEADER, sign
 from shared.topics import (
-    ALL_TOPICS,
     COMPLIANCE_ELIGIBILITY,
     DEADLETTER,
     IN_COMMANDS,
@@ -48,7 +47,7 @@ from shared.topics import (
     PAYOUTS_EVENTS,
     Topic,
 )
-from tests.kafka_support import ServiceProcess, create_topics, isolated_settings
+from tests.kafka_support import ServiceProcess, create_topics, delete_topics, isolated_settings
 from tests.support import ROOT, scratch_database
 
 # The driver's own Kafka clients complain loudly through every broker restart; they recover.
@@ -450,7 +449,7 @@ async def run_once(
     rng = random.Random(config.seed * 31 + (1 if faulty else 0))
     faults: list[Fault] = []
     async with AsyncExitStack() as stack:
-        stack.push_async_callback(_delete_topics, settings)  # last, once everything has stopped
+        stack.push_async_callback(delete_topics, settings)  # last, once everything has stopped
         dsns = {n: await stack.enter_async_context(scratch_database(n)) for n in SERVICES}
         procs = {
             n: ServiceProcess(
@@ -583,18 +582,6 @@ def _dump(label: str, workload: Workload, watcher: Watcher) -> None:
     with path.open("w") as f:
         for topic, env in watcher.seen:
             f.write(json.dumps({"topic": topic, **env}) + "\n")
-
-
-async def _delete_topics(settings: Settings) -> None:
-    """Each run's topic set is its own; left behind they pile up, and a broker with thousands of
-    partitions takes minutes to restart (the next run's Kafka fault)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    with contextlib.suppress(Exception):
-        await admin.start()
-        try:
-            await admin.delete_topics([settings.topic(t) for t in ALL_TOPICS])
-        finally:
-            await admin.close()
 
 
 def _all_decided(watcher: Watcher, invoice_ids: list[str]) -> Callable[[], bool]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.admin import ensure_topics
 from shared.settings import Settings
@@ -34,6 +36,18 @@ def isolated_settings(**overrides: Any) -> Settings:
 
 async def create_topics(settings: Settings, topics: tuple[Topic, ...] = ALL_TOPICS) -> None:
     await ensure_topics(settings, topics=topics)
+
+
+async def delete_topics(settings: Settings, topics: tuple[Topic, ...] = ALL_TOPICS) -> None:
+    """A run's own topic set, deleted when it is done: left behind they pile up, and a broker
+    with thousands of partitions takes minutes to restart (the chaos run's Kafka fault)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    with contextlib.suppress(Exception):
+        await admin.start()
+        try:
+            await admin.delete_topics([settings.topic(t) for t in topics])
+        finally:
+            await admin.close()
 
 
 async def read_topic(

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pytest
 
 from shared.settings import Settings
-from tests.kafka_support import ServiceProcess, create_topics, isolated_settings
+from tests.kafka_support import ServiceProcess, create_topics, delete_topics, isolated_settings
 from tests.support import scratch_database
 
 SERVICES = ("intake", "matching", "compliance_gate", "payout_release", "ledger")
@@ -28,6 +28,7 @@ async def stack() -> AsyncIterator[Stack]:
     settings = isolated_settings(payout_run_interval_s=3600, relay_poll_interval_s=0.1)
     await create_topics(settings)
     async with AsyncExitStack() as exit_stack:
+        exit_stack.push_async_callback(delete_topics, settings)  # last, once everything has stopped
         dsns = {name: await exit_stack.enter_async_context(scratch_database(name)) for name in SERVICES}
         processes = {
             name: ServiceProcess(f"services.{name}", settings.model_copy(update={"db_dsn": dsns[name]}), name)

@@ -24,7 +24,7 @@ from shared.service import Service
 from shared.telemetry import configure_tracing, current_trace_headers, tracer
 from shared.topics import INTAKE_DOCUMENTS
 from tests.e2e.conftest import SERVICES
-from tests.kafka_support import create_topics, isolated_settings
+from tests.kafka_support import create_topics, delete_topics, isolated_settings
 from tests.support import scratch_database
 
 pytestmark = pytest.mark.e2e
@@ -37,6 +37,7 @@ async def in_process_stack() -> AsyncIterator[Any]:
     settings = isolated_settings(payout_run_interval_s=3600, relay_poll_interval_s=0.05)
     await create_topics(settings)
     async with AsyncExitStack() as stack:
+        stack.push_async_callback(delete_topics, settings)  # last, once everything has stopped
         services: list[Service] = []
         for name in SERVICES:
             dsn = await stack.enter_async_context(scratch_database(name))

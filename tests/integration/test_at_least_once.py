@@ -16,7 +16,7 @@ from shared.publish import Publisher
 from shared.settings import Settings
 from shared.topics import DEADLETTER, IN_FUNDING, OUT_JOURNAL
 from tests.integration import echo_service
-from tests.kafka_support import ServiceProcess, create_topics, isolated_settings, read_topic
+from tests.kafka_support import ServiceProcess, create_topics, delete_topics, isolated_settings, read_topic
 from tests.support import scratch_database
 
 pytestmark = pytest.mark.integration
@@ -45,6 +45,7 @@ async def echo_env() -> AsyncIterator[tuple[Settings, asyncpg.Connection]]:
             yield settings, conn
         finally:
             await conn.close()
+            await delete_topics(settings, TOPICS)
 
 
 async def wait_for(predicate: Any, timeout_s: float = 30) -> None:
