@@ -69,9 +69,6 @@ shared_buffers = 256MB
 fsync = on
 synchronous_commit = on
 full_page_writes = on
-# Inbox, outbox and journal tables grow fast from empty: analyse them often, so cached plans
-# are re-made with real row counts (made at a few rows, they stay sequential scans).
-autovacuum_naptime = 10s
 logging_collector = off
 log_line_prefix = '%m [%p] %q%u@%d '
 EOF

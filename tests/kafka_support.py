@@ -89,10 +89,21 @@ async def read_topic(
     return records
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port free now and never handed out before by this process. The kernel may offer a port
+    it just offered again; two services of one stack on one health port meant the second died at
+    start-up while the first's health check answered for it (a benchmark once ran with no
+    payout_release at all)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
