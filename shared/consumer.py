@@ -81,24 +81,16 @@ class HandlerContext(UnitOfWork):
     business_ref: str | None = None
     follow_ups: dict[str, FollowUp] = field(default_factory=dict, kw_only=True)
 
-    def after_records(self, key: str, run: Callable[[UnitOfWork], Awaitable[None]]) -> None:
-        """Run `run` once after every record of this batch, in the same transaction.
+    def after_records(self, key: str, item: str, run: ItemsRun) -> None:
+        """Run `run` once after every record of this batch, in the same transaction, for every
+        item asked for under `key` (every PO of the batch that needs a rematch, say), so it can
+        load what it needs for all of them at once.
 
-        Records of one batch that need the same follow-up (three documents of one PO, each asking
-        for a rematch of that PO) share one run. It runs as if caused by the last record that asked
-        for it: that record's envelope is its cause and its span is the parent of the run's span.
-        """
-        self.follow_ups.pop(key, None)  # re-inserted last: follow-ups run in the order of their last ask
-        span = trace.get_current_span().get_span_context()
-        self.follow_ups[key] = FollowUp(run, self.envelope, self.record, span)
-
-    def after_records_for(self, key: str, item: str, run: ItemsRun) -> None:
-        """Like after_records, but one run for every item asked for in the batch (every PO that
-        needs a true-up, say), so the run can load what it needs for all of them at once.
-
+        Records of one batch that ask for the same item (three documents of one PO) share it.
         `run` gets each item with the envelope of the last record that asked for it, in the
-        order of their last ask."""
-        earlier = self.follow_ups.pop(key, None)
+        order of their last ask; that envelope is the cause of what is done for the item. The
+        run's span is a child of the last record that asked for anything under `key`."""
+        earlier = self.follow_ups.pop(key, None)  # re-inserted last: follow-ups run in ask order
         items = earlier.items if earlier is not None else {}
         items.pop(item, None)
         items[item] = self.envelope
@@ -133,7 +125,7 @@ class FollowUp:
     cause: Envelope
     record: RawRecord
     span: trace.SpanContext
-    # after_records_for: each item asked for in the batch → the envelope of its last ask.
+    # Each item asked for in the batch → the envelope of its last ask.
     items: dict[str, Envelope] = field(default_factory=dict)
 
 

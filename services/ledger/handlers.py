@@ -141,7 +141,7 @@ async def post(
 def true_up_grni_after_batch(ctx: HandlerContext, po_number: str | None) -> None:
     """Once per batch and PO, after every record: GRNI = open received quantities × price in force."""
     if po_number is not None:
-        ctx.after_records_for("grni", po_number, true_up_grni)
+        ctx.after_records("grni", po_number, true_up_grni)
 
 
 async def true_up_grni(uow: UnitOfWork, asks: Sequence[tuple[str, Envelope]]) -> None:

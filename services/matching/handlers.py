@@ -502,7 +502,7 @@ def rematch_after_batch(ctx: HandlerContext, group: str) -> None:
     """Documents rematch their PO once per batch, however many of them arrive together: the
     outcome is the same (rematch reads the whole PO), at a third of the database round trips;
     and every PO of the batch is read in one go."""
-    ctx.after_records_for("rematch", group, _rematch_asked)
+    ctx.after_records("rematch", group, _rematch_asked)
 
 
 async def _rematch_asked(uow: UnitOfWork, asks: Sequence[tuple[str, Envelope]]) -> None:
