@@ -4,8 +4,7 @@ Prints a table and writes the same figures to bench-results/bench.json. Knobs (e
 BENCH_LIGHT_RATE (25 flows/s), BENCH_MID_RATE (100 flows/s: under this machine's capacity),
 BENCH_LATENCY_RATE (250 flows/s: the target's load), BENCH_LATENCY_S (30),
 BENCH_THROUGHPUT_RATE (300 flows/s offered: above what this machine sustains, so the window
-measures capacity), BENCH_THROUGHPUT_S (60), BENCH_DRAIN_S (240),
-BENCH_INVOICE_DELAY_S (1 s: each invoice follows its PO and receipt by this much).
+measures capacity), BENCH_THROUGHPUT_S (60), BENCH_DRAIN_S (240).
 """
 
 from __future__ import annotations
@@ -89,16 +88,13 @@ async def main() -> dict[str, Any]:
             await prime(pub, tag)
             await asyncio.sleep(3)
             lat_s = _env("BENCH_LATENCY_S", 30)
-            delay = _env("BENCH_INVOICE_DELAY_S", 1.0)
             offered = 0
 
             async def latency_phase(rate: float) -> dict[str, Any]:
                 nonlocal offered
                 before_phase = set(observed.submitted_at)
                 with console.status(f"latency phase: {rate:.0f} flows/s for {lat_s:.0f}s…"):
-                    n = await offer_load(
-                        pub, tag, rate, lat_s, observed, watcher, start_index=offered, invoice_delay_s=delay
-                    )
+                    n = await offer_load(pub, tag, rate, lat_s, observed, watcher, start_index=offered)
                     offered += n
                     ids = [i for i in observed.submitted_at if i not in before_phase]
                     await _drain(
@@ -120,9 +116,7 @@ async def main() -> dict[str, Any]:
             with console.status(f"throughput phase: offering {tp_rate:.0f} flows/s for {tp_s:.0f}s…"):
                 cpu_before = cpu_seconds(stack)
                 window_start = time.monotonic()
-                offered_tp = await offer_load(
-                    pub, tag, tp_rate, tp_s, observed, watcher, start_index=offered, invoice_delay_s=delay
-                )
+                offered_tp = await offer_load(pub, tag, tp_rate, tp_s, observed, watcher, start_index=offered)
                 offered += offered_tp
                 window_end = time.monotonic()
                 ids = [i for i in observed.submitted_at if i not in before]
