@@ -157,11 +157,11 @@ class OutboxRelay:
         # All or nothing: if any send fails, nothing is marked and the whole batch is retried,
         # so no later row of a key is ever marked published ahead of a failed earlier one.
         await asyncio.gather(*futures)
-        # The ids as a literal (they are bigints from this table: nothing to escape), not a
-        # parameter: planned with the real list every time. A prepared statement's generic plan,
-        # made while the outbox was small, stayed a sequential scan as it grew (1 ms a batch at
-        # 3,000 rows, growing); forcing custom plans on this connection made the SELECT above
-        # slower instead.
+        # The ids as a literal (bigints read from this table: nothing to escape), not a parameter:
+        # planned with the real list every time, so the primary key is used however the outbox has
+        # grown. With a parameter, a generic plan made while the table was small can stay a
+        # sequential scan comparing every row with every id (the inbox lookup did: see
+        # BatchProcessor.process). Forcing custom plans on this connection slowed the SELECT above.
         sent = ",".join(str(int(r["id"])) for r in rows)
         await conn.execute(f"UPDATE outbox SET published_at = now() WHERE id = ANY('{{{sent}}}'::bigint[])")
         OUTBOX_PUBLISHED.labels(self.service).inc(len(rows))

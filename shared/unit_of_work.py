@@ -24,6 +24,11 @@ class UnitOfWork:
     cause: Envelope | None = None
     outbox: list[OutboxMessage] = field(default_factory=list)
 
+    def caused_by(self, cause: Envelope) -> UnitOfWork:
+        """The same transaction and outbox, with another cause: a batch follow-up acting for one of
+        its items emits as if that item's last record had asked alone."""
+        return UnitOfWork(self.conn, self.settings, self.service, cause=cause, outbox=self.outbox)
+
     @property
     def now(self) -> datetime:
         return utcnow()

@@ -161,9 +161,8 @@ async def true_up_grni(uow: UnitOfWork, asks: Sequence[tuple[str, Envelope]]) ->
         open_qty = d.open_received_quantities(receipts[po_number], approvals[po_number])
         actual = balances.get((po_number, po.currency), d.ZERO)
         entry = d.post_grni_true_up(po, d.grni_target(po, open_qty), actual, cause.event_id)
-        # Caused by the last record that asked for this PO's true-up, as if it ran alone.
         await post(
-            UnitOfWork(uow.conn, uow.settings, uow.service, cause=cause, outbox=uow.outbox),
+            uow.caused_by(cause),
             entry,
             source_event_id=f"{cause.event_id}:grni:{po_number}",
             source_event_type="grni.true_up",

@@ -420,7 +420,8 @@ async def pending_receipts(conn: asyncpg.Connection, po_number: str) -> list[tup
 async def posted_receipts_of(
     conn: asyncpg.Connection, po_numbers: Sequence[str]
 ) -> dict[str, list[d.Receipt]]:
-    """posted_receipts for many POs in one round trip."""
+    """Each PO's receipts whose accrual is in the journal (not pending, reversed or dropped), in
+    one round trip."""
     rows = await conn.fetch(
         """SELECT receipt_id, po_number, recorded_by, lines
              FROM receipts JOIN unnest($1::text[]) AS wanted(po_number) USING (po_number)
@@ -436,7 +437,8 @@ async def posted_receipts_of(
 async def approvals_in_force_of(
     conn: asyncpg.Connection, po_numbers: Sequence[str]
 ) -> dict[str, list[dict[str, Any]]]:
-    """approvals_in_force for many POs in one round trip."""
+    """Each PO's `invoice.approved_to_pay` payloads in force (the latest approval of each invoice,
+    unless revoked since), as the journal recorded them, in one round trip."""
     current: dict[str, dict[str, dict[str, Any]]] = {po: {} for po in po_numbers}
     for row in await conn.fetch(
         """SELECT po_number, invoice_id, kind, payload

@@ -202,9 +202,8 @@ async def rematch_groups(
     changes: dict[str, domain.Changes] = {}
     writes = store.DecisionWrites()
     for group, cause in asks:
-        ctx = UnitOfWork(uow.conn, uow.settings, uow.service, cause=cause, outbox=uow.outbox)
         changes[group] = await _rematch_loaded(
-            ctx,
+            uow.caused_by(cause),
             group,
             to_loaded(group, rows[group]),
             holds.get(group, []),

@@ -166,7 +166,7 @@ class GroupRows:
 
 
 async def lock_groups(conn: asyncpg.Connection, groups: Sequence[str]) -> None:
-    """lock_group for many groups, in one order every instance shares (no lock-order deadlock)."""
+    """lock_group for many groups, sorted: every instance takes them in one order (no deadlock)."""
     await conn.execute(
         """SELECT pg_advisory_xact_lock(hashtext('matching:' || g))
              FROM (SELECT DISTINCT g FROM unnest($1::text[]) AS g ORDER BY g) AS sorted""",

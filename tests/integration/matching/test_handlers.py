@@ -343,3 +343,31 @@ async def test_any_arrival_order_ends_in_the_same_decisions_and_holds(order: lis
         assert await final_state(other) == expected
         # INV-1 takes GR-2's 6 first (GR-1 was reversed); INV-2 finds nothing left.
         assert expected[1] == [("INV-2", "qty_over_received")]
+
+
+async def test_each_po_of_a_batch_is_rematched_as_caused_by_its_own_last_document() -> None:
+    # One batch carries two POs' documents; both are rematched in one go after the batch, and
+    # each decision names the record that completed its own PO, not the batch's last record.
+    async with scratch_pool("matching") as pool:
+        gr_1 = b.receipt()
+        gr_2 = b.receipt(receipt_id="GR-2", po_number="PO-2")
+        result = await deliver(
+            pool,
+            router,
+            b.po_in_force(),
+            b.po_in_force("PO-2"),
+            b.invoice(),
+            b.invoice("INV-2", po_number="PO-2"),
+            gr_1,
+            gr_2,
+        )
+        approvals = {e["data"]["invoice_id"]: e for e in emitted(result, "invoice.approved_to_pay")}
+        assert set(approvals) == {"INV-1", "INV-2"}
+        assert approvals["INV-1"]["causation_id"] == event_id(gr_1)
+        assert approvals["INV-2"]["causation_id"] == event_id(gr_2)
+        assert approvals["INV-2"]["data"]["receipt_ids"] == ["GR-2"]
+        stored = await pool.fetch("SELECT invoice_id, status, decision_seq FROM invoices ORDER BY invoice_id")
+        assert [(r["invoice_id"], r["status"]) for r in stored] == [
+            ("INV-1", "approved"),
+            ("INV-2", "approved"),
+        ]
