@@ -15,6 +15,12 @@ class Settings(BaseSettings):
 
     service: str = "concord"
     kafka_bootstrap: str = "127.0.0.1:9092"
+    # SPEC §11: every client authenticates with SASL/SCRAM-SHA-512 as its own principal.
+    kafka_security_protocol: str = "SASL_PLAINTEXT"  # SASL_SSL where the network is not trusted
+    kafka_sasl_mechanism: str = "SCRAM-SHA-512"
+    kafka_username: str | None = None  # a service's default: its own name
+    kafka_password: str | None = None  # default local-dev-<username> (refused in production)
+    kafka_ca_file: str | None = None  # the CA that signed the broker's certificate (SASL_SSL)
     # Tests run isolated copies of the whole topic set side by side; production leaves it empty.
     topic_prefix: str = ""
     db_dsn: str = "postgresql://concord_admin:concord_admin@127.0.0.1:54329/postgres"
@@ -36,6 +42,14 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: str = "json"  # "json" or "console"
     otel_exporter: str = "none"  # "none", "otlp" or "console"
+
+    @property
+    def kafka_principal(self) -> str:
+        return self.kafka_username or self.service
+
+    @property
+    def kafka_secret(self) -> str:
+        return self.kafka_password or f"local-dev-{self.kafka_principal}"
 
     def topic(self, topic: Topic | str) -> str:
         name = topic if isinstance(topic, str) else topic.name
