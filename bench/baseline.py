@@ -17,6 +17,8 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from shared.admin import admin_settings
+from shared.kafka_auth import client_options
 from shared.settings import Settings
 
 
@@ -30,8 +32,8 @@ class HopResult:
         return self.records / self.seconds
 
 
-async def _create(bootstrap: str, *topics: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+async def _create(settings: Settings, *topics: str) -> None:
+    admin = AIOKafkaAdminClient(**client_options(admin_settings(settings)))
     await admin.start()
     try:
         await admin.create_topics([NewTopic(t, num_partitions=6, replication_factor=1) for t in topics])
@@ -44,9 +46,10 @@ async def measure_hop(
 ) -> HopResult:
     tag = uuid.uuid4().hex[:8]
     src, dst = f"bench.{tag}.in", f"bench.{tag}.out"
-    await _create(settings.kafka_bootstrap, src, dst)
+    await _create(settings, src, dst)
+    # The hop authenticates (SASL/SCRAM) like every service does, as admin on its scratch topics.
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap, enable_idempotence=True, linger_ms=2
+        **client_options(admin_settings(settings)), enable_idempotence=True, linger_ms=2
     )
     await producer.start()
     payload = {"event_type": "bench.hop", "data": {"x": "1.00"}}
@@ -68,7 +71,7 @@ async def measure_hop(
     )
     consumer = AIOKafkaConsumer(
         src,
-        bootstrap_servers=settings.kafka_bootstrap,
+        **client_options(admin_settings(settings)),
         group_id=f"bench-{tag}",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
@@ -102,7 +105,7 @@ async def measure_hop(
         admin = await asyncpg.connect(admin_dsn)
         await admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
         await admin.close()
-        adm = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+        adm = AIOKafkaAdminClient(**client_options(admin_settings(settings)))
         await adm.start()
         try:
             await adm.delete_topics([src, dst])

@@ -29,7 +29,10 @@ from rich.console import Console
 from chaos.outcome import Check, RunOutcome, check_runs, summarise
 from chaos.workload import PHASES, Record, Workload, build
 from services.ledger.queries import check_invariants
+from shared.acl import local_password, writer_of
+from shared.admin import admin_settings
 from shared.envelope import SCHEMA_VERSION, Envelope, derived_event_id
+from shared.kafka_auth import as_principal, client_options
 from shared.outbox import make_producer
 from shared.settings import Settings
 from shared.signatures import SIGNATURE_HEADER, sign
@@ -132,7 +135,7 @@ class Watcher:
 
     async def start(self) -> None:
         self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.kafka_bootstrap,
+            **client_options(admin_settings(self.settings)),  # internal topics: admin reads them
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -196,23 +199,26 @@ class Upstream:
     def __init__(self, settings: Settings, concurrency: int) -> None:
         self.settings = settings
         self.sem = asyncio.Semaphore(concurrency)
-        self.producer: AIOKafkaProducer | None = None
+        # One producer per principal (SPEC §11): upstream, rail and ops each publish what they own.
+        self.producers: dict[str, AIOKafkaProducer] = {}
         self.lock = asyncio.Lock()
         self.published = 0
 
-    async def _producer(self) -> AIOKafkaProducer:
+    async def _producer(self, topic: Topic) -> AIOKafkaProducer:
+        principal = writer_of(topic)
         async with self.lock:
-            if self.producer is None:
-                p = make_producer(self.settings.kafka_bootstrap)
+            if principal not in self.producers:
+                p = make_producer(as_principal(self.settings, principal, local_password(principal)))
                 await p.start()
-                self.producer = p
-            return self.producer
+                self.producers[principal] = p
+            return self.producers[principal]
 
     async def _reset(self, broken: AIOKafkaProducer) -> None:
         async with self.lock:
-            if id(self.producer) != id(broken):
+            principal = next((k for k, v in self.producers.items() if v is broken), None)
+            if principal is None:
                 return  # another sender already replaced it
-            self.producer = None
+            del self.producers[principal]
         with contextlib.suppress(Exception):
             await asyncio.wait_for(broken.stop(), 10)
 
@@ -222,7 +228,7 @@ class Upstream:
             while True:
                 producer: AIOKafkaProducer | None = None
                 try:
-                    producer = await self._producer()
+                    producer = await self._producer(topic)
                     await asyncio.wait_for(
                         producer.send_and_wait(
                             self.settings.topic(topic),
@@ -251,9 +257,9 @@ class Upstream:
         )
 
     async def close(self) -> None:
-        if self.producer is not None:
+        for producer in self.producers.values():
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.producer.stop(), 10)
+                await asyncio.wait_for(producer.stop(), 10)
 
 
 def _envelope(event_type: str, data: dict[str, Any], event_id: str, source: str) -> Envelope:
@@ -673,8 +679,8 @@ class Drain:
             if unpublished:
                 self.last = f"{name}: {unpublished} outbox rows unpublished"
                 return False
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap)
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap, group_id=None)
+        admin = AIOKafkaAdminClient(**client_options(admin_settings(self.settings)))
+        consumer = AIOKafkaConsumer(**client_options(admin_settings(self.settings)), group_id=None)
         await admin.start()
         await consumer.start()
         try:

@@ -3,7 +3,14 @@
 #   deploy/kafka.sh start|stop|status
 # Env: CONCORD_KAFKA_PORT (9092), CONCORD_KAFKA_CONTROLLER_PORT (9093),
 #      CONCORD_KAFKA_HEAP (512m), CONCORD_KAFKA_START_TIMEOUT (90 s),
+#      CONCORD_KAFKA_ADMIN_PASSWORD (local-dev-admin),
+#      CONCORD_KAFKA_TLS (0; 1: the client listener is SASL_SSL with a CA and a broker
+#      certificate made here once, cached in <state>/kafka-tls),
 #      CONCORD_STATE_DIR (<repo>/.cache).
+# The client listener speaks SASL/SCRAM-SHA-512 only, the authorizer is Kafka's
+# StandardAuthorizer with admin its only super user (SPEC §11). The other
+# principals' credentials and the ACLs: python -m shared.admin ensure-security
+# (deploy/up.sh runs it).
 set -euo pipefail
 COMPONENT=kafka
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -11,9 +18,12 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 LIBS_DIR="$STATE_DIR/kafka-libs"
 DATA_DIR="$STATE_DIR/kafka-data"
 PROPS="$RUN_DIR/kafka-server.properties"
+ADMIN_PLAIN_PROPS="$RUN_DIR/kafka-admin-controller.properties"
 LOG="$LOG_DIR/kafka.log"
 HEAP="${CONCORD_KAFKA_HEAP:-512m}"
 TIMEOUT="${CONCORD_KAFKA_START_TIMEOUT:-90}"
+ADMIN_PASSWORD="${CONCORD_KAFKA_ADMIN_PASSWORD:-local-dev-admin}"
+TLS_DIR="$STATE_DIR/kafka-tls"
 MATCH="kafka.Kafka"
 
 JAVA_ARGS=("-Xms$HEAP" "-Xmx$HEAP" -XX:+UseG1GC -Djava.awt.headless=true
@@ -22,43 +32,115 @@ JAVA_ARGS=("-Xms$HEAP" "-Xmx$HEAP" -XX:+UseG1GC -Djava.awt.headless=true
 
 java_cmd() { java "${JAVA_ARGS[@]}" "$@"; }
 
+client_protocol() { if [[ "${CONCORD_KAFKA_TLS:-0}" == 1 ]]; then echo SASL_SSL; else echo SASL_PLAINTEXT; fi; }
+
+# A CA, and a certificate for 127.0.0.1/localhost signed by it, made once with openssl.
+# Kafka reads PEM key stores directly, so no keytool step is needed.
+ensure_tls() {
+    [[ -s "$TLS_DIR/ca.pem" && -s "$TLS_DIR/broker-keystore.pem" ]] && return 0
+    command -v openssl >/dev/null || die "openssl is needed for CONCORD_KAFKA_TLS=1 (apt-get install openssl)"
+    say "making a CA and a broker certificate in $TLS_DIR"
+    rm -rf "$TLS_DIR"
+    mkdir -p "$TLS_DIR"
+    chmod 700 "$TLS_DIR"
+    (
+        cd "$TLS_DIR"
+        openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=Concord local CA" \
+            -keyout ca-key.pem -out ca.pem
+        openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout broker-key.pem -out broker.csr
+        printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n' >broker.ext
+        openssl x509 -req -in broker.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 3650 \
+            -extfile broker.ext -out broker.pem
+        # Kafka's PEM key store: an unencrypted PKCS#8 key followed by the certificate chain.
+        openssl pkcs8 -topk8 -nocrypt -in broker-key.pem -out broker-key.pk8.pem
+        cat broker-key.pk8.pem broker.pem ca.pem >broker-keystore.pem
+        rm -f broker.csr broker.ext broker-key.pem
+        chmod 644 ca.pem
+    ) >>"$LOG_DIR/kafka-tls.log" 2>&1 || die "making the TLS certificates failed, see $LOG_DIR/kafka-tls.log"
+}
+
+# The rendered files hold the admin password: readable by their owner only.
 render_props() {
-    sed -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" \
-        -e "s|@CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" \
-        -e "s|@DATA_DIR@|$DATA_DIR|g" \
-        "$DEPLOY_DIR/kafka/server.properties" >"$PROPS.tmp"
-    mv "$PROPS.tmp" "$PROPS"
+    local protocol
+    protocol="$(client_protocol)"
+    (
+        umask 077
+        sed -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" \
+            -e "s|@CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" \
+            -e "s|@DATA_DIR@|$DATA_DIR|g" \
+            -e "s|@CLIENT_PROTOCOL@|$protocol|g" \
+            -e "s|@ADMIN_PASSWORD@|$ADMIN_PASSWORD|g" \
+            "$DEPLOY_DIR/kafka/server.properties" >"$PROPS.tmp"
+        if [[ "$protocol" == SASL_SSL ]]; then
+            cat >>"$PROPS.tmp" <<EOF
+
+# CONCORD_KAFKA_TLS=1: the client listener is SASL_SSL with a certificate from $TLS_DIR.
+listener.name.client.ssl.keystore.type=PEM
+listener.name.client.ssl.keystore.location=$TLS_DIR/broker-keystore.pem
+listener.name.client.ssl.truststore.type=PEM
+listener.name.client.ssl.truststore.location=$TLS_DIR/ca.pem
+ssl.endpoint.identification.algorithm=https
+EOF
+        fi
+        mv "$PROPS.tmp" "$PROPS"
+        cat >"$ADMIN_PLAIN_PROPS" <<EOF
+security.protocol=SASL_PLAINTEXT
+sasl.mechanism=PLAIN
+sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="$ADMIN_PASSWORD";
+EOF
+    )
 }
 
 # Format once: meta.properties marks a formatted log dir. We use the static
 # controller.quorum.voters form (format without --standalone); verified with
 # 4.1.1, and it keeps working if the controller port is changed later.
+# admin's SCRAM credential is written into the metadata at format time.
 format_once() {
     [[ -f "$DATA_DIR/meta.properties" ]] && return 0
     local cluster_id
     mkdir -p "$DATA_DIR"
     cluster_id="$(java_cmd kafka.tools.StorageTool random-uuid 2>>"$LOG" | tail -n1)"
     say "formatting $DATA_DIR (cluster id $cluster_id)"
-    java_cmd kafka.tools.StorageTool format -t "$cluster_id" -c "$PROPS" >>"$LOG" 2>&1 ||
+    java_cmd kafka.tools.StorageTool format -t "$cluster_id" -c "$PROPS" \
+        --add-scram "SCRAM-SHA-512=[name=admin,password=$ADMIN_PASSWORD]" >>"$LOG" 2>&1 ||
         {
             log_tail "$LOG"
             die "storage format failed, see $LOG"
         }
+    touch "$DATA_DIR/.concord-scram"
 }
 
-# Answers a metadata request: list topics with aiokafka when available.
+# A log directory formatted before authentication existed (a v1 stack) has no SCRAM
+# credential for admin: it gets one here, through the controller listener (SASL/PLAIN
+# as admin), once. Every other principal is added by ensure-security as admin.
+ensure_admin_scram() {
+    [[ -f "$DATA_DIR/.concord-scram" ]] && return 0
+    say "upgrading $DATA_DIR (made before SASL): adding admin's SCRAM-SHA-512 credential"
+    java_cmd kafka.admin.ConfigCommand --bootstrap-controller "127.0.0.1:$KAFKA_CONTROLLER_PORT" \
+        --command-config "$ADMIN_PLAIN_PROPS" --alter --entity-type users --entity-name admin \
+        --add-config "SCRAM-SHA-512=[password=$ADMIN_PASSWORD]" >>"$LOG" 2>&1 || return 1
+    touch "$DATA_DIR/.concord-scram"
+}
+
+# Answers a metadata request as admin (SASL/SCRAM): list topics with aiokafka when available.
 metadata_ok() {
     local py
     py="$(helper_python)"
     [[ -n "$py" ]] || return 0
-    "$py" - "127.0.0.1:$KAFKA_PORT" <<'EOF' >/dev/null 2>&1
+    (
+        cd "$REPO_ROOT"
+        CONCORD_KAFKA_BOOTSTRAP="127.0.0.1:$KAFKA_PORT" CONCORD_KAFKA_USERNAME=admin \
+            CONCORD_KAFKA_PASSWORD="$ADMIN_PASSWORD" CONCORD_KAFKA_SECURITY_PROTOCOL="$(client_protocol)" \
+            CONCORD_KAFKA_CA_FILE="$TLS_DIR/ca.pem" "$py" - <<'EOF' >/dev/null 2>&1
 import asyncio, sys
 try:
     from aiokafka.admin import AIOKafkaAdminClient
+    from shared.kafka_auth import client_options
+    from shared.settings import Settings
 except ImportError:
     sys.exit(0)  # no client here; the log line and open port must do
 async def main() -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=sys.argv[1], request_timeout_ms=3000)
+    admin = AIOKafkaAdminClient(**client_options(Settings()), request_timeout_ms=3000)
     await admin.start()
     try:
         await admin.list_topics()
@@ -66,6 +148,7 @@ async def main() -> None:
         await admin.close()
 asyncio.run(main())
 EOF
+    )
 }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -73,7 +156,7 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 start() {
     local pid offset i
     if pid="$(pid_of kafka "$MATCH")"; then
-        say "already running (pid $pid) on 127.0.0.1:$KAFKA_PORT"
+        say "already running (pid $pid) on 127.0.0.1:$KAFKA_PORT ($(client_protocol))"
         return 0
     fi
     [[ -n "$(ls "$LIBS_DIR"/kafka_2.13-*.jar 2>/dev/null)" ]] ||
@@ -82,12 +165,13 @@ start() {
     if port_open "$KAFKA_PORT" || port_open "$KAFKA_CONTROLLER_PORT"; then
         die "port $KAFKA_PORT or $KAFKA_CONTROLLER_PORT is already in use by another process"
     fi
+    [[ "$(client_protocol)" == SASL_SSL ]] && ensure_tls
     render_props
     # Keep one previous log; a fresh file makes "did THIS start succeed" easy to read.
     if [[ -s "$LOG" ]]; then mv -f "$LOG" "$LOG.1"; fi
     format_once
     offset="$(stat -c %s "$LOG" 2>/dev/null || echo 0)"
-    say "starting broker on 127.0.0.1:$KAFKA_PORT (log: $LOG)"
+    say "starting broker on 127.0.0.1:$KAFKA_PORT, $(client_protocol) SCRAM-SHA-512 (log: $LOG)"
     cd "$STATE_DIR"
     # setsid: own session, so a Ctrl-C in the calling terminal does not reach it.
     setsid java "${JAVA_ARGS[@]}" kafka.Kafka "$PROPS" >>"$LOG" 2>&1 </dev/null &
@@ -99,7 +183,8 @@ start() {
             log_tail "$LOG"
             die "broker exited during start-up, see $LOG"
         fi
-        if tail -c "+$((offset + 1))" "$LOG" | grep -q 'Kafka Server started' && metadata_ok; then
+        if tail -c "+$((offset + 1))" "$LOG" | grep -q 'Kafka Server started' && ensure_admin_scram &&
+            metadata_ok; then
             say "ready (pid $pid)"
             return 0
         fi
@@ -113,7 +198,7 @@ status() {
     local pid
     if pid="$(pid_of kafka "$MATCH")"; then
         if metadata_ok; then
-            say "running (pid $pid) on 127.0.0.1:$KAFKA_PORT"
+            say "running (pid $pid) on 127.0.0.1:$KAFKA_PORT ($(client_protocol), SCRAM-SHA-512)"
         else
             say "process running (pid $pid) but not answering on 127.0.0.1:$KAFKA_PORT"
             return 1

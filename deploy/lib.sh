@@ -13,6 +13,13 @@ KAFKA_PORT="${CONCORD_KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${CONCORD_KAFKA_CONTROLLER_PORT:-9093}"
 PG_PORT="${CONCORD_PG_PORT:-54329}"
 
+# SPEC §11: with CONCORD_KAFKA_TLS=1 the broker's client listener is SASL_SSL and every client
+# verifies it against the CA that deploy/kafka.sh made.
+if [[ "${CONCORD_KAFKA_TLS:-0}" == 1 ]]; then
+    export CONCORD_KAFKA_SECURITY_PROTOCOL="${CONCORD_KAFKA_SECURITY_PROTOCOL:-SASL_SSL}"
+    export CONCORD_KAFKA_CA_FILE="${CONCORD_KAFKA_CA_FILE:-$STATE_DIR/kafka-tls/ca.pem}"
+fi
+
 # Order matters: health ports are 8081.. in this order.
 SERVICES=(intake matching compliance_gate payout_release ledger)
 

@@ -22,12 +22,9 @@ t0=$EPOCHREALTIME
 "$DEPLOY_DIR/kafka.sh" start
 
 export CONCORD_KAFKA_BOOTSTRAP="${CONCORD_KAFKA_BOOTSTRAP:-127.0.0.1:$KAFKA_PORT}"
-if [[ -f "$REPO_ROOT/shared/admin.py" ]]; then
-    say "ensuring topics on $CONCORD_KAFKA_BOOTSTRAP"
-    (cd "$REPO_ROOT" && "$VENV_DIR/bin/python" -m shared.admin ensure-topics) || die "shared.admin ensure-topics failed"
-else
-    warn "shared/admin.py does not exist yet: topics not created (auto-create is off)"
-fi
+say "ensuring topics, SCRAM credentials and ACLs on $CONCORD_KAFKA_BOOTSTRAP (as admin)"
+(cd "$REPO_ROOT" && "$VENV_DIR/bin/python" -m shared.admin ensure-topics) || die "shared.admin ensure-topics failed"
+(cd "$REPO_ROOT" && "$VENV_DIR/bin/python" -m shared.admin ensure-security) || die "shared.admin ensure-security failed"
 
 ((with_services)) && "$DEPLOY_DIR/services.sh" start
 say "up in $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')s"

@@ -20,7 +20,9 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.middlewares import AckPolicy
 
+from shared.acl import consumer_group
 from shared.consumer import BatchProcessor, BatchResult, RawRecord, Router
+from shared.kafka_auth import faststream_security
 from shared.metrics import BATCH_SIZE, CONSUMER_LAG, HANDLER_FAILURES, HANDLER_LATENCY
 from shared.settings import Settings
 
@@ -32,7 +34,12 @@ MAX_RECORD_BYTES = 4 * 1024 * 1024  # > the 1 MiB documents intake must see in o
 def make_broker(settings: Settings) -> KafkaBroker:
     quiet = logging.getLogger("faststream.concord")
     quiet.setLevel(logging.WARNING)
-    return KafkaBroker(settings.kafka_bootstrap, logger=quiet, client_id=f"concord-{settings.service}")
+    return KafkaBroker(
+        settings.kafka_bootstrap,
+        security=faststream_security(settings),
+        logger=quiet,
+        client_id=f"concord-{settings.service}",
+    )
 
 
 async def _raw_decoder(*_: Any) -> None:
@@ -70,7 +77,7 @@ class BatchConsumer:
 
         @broker.subscriber(
             *topics,
-            group_id=f"{self.settings.topic_prefix}concord-{self.router.service}",
+            group_id=consumer_group(self.router.service, self.settings.topic_prefix),
             batch=True,
             max_records=self.settings.consumer_batch_max,
             batch_timeout_ms=50,

@@ -17,7 +17,9 @@ import structlog
 from aiokafka import AIOKafkaProducer
 
 from shared.envelope import Envelope
+from shared.kafka_auth import client_options
 from shared.metrics import OUTBOX_LAG, OUTBOX_PUBLISHED
+from shared.settings import Settings
 
 log = structlog.get_logger(__name__)
 
@@ -55,10 +57,11 @@ async def write_outbox(conn: asyncpg.Connection, messages: list[OutboxMessage]) 
     await conn.execute(f"NOTIFY {OUTBOX_CHANNEL}")
 
 
-def make_producer(bootstrap: str) -> AIOKafkaProducer:
-    # Idempotence implies acks=all: a broker ack means the record is durable in the log.
+def make_producer(settings: Settings) -> AIOKafkaProducer:
+    """A producer authenticated as the settings' principal (SPEC §11).
+    Idempotence implies acks=all: a broker ack means the record is durable in the log."""
     return AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
+        **client_options(settings),
         enable_idempotence=True,
         linger_ms=2,
         max_request_size=8 * 1024 * 1024,

@@ -1,4 +1,11 @@
-"""Publishing envelopes from outside a service (operator CLI, demo, tests): never from a handler."""
+"""Publishing envelopes from outside a service (operator CLI, demo, tests): never from a handler.
+
+Who publishes (SPEC §11): with `CONCORD_KAFKA_USERNAME` set (the CLI: `ops`) every record goes out as
+that principal. Without it each topic is published by the principal that writes it in normal
+operation — `upstream` for the inbound documents, `rail` for rail events, `ops` for commands — so the
+demo, the benchmark, the chaos run and the tests act as those systems would, each with its own
+credentials, and the broker's ACLs apply to them as to anyone.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +13,9 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
+from shared.acl import local_password, writer_of
 from shared.envelope import Envelope, new_envelope
+from shared.kafka_auth import as_principal
 from shared.outbox import make_producer
 from shared.settings import Settings
 from shared.signatures import SIGNATURE_HEADER, sign
@@ -17,14 +26,31 @@ class Publisher:
     def __init__(self, settings: Settings, source: str = "concord-cli") -> None:
         self.settings = settings
         self.source = source
-        self.producer: AIOKafkaProducer = make_producer(settings.kafka_bootstrap)
+        self._producers: dict[str, AIOKafkaProducer] = {}
 
     async def __aenter__(self) -> Publisher:
-        await self.producer.start()
         return self
 
     async def __aexit__(self, *_: Any) -> None:
-        await self.producer.stop()
+        producers, self._producers = list(self._producers.values()), {}
+        for producer in producers:
+            await producer.stop()
+
+    def principal_for(self, topic: Topic) -> str:
+        return self.settings.kafka_username or writer_of(topic)
+
+    async def _producer(self, topic: Topic) -> AIOKafkaProducer:
+        principal = self.principal_for(topic)
+        producer = self._producers.get(principal)
+        if producer is None:
+            if principal == self.settings.kafka_username:
+                settings = self.settings
+            else:
+                settings = as_principal(self.settings, principal, local_password(principal))
+            producer = make_producer(settings)
+            await producer.start()
+            self._producers[principal] = producer
+        return producer
 
     def secret_for(self, topic: Topic) -> str | None:
         if topic.signed_by == "rail":
@@ -49,11 +75,24 @@ class Publisher:
         secret = sign_with if sign_with is not None else self.secret_for(topic)
         if secret:
             all_headers[SIGNATURE_HEADER] = sign(secret, value)
-        await self.producer.send_and_wait(
+        producer = await self._producer(topic)
+        await producer.send_and_wait(
             self.settings.topic(topic),
             value=value,
             key=key.encode(),
             headers=[(k, v.encode()) for k, v in all_headers.items()],
+        )
+
+    async def publish_raw(
+        self, topic: Topic, key: str, value: bytes, headers: dict[str, str] | None = None
+    ) -> None:
+        """Bytes as they are (deadletter replay): no envelope, no new signature."""
+        producer = await self._producer(topic)
+        await producer.send_and_wait(
+            self.settings.topic(topic),
+            value=value,
+            key=key.encode(),
+            headers=[(k, v.encode()) for k, v in (headers or {}).items()],
         )
 
     async def publish_event(

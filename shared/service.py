@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,13 +15,16 @@ from aiokafka import AIOKafkaProducer
 from faststream import FastStream
 from faststream.specification import AsyncAPI
 
+from shared.acl import consumer_group
 from shared.consumer import Router
 from shared.db import create_pool, migrate
 from shared.health import HealthServer
 from shared.kafka import BatchConsumer, make_broker
+from shared.kafka_auth import KafkaAuthConfigError, KafkaRightsMissing, missing_rights
 from shared.outbox import OutboxRelay, make_producer, prune_published, write_outbox
 from shared.settings import Settings, get_settings
 from shared.telemetry import configure_logging, configure_tracing, tracer
+from shared.topics import BY_NAME, DEADLETTER
 from shared.unit_of_work import UnitOfWork
 
 log = structlog.get_logger(__name__)
@@ -99,7 +103,8 @@ class Service:
         async with self.pool.acquire() as conn:
             applied = await migrate(conn, self.migrations)
         log.info("service_starting", migrations_applied=applied, topics=[t.name for t in self.router.topics])
-        self.producer = make_producer(s.kafka_bootstrap)
+        await self._check_kafka_rights()
+        self.producer = make_producer(s)
         await self.producer.start()
         self.relay = OutboxRelay(
             self.name,
@@ -112,6 +117,19 @@ class Service:
         if s.health_port:
             self.health = HealthServer(s.health_port, self._ready, host=s.health_host)
             await self.health.start()
+
+    async def _check_kafka_rights(self) -> None:
+        """SPEC §11: a principal that lacks a right the service needs fails here, naming the topic and
+        the operation, not in the middle of a batch."""
+        s = self.settings
+        reads = [s.topic(t) for t in self.router.topics]
+        writes = sorted({s.topic(BY_NAME[name]) for name in self.router.emitted} | {s.topic(DEADLETTER)})
+        group = consumer_group(self.name, s.topic_prefix)
+        problems = await asyncio.to_thread(missing_rights, s, reads=reads, writes=writes, group=group)
+        if problems:
+            raise KafkaRightsMissing(
+                f"Kafka principal {s.kafka_principal!r} lacks what {self.name} needs: " + "; ".join(problems)
+            )
 
     async def _after_startup(self) -> None:
         assert self.relay is not None
@@ -201,4 +219,8 @@ class Service:
     def main(self) -> None:
         import uvloop
 
-        uvloop.run(self.app.run())
+        try:
+            uvloop.run(self.app.run())
+        except (KafkaRightsMissing, KafkaAuthConfigError) as exc:
+            print(f"{self.name}: cannot start: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None

@@ -31,6 +31,7 @@ OUT_PAYOUTS = Topic("concord.out.payouts", "payee_id", 3)
 OUT_EXCEPTIONS = Topic("concord.out.exceptions", "invoice_id", 3)
 OUT_REJECTIONS = Topic("concord.out.rejections", "rejected record's key", 3)
 OUT_JOURNAL = Topic("concord.out.journal", "entry_id", 3)
+OUT_INVOICE_RESPONSES = Topic("concord.out.invoice-responses", "invoice_id", 3)  # SPEC §12.3
 DEADLETTER = Topic("concord.deadletter", "origin key", 1)
 
 ALL_TOPICS: tuple[Topic, ...] = (
@@ -50,6 +51,7 @@ ALL_TOPICS: tuple[Topic, ...] = (
     OUT_EXCEPTIONS,
     OUT_REJECTIONS,
     OUT_JOURNAL,
+    OUT_INVOICE_RESPONSES,
     DEADLETTER,
 )
 

@@ -20,7 +20,8 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
-from shared.admin import ensure_topics
+from shared.admin import admin_settings, apply_grants, ensure_topics, revoke_grants
+from shared.kafka_auth import client_options
 from shared.settings import Settings
 from shared.topics import ALL_TOPICS, Topic
 from tests.support import ROOT
@@ -35,29 +36,36 @@ def isolated_settings(**overrides: Any) -> Settings:
 
 
 async def create_topics(settings: Settings, topics: tuple[Topic, ...] = ALL_TOPICS) -> None:
+    """A run's own topic set, with the ACL matrix of SPEC §11 for its prefix (created as admin), so
+    its services and publishers authenticate and are authorised exactly as in production."""
     await ensure_topics(settings, topics=topics)
+    if settings.topic_prefix:
+        await asyncio.to_thread(apply_grants, settings, settings.topic_prefix, prune=False)
 
 
 async def delete_topics(settings: Settings, topics: tuple[Topic, ...] = ALL_TOPICS) -> None:
     """A run's own topic set, deleted when it is done: left behind they pile up, and a broker
     with thousands of partitions takes minutes to restart (the chaos run's Kafka fault)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**client_options(admin_settings(settings)))
     with contextlib.suppress(Exception):
         await admin.start()
         try:
             await admin.delete_topics([settings.topic(t) for t in topics])
         finally:
             await admin.close()
+    if settings.topic_prefix:
+        await asyncio.to_thread(revoke_grants, settings, settings.topic_prefix)
 
 
 async def read_topic(
     settings: Settings, topic: Topic, *, until: Any = None, timeout_s: float = 30, settle_s: float = 0.0
 ) -> list[dict[str, Any]]:
     """Every record on a topic from the start, as {partition, offset, key, value(json), headers};
-    stops when `until(records)` is true (then waits `settle_s` more to catch extras) or at the timeout."""
+    stops when `until(records)` is true (then waits `settle_s` more to catch extras) or at the timeout.
+    Reads as admin: the tests look at internal topics no external principal may read."""
     consumer = AIOKafkaConsumer(
         settings.topic(topic),
-        bootstrap_servers=settings.kafka_bootstrap,
+        **client_options(admin_settings(settings)),
         group_id=None,
         auto_offset_reset="earliest",
         enable_auto_commit=False,

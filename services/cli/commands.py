@@ -14,9 +14,10 @@ from rich.table import Table
 from services.cli.watch import Seen, TopicWatcher
 from shared.publish import Publisher
 from shared.settings import Settings
-from shared.topics import DEADLETTER, IN_COMMANDS, MATCHING_DECISIONS, OUT_EXCEPTIONS, OUT_PAYOUTS
+from shared.topics import DEADLETTER, IN_COMMANDS, OUT_EXCEPTIONS, OUT_PAYOUTS
 
-ANSWERS = (OUT_EXCEPTIONS, MATCHING_DECISIONS, OUT_PAYOUTS, DEADLETTER)
+# ops reads out.* and the deadletter (SPEC §11): the answers come from there.
+ANSWERS = (OUT_EXCEPTIONS, OUT_PAYOUTS, DEADLETTER)
 FINAL = {"hold.released", "override.refused", "invoice.approved_to_pay", "invoice.held"}
 
 

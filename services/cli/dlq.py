@@ -70,10 +70,5 @@ async def replay(settings: Settings, entry: DeadLetterEntry, fixed_value: bytes 
         elif SIGNATURE_HEADER in entry.headers:
             headers[SIGNATURE_HEADER] = entry.headers[SIGNATURE_HEADER]
     async with Publisher(settings, source="concord-cli") as pub:
-        await pub.producer.send_and_wait(
-            settings.topic(topic),
-            value=value,
-            key=(entry.origin.get("key") or "").encode(),
-            headers=[(k, v.encode()) for k, v in headers.items()],
-        )
+        await pub.publish_raw(topic, entry.origin.get("key") or "", value, headers)
     return settings.topic(topic)

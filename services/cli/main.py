@@ -22,7 +22,8 @@ from services.cli.readers import CliDatabases, NotReachable, OpenHoldRow, connec
 from services.ledger import queries as ledger_queries
 from services.ledger.queries import Nec1099Total, Reconciliation, Trace, Violation
 from shared.envelope import utcnow
-from shared.settings import get_settings
+from shared.kafka_auth import as_principal
+from shared.settings import Settings, get_settings
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,6 +76,12 @@ def run(coro: Callable[[], Coroutine[Any, Any, T]]) -> T:
         raise typer.Exit(2) from None
 
 
+def cli_settings() -> Settings:
+    """The CLI publishes and reads as `ops` (SPEC §11) unless CONCORD_KAFKA_USERNAME says otherwise."""
+    settings = get_settings()
+    return settings if settings.kafka_username else as_principal(settings, "ops", settings.kafka_password)
+
+
 def _script(*args: str) -> None:
     result = subprocess.run([str(ROOT / "deploy" / args[0]), *args[1:]], cwd=ROOT)
     if result.returncode != 0:
@@ -102,7 +109,7 @@ def demo() -> None:
     from services.cli.demo import print_report, run_demo
 
     _script("up.sh")
-    report = run(lambda: run_demo(get_settings(), console=console))
+    report = run(lambda: run_demo(get_settings(), console=console))  # upstream, rail and ops
     print_report(report, console)
     if report.problems:
         raise typer.Exit(1)
@@ -153,7 +160,7 @@ def holds_override(
     }
     outcome = run(
         lambda: commands.send_and_watch(
-            get_settings(),
+            cli_settings(),
             invoice_id,
             "hold.override_requested",
             data,
@@ -177,7 +184,7 @@ def invoice_rematch(
     """Ask matching to re-evaluate an invoice now."""
     outcome = run(
         lambda: commands.send_and_watch(
-            get_settings(),
+            cli_settings(),
             invoice_id,
             "invoice.rematch_requested",
             {"invoice_id": invoice_id, "requested_by": requested_by},
@@ -205,7 +212,7 @@ def payout_run(
         data["currency"] = currency
     outcome = run(
         lambda: commands.send_and_watch(
-            get_settings(),
+            cli_settings(),
             run_id,
             "payout_run.requested",
             data,
@@ -285,7 +292,7 @@ def ledger_1099(
 @dlq_app.command("list")
 def dlq_list(limit: int = typer.Option(50, help="Show at most this many, newest last.")) -> None:
     """List the records on the deadletter topic: origin, error, and the event id to replay."""
-    entries = run(lambda: read_deadletters(get_settings()))
+    entries = run(lambda: read_deadletters(cli_settings()))
     t = Table(title=f"concord.deadletter — {len(entries)} record(s)")
     for col in ("deadletter id", "when", "origin", "key", "error"):
         t.add_column(col, overflow="fold")
@@ -313,10 +320,10 @@ def dlq_replay(
     fixed = value_file.read_bytes() if value_file is not None else None
 
     async def go() -> str:
-        entries = {e.event_id: e for e in await read_deadletters(get_settings())}
+        entries = {e.event_id: e for e in await read_deadletters(cli_settings())}
         if deadletter_id not in entries:
             raise CliError(f"no deadletter record with id {deadletter_id} (see `concord dlq list`)")
-        return await replay(get_settings(), entries[deadletter_id], fixed)
+        return await replay(cli_settings(), entries[deadletter_id], fixed)
 
     topic = run(go)
     console.print(f"replayed {deadletter_id} to {topic}")

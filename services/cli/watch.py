@@ -12,8 +12,17 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from shared.admin import admin_settings
+from shared.kafka_auth import client_options
 from shared.settings import Settings
 from shared.topics import Topic
+
+
+def reader_settings(settings: Settings) -> Settings:
+    """Who watches (SPEC §11): the settings' principal (the CLI reads as `ops`: out.* and the
+    deadletter). Without one — the demo and the end-to-end tests on the local stack, which narrate
+    internal topics too — as admin."""
+    return settings if settings.kafka_username else admin_settings(settings)
 
 
 @dataclass
@@ -43,7 +52,7 @@ class TopicWatcher:
 
     async def start(self) -> None:
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.kafka_bootstrap, group_id=None, enable_auto_commit=False
+            **client_options(reader_settings(self.settings)), group_id=None, enable_auto_commit=False
         )
         await self._consumer.start()
         partitions: list[TopicPartition] = []

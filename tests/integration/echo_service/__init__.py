@@ -17,7 +17,9 @@ from shared.service import Service
 from shared.settings import Settings
 from shared.topics import IN_FUNDING, OUT_JOURNAL
 
-router = Router("echo", topics=[IN_FUNDING])
+# It does the ledger's job on these topics (reads in.funding, writes out.journal and the deadletter),
+# so it runs as the ledger would: principal `ledger`, consumer group `concord-ledger`, the ledger's ACLs.
+router = Router("ledger", topics=[IN_FUNDING])
 _attempts: Counter[str] = Counter()
 
 
