@@ -22,7 +22,7 @@ ADMIN = "admin"
 PRINCIPALS = (*SERVICES, *EXTERNAL, ADMIN)
 
 INBOUND = tuple(x for x in ALL_TOPICS if x.name.startswith("concord.in."))
-OUTBOUND = tuple(x for x in ALL_TOPICS if x.name.startswith("concord.out."))
+OUTBOUND = (*(x for x in ALL_TOPICS if x.name.startswith("concord.out.")), t.OUT_INVOICE_RESPONSES)
 
 # principal → (may write, may read); every service may also write and read the deadletter topic.
 MATRIX: dict[str, tuple[tuple[Topic, ...], tuple[Topic, ...]]] = {

@@ -31,7 +31,8 @@ OUT_PAYOUTS = Topic("concord.out.payouts", "payee_id", 3)
 OUT_EXCEPTIONS = Topic("concord.out.exceptions", "invoice_id", 3)
 OUT_REJECTIONS = Topic("concord.out.rejections", "rejected record's key", 3)
 OUT_JOURNAL = Topic("concord.out.journal", "entry_id", 3)
-OUT_INVOICE_RESPONSES = Topic("concord.out.invoice-responses", "invoice_id", 3)  # SPEC §12.3
+# SPEC §12.3: in the ACL matrix of §11 already; created (added to ALL_TOPICS) with its first event.
+OUT_INVOICE_RESPONSES = Topic("concord.out.invoice-responses", "invoice_id", 3)
 DEADLETTER = Topic("concord.deadletter", "origin key", 1)
 
 ALL_TOPICS: tuple[Topic, ...] = (
@@ -51,7 +52,6 @@ ALL_TOPICS: tuple[Topic, ...] = (
     OUT_EXCEPTIONS,
     OUT_REJECTIONS,
     OUT_JOURNAL,
-    OUT_INVOICE_RESPONSES,
     DEADLETTER,
 )
 
