@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 
@@ -56,8 +57,21 @@ def migration_files(service_dir: Path | None) -> list[tuple[str, Path]]:
     return files
 
 
-async def migrate(conn: asyncpg.Connection, service_dir: Path | None) -> list[str]:
-    """Apply every migration not yet applied, each in its own transaction; refuse edited ones."""
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+async def migrate(
+    conn: asyncpg.Connection,
+    service_dir: Path | None,
+    *,
+    runtime_role: str | None = None,
+    append_only: Sequence[str] = (),
+) -> list[str]:
+    """Apply every migration not yet applied, each in its own transaction; refuse edited ones.
+    Then, if the service runs as another role than this connection's (the owner's), grant that
+    runtime role what it needs (grant_runtime). Both under one lock, so two instances starting
+    at once apply each file once and grant once."""
     await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
     try:
         await conn.execute(
@@ -83,6 +97,29 @@ async def migrate(conn: asyncpg.Connection, service_dir: Path | None) -> list[st
                 )
             log.info("migration_applied", migration=name)
             done.append(name)
+        if runtime_role is not None and runtime_role != await conn.fetchval("SELECT current_user"):
+            await grant_runtime(conn, runtime_role, append_only)
         return done
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
+
+
+async def grant_runtime(conn: asyncpg.Connection, role: str, append_only: Sequence[str] = ()) -> None:
+    """SPEC §11: the runtime role reads and writes the service's tables and nothing more: no DDL
+    (it owns nothing), not the migration record, and on append-only tables (the ledger's journal)
+    only SELECT and INSERT, so the journal is append-only by privilege as well as by trigger.
+    Re-applied on every start, so a table a new migration adds is covered; one transaction, so a
+    running instance sees the old grants or the new, never none."""
+    r = quote_ident(role)
+    async with conn.transaction():
+        await conn.execute(
+            f"""GRANT USAGE ON SCHEMA public TO {r};
+                REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {r};
+                REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM {r};
+                GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {r};
+                GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {r};
+                REVOKE ALL ON TABLE schema_migrations FROM {r};"""
+        )
+        for table in append_only:
+            await conn.execute(f"REVOKE UPDATE, DELETE ON TABLE {quote_ident(table)} FROM {r}")
+    log.info("runtime_role_granted", role=role, append_only=list(append_only))

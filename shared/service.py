@@ -15,7 +15,7 @@ from faststream import FastStream
 from faststream.specification import AsyncAPI
 
 from shared.consumer import Router
-from shared.db import create_pool, migrate
+from shared.db import connect, create_pool, migrate
 from shared.health import HealthServer
 from shared.kafka import BatchConsumer, make_broker
 from shared.outbox import OutboxRelay, make_producer, prune_published, write_outbox
@@ -46,11 +46,13 @@ class Service:
         *,
         periodic: tuple[PeriodicTask, ...] = (),
         on_startup: Callable[[Settings], None] | None = None,
+        append_only: tuple[str, ...] = (),
         settings: Settings | None = None,
     ) -> None:
         self.router = router
         self.name = router.service
         self.migrations = migrations
+        self.append_only = append_only  # tables the runtime role may only SELECT and INSERT
         self.periodic = periodic
         self.on_startup_hook = on_startup
         self.settings = (settings or get_settings()).model_copy(update={"service": self.name})
@@ -78,6 +80,7 @@ class Service:
             self.migrations,
             periodic=self.periodic,
             on_startup=self.on_startup_hook,
+            append_only=self.append_only,
             settings=settings,
         )
 
@@ -95,9 +98,8 @@ class Service:
         configure_tracing(self.name, s.otel_exporter)
         if self.on_startup_hook is not None:
             self.on_startup_hook(s)  # e.g. load and validate the policy file: fail before consuming
-        self.pool = await create_pool(s.db_dsn, max_size=s.db_pool_max)
-        async with self.pool.acquire() as conn:
-            applied = await migrate(conn, self.migrations)
+        self.pool = await create_pool(s.runtime_dsn, max_size=s.db_pool_max)
+        applied = await self._migrate(await self.pool.fetchval("SELECT current_user"))
         log.info("service_starting", migrations_applied=applied, topics=[t.name for t in self.router.topics])
         self.producer = make_producer(s.kafka_bootstrap)
         await self.producer.start()
@@ -112,6 +114,16 @@ class Service:
         if s.health_port:
             self.health = HealthServer(s.health_port, self._ready, host=s.health_host)
             await self.health.start()
+
+    async def _migrate(self, runtime_role: str) -> list[str]:
+        """As the database's owner (SPEC §11), which then grants the runtime role its rights."""
+        conn = await connect(self.settings.owner_dsn)
+        try:
+            return await migrate(
+                conn, self.migrations, runtime_role=runtime_role, append_only=self.append_only
+            )
+        finally:
+            await conn.close()
 
     async def _after_startup(self) -> None:
         assert self.relay is not None
