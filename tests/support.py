@@ -21,7 +21,7 @@ from shared.topics import Topic
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN_DSN = os.environ.get(
-    "CONCORD_TEST_ADMIN_DSN", "postgresql://concord_admin:concord_admin@127.0.0.1:54329/postgres"
+    "CONCORD_TEST_ADMIN_DSN", "postgresql://concord_admin:local-dev-concord_admin@127.0.0.1:54329/postgres"
 )
 
 
