@@ -19,6 +19,7 @@ from shared.db import connect, create_pool, migrate
 from shared.health import HealthServer
 from shared.kafka import BatchConsumer, make_broker
 from shared.outbox import OutboxRelay, make_producer, prune_published, write_outbox
+from shared.production import guard_process, signing_secrets
 from shared.settings import Settings, get_settings
 from shared.telemetry import configure_logging, configure_tracing, tracer
 from shared.unit_of_work import UnitOfWork
@@ -210,7 +211,17 @@ class Service:
         await self.broker.stop()
         await self._shutdown()
 
+    def refuse_unsafe_in_production(self) -> None:
+        """SPEC §11: with CONCORD_ENV=production, exit 2 with one line on a local default."""
+        s = self.settings
+        dsns = {"CONCORD_DB_DSN": s.runtime_dsn}
+        if s.owner_dsn != s.runtime_dsn:
+            dsns["CONCORD_DB_OWNER_DSN"] = s.owner_dsn
+        signers = (t.signed_by for t in self.router.topics if t.signed_by)  # the secrets it verifies with
+        guard_process(s, secrets=signing_secrets(s, signers), dsns=dsns)
+
     def main(self) -> None:
         import uvloop
 
+        self.refuse_unsafe_in_production()
         uvloop.run(self.app.run())
