@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Iterable, Mapping
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import asyncpg
 
@@ -45,7 +45,7 @@ def signing_secrets(settings: Settings, signers: Iterable[str]) -> dict[str, str
 def dsn_password(dsn: str) -> str | None:
     parts = urlsplit(dsn)
     if parts.password is not None:
-        return parts.password
+        return unquote(parts.password)
     return next(iter(parse_qs(parts.query).get("password", [])), None)
 
 
