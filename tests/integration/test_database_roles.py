@@ -8,15 +8,19 @@ from deploy/postgres/init.sql.
 from __future__ import annotations
 
 import importlib
+import os
+import shutil
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import asyncpg
 import pytest
 
 from services.ledger.app import service as ledger_service
 from shared.db import migrate
-from tests.support import ADMIN_DSN, ROOT, ServiceDatabase, role_dsn, scratch_service_database
+from tests.support import ADMIN_DSN, ROOT, ServiceDatabase, dsn_for, role_dsn, scratch_service_database
 
 pytestmark = pytest.mark.integration
 
@@ -165,3 +169,70 @@ async def test_concord_reader_reads_ledger_and_matching_and_changes_nothing() ->
     for database in ("intake", "compliance_gate", "payout_release"):
         with pytest.raises(asyncpg.InsufficientPrivilegeError, match="CONNECT privilege"):
             await asyncpg.connect(role_dsn("concord_reader", database))
+
+
+def run_init_sql() -> None:
+    """What deploy/postgres.sh start does after every start, as concord_admin instead of postgres."""
+    psql = shutil.which("psql")
+    if psql is None:
+        pytest.skip("no psql on this machine")
+    admin = urlsplit(ADMIN_DSN)
+    env = {
+        **os.environ,
+        "PGHOST": admin.hostname or "127.0.0.1",
+        "PGPORT": str(admin.port or 5432),
+        "PGUSER": unquote(admin.username or ""),
+        "PGPASSWORD": unquote(admin.password or ""),
+    }
+    init_sql = ROOT / "deploy" / "postgres" / "init.sql"
+    result = subprocess.run(
+        [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "postgres", "-f", str(init_sql)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+async def test_a_v1_database_is_upgraded_in_place_and_idempotently() -> None:
+    # v1, on the local stack's intake database: the service role owns the database and its
+    # tables, and its password is its name.
+    await migrate_as_owner(
+        role_dsn("intake_owner", "intake"), ROOT / "services" / "intake" / "migrations", "intake"
+    )
+    admin = await asyncpg.connect(dsn_for("intake"))
+    try:
+        await admin.execute("REASSIGN OWNED BY intake_owner TO intake")
+        await admin.execute("ALTER ROLE intake PASSWORD 'intake'")
+        assert await admin.fetchval("SELECT tableowner FROM pg_tables WHERE tablename = 'inbox'") == "intake"
+    finally:
+        await admin.close()
+
+    for _ in range(2):  # a second start changes nothing
+        run_init_sql()
+        admin = await asyncpg.connect(dsn_for("intake"))
+        try:
+            owners = {
+                r["tableowner"]
+                for r in await admin.fetch("SELECT tableowner FROM pg_tables WHERE schemaname = 'public'")
+            }
+            assert owners == {"intake_owner"}
+            assert (
+                await admin.fetchval("SELECT datdba::regrole::text FROM pg_database WHERE datname = 'intake'")
+                == "intake_owner"
+            )
+        finally:
+            await admin.close()
+        with pytest.raises(asyncpg.InvalidPasswordError):
+            await asyncpg.connect(role_dsn("intake", "intake", "intake"))
+        conn = await asyncpg.connect(role_dsn("intake", "intake"))
+        try:
+            async with conn.transaction():  # what a still-running v1 process does, until it restarts
+                await conn.execute("DELETE FROM inbox WHERE false")
+            with pytest.raises(
+                asyncpg.InsufficientPrivilegeError, match="permission denied for schema public"
+            ):
+                await conn.execute("CREATE TABLE sneaky (id int)")
+        finally:
+            await conn.close()
