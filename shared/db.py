@@ -7,6 +7,7 @@ import json
 from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import asyncpg
 import structlog
@@ -16,6 +17,18 @@ log = structlog.get_logger(__name__)
 SHARED_MIGRATIONS = Path(__file__).parent / "migrations"
 # One advisory lock id for "migrating": two instances starting at once apply each file once.
 _MIGRATION_LOCK = 0x636F6E636F7264  # "concord"
+
+
+class DatabaseUnreachable(RuntimeError):
+    """A service cannot connect as the role a setting names (wrong password, no CONNECT right on
+    that database, nothing listening): the message names the setting and the role, never the
+    password."""
+
+    def __init__(self, setting: str, dsn: str, exc: BaseException) -> None:
+        parts = urlsplit(dsn)
+        where = f"{parts.username or '?'}@{parts.hostname or '?'}:{parts.port or 5432}{parts.path}"
+        reason = " ".join(str(exc).split()) or exc.__class__.__name__
+        super().__init__(f"{setting}: cannot connect as {where}: {reason}")
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:

@@ -15,7 +15,7 @@ from faststream import FastStream
 from faststream.specification import AsyncAPI
 
 from shared.consumer import Router
-from shared.db import connect, create_pool, migrate
+from shared.db import DatabaseUnreachable, connect, create_pool, migrate
 from shared.health import HealthServer
 from shared.kafka import BatchConsumer, make_broker
 from shared.outbox import OutboxRelay, make_producer, prune_published, write_outbox
@@ -99,7 +99,10 @@ class Service:
         configure_tracing(self.name, s.otel_exporter)
         if self.on_startup_hook is not None:
             self.on_startup_hook(s)  # e.g. load and validate the policy file: fail before consuming
-        self.pool = await create_pool(s.runtime_dsn, max_size=s.db_pool_max)
+        try:
+            self.pool = await create_pool(s.runtime_dsn, max_size=s.db_pool_max)
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise DatabaseUnreachable("CONCORD_DB_DSN", s.runtime_dsn, exc) from exc
         applied = await self._migrate(await self.pool.fetchval("SELECT current_user"))
         log.info("service_starting", migrations_applied=applied, topics=[t.name for t in self.router.topics])
         self.producer = make_producer(s.kafka_bootstrap)
@@ -118,7 +121,12 @@ class Service:
 
     async def _migrate(self, runtime_role: str) -> list[str]:
         """As the database's owner (SPEC §11), which then grants the runtime role its rights."""
-        conn = await connect(self.settings.owner_dsn)
+        s = self.settings
+        try:
+            conn = await connect(s.owner_dsn)
+        except (OSError, asyncpg.PostgresError) as exc:
+            setting = "CONCORD_DB_OWNER_DSN" if s.db_owner_dsn or not s.db_dsn else "CONCORD_DB_DSN"
+            raise DatabaseUnreachable(setting, s.owner_dsn, exc) from exc
         try:
             return await migrate(
                 conn, self.migrations, runtime_role=runtime_role, append_only=self.append_only

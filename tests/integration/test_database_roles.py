@@ -18,8 +18,10 @@ from urllib.parse import unquote, urlsplit
 import asyncpg
 import pytest
 
+from services.intake.app import service as intake_service
 from services.ledger.app import service as ledger_service
-from shared.db import migrate
+from shared.db import DatabaseUnreachable, migrate
+from shared.settings import Settings
 from tests.support import ADMIN_DSN, ROOT, ServiceDatabase, dsn_for, role_dsn, scratch_service_database
 
 pytestmark = pytest.mark.integration
@@ -236,3 +238,19 @@ async def test_a_v1_database_is_upgraded_in_place_and_idempotently() -> None:
                 await conn.execute("CREATE TABLE sneaky (id int)")
         finally:
             await conn.close()
+
+
+async def test_a_service_on_another_services_database_stops_at_start_naming_the_setting(
+    ledger_db: ServiceDatabase,
+) -> None:
+    async with scratch_service_database("intake") as intake_db:
+        wrong = Settings(
+            db_dsn=role_dsn(intake_db.runtime_role, ledger_db.name), db_owner_dsn=intake_db.owner
+        )
+        service = intake_service.with_settings(wrong)
+        with pytest.raises(DatabaseUnreachable) as exc:
+            await service.start()
+        assert str(exc.value).startswith(f"CONCORD_DB_DSN: cannot connect as {intake_db.runtime_role}@"), (
+            exc.value
+        )
+        assert "CONNECT privilege" in str(exc.value) and "local-dev-" not in str(exc.value)
