@@ -7,6 +7,7 @@ from deploy/postgres/init.sql.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import os
 import shutil
@@ -254,3 +255,29 @@ async def test_a_service_on_another_services_database_stops_at_start_naming_the_
             exc.value
         )
         assert "CONNECT privilege" in str(exc.value) and "local-dev-" not in str(exc.value)
+
+
+async def test_two_instances_starting_at_once_migrate_and_grant_once() -> None:
+    async with scratch_service_database("ledger") as db:
+        await asyncio.gather(
+            *(
+                migrate_as_owner(
+                    db, LEDGER_MIGRATIONS, db.runtime_role, append_only=ledger_service.append_only
+                )
+                for _ in range(2)
+            )
+        )
+        conn = await asyncpg.connect(db.admin)
+        try:
+            assert await conn.fetchval("SELECT count(*) FROM schema_migrations") == 4
+        finally:
+            await conn.close()
+        conn = await asyncpg.connect(db.runtime)
+        try:
+            await post_entry(conn, "je_once")
+            with pytest.raises(
+                asyncpg.InsufficientPrivilegeError, match="permission denied for table journal_lines"
+            ):
+                await conn.execute("DELETE FROM journal_lines")
+        finally:
+            await conn.close()
