@@ -8,7 +8,7 @@ has_module = $(PY) -c 'import importlib.util, sys; sys.exit(importlib.util.find_
 
 # The tests, the benchmark and the chaos run find the local stack through these (ports overridable).
 export CONCORD_KAFKA_BOOTSTRAP ?= 127.0.0.1:$(or $(CONCORD_KAFKA_PORT),9092)
-export CONCORD_TEST_ADMIN_DSN ?= postgresql://concord_admin:concord_admin@127.0.0.1:$(or $(CONCORD_PG_PORT),54329)/postgres
+export CONCORD_TEST_ADMIN_DSN ?= postgresql://concord_admin:local-dev-concord_admin@127.0.0.1:$(or $(CONCORD_PG_PORT),54329)/postgres
 
 .PHONY: deps up down purge demo test bench chaos lint logs status
 

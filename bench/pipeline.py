@@ -33,7 +33,7 @@ from shared.topics import (
     OUT_PAYOUTS,
 )
 from tests.kafka_support import ServiceProcess, create_topics, delete_topics, isolated_settings
-from tests.support import scratch_database
+from tests.support import scratch_service_database
 
 SERVICES = ("intake", "matching", "compliance_gate", "payout_release", "ledger")
 PAYEES = 50
@@ -51,9 +51,10 @@ async def running_stack(**overrides: Any) -> AsyncIterator[Stack]:
     await create_topics(settings)
     async with AsyncExitStack() as stack:
         stack.push_async_callback(delete_topics, settings)  # last, once everything has stopped
-        dsns = {n: await stack.enter_async_context(scratch_database(n)) for n in SERVICES}
+        # Each service on its owner and runtime roles, as in production (SPEC §11).
+        dbs = {n: await stack.enter_async_context(scratch_service_database(n)) for n in SERVICES}
         procs = {
-            n: ServiceProcess(f"services.{n}", settings.model_copy(update={"db_dsn": dsns[n]}), f"bench-{n}")
+            n: ServiceProcess(f"services.{n}", settings.model_copy(update=dbs[n].settings()), f"bench-{n}")
             for n in SERVICES
         }
         try:

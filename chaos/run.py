@@ -51,7 +51,7 @@ from shared.topics import (
     Topic,
 )
 from tests.kafka_support import ServiceProcess, create_topics, delete_topics, isolated_settings
-from tests.support import ROOT, scratch_database
+from tests.support import ROOT, scratch_service_database
 
 # The driver's own Kafka clients complain loudly through every broker restart; they recover.
 logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
@@ -456,10 +456,13 @@ async def run_once(
     faults: list[Fault] = []
     async with AsyncExitStack() as stack:
         stack.push_async_callback(delete_topics, settings)  # last, once everything has stopped
-        dsns = {n: await stack.enter_async_context(scratch_database(n)) for n in SERVICES}
+        # Each service on its owner and runtime roles, as in production (SPEC §11); the run reads
+        # the databases as concord_admin.
+        dbs = {n: await stack.enter_async_context(scratch_service_database(n)) for n in SERVICES}
+        dsns = {n: db.admin for n, db in dbs.items()}
         procs = {
             n: ServiceProcess(
-                f"services.{n}", settings.model_copy(update={"db_dsn": dsns[n]}), f"chaos-{label}-{n}"
+                f"services.{n}", settings.model_copy(update=dbs[n].settings()), f"chaos-{label}-{n}"
             )
             for n in SERVICES
         }

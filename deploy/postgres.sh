@@ -93,7 +93,7 @@ is_running() { as_pg "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" status >/dev/null 2>&1; }
 provision() {
     as_pg "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$SOCK_DIR" -p "$PG_PORT" -U postgres -d postgres \
         -f "$DEPLOY_DIR/postgres/init.sql" >/dev/null ||
-        die "creating roles and databases failed"
+        die "creating or upgrading roles and databases failed (deploy/postgres/init.sql)"
 }
 
 start() {
@@ -112,7 +112,7 @@ start() {
             }
     fi
     provision
-    say "ready: postgresql://<service>:<service>@127.0.0.1:$PG_PORT/<service>"
+    say "ready: postgresql://<service>:local-dev-<service>@127.0.0.1:$PG_PORT/<service> (migrations: <service>_owner)"
 }
 
 stop() {

@@ -3,8 +3,10 @@
 #   deploy/services.sh start|stop|status [name...]    (default: all five)
 # Each runs `.venv/bin/python -m services.<name>` from the repo root with
 #   CONCORD_SERVICE=<name>
-#   CONCORD_DB_DSN=postgresql://<name>:<name>@127.0.0.1:$CONCORD_PG_PORT/<name>
-#   CONCORD_HEALTH_PORT=8081..8085 (intake, matching, compliance_gate, payout_release, ledger)
+#   CONCORD_DB_DSN=postgresql://<name>:local-dev-<name>@127.0.0.1:$CONCORD_PG_PORT/<name>
+#   CONCORD_DB_OWNER_DSN=postgresql://<name>_owner:local-dev-<name>_owner@127.0.0.1:$CONCORD_PG_PORT/<name>
+#   CONCORD_HEALTH_PORT=8081..8085 (intake, matching, compliance_gate, payout_release, ledger;
+#     CONCORD_HEALTH_PORT_BASE moves them, e.g. 18081 for a second stack on one machine)
 #   CONCORD_KAFKA_BOOTSTRAP (kept if set, else 127.0.0.1:$CONCORD_KAFKA_PORT)
 # and every other CONCORD_* / OTEL_* variable of the caller's environment.
 # Env: CONCORD_SERVICE_START_TIMEOUT (60 s), CONCORD_SERVICE_STOP_TIMEOUT (10 s).
@@ -14,13 +16,15 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 START_TIMEOUT="${CONCORD_SERVICE_START_TIMEOUT:-60}"
 STOP_TIMEOUT="${CONCORD_SERVICE_STOP_TIMEOUT:-10}"
+HEALTH_PORT_BASE="${CONCORD_HEALTH_PORT_BASE:-8081}"
+[[ "$HEALTH_PORT_BASE" =~ ^[0-9]+$ ]] || die "CONCORD_HEALTH_PORT_BASE must be a port number, not '$HEALTH_PORT_BASE'"
 export CONCORD_KAFKA_BOOTSTRAP="${CONCORD_KAFKA_BOOTSTRAP:-127.0.0.1:$KAFKA_PORT}"
 
 health_port() {
     local i
     for i in "${!SERVICES[@]}"; do
         if [[ "${SERVICES[$i]}" == "$1" ]]; then
-            echo $((8081 + i))
+            echo $((HEALTH_PORT_BASE + i))
             return 0
         fi
     done
@@ -50,7 +54,8 @@ launch() {
         # setsid: own session and process group, so stop can signal the group.
         exec setsid env \
             CONCORD_SERVICE="$name" \
-            CONCORD_DB_DSN="postgresql://$name:$name@127.0.0.1:$PG_PORT/$name" \
+            CONCORD_DB_DSN="postgresql://$name:local-dev-$name@127.0.0.1:$PG_PORT/$name" \
+            CONCORD_DB_OWNER_DSN="postgresql://${name}_owner:local-dev-${name}_owner@127.0.0.1:$PG_PORT/$name" \
             CONCORD_HEALTH_PORT="$port" \
             PYTHONUNBUFFERED=1 \
             "$VENV_DIR/bin/python" -m "services.$name" >>"$log" 2>&1 </dev/null

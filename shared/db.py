@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import asyncpg
 import structlog
@@ -15,6 +17,18 @@ log = structlog.get_logger(__name__)
 SHARED_MIGRATIONS = Path(__file__).parent / "migrations"
 # One advisory lock id for "migrating": two instances starting at once apply each file once.
 _MIGRATION_LOCK = 0x636F6E636F7264  # "concord"
+
+
+class DatabaseUnreachable(RuntimeError):
+    """A service cannot connect as the role a setting names (wrong password, no CONNECT right on
+    that database, nothing listening): the message names the setting and the role, never the
+    password."""
+
+    def __init__(self, setting: str, dsn: str, exc: BaseException) -> None:
+        parts = urlsplit(dsn)
+        where = f"{parts.username or '?'}@{parts.hostname or '?'}:{parts.port or 5432}{parts.path}"
+        reason = " ".join(str(exc).split()) or exc.__class__.__name__
+        super().__init__(f"{setting}: cannot connect as {where}: {reason}")
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -56,8 +70,21 @@ def migration_files(service_dir: Path | None) -> list[tuple[str, Path]]:
     return files
 
 
-async def migrate(conn: asyncpg.Connection, service_dir: Path | None) -> list[str]:
-    """Apply every migration not yet applied, each in its own transaction; refuse edited ones."""
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+async def migrate(
+    conn: asyncpg.Connection,
+    service_dir: Path | None,
+    *,
+    runtime_role: str | None = None,
+    append_only: Sequence[str] = (),
+) -> list[str]:
+    """Apply every migration not yet applied, each in its own transaction; refuse edited ones.
+    Then, if the service runs as another role than this connection's (the owner's), grant that
+    runtime role what it needs (grant_runtime). Both under one lock, so two instances starting
+    at once apply each file once and grant once."""
     await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
     try:
         await conn.execute(
@@ -83,6 +110,29 @@ async def migrate(conn: asyncpg.Connection, service_dir: Path | None) -> list[st
                 )
             log.info("migration_applied", migration=name)
             done.append(name)
+        if runtime_role is not None and runtime_role != await conn.fetchval("SELECT current_user"):
+            await grant_runtime(conn, runtime_role, append_only)
         return done
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
+
+
+async def grant_runtime(conn: asyncpg.Connection, role: str, append_only: Sequence[str] = ()) -> None:
+    """SPEC §11: the runtime role reads and writes the service's tables and nothing more: no DDL
+    (it owns nothing), not the migration record, and on append-only tables (the ledger's journal)
+    only SELECT and INSERT, so the journal is append-only by privilege as well as by trigger.
+    Re-applied on every start, so a table a new migration adds is covered; one transaction, so a
+    running instance sees the old grants or the new, never none."""
+    r = quote_ident(role)
+    async with conn.transaction():
+        await conn.execute(
+            f"""GRANT USAGE ON SCHEMA public TO {r};
+                REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {r};
+                REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM {r};
+                GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {r};
+                GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {r};
+                REVOKE ALL ON TABLE schema_migrations FROM {r};"""
+        )
+        for table in append_only:
+            await conn.execute(f"REVOKE UPDATE, DELETE ON TABLE {quote_ident(table)} FROM {r}")
+    log.info("runtime_role_granted", role=role, append_only=list(append_only))

@@ -17,11 +17,12 @@ from faststream.specification import AsyncAPI
 
 from shared.acl import consumer_group
 from shared.consumer import Router
-from shared.db import create_pool, migrate
+from shared.db import DatabaseUnreachable, connect, create_pool, migrate
 from shared.health import HealthServer
 from shared.kafka import BatchConsumer, make_broker
 from shared.kafka_auth import KafkaAuthConfigError, KafkaRightsMissing, missing_rights
 from shared.outbox import OutboxRelay, make_producer, prune_published, write_outbox
+from shared.production import guard_process, signing_secrets
 from shared.settings import Settings, get_settings
 from shared.telemetry import configure_logging, configure_tracing, tracer
 from shared.topics import BY_NAME, DEADLETTER
@@ -50,11 +51,13 @@ class Service:
         *,
         periodic: tuple[PeriodicTask, ...] = (),
         on_startup: Callable[[Settings], None] | None = None,
+        append_only: tuple[str, ...] = (),
         settings: Settings | None = None,
     ) -> None:
         self.router = router
         self.name = router.service
         self.migrations = migrations
+        self.append_only = append_only  # tables the runtime role may only SELECT and INSERT
         self.periodic = periodic
         self.on_startup_hook = on_startup
         self.settings = (settings or get_settings()).model_copy(update={"service": self.name})
@@ -82,6 +85,7 @@ class Service:
             self.migrations,
             periodic=self.periodic,
             on_startup=self.on_startup_hook,
+            append_only=self.append_only,
             settings=settings,
         )
 
@@ -99,9 +103,11 @@ class Service:
         configure_tracing(self.name, s.otel_exporter)
         if self.on_startup_hook is not None:
             self.on_startup_hook(s)  # e.g. load and validate the policy file: fail before consuming
-        self.pool = await create_pool(s.db_dsn, max_size=s.db_pool_max)
-        async with self.pool.acquire() as conn:
-            applied = await migrate(conn, self.migrations)
+        try:
+            self.pool = await create_pool(s.runtime_dsn, max_size=s.db_pool_max)
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise DatabaseUnreachable("CONCORD_DB_DSN", s.runtime_dsn, exc) from exc
+        applied = await self._migrate(await self.pool.fetchval("SELECT current_user"))
         log.info("service_starting", migrations_applied=applied, topics=[t.name for t in self.router.topics])
         await self._check_kafka_rights()
         self.producer = make_producer(s)
@@ -130,6 +136,21 @@ class Service:
             raise KafkaRightsMissing(
                 f"Kafka principal {s.kafka_principal!r} lacks what {self.name} needs: " + "; ".join(problems)
             )
+
+    async def _migrate(self, runtime_role: str) -> list[str]:
+        """As the database's owner (SPEC §11), which then grants the runtime role its rights."""
+        s = self.settings
+        try:
+            conn = await connect(s.owner_dsn)
+        except (OSError, asyncpg.PostgresError) as exc:
+            setting = "CONCORD_DB_OWNER_DSN" if s.db_owner_dsn or not s.db_dsn else "CONCORD_DB_DSN"
+            raise DatabaseUnreachable(setting, s.owner_dsn, exc) from exc
+        try:
+            return await migrate(
+                conn, self.migrations, runtime_role=runtime_role, append_only=self.append_only
+            )
+        finally:
+            await conn.close()
 
     async def _after_startup(self) -> None:
         assert self.relay is not None
@@ -216,9 +237,19 @@ class Service:
         await self.broker.stop()
         await self._shutdown()
 
+    def refuse_unsafe_in_production(self) -> None:
+        """SPEC §11: with CONCORD_ENV=production, exit 2 with one line on a local default."""
+        s = self.settings
+        dsns = {"CONCORD_DB_DSN": s.runtime_dsn}
+        if s.owner_dsn != s.runtime_dsn:
+            dsns["CONCORD_DB_OWNER_DSN"] = s.owner_dsn
+        signers = (t.signed_by for t in self.router.topics if t.signed_by)  # the secrets it verifies with
+        guard_process(s, secrets=signing_secrets(s, signers), dsns=dsns)
+
     def main(self) -> None:
         import uvloop
 
+        self.refuse_unsafe_in_production()
         try:
             uvloop.run(self.app.run())
         except (KafkaRightsMissing, KafkaAuthConfigError) as exc:

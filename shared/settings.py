@@ -23,7 +23,11 @@ class Settings(BaseSettings):
     kafka_ca_file: str | None = None  # the CA that signed the broker's certificate (SASL_SSL)
     # Tests run isolated copies of the whole topic set side by side; production leaves it empty.
     topic_prefix: str = ""
-    db_dsn: str = "postgresql://concord_admin:concord_admin@127.0.0.1:54329/postgres"
+    # SPEC §11: the service connects as its runtime role and migrates as its database's owner.
+    # Unset, both are the local stack's (deploy/postgres/init.sql): see runtime_dsn / owner_dsn.
+    db_dsn: str | None = None
+    db_owner_dsn: str | None = None
+    pg_port: int = 54329  # the local stack's PostgreSQL (deploy/postgres.sh), for those defaults
     db_pool_max: int = 10
     health_port: int = 0  # 0: no health/metrics HTTP server
     health_host: str = "127.0.0.1"  # 0.0.0.0 in containers, so probes and scrapers can reach it
@@ -39,6 +43,7 @@ class Settings(BaseSettings):
     relay_poll_interval_s: float = 0.2
     # Fault injection for crash tests and the chaos run: hold outbox rows back this long after start.
     relay_start_delay_s: float = 0.0
+    env: str = "development"  # "production": shared/production.py refuses local defaults
     log_level: str = "INFO"
     log_format: str = "json"  # "json" or "console"
     otel_exporter: str = "none"  # "none", "otlp" or "console"
@@ -51,6 +56,21 @@ class Settings(BaseSettings):
     def kafka_secret(self) -> str:
         return self.kafka_password or f"local-dev-{self.kafka_principal}"
 
+    @property
+    def runtime_dsn(self) -> str:
+        """The role the service runs as: by default the local stack's, named like the service."""
+        return self.db_dsn or local_dsn(self.service, self.service, self.pg_port)
+
+    @property
+    def owner_dsn(self) -> str:
+        """The role migrations run as. Unset: the runtime DSN's role where CONCORD_DB_DSN is set
+        (one role does both, e.g. a test's scratch database), else the local stack's owner role."""
+        if self.db_owner_dsn:
+            return self.db_owner_dsn
+        if self.db_dsn:
+            return self.db_dsn
+        return local_dsn(f"{self.service}_owner", self.service, self.pg_port)
+
     def topic(self, topic: Topic | str) -> str:
         name = topic if isinstance(topic, str) else topic.name
         return self.topic_prefix + name
@@ -59,6 +79,11 @@ class Settings(BaseSettings):
         if self.topic_prefix and topic_name.startswith(self.topic_prefix):
             return topic_name[len(self.topic_prefix) :]
         return topic_name
+
+
+def local_dsn(role: str, database: str, port: int = 54329) -> str:
+    """A role's DSN on the local stack, with its local password (SPEC §11: local-dev-<name>)."""
+    return f"postgresql://{role}:local-dev-{role}@127.0.0.1:{port}/{database}"
 
 
 @lru_cache(maxsize=1)

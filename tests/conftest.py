@@ -8,8 +8,11 @@ session; without one (this machine, CI) the tests use the local stack that `make
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _docker_engine_answers() -> bool:
@@ -31,12 +34,16 @@ def pytest_configure(config: pytest.Config) -> None:
     kafka = KafkaContainer("confluentinc/cp-kafka:7.6.0").with_kraft()
     kafka.with_env("KAFKA_MESSAGE_MAX_BYTES", "4194304")
     postgres = PostgresContainer(
-        "postgres:15", username="concord_admin", password="concord_admin", dbname="postgres"
+        "postgres:15", username="concord_admin", password="local-dev-concord_admin", dbname="postgres"
     )
+    # The same roles and databases as the local stack (SPEC §11), from the same script.
+    postgres.with_volume_mapping(str(ROOT / "deploy" / "postgres"), "/docker-entrypoint-initdb.d", "ro")
     kafka.start()
     postgres.start()
     config.add_cleanup(kafka.stop)
     config.add_cleanup(postgres.stop)
     os.environ["CONCORD_KAFKA_BOOTSTRAP"] = kafka.get_bootstrap_server()
     host, port = postgres.get_container_host_ip(), postgres.get_exposed_port(5432)
-    os.environ["CONCORD_TEST_ADMIN_DSN"] = f"postgresql://concord_admin:concord_admin@{host}:{port}/postgres"
+    os.environ["CONCORD_TEST_ADMIN_DSN"] = (
+        f"postgresql://concord_admin:local-dev-concord_admin@{host}:{port}/postgres"
+    )

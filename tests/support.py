@@ -7,8 +7,10 @@ import os
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 import asyncpg
 
@@ -21,13 +23,67 @@ from shared.topics import Topic
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN_DSN = os.environ.get(
-    "CONCORD_TEST_ADMIN_DSN", "postgresql://concord_admin:concord_admin@127.0.0.1:54329/postgres"
+    "CONCORD_TEST_ADMIN_DSN", "postgresql://concord_admin:local-dev-concord_admin@127.0.0.1:54329/postgres"
 )
 
 
 def dsn_for(database: str) -> str:
     base, _, _ = ADMIN_DSN.rpartition("/")
     return f"{base}/{database}"
+
+
+def role_dsn(role: str, database: str, password: str | None = None) -> str:
+    """The DSN of another role on the tests' PostgreSQL (same host and port as ADMIN_DSN)."""
+    parts = urlsplit(ADMIN_DSN)
+    secret = quote(password if password is not None else f"local-dev-{role}", safe="")
+    return f"postgresql://{quote(role, safe='')}:{secret}@{parts.hostname}:{parts.port or 5432}/{database}"
+
+
+@dataclass(frozen=True)
+class ServiceDatabase:
+    """A scratch database provisioned like production (SPEC §11): owned by an owner role of its
+    own, which migrates it; the service runs as a runtime role of its own. `admin` is for tests'
+    own assertions."""
+
+    name: str
+    admin: str
+    owner: str
+    runtime: str
+
+    @property
+    def runtime_role(self) -> str:
+        return self.name
+
+    def settings(self) -> dict[str, str]:
+        """The Settings fields a service started on this database needs."""
+        return {"db_dsn": self.runtime, "db_owner_dsn": self.owner}
+
+
+@asynccontextmanager
+async def scratch_service_database(service: str) -> AsyncIterator[ServiceDatabase]:
+    """An empty database, its owner role and its runtime role (neither a superuser; only they may
+    connect); a service started on it migrates it as the owner and is granted its rights, exactly
+    as on the local stack. Dropped, roles too, afterwards."""
+    name = f"t_{service}_{uuid.uuid4().hex[:10]}"
+    owner = f"{name}_owner"
+    admin = await asyncpg.connect(ADMIN_DSN)
+    try:
+        for role in (owner, name):
+            await admin.execute(f"CREATE ROLE \"{role}\" LOGIN PASSWORD 'local-dev-{role}'")
+        await admin.execute(f'CREATE DATABASE "{name}" OWNER "{owner}"')
+        await admin.execute(f'REVOKE CONNECT, TEMPORARY ON DATABASE "{name}" FROM PUBLIC')
+        await admin.execute(f'GRANT CONNECT ON DATABASE "{name}" TO "{name}"')
+    finally:
+        await admin.close()
+    try:
+        yield ServiceDatabase(name, dsn_for(name), role_dsn(owner, name), role_dsn(name, name))
+    finally:
+        admin = await asyncpg.connect(ADMIN_DSN)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await admin.execute(f'DROP ROLE IF EXISTS "{name}", "{owner}"')
+        finally:
+            await admin.close()
 
 
 @asynccontextmanager

@@ -1,27 +1,65 @@
--- One role and one database per service (role = database = password = service
--- name; local development only), plus the concord_admin superuser that tests
--- use to create and drop scratch databases. Idempotent: deploy/postgres.sh runs
--- it on every start; the postgres image runs it once on an empty volume.
--- Needs psql (\gexec).
+-- Roles and databases (SPEC §11 "PostgreSQL"), as the superuser `postgres`:
+--   <service>_owner  owns the service's database and runs its migrations;
+--   <service>        the runtime role the service connects as (named like the service); what it
+--                    may do on each table the service grants it after migrating (shared/db.py);
+--   concord_reader   the CLI's login: SELECT on ledger's and matching's tables, nothing else;
+--   concord_admin    the superuser the tests create and drop scratch databases with.
+-- None but concord_admin is a superuser, and none reaches another service's database. Every
+-- password is local-dev-<role>: local development only (shared/production.py refuses them).
+--
+-- Idempotent, and it upgrades a v1 cluster (password = role name, the service role owning its
+-- database and tables) in place: deploy/postgres.sh runs it on every start; the postgres image
+-- runs it once on an empty volume. Needs psql (\gexec, \connect, \ir).
+
+\set ON_ERROR_STOP on
 
 SELECT format('CREATE ROLE %I', r)
-  FROM unnest(ARRAY['concord_admin', 'intake', 'matching', 'compliance_gate',
-                    'payout_release', 'ledger']) AS r
+  FROM unnest(ARRAY['concord_admin', 'concord_reader',
+                    'intake', 'matching', 'compliance_gate', 'payout_release', 'ledger',
+                    'intake_owner', 'matching_owner', 'compliance_gate_owner',
+                    'payout_release_owner', 'ledger_owner']) AS r
  WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r)
 \gexec
 
-ALTER ROLE concord_admin WITH LOGIN SUPERUSER CREATEDB CREATEROLE PASSWORD 'concord_admin';
+ALTER ROLE concord_admin WITH LOGIN SUPERUSER CREATEDB CREATEROLE PASSWORD 'local-dev-concord_admin';
 
-SELECT format('ALTER ROLE %I WITH LOGIN NOSUPERUSER PASSWORD %L', r, r)
-  FROM unnest(ARRAY['intake', 'matching', 'compliance_gate', 'payout_release', 'ledger']) AS r
+SELECT format('ALTER ROLE %I WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS '
+              'PASSWORD %L', r, 'local-dev-' || r)
+  FROM unnest(ARRAY['concord_reader',
+                    'intake', 'matching', 'compliance_gate', 'payout_release', 'ledger',
+                    'intake_owner', 'matching_owner', 'compliance_gate_owner',
+                    'payout_release_owner', 'ledger_owner']) AS r
 \gexec
 
-SELECT format('CREATE DATABASE %I OWNER %I', d, d)
+SELECT format('CREATE DATABASE %I OWNER %I', d, d || '_owner')
   FROM unnest(ARRAY['intake', 'matching', 'compliance_gate', 'payout_release', 'ledger']) AS d
  WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = d)
 \gexec
 
--- A service reaches only its own database (concord_admin is a superuser).
-SELECT format('REVOKE CONNECT, TEMPORARY ON DATABASE %I FROM PUBLIC', d)
+-- v1 made the runtime role the database's owner.
+SELECT format('ALTER DATABASE %I OWNER TO %I', d, d || '_owner')
   FROM unnest(ARRAY['intake', 'matching', 'compliance_gate', 'payout_release', 'ledger']) AS d
 \gexec
+
+-- A role reaches only its own service's database (concord_reader: ledger's and matching's).
+SELECT format('REVOKE CONNECT, TEMPORARY ON DATABASE %I FROM PUBLIC', d)
+     || format('; GRANT CONNECT ON DATABASE %I TO %I, %I', d, d, d || '_owner')
+  FROM unnest(ARRAY['intake', 'matching', 'compliance_gate', 'payout_release', 'ledger']) AS d
+\gexec
+GRANT CONNECT ON DATABASE ledger, matching TO concord_reader;
+
+-- Inside each database (database.psql reads these variables).
+\set db intake
+\set reader false
+\set append_only ''
+\ir database.psql
+\set db compliance_gate
+\ir database.psql
+\set db payout_release
+\ir database.psql
+\set db matching
+\set reader true
+\ir database.psql
+\set db ledger
+\set append_only 'journal_entries,journal_lines'
+\ir database.psql

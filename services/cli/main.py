@@ -23,6 +23,7 @@ from services.ledger import queries as ledger_queries
 from services.ledger.queries import Nec1099Total, Reconciliation, Trace, Violation
 from shared.envelope import utcnow
 from shared.kafka_auth import as_principal
+from shared.production import guard_process, signing_secrets
 from shared.settings import Settings, get_settings
 
 T = TypeVar("T")
@@ -46,6 +47,20 @@ app.add_typer(invoice_app, name="invoice")
 app.add_typer(payout_app, name="payout")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(dlq_app, name="dlq")
+
+
+@app.callback()
+def _refuse_unsafe_in_production() -> None:
+    """SPEC §11: with CONCORD_ENV=production the CLI refuses local defaults (exit 2, one line)."""
+    databases = CliDatabases()
+    guard_process(
+        get_settings(),
+        secrets=signing_secrets(get_settings(), ["ops"]),  # commands and deadletter replays
+        dsns={
+            "CONCORD_LEDGER_DB_DSN": databases.ledger_db_dsn,
+            "CONCORD_MATCHING_DB_DSN": databases.matching_db_dsn,
+        },
+    )
 
 
 class CliError(Exception):

@@ -1,7 +1,8 @@
 """What the CLI reads from the services' own databases: the ledger's queries, matching's open holds.
 
 The CLI is an operator tool, not a service: it may read a service's database (read-only) where
-the service answers a question no topic carries (which holds are open right now).
+the service answers a question no topic carries (which holds are open right now). It reads as
+`concord_reader` (SPEC §11), a login role with SELECT on ledger's and matching's tables only.
 """
 
 from __future__ import annotations
@@ -13,16 +14,28 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import asyncpg
+from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.db import connect as db_connect
+from shared.settings import local_dsn
+
+READER_ROLE = "concord_reader"
 
 
 class CliDatabases(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CONCORD_", extra="ignore")
 
-    ledger_db_dsn: str = "postgresql://ledger:ledger@127.0.0.1:54329/ledger"
-    matching_db_dsn: str = "postgresql://matching:matching@127.0.0.1:54329/matching"
+    # Empty: the local stack's ledger and matching databases, as concord_reader.
+    ledger_db_dsn: str = ""
+    matching_db_dsn: str = ""
+    pg_port: int = 54329
+
+    @model_validator(mode="after")
+    def _local_defaults(self) -> CliDatabases:
+        self.ledger_db_dsn = self.ledger_db_dsn or local_dsn(READER_ROLE, "ledger", self.pg_port)
+        self.matching_db_dsn = self.matching_db_dsn or local_dsn(READER_ROLE, "matching", self.pg_port)
+        return self
 
 
 class NotReachable(Exception):

@@ -17,8 +17,9 @@ Publishes `journal.entry_posted` on concord.out.journal (key entry_id) for every
 
 Idempotency: an entry's id is derived from its source event id (UNIQUE), and its business fact
 (receipt, decision, payout, rail event, funding) is UNIQUE too, so a redelivered or re-published
-fact posts once. The journal tables refuse UPDATE, DELETE and TRUNCATE (trigger) and every
-entry is checked to balance per currency at commit (deferred constraint trigger).
+fact posts once. The journal tables refuse UPDATE, DELETE and TRUNCATE (trigger; and the runtime
+role may only SELECT and INSERT them, SPEC §11) and every entry is checked to balance per
+currency at commit (deferred constraint trigger).
 
 Queries for the CLI, tests and chaos run: services/ledger/queries.py (`trace`, `reconcile`,
 `check_invariants`, `totals_1099_nec`, `entries`).
@@ -31,5 +32,8 @@ from pathlib import Path
 from services.ledger.handlers import router
 from shared.service import Service
 
-service = Service(router, Path(__file__).parent / "migrations")
+# The journal is append-only by privilege as well as by trigger (SPEC §11).
+service = Service(
+    router, Path(__file__).parent / "migrations", append_only=("journal_entries", "journal_lines")
+)
 app = service.app

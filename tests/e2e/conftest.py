@@ -1,4 +1,5 @@
-"""The five services as OS processes on real Kafka and PostgreSQL, each with its own scratch database."""
+"""The five services as OS processes on real Kafka and PostgreSQL, each with its own scratch database
+that it migrates as its owner role and runs on as its runtime role, as in production (SPEC §11)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 
 from shared.settings import Settings
 from tests.kafka_support import ServiceProcess, create_topics, delete_topics, isolated_settings
-from tests.support import scratch_database
+from tests.support import scratch_service_database
 
 SERVICES = ("intake", "matching", "compliance_gate", "payout_release", "ledger")
 
@@ -19,7 +20,7 @@ SERVICES = ("intake", "matching", "compliance_gate", "payout_release", "ledger")
 class Stack:
     settings: Settings
     processes: dict[str, ServiceProcess]
-    dsns: dict[str, str]
+    dsns: dict[str, str]  # concord_admin's, for the tests' own reading
 
 
 @pytest.fixture
@@ -29,9 +30,12 @@ async def stack() -> AsyncIterator[Stack]:
     await create_topics(settings)
     async with AsyncExitStack() as exit_stack:
         exit_stack.push_async_callback(delete_topics, settings)  # last, once everything has stopped
-        dsns = {name: await exit_stack.enter_async_context(scratch_database(name)) for name in SERVICES}
+        dbs = {
+            name: await exit_stack.enter_async_context(scratch_service_database(name)) for name in SERVICES
+        }
+        dsns = {name: db.admin for name, db in dbs.items()}
         processes = {
-            name: ServiceProcess(f"services.{name}", settings.model_copy(update={"db_dsn": dsns[name]}), name)
+            name: ServiceProcess(f"services.{name}", settings.model_copy(update=dbs[name].settings()), name)
             for name in SERVICES
         }
         try:

@@ -25,7 +25,7 @@ from shared.telemetry import configure_tracing, current_trace_headers, tracer
 from shared.topics import INTAKE_DOCUMENTS
 from tests.e2e.conftest import SERVICES
 from tests.kafka_support import create_topics, delete_topics, isolated_settings
-from tests.support import scratch_database
+from tests.support import scratch_service_database
 
 pytestmark = pytest.mark.e2e
 EXPORTER = InMemorySpanExporter()
@@ -40,9 +40,9 @@ async def in_process_stack() -> AsyncIterator[Any]:
         stack.push_async_callback(delete_topics, settings)  # last, once everything has stopped
         services: list[Service] = []
         for name in SERVICES:
-            dsn = await stack.enter_async_context(scratch_database(name))
+            db = await stack.enter_async_context(scratch_service_database(name))
             module = importlib.import_module(f"services.{name}.app")
-            service: Service = module.service.with_settings(settings.model_copy(update={"db_dsn": dsn}))
+            service: Service = module.service.with_settings(settings.model_copy(update=db.settings()))
             await service.start()
             services.append(service)
         try:
