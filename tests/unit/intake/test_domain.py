@@ -85,8 +85,34 @@ def codes(reasons: Any) -> list[str]:
         ("---", ""),
     ],
 )
-def test_normalise_invoice_number(number: str, normalised: str) -> None:
-    assert domain.normalise_invoice_number(number) == normalised
+def test_section5_steps_of_invoice_number_normalisation(number: str, normalised: str) -> None:
+    assert domain.section5_steps(number) == normalised
+    # The duplicate key adds the look-alike folding: it agrees wherever §5 agrees.
+    assert domain.normalise_invoice_number(number) == domain.normalise_invoice_number(normalised)
+
+
+@pytest.mark.parametrize(
+    "lookalike",
+    [
+        "INV\u20101\u2010A",  # U+2010 HYPHEN
+        "INV\u22121-A",  # U+2212 MINUS SIGN
+        "INV-1\u200b-A",  # a zero-width space
+        "INV-1-A\u2060",  # a word joiner
+        "INV-\uff11-A",  # a full-width digit one
+        "\uff29\uff2e\uff36-1-A",  # full-width letters
+        "\u0406NV-1-A",  # CYRILLIC CAPITAL LETTER BYELORUSSIAN-UKRAINIAN I
+        "INV-1-\u0410",  # CYRILLIC CAPITAL LETTER A
+        "inv 01 a",
+    ],
+)
+def test_lookalike_invoice_numbers_have_one_duplicate_key(lookalike: str) -> None:
+    """SPEC §15: NFKC, format characters removed, dashes to `-`, UTS #39 skeleton."""
+    assert domain.normalise_invoice_number(lookalike) == domain.normalise_invoice_number("INV-1-A")
+
+
+def test_different_numbers_keep_different_keys() -> None:
+    keys = {domain.normalise_invoice_number(n) for n in ("INV-1-A", "INV-2-A", "INV-1-B", "INV-11-A")}
+    assert len(keys) == 4
 
 
 def test_number_alone_never_decides_exact_duplicate_key_includes_payee_and_type() -> None:
@@ -318,7 +344,7 @@ def known(invoice_id: str, number: str = "INV42", **kw: Any) -> KnownInvoice:
     base: dict[str, Any] = dict(
         invoice_id=invoice_id,
         payee_id="P1",
-        normalised_number=number,
+        normalised_number=domain.normalise_invoice_number(number),
         document_type="invoice",
         currency="EUR",
         total_amount=D("2000.00"),
