@@ -185,9 +185,7 @@ def fold_lookalikes(text: str) -> str:
     """SPEC §15: NFKC (full-width digits → ASCII digits, ligatures apart), format characters
     (zero-width space, joiners, bidi marks) removed, every Unicode dash → `-`."""
     compatible = unicodedata.normalize("NFKC", text)
-    return "".join(
-        "-" if _is_dash(ch) else ch for ch in compatible if unicodedata.category(ch) != "Cf"
-    )
+    return "".join("-" if _is_dash(ch) else ch for ch in compatible if unicodedata.category(ch) != "Cf")
 
 
 @cache

@@ -280,7 +280,9 @@ async def _bring_into_force(
 async def on_po_issued(ctx: HandlerContext, data: i.PurchaseOrderIssued) -> str:
     ctx.business_ref = f"po_number={data.po_number}"
     reasons = domain.sod_reasons_for_issue(data.created_by, data.approved_by)
-    reasons += domain.po_terms_reasons(_po_terms(data), load_intake_policy(ctx.settings.policy_file).max_amount)
+    reasons += domain.po_terms_reasons(
+        _po_terms(data), load_intake_policy(ctx.settings.policy_file).max_amount
+    )
     if data.version != 1:
         reasons.append(
             Reason("invalid_version", "version", "an issued PO is version 1; later ones are amendments")
@@ -318,7 +320,9 @@ async def on_po_issued(ctx: HandlerContext, data: i.PurchaseOrderIssued) -> str:
 @_handles("purchase_order.amended")
 async def on_po_amended(ctx: HandlerContext, data: i.PurchaseOrderAmended) -> str:
     ctx.business_ref = f"po_number={data.po_number}"
-    reasons = domain.po_terms_reasons(_po_terms(data), load_intake_policy(ctx.settings.policy_file).max_amount)
+    reasons = domain.po_terms_reasons(
+        _po_terms(data), load_intake_policy(ctx.settings.policy_file).max_amount
+    )
     header = await store.lock_po(ctx.conn, data.po_number)
     if header.closed:
         reasons.append(Reason("po_closed", "po_number", f"PO {data.po_number} is closed"))

@@ -158,17 +158,29 @@ async def test_a_clean_10_00_invoice_is_approved_for_10_00(stack: Stack) -> None
 @pytest.mark.parametrize(
     ("name", "changes", "code", "field"),
     [
-        ("negative prepaid_amount", {"prepaid_amount": "-990.00"}, "invalid_prepaid_amount", "prepaid_amount"),
-        ("rounding_amount of 990.00", {"rounding_amount": "990.00"}, "invalid_rounding_amount", "rounding_amount"),
+        (
+            "negative prepaid_amount",
+            {"prepaid_amount": "-990.00"},
+            "invalid_prepaid_amount",
+            "prepaid_amount",
+        ),
+        (
+            "rounding_amount of 990.00",
+            {"rounding_amount": "990.00"},
+            "invalid_rounding_amount",
+            "rounding_amount",
+        ),
         (
             "18-digit unit price",
-            {"line": {"unit_price": "999999999999999999", "line_amount": "999999999999999999.00"},
-             "total_amount": "999999999999999999.00"},
+            {
+                "line": {"unit_price": "999999999999999999", "line_amount": "999999999999999999.00"},
+                "total_amount": "999999999999999999.00",
+            },
             "amount_out_of_range",
             "lines[0].unit_price",
         ),
     ],
-)  # fmt: skip
+)
 async def test_intake_rejects_an_invoice_that_would_pay_more_than_its_lines(
     stack: Stack, name: str, changes: dict[str, Any], code: str, field: str
 ) -> None:
@@ -276,8 +288,11 @@ async def test_a_correction_of_an_approved_invoice_is_refused_and_the_original_s
 
 async def test_a_correction_of_a_held_invoice_still_supersedes_it(stack: Stack) -> None:
     await stack.send(po())
-    _, first = await stack.send(invoice("INV-HELD", "INV-8", line={"unit_price": "11.00", "line_amount": "11.00"},
-                                        total_amount="11.00"))  # fmt: skip
+    _, first = await stack.send(
+        invoice(
+            "INV-HELD", "INV-8", line={"unit_price": "11.00", "line_amount": "11.00"}, total_amount="11.00"
+        )
+    )
     assert approvals(first) == []
     _, matched = await stack.send(invoice("INV-CORR", "INV-8", replaces_invoice_id="INV-HELD"))
     assert [e["data"]["invoice_id"] for e in emitted(matched, "invoice.superseded")] == ["INV-HELD"]
@@ -309,8 +324,12 @@ async def test_an_amendment_approved_by_its_author_in_other_case_stays_pending(s
     result, _ = await stack.send(record(IN_PURCHASE_ORDERS, "purchase_order.amended", amended, key="PO-AM"))
     assert emitted(result, "purchase_order.version_in_force") == []
     assert len(emitted(result, "purchase_order.amendment_pending")) == 1
-    approval = {"po_number": "PO-AM", "version": 2, "approved_by": "buyer.case@EXAMPLE.com",
-                "approved_at": "2026-02-02T10:00:00Z"}  # fmt: skip
+    approval = {
+        "po_number": "PO-AM",
+        "version": 2,
+        "approved_by": "buyer.case@EXAMPLE.com",
+        "approved_at": "2026-02-02T10:00:00Z",
+    }
     again, _ = await stack.send(
         record(IN_PURCHASE_ORDERS, "purchase_order.amendment_approved", approval, key="PO-AM")
     )
@@ -318,9 +337,15 @@ async def test_an_amendment_approved_by_its_author_in_other_case_stays_pending(s
 
 
 async def test_a_requisition_approved_by_its_requester_in_other_case_is_refused(stack: Stack) -> None:
-    data = {"requisition_id": "REQ-SOD", "legal_entity": ENTITY, "business_unit": "engineering",
-            "requested_by": "Engineer@Example.com", "approved_by": "engineer@example.com",
-            "amount": "100.00", "currency": "EUR"}  # fmt: skip
+    data = {
+        "requisition_id": "REQ-SOD",
+        "legal_entity": ENTITY,
+        "business_unit": "engineering",
+        "requested_by": "Engineer@Example.com",
+        "approved_by": "engineer@example.com",
+        "amount": "100.00",
+        "currency": "EUR",
+    }
     refused, _ = await stack.send(record(IN_REQUISITIONS, "requisition.approved", data, key="REQ-SOD"))
     assert ("sod_violation", "approved_by") in codes(refused)
 

@@ -125,8 +125,10 @@ def _line_changed(invoice_id: str, **changes: Any) -> dict[str, Any]:
 
 
 def _two_lines_total(line_amount: str, total: str) -> dict[str, Any]:
-    return {"lines": [dict(invoice()["lines"][0], line_amount=line_amount), invoice()["lines"][1]],
-            "total_amount": total}  # fmt: skip
+    return {
+        "lines": [dict(invoice()["lines"][0], line_amount=line_amount), invoice()["lines"][1]],
+        "total_amount": total,
+    }
 
 
 HUGE = "1000000000.01"  # one cent above the default max_amount (1,000,000,000)
@@ -141,70 +143,70 @@ HOSTILE: list[tuple[str, dict[str, Any], str, str]] = [
         _invoice_with("RLO-1", payee_id="0088:579\u202e1"),
         "invalid_characters",
         "payee_id",
-    ),  # fmt: skip
+    ),
     ("tab in line_id", _line_changed("TAB-1", line_id="1\t"), "invalid_characters", "lines[0].line_id"),
     (
         "no-break space in legal_entity",
         _invoice_with("NBSP-1", legal_entity="9930:DE\u00a01"),
         "invalid_characters",
         "legal_entity",
-    ),  # fmt: skip
+    ),
     (
         "NUL in po_line_id",
         _line_changed("NUL-1", po_line_id="L1\x00"),
         "invalid_characters",
         "lines[0].po_line_id",
-    ),  # fmt: skip
+    ),
     # --- and no other text holds control characters other than tab and newline -------------
     (
         "terminal escape in description",
         _line_changed("ESC-1", description="Dev \x1b[2J day"),
         "invalid_characters",
         "lines[0].description",
-    ),  # fmt: skip
+    ),
     (
         "NUL in supplier_invoice_number",
         invoice("NULN-1", "INV-\x00-9"),
         "invalid_characters",
         "supplier_invoice_number",
-    ),  # fmt: skip
+    ),
     (
         "carriage return in charge type",
         _invoice_with("CR-1", charges=[{"type": "freight\r", "amount": "0"}]),
         "invalid_characters",
         "charges[0].type",
-    ),  # fmt: skip
+    ),
     # --- amounts: what lowers or adjusts the payable amount keeps its meaning --------------
     (
         "negative prepaid_amount",
         _invoice_with("PRE-1", prepaid_amount="-990.00"),
         "invalid_prepaid_amount",
         "prepaid_amount",
-    ),  # fmt: skip
+    ),
     (
         "prepaid_amount above the total",
         _invoice_with("PRE-2", prepaid_amount="2000.13"),
         "invalid_prepaid_amount",
         "prepaid_amount",
-    ),  # fmt: skip
+    ),
     (
         "rounding_amount of 990.00",
         _invoice_with("RND-1", rounding_amount="990.00"),
         "invalid_rounding_amount",
         "rounding_amount",
-    ),  # fmt: skip
+    ),
     (
         "rounding_amount of -1.00",
         _invoice_with("RND-2", rounding_amount="-1.00"),
         "invalid_rounding_amount",
         "rounding_amount",
-    ),  # fmt: skip
+    ),
     (
         "negative tax_total",
         _invoice_with("TAX-1", tax_total="-400.00", total_amount="1200.12"),
         "negative_tax_total",
         "tax_total",
-    ),  # fmt: skip
+    ),
     # --- any amount above max_amount ------------------------------------------------------------
     (
         "tax_total above max_amount",
@@ -217,37 +219,37 @@ HOSTILE: list[tuple[str, dict[str, Any], str, str]] = [
         _invoice_with("MAX-2", total_amount=HUGE),
         "amount_out_of_range",
         "total_amount",
-    ),  # fmt: skip
+    ),
     (
         "prepaid_amount above max_amount",
         _invoice_with("MAX-3", prepaid_amount=HUGE),
         "amount_out_of_range",
         "prepaid_amount",
-    ),  # fmt: skip
+    ),
     (
         "rounding_amount above max_amount",
         _invoice_with("MAX-4", rounding_amount="-" + HUGE),
         "amount_out_of_range",
         "rounding_amount",
-    ),  # fmt: skip
+    ),
     (
         "line_amount above max_amount",
         _line_changed("MAX-5", line_amount=HUGE),
         "amount_out_of_range",
         "lines[0].line_amount",
-    ),  # fmt: skip
+    ),
     (
         "allowance_charge_amount above max_amount",
         _line_changed("MAX-6", allowance_charge_amount=HUGE),
         "amount_out_of_range",
         "lines[0].allowance_charge_amount",
-    ),  # fmt: skip
+    ),
     (
         "charge above max_amount",
         _invoice_with("MAX-7", charges=[{"type": "freight", "amount": HUGE}]),
         "amount_out_of_range",
         "charges[0].amount",
-    ),  # fmt: skip
+    ),
     (
         "18-digit unit price",
         _line_changed(
@@ -255,7 +257,7 @@ HOSTILE: list[tuple[str, dict[str, Any], str, str]] = [
         ),
         "amount_out_of_range",
         "lines[0].unit_price",
-    ),  # fmt: skip
+    ),
 ]
 
 
