@@ -349,3 +349,19 @@ async def test_text_is_nfc_normalised_before_it_is_stored_or_published(pool: asy
 async def test_supplier_invoice_number_may_contain_spaces(pool: asyncpg.Pool) -> None:
     result = await deliver(pool, router, inv_rec(invoice("SPACE-1", "INV 2026 77")))
     assert len(emitted(result, "invoice.accepted")) == 1
+
+
+async def test_a_ubl_invoice_is_held_to_the_same_text_rules_once_parsed(pool: asyncpg.Pool) -> None:
+    """The XML text itself may hold CR LF; the values taken from it are checked like JSON's."""
+    document = UBL_INVOICE.format(number="UBL-ZW-1").replace(
+        "<cbc:ID>PO-1</cbc:ID>", "<cbc:ID>PO\u200b-1</cbc:ID>"
+    )
+    result = await deliver(pool, router, ubl_rec("UBL-ZW", document.replace("\n", "\r\n")))
+    [rejection] = emitted(result, "document.rejected")
+    assert {(r["code"], r.get("field")) for r in rejection["data"]["reasons"]} == {
+        ("invalid_characters", "po_number")
+    }
+    clean = await deliver(
+        pool, router, ubl_rec("UBL-CRLF", UBL_INVOICE.format(number="UBL-CRLF-1").replace("\n", "\r\n"))
+    )
+    assert len(emitted(clean, "invoice.accepted")) == 1
