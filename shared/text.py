@@ -102,58 +102,63 @@ def check_text(value: T, *, skip: frozenset[str] = frozenset()) -> tuple[T, list
     """Walk a payload (pydantic models, dataclasses, mappings, sequences, strings) and return it
     with every string NFC-normalised, plus every problem found (field paths like
     `lines[0].line_id`). Top-level fields named in `skip` are left as they are (a UBL document
-    is checked after parsing, not as XML text)."""
-    problems: list[TextProblem] = []
-    return _walk(value, "", "", problems, skip), problems
+    is checked after parsing, not as XML text). The input is not changed."""
+    walker = _Walker()
+    return walker.walk(value, "", "", skip), walker.problems
 
 
 def _join(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
 
 
-def _walk(value: Any, path: str, name: str, problems: list[TextProblem], skip: frozenset[str]) -> Any:
-    if isinstance(value, str):
-        normal, problem = check_string(value, path or name, identifier=is_identifier_field(name))
+class _Walker:
+    def __init__(self) -> None:
+        self.problems: list[TextProblem] = []
+
+    def walk(self, value: Any, path: str, name: str, skip: frozenset[str] = frozenset()) -> Any:
+        """`name` is the field the value belongs to (list items belong to their list's field):
+        it decides whether the value is an identifier."""
+        if isinstance(value, str):
+            return self._string(value, path or name, is_identifier_field(name))
+        if isinstance(value, BaseModel):
+            updates = self._fields(value, type(value).model_fields, path, skip)
+            return value.model_copy(update=updates) if updates else value
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            changes = self._fields(value, [f.name for f in dataclasses.fields(value)], path, skip)
+            return dataclasses.replace(value, **changes) if changes else value
+        if isinstance(value, Mapping):
+            return self._mapping(value, path)
+        if isinstance(value, list | tuple):
+            items = [self.walk(v, f"{path}[{i}]", name) for i, v in enumerate(value)]
+            unchanged = all(a is b for a, b in zip(items, value, strict=True))
+            return value if unchanged else type(value)(items)
+        return value
+
+    def _string(self, value: str, field: str, identifier: bool) -> str:
+        normal, problem = check_string(value, field, identifier=identifier)
         if problem is not None:
-            problems.append(problem)
+            self.problems.append(problem)
         return normal
-    if isinstance(value, BaseModel):
-        updates = {}
-        for field_name in type(value).model_fields:
-            if not path and field_name in skip:
-                continue
-            old = getattr(value, field_name)
-            new = _walk(old, _join(path, field_name), field_name, problems, frozenset())
-            if new is not old:
-                updates[field_name] = new
-        return value.model_copy(update=updates) if updates else value
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+
+    def _fields(self, obj: Any, names: Any, path: str, skip: frozenset[str]) -> dict[str, Any]:
         changes = {}
-        for f in dataclasses.fields(value):
-            if not path and f.name in skip:
+        for field_name in names:
+            if field_name in skip:
                 continue
-            old = getattr(value, f.name)
-            new = _walk(old, _join(path, f.name), f.name, problems, frozenset())
+            old = getattr(obj, field_name)
+            new = self.walk(old, _join(path, field_name), field_name)
             if new is not old:
-                changes[f.name] = new
-        return dataclasses.replace(value, **changes) if changes else value
-    if isinstance(value, Mapping):
+                changes[field_name] = new
+        return changes
+
+    def _mapping(self, value: Mapping[Any, Any], path: str) -> Mapping[Any, Any]:
+        # The keys of a mapping in a document are ids (`line_quantities`: PO line ids).
         out = {}
-        changed = False
         for key, item in value.items():
-            new_key = key
-            if isinstance(key, str):
-                new_key = _walk(key, f"{path}.{key}" if path else key, "_id", problems, frozenset())
-            new_item = _walk(item, _join(path, str(key)), str(key), problems, frozenset())
-            changed = changed or new_key is not key or new_item is not item
-            out[new_key] = new_item
-        return out if changed else value
-    if isinstance(value, list | tuple):
-        items = [_walk(v, f"{path}[{i}]", name, problems, frozenset()) for i, v in enumerate(value)]
-        if all(a is b for a, b in zip(items, value, strict=True)):
-            return value
-        return type(value)(items)
-    return value
+            where = _join(path, str(key))
+            new_key = self._string(key, where, identifier=True) if isinstance(key, str) else key
+            out[new_key] = self.walk(item, where, str(key))
+        return value if out == value else out
 
 
 # --- people ----------------------------------------------------------------------------------

@@ -581,3 +581,57 @@ def test_flip_refusals(
 def test_reason_as_dict_omits_missing_field() -> None:
     assert domain.Reason("x", None, "m").as_dict() == {"code": "x", "message": "m"}
     assert domain.Reason("x", "f", "m").as_dict() == {"code": "x", "field": "f", "message": "m"}
+
+
+# --- SPEC §15 amounts ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"prepaid_amount": D("0.00")}, []),
+        ({"prepaid_amount": D("1999.99")}, []),
+        ({"prepaid_amount": D("2000.00")}, ["non_positive_total"]),  # nothing left to pay
+        ({"prepaid_amount": D("2000.01")}, ["invalid_prepaid_amount", "non_positive_total"]),
+        ({"prepaid_amount": D("-990.00")}, ["invalid_prepaid_amount"]),
+        ({"rounding_amount": D("0.99")}, []),
+        ({"rounding_amount": D("-0.99")}, []),
+        ({"rounding_amount": D("1.00")}, ["invalid_rounding_amount"]),
+        ({"rounding_amount": D("-990.00")}, ["invalid_rounding_amount"]),
+    ],
+)
+def test_what_adjusts_the_payable_amount_keeps_its_meaning(
+    changes: dict[str, Any], expected: list[str]
+) -> None:
+    assert codes(domain.invoice_form_reasons(inv(**changes))) == sorted(expected)
+
+
+def test_negative_tax_is_refused() -> None:
+    refused = inv(tax_total=D("-400.00"), total_amount=D("1200.00"))
+    assert codes(domain.invoice_form_reasons(refused)) == ["negative_tax_total"]
+
+
+def test_every_amount_and_quantity_times_price_is_bounded_by_max_amount() -> None:
+    limit = D("1000.00")
+    big = inv(
+        lines=(line(qty="2", price="600.00", amount="1200.00"),), tax_total=D("0"), total_amount=D("1200.00")
+    )
+    fields = {r.field for r in domain.invoice_form_reasons(big, limit) if r.code == "amount_out_of_range"}
+    assert fields == {"total_amount", "lines[0].line_amount", "lines[0].unit_price"}
+    assert all(r.code != "amount_out_of_range" for r in domain.invoice_form_reasons(big))
+
+
+def test_pos_and_requisitions_are_bounded_by_max_amount_too() -> None:
+    terms = domain.PoTerms(
+        "PO-1", 1, "EUR", date(2026, 1, 1), date(2026, 12, 31), "buyer",
+        (domain.PoLineTerms("L1", D("20"), D("999999999999999999")),),
+    )  # fmt: skip
+    assert codes(domain.po_terms_reasons(terms)) == ["amount_out_of_range"]
+    assert codes(domain.requisition_reasons("a", "b", D("1000000000.01"), "EUR")) == ["amount_out_of_range"]
+
+
+def test_sod_people_compare_case_insensitively() -> None:
+    assert codes(domain.sod_reasons_for_issue("Buyer.Case@x.com", "buyer.case@X.COM")) == ["sod_violation"]
+    assert not domain.is_independent_approval("Buyer.Case@x.com", "BUYER.case@x.com")
+    assert domain.is_independent_approval("buyer@x.com", "manager@x.com")
+    assert codes(domain.requisition_reasons("Eng@x.com", "eng@x.com", D("10"), "EUR")) == ["sod_violation"]
