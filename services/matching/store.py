@@ -235,17 +235,13 @@ async def load_groups(conn: asyncpg.Connection, groups: Sequence[str]) -> dict[s
             ids,
         )
     }
-    originals = [
-        r["document"]["replaces_invoice_id"]
-        for rows in invoices.values()
-        for r in rows
-        if r["document"].get("replaces_invoice_id")
-    ]
+    originals = [i for rows in invoices.values() for i in _replaced_by(rows)]
     settled = frozenset(
         r["invoice_id"]
         for r in await conn.fetch(
-            """SELECT DISTINCT invoice_id FROM decisions
-               WHERE event_type = 'invoice.approved_to_pay' AND invoice_id = ANY($1::text[])""",
+            """SELECT DISTINCT invoice_id
+                 FROM decisions JOIN unnest($1::text[]) AS wanted(invoice_id) USING (invoice_id)
+                WHERE event_type = 'invoice.approved_to_pay'""",
             ids + originals,
         )
     )
@@ -271,13 +267,16 @@ async def load_groups(conn: asyncpg.Connection, groups: Sequence[str]) -> dict[s
             replacements={k: v for k, v in replacements.items() if k in group_ids},
             overrides=[r for r in overrides if r["invoice_id"] in group_ids],
             settled=frozenset(
-                i
-                for i in settled
-                if i in group_ids
-                or any(r["document"].get("replaces_invoice_id") == i for r in invoices.get(group, ()))
+                i for i in settled if i in group_ids or i in _replaced_by(invoices.get(group, ()))
             ),
         )
     return loaded
+
+
+def _replaced_by(invoices: Sequence[asyncpg.Record]) -> set[str]:
+    return {
+        r["document"]["replaces_invoice_id"] for r in invoices if r["document"].get("replaces_invoice_id")
+    }
 
 
 def _by(column: str, rows: Sequence[asyncpg.Record]) -> dict[str, list[asyncpg.Record]]:

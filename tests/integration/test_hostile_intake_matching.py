@@ -286,6 +286,17 @@ async def test_a_correction_of_an_approved_invoice_is_refused_and_the_original_s
     assert "not_overridable:replaces_settled_invoice" in answer["reasons"]
 
 
+async def test_a_correction_under_another_po_of_an_approved_invoice_is_refused_too(stack: Stack) -> None:
+    await stack.send(po(), po("PO-11"))
+    _, first = await stack.send(invoice("INV-PAID", "INV-9"))
+    assert len(approvals(first)) == 1
+    _, matched = await stack.send(
+        invoice("INV-FIX", "INV-9", replaces_invoice_id="INV-PAID", po_number="PO-11")
+    )
+    assert approvals(matched) == [] and emitted(matched, "invoice.superseded") == []
+    assert ("INV-FIX", "replaces_settled_invoice", "ap") in holds(matched)
+
+
 async def test_a_correction_of_a_held_invoice_still_supersedes_it(stack: Stack) -> None:
     await stack.send(po())
     _, first = await stack.send(
