@@ -1,8 +1,13 @@
-"""PostgreSQL pool and the ordered-SQL migration runner."""
+"""PostgreSQL pool and the ordered migration runner.
+
+A migration is a `NNNN_name.sql` file, or a `NNNN_name.py` module with `async def apply(conn)`
+for a data migration SQL cannot express (re-computing a key with a Python function). Both kinds
+run in file-name order, each in its own transaction, once; an edited one is refused."""
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 from collections.abc import Sequence
 from decimal import Decimal
@@ -64,10 +69,23 @@ async def create_pool(dsn: str, *, max_size: int = 10) -> asyncpg.Pool:
 
 def migration_files(service_dir: Path | None) -> list[tuple[str, Path]]:
     """Shared migrations first, then the service's own, each in file-name order."""
-    files = [(f"shared/{p.name}", p) for p in sorted(SHARED_MIGRATIONS.glob("*.sql"))]
+    files = [(f"shared/{p.name}", p) for p in _migrations_in(SHARED_MIGRATIONS)]
     if service_dir is not None and service_dir.is_dir():
-        files += [(p.name, p) for p in sorted(service_dir.glob("*.sql"))]
+        files += [(p.name, p) for p in _migrations_in(service_dir)]
     return files
+
+
+def _migrations_in(directory: Path) -> list[Path]:
+    found = [*directory.glob("*.sql"), *directory.glob("[0-9]*.py")]
+    return sorted(found, key=lambda p: p.name)
+
+
+async def _apply_python(conn: asyncpg.Connection, path: Path) -> None:
+    spec = importlib.util.spec_from_file_location(f"concord_migration_{path.stem}", path)
+    assert spec is not None and spec.loader is not None, path
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    await module.apply(conn)
 
 
 def quote_ident(name: str) -> str:
@@ -104,7 +122,10 @@ async def migrate(
                     raise RuntimeError(f"migration {name} was edited after it was applied; add a new one")
                 continue
             async with conn.transaction():
-                await conn.execute(sql)
+                if path.suffix == ".py":
+                    await _apply_python(conn, path)
+                else:
+                    await conn.execute(sql)
                 await conn.execute(
                     "INSERT INTO schema_migrations (name, checksum) VALUES ($1, $2)", name, checksum
                 )

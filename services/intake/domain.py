@@ -22,6 +22,7 @@ from shared.money import (
     minor_units,
     quantize_money,
 )
+from shared.text import fold_lookalikes, same_person, skeleton
 
 MAX_PAYLOAD_BYTES = 1024 * 1024  # 1 MiB: anything larger is refused before it is read
 
@@ -54,15 +55,28 @@ _SEPARATORS = re.compile(r"[\s\-./_]+")
 _LEADING_ZEROS = re.compile(r"(?<![0-9])0+(?=[0-9])")
 
 
-def normalise_invoice_number(number: str) -> str:
+def section5_steps(number: str) -> str:
     """SPEC §5: upper-cased; spaces, dashes, dots, slashes, underscores removed; then the zeros
-    leading every run of digits removed (a run of only zeros keeps one) — `INV-0042` = `inv 42`.
-
-    Separators go first, in the order the SPEC lists the steps, so the result is stable:
-    normalising a normalised number changes nothing.
-    """
+    leading every run of digits removed (a run of only zeros keeps one) — `INV-0042` = `inv 42`."""
     compact = _SEPARATORS.sub("", number.upper())
     return _LEADING_ZEROS.sub("", compact)
+
+
+def normalise_invoice_number(number: str) -> str:
+    """The duplicate-detection key of a supplier invoice number (SPEC §5, §15).
+
+    First the look-alike folding of §15 (NFKC, format characters removed, Unicode dashes → `-`),
+    so `INV‐1` (U+2010), `INV-1` with a zero-width space and `ＩＮＶ-１` are `INV-1`; then the §5
+    steps; then the UTS #39 confusables skeleton, so a Cyrillic `І` is a Latin `I`.
+
+    The §5 steps come before the skeleton, not after as §15 lists them, because the skeleton is
+    neither case- nor digit-preserving (`I` → `l` but `i` → `i`; `0` → `O`, `1` → `l`): applied
+    first it would make `INV-0042` ≠ `inv 42`. Upper-casing and dropping separators once more
+    after it keeps the key stable: normalising a key changes nothing. The key is for comparing
+    only; it is never shown as the number.
+    """
+    compact = section5_steps(fold_lookalikes(number))
+    return _SEPARATORS.sub("", skeleton(compact).upper())
 
 
 # --- money checks shared by every document ----------------------------------------------------
@@ -83,6 +97,22 @@ def amount_scale_reasons(currency: str, amounts: Iterable[tuple[str, Decimal | N
         Reason("invalid_amount_scale", name, f"{value} has more than {units} decimals allowed in {currency}")
         for name, value in amounts
         if value is not None and not is_valid_money_scale(value, currency)
+    ]
+
+
+def amount_range_reasons(
+    amounts: Iterable[tuple[str, Decimal | None]], max_amount: Decimal, currency: str
+) -> list[Reason]:
+    """SPEC §15: any amount (a quantity × unit price too) above `max_amount` major units, either
+    way, is refused before it can reach the journal."""
+    return [
+        Reason(
+            "amount_out_of_range",
+            name,
+            f"{value} is beyond the limit of {max_amount} {currency} for any single amount",
+        )
+        for name, value in amounts
+        if value is not None and abs(value) > max_amount
     ]
 
 
@@ -165,6 +195,18 @@ class NoPoPolicy:
         if business_unit is None:
             return self.default
         return self.by_business_unit.get(business_unit, self.default)
+
+
+# SPEC §15: no single amount on a document may exceed this many major units (policy `max_amount`).
+DEFAULT_MAX_AMOUNT = Decimal(1_000_000_000)
+
+
+@dataclass(frozen=True)
+class IntakePolicy:
+    """The `intake:` section of the policy file."""
+
+    no_po: NoPoPolicy = field(default_factory=NoPoPolicy)
+    max_amount: Decimal = DEFAULT_MAX_AMOUNT
 
 
 @dataclass(frozen=True)
@@ -276,7 +318,55 @@ def arithmetic_reasons(inv: Invoice) -> list[Reason]:
     return out
 
 
-def invoice_form_reasons(inv: Invoice) -> list[Reason]:
+def payable_part_reasons(inv: Invoice) -> list[Reason]:
+    """SPEC §15: what lowers or adjusts the payable amount stays within its meaning — a prepaid
+    amount is 0 to the total, a rounding is less than one major unit, tax is never negative.
+    (Each of these once turned a 10.00 invoice into a 1,000.00 payment.)"""
+    out: list[Reason] = []
+    if inv.prepaid_amount < 0:
+        out.append(
+            Reason("invalid_prepaid_amount", "prepaid_amount", f"{inv.prepaid_amount}: cannot be negative")
+        )
+    elif inv.prepaid_amount > 0 and inv.prepaid_amount > inv.total_amount:
+        out.append(
+            Reason(
+                "invalid_prepaid_amount",
+                "prepaid_amount",
+                f"{inv.prepaid_amount}: more than the total {inv.total_amount}",
+            )
+        )
+    if abs(inv.rounding_amount) >= 1:
+        out.append(
+            Reason(
+                "invalid_rounding_amount",
+                "rounding_amount",
+                f"{inv.rounding_amount}: a rounding must be less than one {inv.currency} either way",
+            )
+        )
+    if inv.tax_total < 0:
+        out.append(Reason("negative_tax_total", "tax_total", f"{inv.tax_total}: tax cannot be negative"))
+    return out
+
+
+def invoice_amounts(inv: Invoice) -> list[tuple[str, Decimal | None]]:
+    """Every amount on the invoice by field, quantity × unit price included."""
+    amounts: list[tuple[str, Decimal | None]] = [
+        ("tax_total", inv.tax_total),
+        ("total_amount", inv.total_amount),
+        ("prepaid_amount", inv.prepaid_amount),
+        ("rounding_amount", inv.rounding_amount),
+    ]
+    for i, line in enumerate(inv.lines):
+        amounts += [
+            (f"lines[{i}].line_amount", line.line_amount),
+            (f"lines[{i}].allowance_charge_amount", line.allowance_charge_amount),
+            (f"lines[{i}].unit_price", line.quantity * line.unit_price),
+        ]
+    amounts += [(f"charges[{i}].amount", c.amount) for i, c in enumerate(inv.charges)]
+    return amounts
+
+
+def invoice_form_reasons(inv: Invoice, max_amount: Decimal = DEFAULT_MAX_AMOUNT) -> list[Reason]:
     """Everything checkable from the invoice alone."""
     out: list[Reason] = []
     if not inv.normalised_number:
@@ -297,6 +387,8 @@ def invoice_form_reasons(inv: Invoice) -> list[Reason]:
         ]
     amounts += [(f"charges[{i}].amount", c.amount) for i, c in enumerate(inv.charges)]
     out += amount_scale_reasons(inv.currency, amounts)
+    out += amount_range_reasons(invoice_amounts(inv), max_amount, inv.currency)
+    out += payable_part_reasons(inv)
     seen: set[str] = set()
     for i, line in enumerate(inv.lines):
         if line.line_id in seen:
@@ -327,13 +419,15 @@ def po_identity_reasons(inv: Invoice, po: KnownPo) -> list[Reason]:
     return out
 
 
-def check_invoice(inv: Invoice, po: KnownPo | None, policy: NoPoPolicy) -> InvoiceVerdict:
+def check_invoice(
+    inv: Invoice, po: KnownPo | None, policy: NoPoPolicy, max_amount: Decimal = DEFAULT_MAX_AMOUNT
+) -> InvoiceVerdict:
     """Validate an invoice against what intake knows.
 
     An invoice naming a PO intake has not seen yet is accepted (matching holds it awaiting_po
     and re-checks payee, entity and currency when the PO arrives).
     """
-    reasons = invoice_form_reasons(inv)
+    reasons = invoice_form_reasons(inv, max_amount)
     business_unit: str | None = None
     route_to_review = False
     if inv.po_number is None:
@@ -447,10 +541,11 @@ class PoTerms:
 
 
 def sod_reasons_for_issue(created_by: str, approved_by: str | None) -> list[Reason]:
-    """SPEC §5: a PO approved by nobody, or by its own creator, is rejected."""
+    """SPEC §5: a PO approved by nobody, or by its own creator, is rejected. People compare
+    case-insensitively (SPEC §15): `Buyer.Case@x` approving for `buyer.case@x` is self-approval."""
     if not approved_by or not approved_by.strip():
         return [Reason("sod_violation", "approved_by", "a PO must be approved")]
-    if approved_by == created_by:
+    if same_person(approved_by, created_by):
         return [
             Reason("sod_violation", "approved_by", "a PO cannot be approved by the person who created it")
         ]
@@ -459,11 +554,17 @@ def sod_reasons_for_issue(created_by: str, approved_by: str | None) -> list[Reas
 
 def is_independent_approval(amended_by: str, approved_by: str | None) -> bool:
     """An amendment is in force only once approved by someone other than `amended_by`."""
-    return bool(approved_by and approved_by.strip()) and approved_by != amended_by
+    return bool(approved_by and approved_by.strip()) and not same_person(approved_by, amended_by)
 
 
-def po_terms_reasons(po: PoTerms) -> list[Reason]:
+def po_terms_reasons(po: PoTerms, max_amount: Decimal = DEFAULT_MAX_AMOUNT) -> list[Reason]:
     out = currency_reasons(po.currency)
+    out += amount_range_reasons(
+        [(f"lines[{i}].unit_price", ln.quantity * ln.unit_price) for i, ln in enumerate(po.lines)]
+        + [(f"charges[{i}].amount", c.amount) for i, c in enumerate(po.charges)],
+        max_amount,
+        po.currency,
+    )
     if po.effective_from > po.effective_to:
         out.append(Reason("invalid_effective_dates", "effective_to", "effective_to is before effective_from"))
     seen: set[str] = set()
@@ -598,12 +699,19 @@ def receipt_reasons(lines: Sequence[ReceiptLineQty], known_po_lines: set[str] | 
     return out
 
 
-def requisition_reasons(requested_by: str, approved_by: str, amount: Decimal, currency: str) -> list[Reason]:
+def requisition_reasons(
+    requested_by: str,
+    approved_by: str,
+    amount: Decimal,
+    currency: str,
+    max_amount: Decimal = DEFAULT_MAX_AMOUNT,
+) -> list[Reason]:
     out = currency_reasons(currency)
+    out += amount_range_reasons([("amount", amount)], max_amount, currency)
     out += amount_scale_reasons(currency, [("amount", amount)])
     if amount <= 0:
         out.append(Reason("non_positive_amount", "amount", "a requisition must be for a positive amount"))
-    if approved_by == requested_by:
+    if same_person(approved_by, requested_by):
         out.append(
             Reason("sod_violation", "approved_by", "a requisition cannot be approved by its requester")
         )

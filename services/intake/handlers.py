@@ -8,7 +8,7 @@ the business ids, so a redelivery or re-run can never publish a second, differen
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeAlias
@@ -21,6 +21,7 @@ from services.intake import domain, store
 from services.intake.domain import Invoice, Reason
 from services.intake.policy import load_intake_policy
 from services.intake.ubl import parse_ubl
+from shared import text
 from shared.consumer import HandlerContext, Router
 from shared.contracts import inbound as i
 from shared.contracts import internal as n
@@ -75,6 +76,39 @@ def _too_large(ctx: HandlerContext) -> str | None:
     return None
 
 
+IntakeHandler: TypeAlias = Callable[[HandlerContext, Any], Awaitable[str]]
+
+
+def _handles(event_type: str) -> Callable[[IntakeHandler], IntakeHandler]:
+    """router.handles, behind the checks every inbound document passes first: the size limit,
+    then the text rules of SPEC §15 (every string NFC-normalised; `invalid_characters` for an
+    identifier with control, format or whitespace characters or any text with control
+    characters). The handler gets the normalised document, so what is stored, hashed and
+    published is the NFC form. A UBL document is checked once parsed (accept_invoice)."""
+
+    def register(handler: IntakeHandler) -> IntakeHandler:
+        async def guarded(ctx: HandlerContext, data: Any) -> str:
+            if (large := _too_large(ctx)) is not None:
+                return large
+            clean, problems = text.check_text(data, skip=_UNPARSED_TEXT)
+            if problems:
+                return _reject(ctx, _text_reasons(problems))
+            return await handler(ctx, clean)
+
+        router.handles(event_type)(guarded)
+        return handler
+
+    return register
+
+
+# Fields that are documents in their own right, checked after parsing.
+_UNPARSED_TEXT = frozenset({"document"})
+
+
+def _text_reasons(problems: list[text.TextProblem]) -> list[Reason]:
+    return [Reason(p.code, p.field, p.message) for p in problems]
+
+
 def _emit(ctx: HandlerContext, key: str, event_type: str, payload: BaseModel, *id_parts: str) -> None:
     ctx.emit(INTAKE_DOCUMENTS, key, event_type, payload, event_id=derived_event_id(event_type, *id_parts))
 
@@ -82,11 +116,12 @@ def _emit(ctx: HandlerContext, key: str, event_type: str, payload: BaseModel, *i
 # --- requisitions ----------------------------------------------------------------------------
 
 
-@router.handles("requisition.approved")
+@_handles("requisition.approved")
 async def on_requisition_approved(ctx: HandlerContext, data: i.RequisitionApproved) -> str:
-    if (large := _too_large(ctx)) is not None:
-        return large
-    reasons = domain.requisition_reasons(data.requested_by, data.approved_by, data.amount, data.currency)
+    max_amount = load_intake_policy(ctx.settings.policy_file).max_amount
+    reasons = domain.requisition_reasons(
+        data.requested_by, data.approved_by, data.amount, data.currency, max_amount
+    )
     digest = store.content_hash(data.model_dump(mode="json"))
     existing = await store.requisition(ctx.conn, data.requisition_id)
     if existing is not None and existing["content_hash"] is not None:
@@ -115,10 +150,8 @@ async def on_requisition_approved(ctx: HandlerContext, data: i.RequisitionApprov
     return "accepted"
 
 
-@router.handles("requisition.closed")
+@_handles("requisition.closed")
 async def on_requisition_closed(ctx: HandlerContext, data: i.RequisitionClosed) -> str:
-    if (large := _too_large(ctx)) is not None:
-        return large
     existing = await store.requisition(ctx.conn, data.requisition_id)
     if existing is None or existing["approved_at"] is None:
         return _reject(ctx, [Reason("unknown_requisition", "requisition_id", "no approved requisition")])
@@ -243,13 +276,13 @@ async def _bring_into_force(
     return newly
 
 
-@router.handles("purchase_order.issued")
+@_handles("purchase_order.issued")
 async def on_po_issued(ctx: HandlerContext, data: i.PurchaseOrderIssued) -> str:
-    if (large := _too_large(ctx)) is not None:
-        return large
     ctx.business_ref = f"po_number={data.po_number}"
     reasons = domain.sod_reasons_for_issue(data.created_by, data.approved_by)
-    reasons += domain.po_terms_reasons(_po_terms(data))
+    reasons += domain.po_terms_reasons(
+        _po_terms(data), load_intake_policy(ctx.settings.policy_file).max_amount
+    )
     if data.version != 1:
         reasons.append(
             Reason("invalid_version", "version", "an issued PO is version 1; later ones are amendments")
@@ -284,12 +317,12 @@ async def on_po_issued(ctx: HandlerContext, data: i.PurchaseOrderIssued) -> str:
     return "in_force" if newly else "waiting"
 
 
-@router.handles("purchase_order.amended")
+@_handles("purchase_order.amended")
 async def on_po_amended(ctx: HandlerContext, data: i.PurchaseOrderAmended) -> str:
-    if (large := _too_large(ctx)) is not None:
-        return large
     ctx.business_ref = f"po_number={data.po_number}"
-    reasons = domain.po_terms_reasons(_po_terms(data))
+    reasons = domain.po_terms_reasons(
+        _po_terms(data), load_intake_policy(ctx.settings.policy_file).max_amount
+    )
     header = await store.lock_po(ctx.conn, data.po_number)
     if header.closed:
         reasons.append(Reason("po_closed", "po_number", f"PO {data.po_number} is closed"))
@@ -395,10 +428,8 @@ async def _approve(
     return "in_force" if version in newly else "waiting_for_predecessor"
 
 
-@router.handles("purchase_order.amendment_approved")
+@_handles("purchase_order.amendment_approved")
 async def on_po_amendment_approved(ctx: HandlerContext, data: i.PurchaseOrderAmendmentApproved) -> str:
-    if (large := _too_large(ctx)) is not None:
-        return large
     header = await store.lock_po(ctx.conn, data.po_number)
     if header.closed:
         return _reject(ctx, [Reason("po_closed", "po_number", f"PO {data.po_number} is closed")])
@@ -406,10 +437,8 @@ async def on_po_amendment_approved(ctx: HandlerContext, data: i.PurchaseOrderAme
     return await _approve(ctx, header, versions, data.version, data.approved_by, data.approved_at)
 
 
-@router.handles("purchase_order.closed")
+@_handles("purchase_order.closed")
 async def on_po_closed(ctx: HandlerContext, data: i.PurchaseOrderClosed) -> str:
-    if (large := _too_large(ctx)) is not None:
-        return large
     header = await store.lock_po(ctx.conn, data.po_number)
     if header.closed:
         return DUPLICATE
@@ -424,10 +453,8 @@ async def on_po_closed(ctx: HandlerContext, data: i.PurchaseOrderClosed) -> str:
 # --- receipts --------------------------------------------------------------------------------
 
 
-@router.handles("receipt.recorded")
+@_handles("receipt.recorded")
 async def on_receipt_recorded(ctx: HandlerContext, data: i.ReceiptRecorded) -> str:
-    if (large := _too_large(ctx)) is not None:
-        return large
     lines = [domain.ReceiptLineQty(ln.receipt_line_id, ln.po_line_id, ln.quantity) for ln in data.lines]
     existing_hash, po_line_ids = await store.receipt_check(ctx.conn, data.receipt_id, data.po_number)
     reasons = domain.receipt_reasons(lines, po_line_ids)
@@ -453,10 +480,8 @@ async def on_receipt_recorded(ctx: HandlerContext, data: i.ReceiptRecorded) -> s
     return "accepted"
 
 
-@router.handles("receipt.reversed")
+@_handles("receipt.reversed")
 async def on_receipt_reversed(ctx: HandlerContext, data: i.ReceiptReversed) -> str:
-    if (large := _too_large(ctx)) is not None:
-        return large
     existing = await store.receipt(ctx.conn, data.receipt_id)
     if existing is None:
         return _reject(ctx, [Reason("unknown_receipt", "receipt_id", f"no receipt {data.receipt_id}")])
@@ -566,7 +591,8 @@ async def accept_invoice(
             ctx, [Reason("duplicate_invoice_id", "invoice_id", f"{inv.invoice_id} was already accepted")]
         )
     po = await store.known_po(ctx.conn, inv.po_number) if inv.po_number else None
-    verdict = domain.check_invoice(inv, po, load_intake_policy(ctx.settings.policy_file))
+    policy = load_intake_policy(ctx.settings.policy_file)
+    verdict = domain.check_invoice(inv, po, policy.no_po, policy.max_amount)
     reasons = list(verdict.reasons)
     reasons += domain.correction_reasons(inv, found.original)
     if reasons and inv.normalised_number:
@@ -619,24 +645,23 @@ async def accept_invoice(
     return "accepted"
 
 
-@router.handles("invoice.submitted")
+@_handles("invoice.submitted")
 async def on_invoice_submitted(ctx: HandlerContext, data: i.InvoiceSubmitted) -> str:
-    if (large := _too_large(ctx)) is not None:
-        return large
     inv = _invoice_from_json(data)
     return await accept_invoice(
         ctx, inv, origin="json", digest=store.content_hash(data.model_dump(mode="json"))
     )
 
 
-@router.handles("invoice.submitted_ubl")
+@_handles("invoice.submitted_ubl")
 async def on_invoice_submitted_ubl(ctx: HandlerContext, data: i.InvoiceSubmittedUbl) -> str:
-    if (large := _too_large(ctx)) is not None:
-        return large
     parsed = parse_ubl(data.invoice_id, data.document)
     if parsed.invoice is None:
         return _reject(ctx, list(parsed.reasons))
-    return await accept_invoice(ctx, parsed.invoice, origin="ubl", digest=store.content_hash(data.document))
+    inv, problems = text.check_text(parsed.invoice)
+    if problems:
+        return _reject(ctx, _text_reasons(problems))
+    return await accept_invoice(ctx, inv, origin="ubl", digest=store.content_hash(data.document))
 
 
 # --- PO flip ---------------------------------------------------------------------------------
@@ -662,10 +687,8 @@ def _flip_po(state: dict[str, Any], closed: bool) -> domain.FlipPo:
     )
 
 
-@router.handles("po_flip.requested")
+@_handles("po_flip.requested")
 async def on_po_flip_requested(ctx: HandlerContext, data: i.PoFlipRequested) -> str:
-    if (large := _too_large(ctx)) is not None:
-        return large
     ctx.business_ref = f"flip_id={data.flip_id}"
     if await store.invoice_by_flip(ctx.conn, data.flip_id) is not None:
         return DUPLICATE  # one flip_id, one invoice, ever

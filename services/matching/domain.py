@@ -25,6 +25,7 @@ from decimal import Decimal
 from typing import Final, Literal
 
 from shared.money import quantize_money
+from shared.text import same_person
 
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)
@@ -45,6 +46,8 @@ ENTITY_MISMATCH = "entity_mismatch"
 CURRENCY_MISMATCH = "currency_mismatch"
 SUSPECTED_DUPLICATE = "suspected_duplicate"
 NO_PO_REVIEW = "no_po_review"
+TAX_REVIEW = "tax_review"
+REPLACES_SETTLED_INVOICE = "replaces_settled_invoice"
 
 HARD_FAIL: Final = "hard_fail"
 SOFT_REVIEW: Final = "soft_review"
@@ -69,6 +72,11 @@ FIXED_REASONS: dict[str, tuple[str, Action]] = {
     CURRENCY_MISMATCH: (AP, HARD_FAIL),
     SUSPECTED_DUPLICATE: (AP, SOFT_REVIEW),
     NO_PO_REVIEW: (NO_PO_QUEUE, SOFT_REVIEW),
+    # SPEC §15: tax above the policy's max_tax_rate of the net lines is looked at before payment.
+    TAX_REVIEW: (AP, SOFT_REVIEW),
+    # SPEC §15: a correction of an invoice that was approved to pay (and so may be paid or in a
+    # payout) is refused: a credit note is the way to correct it. No override can release it.
+    REPLACES_SETTLED_INVOICE: (AP, HARD_FAIL),
 }
 TOLERATED_QUEUES: dict[str, str] = {
     PRICE_MISMATCH: AP,
@@ -167,6 +175,8 @@ class Policy:
     rules: tuple[Rule, ...] = ()
     queue_owners: Mapping[str, str] = field(default_factory=dict)
     hold_texts: Mapping[str, HoldText] = field(default_factory=dict)
+    # SPEC §15: tax above this percentage of the net lines opens a `tax_review` (soft review).
+    max_tax_rate: Decimal = Decimal(30)
 
     def for_line(self, business_unit: str, category: str | None) -> LinePolicy:
         """The default, then every matching rule from least to most specific, knob by knob."""
@@ -238,6 +248,14 @@ DEFAULT_HOLD_TEXTS: dict[str, HoldText] = {
         "compare with the suspected original and confirm or reject",
     ),
     NO_PO_REVIEW: HoldText(("approval of the no-PO spend",), "review the no-PO invoice"),
+    TAX_REVIEW: HoldText(
+        ("tax calculation or tax authority ruling supporting the rate",),
+        "check the tax against the net lines; override with evidence or request a corrected invoice",
+    ),
+    REPLACES_SETTLED_INVOICE: HoldText(
+        ("supplier credit note for the settled invoice",),
+        "the replaced invoice was already approved to pay: ask the supplier for a credit note",
+    ),
 }
 
 
@@ -308,6 +326,8 @@ class InvoiceLine:
     quantity: Decimal
     unit_price: Decimal
     line_amount: Decimal
+    # Line-level charges minus allowances (SPEC §3); a positive one is a charge (SPEC §15).
+    allowance_charge_amount: Decimal = ZERO
 
 
 @dataclass(frozen=True)
@@ -366,6 +386,9 @@ class PoState:
     # Corrections that live outside this PO (e.g. the corrected invoice names another PO):
     # original invoice_id → the invoice that replaces it.
     replacements: Mapping[str, str] = field(default_factory=dict)
+    # Invoices (of this PO, or replaced by one of its invoices) that were ever approved to pay:
+    # they may be paid or in a payout, so no correction supersedes them (SPEC §15).
+    settled: frozenset[str] = frozenset()
 
 
 # --- outcomes -------------------------------------------------------------------------------------
@@ -560,10 +583,8 @@ def _check_invoice(
     for c in po.charges:
         allowed[c.type.casefold()] += c.amount  # two freight entries on a PO allow their sum
     charge_failed = False
-    for ch in inv.charges:
-        # Invoice charge types are free text (UBL reason codes); the PO's are lower-case words.
-        kind = ch.type.casefold()
-        amount = inv.sign * ch.amount
+    for kind, charge in _charges(inv):
+        amount = inv.sign * charge
         running.charged[kind] += amount
         if amount <= 0:
             continue  # an allowance (or a credited charge) never needs PO cover
@@ -576,6 +597,30 @@ def _check_invoice(
     if not header_ok(inv, header_policy.tolerance(HEADER_TOTAL_MISMATCH).over):
         findings.append(_finding(HEADER_TOTAL_MISMATCH, None, header_policy))
     return findings, valued, receipt_ids
+
+
+# A line-level charge names no type in the contract (SPEC §3): it draws on the PO's `other`
+# allowance, cumulatively with the document-level `other` charges.
+LINE_CHARGE_TYPE = "other"
+
+
+def _charges(inv: Invoice) -> list[tuple[str, Decimal]]:
+    """(type, amount) of every document-level charge (types are free text, e.g. UBL reason codes;
+    the PO's are lower-case words) and of every positive line-level `allowance_charge_amount`
+    (SPEC §15: a charge needs the PO's allowance wherever it sits; a line allowance needs none)."""
+    out = [(ch.type.casefold(), ch.amount) for ch in inv.charges]
+    out += [
+        (LINE_CHARGE_TYPE, ln.allowance_charge_amount) for ln in inv.lines if ln.allowance_charge_amount > 0
+    ]
+    return out
+
+
+def tax_needs_review(inv: Invoice, max_tax_rate: Decimal) -> bool:
+    """SPEC §15: tax above `max_tax_rate` percent of the net lines (Σ line amounts) is reviewed."""
+    net = sum((ln.line_amount for ln in inv.lines), ZERO)
+    if inv.tax_total <= 0:
+        return False
+    return net <= 0 or inv.tax_total * HUNDRED > net * max_tax_rate
 
 
 def _no_po_lines(inv: Invoice) -> list[ValuedLine]:
@@ -608,7 +653,11 @@ def superseded_by(invoices: Iterable[Invoice]) -> dict[str, str]:
 def evaluate(state: PoState, policy: Policy) -> dict[str, Outcome]:
     """Every invoice of the PO, in acceptance order: approved, held (with every finding) or superseded."""
     outcomes: dict[str, Outcome] = {}
-    replaced = {**state.replacements, **superseded_by(state.invoices)}
+    replaced = {
+        original: by
+        for original, by in {**state.replacements, **superseded_by(state.invoices)}.items()
+        if original not in state.settled
+    }
     overrides: dict[str, list[Override]] = defaultdict(list)
     for o in state.overrides:
         overrides[o.invoice_id].append(o)
@@ -633,6 +682,10 @@ def evaluate(state: PoState, policy: Policy) -> dict[str, Outcome]:
             findings, valued, receipt_ids = _check_invoice(inv, state, state.po, policy, running)
         if inv.suspected_duplicate_of:
             findings.append(_finding(SUSPECTED_DUPLICATE, None))
+        if tax_needs_review(inv, policy.max_tax_rate):
+            findings.append(_finding(TAX_REVIEW, None))
+        if inv.replaces_invoice_id is not None and inv.replaces_invoice_id in state.settled:
+            findings.append(_finding(REPLACES_SETTLED_INVOICE, None))
         covered = {k for o in overrides[inv.invoice_id] for k in o.scope}
         open_findings = tuple(sorted({f for f in findings if f.key not in covered}, key=_finding_order))
         if open_findings:
@@ -851,7 +904,8 @@ class Roles:
     grants: Mapping[str, frozenset[str]]
 
     def may_release(self, person: str, queue: str) -> bool:
-        queues = self.grants.get(person, frozenset())
+        # The roles file and the override may spell one person differently (SPEC §15).
+        queues = next((q for p, q in self.grants.items() if same_person(p, person)), frozenset())
         return "*" in queues or queue in queues
 
 
@@ -884,10 +938,13 @@ def decide_override(
         return OverrideDecision(False, ("invoice_unknown",))
     if superseded:
         reasons.append("invoice_superseded")
-    if req.approved_by.strip().casefold() == req.requested_by.strip().casefold():
+    if same_person(req.approved_by, req.requested_by):
         reasons.append("approver_is_requester")
     if not any(e.strip() for e in req.evidence):
         reasons.append("evidence_missing")
+    if req.hold_reasons == ():
+        # SPEC §15: an override that names no hold releases nothing; say so rather than accept it.
+        return OverrideDecision(False, ("no_hold_reasons",))
     if req.hold_reasons is None:
         named = list(open_holds)
         if not named:

@@ -117,7 +117,14 @@ def to_invoice(inv: InvoiceAccepted, seq: int) -> domain.Invoice:
         document_type=inv.document_type,
         issue_date=inv.issue_date,
         lines=tuple(
-            domain.InvoiceLine(ln.line_id, ln.po_line_id, ln.quantity, ln.unit_price, ln.line_amount)
+            domain.InvoiceLine(
+                ln.line_id,
+                ln.po_line_id,
+                ln.quantity,
+                ln.unit_price,
+                ln.line_amount,
+                ln.allowance_charge_amount or Decimal(0),
+            )
             for ln in inv.lines
         ),
         tax_total=inv.tax_total,
@@ -178,6 +185,7 @@ def to_loaded(group: str, rows: store.GroupRows) -> Loaded:
         invoices=tuple(to_invoice(documents[r["invoice_id"]], r["seq"]) for r in rows.invoices),
         overrides=tuple(to_override(r) for r in rows.overrides),
         replacements=rows.replacements,
+        settled=rows.settled,
     )
     return Loaded(state, rows, documents)
 

@@ -178,6 +178,10 @@ def _hold_texts(value: Any, where: str) -> dict[str, HoldText]:
     return out
 
 
+# SPEC §15: tax above 30 % of the net lines is reviewed unless the policy says otherwise.
+DEFAULT_MAX_TAX_RATE = "30"
+
+
 def parse_policy(document: Any) -> Policy:
     """The `matching:` section of a parsed policy document; other sections are not ours."""
     if document is None:
@@ -185,7 +189,7 @@ def parse_policy(document: Any) -> Policy:
     top = _mapping(document, "policy file")
     if top.get("matching") is None:
         return Policy(default=SPEC_DEFAULT, rules=SPEC_RULES)
-    section = _mapping(top["matching"], "matching", ("default", "rules", "queues", "holds"))
+    section = _mapping(top["matching"], "matching", ("default", "rules", "queues", "holds", "max_tax_rate"))
     default = _line_policy(section.get("default", {}), "matching.default", SPEC_DEFAULT)
     raw_rules = section.get("rules", [])
     if not isinstance(raw_rules, list):
@@ -210,6 +214,9 @@ def parse_policy(document: Any) -> Policy:
         rules=rules,
         queue_owners=owners,
         hold_texts=_hold_texts(section.get("holds", {}), "matching.holds"),
+        max_tax_rate=_non_negative(
+            section.get("max_tax_rate", DEFAULT_MAX_TAX_RATE), "matching.max_tax_rate"
+        ),
     )
 
 

@@ -163,6 +163,8 @@ class GroupRows:
     invoices: list[asyncpg.Record]
     replacements: dict[str, str]  # original invoice_id → replacing invoice_id, from any group
     overrides: list[asyncpg.Record]
+    # Of the group's invoices and the invoices they replace: those ever approved to pay.
+    settled: frozenset[str] = frozenset()
 
 
 async def lock_groups(conn: asyncpg.Connection, groups: Sequence[str]) -> None:
@@ -233,6 +235,16 @@ async def load_groups(conn: asyncpg.Connection, groups: Sequence[str]) -> dict[s
             ids,
         )
     }
+    originals = [i for rows in invoices.values() for i in _replaced_by(rows)]
+    settled = frozenset(
+        r["invoice_id"]
+        for r in await conn.fetch(
+            """SELECT DISTINCT invoice_id
+                 FROM decisions JOIN unnest($1::text[]) AS wanted(invoice_id) USING (invoice_id)
+                WHERE event_type = 'invoice.approved_to_pay'""",
+            ids + originals,
+        )
+    )
     overrides = await conn.fetch(
         """SELECT override_id, invoice_id, requested_by, approved_by, reason_code, justification, evidence,
                   scope, decided_at FROM overrides
@@ -254,8 +266,17 @@ async def load_groups(conn: asyncpg.Connection, groups: Sequence[str]) -> dict[s
             invoices=invoices.get(group, []),
             replacements={k: v for k, v in replacements.items() if k in group_ids},
             overrides=[r for r in overrides if r["invoice_id"] in group_ids],
+            settled=frozenset(
+                i for i in settled if i in group_ids or i in _replaced_by(invoices.get(group, ()))
+            ),
         )
     return loaded
+
+
+def _replaced_by(invoices: Sequence[asyncpg.Record]) -> set[str]:
+    return {
+        r["document"]["replaces_invoice_id"] for r in invoices if r["document"].get("replaces_invoice_id")
+    }
 
 
 def _by(column: str, rows: Sequence[asyncpg.Record]) -> dict[str, list[asyncpg.Record]]:

@@ -66,7 +66,13 @@ class HoldNotice(OutboundModel):
     invoice_id: NonEmptyStr
     po_number: NonEmptyStr | None = None
     line_id: NonEmptyStr | None = None
-    reason: NonEmptyStr
+    reason: NonEmptyStr = Field(
+        description="The failed check (SPEC §6 table), e.g. price_mismatch, missing_receipt. From SPEC §15: "
+        "tax_review (tax_total above the policy's max_tax_rate of the net lines; soft review, queue ap) "
+        "and replaces_settled_invoice (a correction of an invoice already approved to pay; hard fail, "
+        "queue ap: send a credit note). A positive line-level allowance_charge_amount beyond the PO's "
+        "`other` allowance is an unexpected_charge."
+    )
     queue: NonEmptyStr
     owner: NonEmptyStr
     opened_at: Timestamp
@@ -106,7 +112,12 @@ class OverrideRefused(OutboundModel):
 
     override_id: NonEmptyStr
     invoice_id: NonEmptyStr
-    reasons: list[NonEmptyStr] = Field(min_length=1)
+    reasons: list[NonEmptyStr] = Field(
+        min_length=1,
+        description="invoice_unknown, invoice_superseded, approver_is_requester (compared "
+        "case-insensitively), evidence_missing, no_open_holds, no_hold_reasons (an empty hold_reasons "
+        "list, SPEC §15), hold_not_open:<reason>, not_overridable:<reason>, approver_lacks_role:<queue>",
+    )
 
 
 class PayoutBlocked(OutboundModel):
@@ -136,7 +147,13 @@ class PayoutExceptionOpened(OutboundModel):
 
 
 class RejectionReason(OutboundModel):
-    code: NonEmptyStr
+    code: NonEmptyStr = Field(
+        description="A SPEC code, e.g. sod_violation, duplicate_invoice, total_mismatch. From SPEC §15: "
+        "invalid_characters (an identifier with control, format or whitespace characters, or text with "
+        "control characters other than tab and newline), invalid_prepaid_amount (negative or above the "
+        "total), invalid_rounding_amount (one major unit or more either way), negative_tax_total, "
+        "amount_out_of_range (any amount, or quantity × unit price, above the policy's max_amount)."
+    )
     field: str | None = None  # dotted path, e.g. "lines.2.unit_price"
     message: NonEmptyStr
 

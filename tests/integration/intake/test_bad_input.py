@@ -114,7 +114,158 @@ def corpus() -> list[tuple[str, RawRecord, str]]:
     ]
 
 
-CORPUS = corpus()
+def _invoice_with(invoice_id: str, **changes: Any) -> dict[str, Any]:
+    return invoice(invoice_id, f"N-{invoice_id}", **changes)
+
+
+def _line_changed(invoice_id: str, **changes: Any) -> dict[str, Any]:
+    data = _invoice_with(invoice_id)
+    data["lines"][0].update(changes)
+    return data
+
+
+def _two_lines_total(line_amount: str, total: str) -> dict[str, Any]:
+    return {
+        "lines": [dict(invoice()["lines"][0], line_amount=line_amount), invoice()["lines"][1]],
+        "total_amount": total,
+    }
+
+
+HUGE = "1000000000.01"  # one cent above the default max_amount (1,000,000,000)
+
+# (name, invoice data, the reason code, the field it names): SPEC §15 "Text" and "Amounts".
+HOSTILE: list[tuple[str, dict[str, Any], str, str]] = [
+    # --- Unicode: identifiers may hold no control, format or whitespace characters ----------
+    ("zero-width space in invoice_id", _invoice_with("ZW\u200b1"), "invalid_characters", "invoice_id"),
+    ("space in po_number", _invoice_with("SP-1", po_number="PO 1"), "invalid_characters", "po_number"),
+    (
+        "right-to-left override in payee_id",
+        _invoice_with("RLO-1", payee_id="0088:579\u202e1"),
+        "invalid_characters",
+        "payee_id",
+    ),
+    ("tab in line_id", _line_changed("TAB-1", line_id="1\t"), "invalid_characters", "lines[0].line_id"),
+    (
+        "no-break space in legal_entity",
+        _invoice_with("NBSP-1", legal_entity="9930:DE\u00a01"),
+        "invalid_characters",
+        "legal_entity",
+    ),
+    (
+        "NUL in po_line_id",
+        _line_changed("NUL-1", po_line_id="L1\x00"),
+        "invalid_characters",
+        "lines[0].po_line_id",
+    ),
+    # --- and no other text holds control characters other than tab and newline -------------
+    (
+        "terminal escape in description",
+        _line_changed("ESC-1", description="Dev \x1b[2J day"),
+        "invalid_characters",
+        "lines[0].description",
+    ),
+    (
+        "NUL in supplier_invoice_number",
+        invoice("NULN-1", "INV-\x00-9"),
+        "invalid_characters",
+        "supplier_invoice_number",
+    ),
+    (
+        "carriage return in charge type",
+        _invoice_with("CR-1", charges=[{"type": "freight\r", "amount": "0"}]),
+        "invalid_characters",
+        "charges[0].type",
+    ),
+    # --- amounts: what lowers or adjusts the payable amount keeps its meaning --------------
+    (
+        "negative prepaid_amount",
+        _invoice_with("PRE-1", prepaid_amount="-990.00"),
+        "invalid_prepaid_amount",
+        "prepaid_amount",
+    ),
+    (
+        "prepaid_amount above the total",
+        _invoice_with("PRE-2", prepaid_amount="2000.13"),
+        "invalid_prepaid_amount",
+        "prepaid_amount",
+    ),
+    (
+        "rounding_amount of 990.00",
+        _invoice_with("RND-1", rounding_amount="990.00"),
+        "invalid_rounding_amount",
+        "rounding_amount",
+    ),
+    (
+        "rounding_amount of -1.00",
+        _invoice_with("RND-2", rounding_amount="-1.00"),
+        "invalid_rounding_amount",
+        "rounding_amount",
+    ),
+    (
+        "negative tax_total",
+        _invoice_with("TAX-1", tax_total="-400.00", total_amount="1200.12"),
+        "negative_tax_total",
+        "tax_total",
+    ),
+    # --- any amount above max_amount ------------------------------------------------------------
+    (
+        "tax_total above max_amount",
+        _invoice_with("MAX-1", tax_total=HUGE),
+        "amount_out_of_range",
+        "tax_total",
+    ),
+    (
+        "total_amount above max_amount",
+        _invoice_with("MAX-2", total_amount=HUGE),
+        "amount_out_of_range",
+        "total_amount",
+    ),
+    (
+        "prepaid_amount above max_amount",
+        _invoice_with("MAX-3", prepaid_amount=HUGE),
+        "amount_out_of_range",
+        "prepaid_amount",
+    ),
+    (
+        "rounding_amount above max_amount",
+        _invoice_with("MAX-4", rounding_amount="-" + HUGE),
+        "amount_out_of_range",
+        "rounding_amount",
+    ),
+    (
+        "line_amount above max_amount",
+        _line_changed("MAX-5", line_amount=HUGE),
+        "amount_out_of_range",
+        "lines[0].line_amount",
+    ),
+    (
+        "allowance_charge_amount above max_amount",
+        _line_changed("MAX-6", allowance_charge_amount=HUGE),
+        "amount_out_of_range",
+        "lines[0].allowance_charge_amount",
+    ),
+    (
+        "charge above max_amount",
+        _invoice_with("MAX-7", charges=[{"type": "freight", "amount": HUGE}]),
+        "amount_out_of_range",
+        "charges[0].amount",
+    ),
+    (
+        "18-digit unit price",
+        _line_changed(
+            "MAX-8", quantity="1", unit_price="999999999999999999", line_amount="999999999999999999.00"
+        ),
+        "amount_out_of_range",
+        "lines[0].unit_price",
+    ),
+]
+
+
+def hostile_corpus() -> list[tuple[str, RawRecord, str]]:
+    return [(name, inv_rec(data), "rejected") for name, data, _, _ in HOSTILE]
+
+
+CORPUS = corpus() + hostile_corpus()
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +295,7 @@ async def test_each_bad_input_is_rejected_or_deadlettered(
 
 async def test_the_whole_corpus_in_one_batch_loses_nothing_and_blocks_nothing(pool: asyncpg.Pool) -> None:
     good = inv_rec(invoice("GOOD-1", "G-1", po_number="PO-X"))
-    records = [rec for _, rec, _ in corpus()] + [good]
+    records = [rec for _, rec, _ in corpus() + hostile_corpus()] + [good]
     result = await deliver(pool, router, *records, settings=Settings(service="intake"))
     expected_rejected = sum(1 for _, _, outcome in CORPUS if outcome == "rejected")
     assert result.rejected == expected_rejected
@@ -173,3 +324,44 @@ async def test_fractional_json_money_and_oversize_payload_reasons(pool: asyncpg.
     result = await deliver(pool, router, inv_rec(huge), settings=Settings(service="intake"))
     [rejection] = emitted(result, "document.rejected")
     assert [r["code"] for r in rejection["data"]["reasons"]] == ["payload_too_large"]
+
+
+@pytest.mark.parametrize(("name", "data", "code", "field"), HOSTILE, ids=[h[0] for h in HOSTILE])
+async def test_hostile_text_and_amounts_are_rejected_naming_the_field(
+    pool: asyncpg.Pool, name: str, data: dict[str, Any], code: str, field: str
+) -> None:
+    """SPEC §15: each is a rejection with a specific code naming the field — never accepted."""
+    result = await deliver(pool, router, inv_rec(data), settings=Settings(service="intake"))
+    assert emitted(result, "invoice.accepted") == [], name
+    [rejection] = emitted(result, "document.rejected")
+    reasons = {(r["code"], r.get("field")) for r in rejection["data"]["reasons"]}
+    assert (code, field) in reasons, reasons
+
+
+async def test_text_is_nfc_normalised_before_it_is_stored_or_published(pool: asyncpg.Pool) -> None:
+    decomposed = invoice("NFC-1", "NFC-1")
+    decomposed["lines"][0]["description"] = "Cafe\u0301 day"  # e + combining acute
+    result = await deliver(pool, router, inv_rec(decomposed), settings=Settings(service="intake"))
+    [accepted] = emitted(result, "invoice.accepted")
+    assert accepted["data"]["lines"][0]["description"] == "Caf\u00e9 day"
+
+
+async def test_supplier_invoice_number_may_contain_spaces(pool: asyncpg.Pool) -> None:
+    result = await deliver(pool, router, inv_rec(invoice("SPACE-1", "INV 2026 77")))
+    assert len(emitted(result, "invoice.accepted")) == 1
+
+
+async def test_a_ubl_invoice_is_held_to_the_same_text_rules_once_parsed(pool: asyncpg.Pool) -> None:
+    """The XML text itself may hold CR LF; the values taken from it are checked like JSON's."""
+    document = UBL_INVOICE.format(number="UBL-ZW-1").replace(
+        "<cbc:ID>PO-1</cbc:ID>", "<cbc:ID>PO\u200b-1</cbc:ID>"
+    )
+    result = await deliver(pool, router, ubl_rec("UBL-ZW", document.replace("\n", "\r\n")))
+    [rejection] = emitted(result, "document.rejected")
+    assert {(r["code"], r.get("field")) for r in rejection["data"]["reasons"]} == {
+        ("invalid_characters", "po_number")
+    }
+    clean = await deliver(
+        pool, router, ubl_rec("UBL-CRLF", UBL_INVOICE.format(number="UBL-CRLF-1").replace("\n", "\r\n"))
+    )
+    assert len(emitted(clean, "invoice.accepted")) == 1

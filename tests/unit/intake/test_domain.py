@@ -85,8 +85,34 @@ def codes(reasons: Any) -> list[str]:
         ("---", ""),
     ],
 )
-def test_normalise_invoice_number(number: str, normalised: str) -> None:
-    assert domain.normalise_invoice_number(number) == normalised
+def test_section5_steps_of_invoice_number_normalisation(number: str, normalised: str) -> None:
+    assert domain.section5_steps(number) == normalised
+    # The duplicate key adds the look-alike folding: it agrees wherever §5 agrees.
+    assert domain.normalise_invoice_number(number) == domain.normalise_invoice_number(normalised)
+
+
+@pytest.mark.parametrize(
+    "lookalike",
+    [
+        "INV\u20101\u2010A",  # U+2010 HYPHEN
+        "INV\u22121-A",  # U+2212 MINUS SIGN
+        "INV-1\u200b-A",  # a zero-width space
+        "INV-1-A\u2060",  # a word joiner
+        "INV-\uff11-A",  # a full-width digit one
+        "\uff29\uff2e\uff36-1-A",  # full-width letters
+        "\u0406NV-1-A",  # CYRILLIC CAPITAL LETTER BYELORUSSIAN-UKRAINIAN I
+        "INV-1-\u0410",  # CYRILLIC CAPITAL LETTER A
+        "inv 01 a",
+    ],
+)
+def test_lookalike_invoice_numbers_have_one_duplicate_key(lookalike: str) -> None:
+    """SPEC §15: NFKC, format characters removed, dashes to `-`, UTS #39 skeleton."""
+    assert domain.normalise_invoice_number(lookalike) == domain.normalise_invoice_number("INV-1-A")
+
+
+def test_different_numbers_keep_different_keys() -> None:
+    keys = {domain.normalise_invoice_number(n) for n in ("INV-1-A", "INV-2-A", "INV-1-B", "INV-11-A")}
+    assert len(keys) == 4
 
 
 def test_number_alone_never_decides_exact_duplicate_key_includes_payee_and_type() -> None:
@@ -318,7 +344,7 @@ def known(invoice_id: str, number: str = "INV42", **kw: Any) -> KnownInvoice:
     base: dict[str, Any] = dict(
         invoice_id=invoice_id,
         payee_id="P1",
-        normalised_number=number,
+        normalised_number=domain.normalise_invoice_number(number),
         document_type="invoice",
         currency="EUR",
         total_amount=D("2000.00"),
@@ -555,3 +581,57 @@ def test_flip_refusals(
 def test_reason_as_dict_omits_missing_field() -> None:
     assert domain.Reason("x", None, "m").as_dict() == {"code": "x", "message": "m"}
     assert domain.Reason("x", "f", "m").as_dict() == {"code": "x", "field": "f", "message": "m"}
+
+
+# --- SPEC §15 amounts ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"prepaid_amount": D("0.00")}, []),
+        ({"prepaid_amount": D("1999.99")}, []),
+        ({"prepaid_amount": D("2000.00")}, ["non_positive_total"]),  # nothing left to pay
+        ({"prepaid_amount": D("2000.01")}, ["invalid_prepaid_amount", "non_positive_total"]),
+        ({"prepaid_amount": D("-990.00")}, ["invalid_prepaid_amount"]),
+        ({"rounding_amount": D("0.99")}, []),
+        ({"rounding_amount": D("-0.99")}, []),
+        ({"rounding_amount": D("1.00")}, ["invalid_rounding_amount"]),
+        ({"rounding_amount": D("-990.00")}, ["invalid_rounding_amount"]),
+    ],
+)
+def test_what_adjusts_the_payable_amount_keeps_its_meaning(
+    changes: dict[str, Any], expected: list[str]
+) -> None:
+    assert codes(domain.invoice_form_reasons(inv(**changes))) == sorted(expected)
+
+
+def test_negative_tax_is_refused() -> None:
+    refused = inv(tax_total=D("-400.00"), total_amount=D("1200.00"))
+    assert codes(domain.invoice_form_reasons(refused)) == ["negative_tax_total"]
+
+
+def test_every_amount_and_quantity_times_price_is_bounded_by_max_amount() -> None:
+    limit = D("1000.00")
+    big = inv(
+        lines=(line(qty="2", price="600.00", amount="1200.00"),), tax_total=D("0"), total_amount=D("1200.00")
+    )
+    fields = {r.field for r in domain.invoice_form_reasons(big, limit) if r.code == "amount_out_of_range"}
+    assert fields == {"total_amount", "lines[0].line_amount", "lines[0].unit_price"}
+    assert all(r.code != "amount_out_of_range" for r in domain.invoice_form_reasons(big))
+
+
+def test_pos_and_requisitions_are_bounded_by_max_amount_too() -> None:
+    terms = domain.PoTerms(
+        "PO-1", 1, "EUR", date(2026, 1, 1), date(2026, 12, 31), "buyer",
+        (domain.PoLineTerms("L1", D("20"), D("999999999999999999")),),
+    )  # fmt: skip
+    assert codes(domain.po_terms_reasons(terms)) == ["amount_out_of_range"]
+    assert codes(domain.requisition_reasons("a", "b", D("1000000000.01"), "EUR")) == ["amount_out_of_range"]
+
+
+def test_sod_people_compare_case_insensitively() -> None:
+    assert codes(domain.sod_reasons_for_issue("Buyer.Case@x.com", "buyer.case@X.COM")) == ["sod_violation"]
+    assert not domain.is_independent_approval("Buyer.Case@x.com", "BUYER.case@x.com")
+    assert domain.is_independent_approval("buyer@x.com", "manager@x.com")
+    assert codes(domain.requisition_reasons("Eng@x.com", "eng@x.com", D("10"), "EUR")) == ["sod_violation"]

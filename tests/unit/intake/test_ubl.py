@@ -58,7 +58,8 @@ def test_credit_note_with_base_quantity_allowances_rounding_and_two_tax_totals()
     assert [(c.type, c.amount) for c in inv.charges] == [("Volume discount", D("-500"))]
     assert inv.rounding_amount == D("-50")
     assert inv.payable_amount == D("12600")
-    assert invoice_form_reasons(inv) == []
+    # SPEC §15: a rounding is below one major unit of the currency — 50 yen is not a rounding.
+    assert [r.code for r in invoice_form_reasons(inv)] == ["invalid_rounding_amount"]
 
 
 def test_payable_amount_must_equal_the_computed_one() -> None:
