@@ -14,10 +14,12 @@ failing reason, sorted and without duplicates, so "why is this payee blocked" ha
   EU VAT switch is on;
 - the payee is known at all (`payee_unknown`).
 
-A verification, screening or signature dated more than `FUTURE_TOLERANCE` after `now` counts as
-absent (SPEC §15): an AML screening dated 2099 must not make a payee eligible until 2100. The
-rule is judged at every evaluation, so the periodic sweep applies it too, and a timestamp that
-was a few minutes ahead of our clock counts once `now` has caught up with it.
+A verification, screening or signature dated more than `FUTURE_TOLERANCE` after the profile was
+received counts as absent (SPEC §15): an AML screening dated 2099 never makes a payee eligible.
+It is judged against the receipt time, not against each evaluation's `now`, so the periodic
+sweep keeps it absent after the clock has passed the claimed date: nothing shows the fact
+happened when the profile said, and time passing still never makes a payee eligible by itself
+(only a new profile version with a believable date does).
 
 Time is always an argument (`now`), so a sweep can re-evaluate every payee at one instant and
 tests can stand on either side of an expiry boundary.
@@ -123,6 +125,9 @@ class PayeeProfile:
     vat_status: VatStatus | None = None
     vat_checked_at: datetime | None = None
     payout_account_ref: str | None = None
+    # When compliance_gate received this version (its own clock): what "in the future" is judged
+    # against. None for a profile built elsewhere (tests, tools): judged at the evaluation's `now`.
+    received_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -172,7 +177,8 @@ def w8_valid_through(form: TaxForm) -> date | None:
 
 
 def is_dated_in_future(moment: datetime | date | None, now: datetime) -> bool:
-    """SPEC §15: dated more than FUTURE_TOLERANCE after `now`, so it counts as absent. A date
+    """SPEC §15: dated more than FUTURE_TOLERANCE after `now` (the profile's receipt), so it
+    counts as absent. A date
     (a signature's `signed_at`) stands for its first instant in UTC, the zone calendar days are
     judged in here; a date of today is never in the future."""
     if moment is None:
@@ -197,20 +203,23 @@ def evaluate(profile: PayeeProfile | None, now: datetime, policy: CompliancePoli
     """Every failing SPEC §7 rule for `profile` at `now` (an aware datetime)."""
     if profile is None:
         return UNKNOWN_PAYEE
+    received = profile.received_at or now
     return eligibility_from(
         [
-            *_identity_reasons(profile, now),
-            *_aml_reasons(profile.aml, now, policy),
-            *_tax_form_reasons(profile, now),
-            *_vat_reasons(profile, now, policy),
+            *_identity_reasons(profile, received),
+            *_aml_reasons(profile.aml, now, received, policy),
+            *_tax_form_reasons(profile, now, received),
+            *_vat_reasons(profile, received, policy),
         ]
     )
 
 
-def _identity_reasons(profile: PayeeProfile, now: datetime) -> list[Reason]:
+def _identity_reasons(profile: PayeeProfile, received: datetime) -> list[Reason]:
     if profile.entity_type == "individual":
         # A verification dated in the future has not happened: the KYC is not verified.
-        verified = profile.kyc_status == "verified" and not is_dated_in_future(profile.kyc_verified_at, now)
+        verified = profile.kyc_status == "verified" and not is_dated_in_future(
+            profile.kyc_verified_at, received
+        )
         return [] if verified else [Reason.KYC_NOT_VERIFIED]
     reasons = []
     if profile.kyb_status != "verified":
@@ -220,8 +229,10 @@ def _identity_reasons(profile: PayeeProfile, now: datetime) -> list[Reason]:
     return reasons
 
 
-def _aml_reasons(aml: AmlScreening, now: datetime, policy: CompliancePolicy) -> list[Reason]:
-    if is_dated_in_future(aml.screened_at, now):
+def _aml_reasons(
+    aml: AmlScreening, now: datetime, received: datetime, policy: CompliancePolicy
+) -> list[Reason]:
+    if is_dated_in_future(aml.screened_at, received):
         # No screening at all: nothing says the payee is clear, nor screened within the max age.
         return [Reason.AML_NOT_CLEAR, Reason.AML_SCREENING_STALE]
     reasons = []
@@ -233,7 +244,7 @@ def _aml_reasons(aml: AmlScreening, now: datetime, policy: CompliancePolicy) -> 
     return reasons
 
 
-def _tax_form_reasons(profile: PayeeProfile, now: datetime) -> list[Reason]:
+def _tax_form_reasons(profile: PayeeProfile, now: datetime, received: datetime) -> list[Reason]:
     form = profile.tax_form
     # A form marked "missing" is no form at all: its type and dates say nothing, so no more codes.
     if form is None or form.status == "missing":
@@ -243,7 +254,7 @@ def _tax_form_reasons(profile: PayeeProfile, now: datetime) -> list[Reason]:
         reasons.append(Reason.TAX_FORM_WRONG_TYPE)
     if form.status == "invalid":
         reasons.append(Reason.TAX_FORM_INVALID)
-    if is_dated_in_future(form.signed_at, now):
+    if is_dated_in_future(form.signed_at, received):
         # Not signed yet, so not a valid form; nor may a future signature date stretch a W-8's term.
         reasons.append(Reason.TAX_FORM_INVALID)
         form = TaxForm(form.type, form.status, signed_at=None, expires_at=form.expires_at)
@@ -258,9 +269,9 @@ def _tax_form_reasons(profile: PayeeProfile, now: datetime) -> list[Reason]:
     return reasons
 
 
-def _vat_reasons(profile: PayeeProfile, now: datetime, policy: CompliancePolicy) -> list[Reason]:
+def _vat_reasons(profile: PayeeProfile, received: datetime, policy: CompliancePolicy) -> list[Reason]:
     # A check dated in the future has not happened: the number counts as unchecked.
-    status = "unchecked" if is_dated_in_future(profile.vat_checked_at, now) else profile.vat_status
+    status = "unchecked" if is_dated_in_future(profile.vat_checked_at, received) else profile.vat_status
     applies = (
         policy.eu_vat_check
         and profile.entity_type == "business"

@@ -100,7 +100,7 @@ async def save_swept_eligibility(
 
 def _stored(row: asyncpg.Record) -> StoredPayee:
     return StoredPayee(
-        profile=profile_from_json(row["profile"]),
+        profile=profile_from_json(row["profile"], row["evaluated_at"]),
         eligibility=eligibility_from(Reason(r) for r in row["reasons"]),
         evaluated_at=row["evaluated_at"],
     )
@@ -132,10 +132,12 @@ def profile_to_json(profile: PayeeProfile) -> dict[str, Any]:
         "vat_status": profile.vat_status,
         "vat_checked_at": _iso(profile.vat_checked_at),
         "payout_account_ref": profile.payout_account_ref,
+        "received_at": _iso(profile.received_at),
     }
 
 
-def profile_from_json(doc: dict[str, Any]) -> PayeeProfile:
+def profile_from_json(doc: dict[str, Any], evaluated_at: datetime | None = None) -> PayeeProfile:
+    """`evaluated_at` stands in for the receipt time of a profile stored before it was kept."""
     form = doc.get("tax_form")
     return PayeeProfile(
         payee_id=doc["payee_id"],
@@ -158,6 +160,7 @@ def profile_from_json(doc: dict[str, Any]) -> PayeeProfile:
         vat_status=doc.get("vat_status"),
         vat_checked_at=_timestamp(doc.get("vat_checked_at")),
         payout_account_ref=doc.get("payout_account_ref"),
+        received_at=_timestamp(doc.get("received_at")) or evaluated_at,
     )
 
 
