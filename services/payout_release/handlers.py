@@ -36,6 +36,7 @@ from shared.contracts.internal import (
     PurchaseOrderVersionInForce,
 )
 from shared.contracts.outbound import (
+    FundingRefused,
     PayoutBlocked,
     PayoutExceptionOpened,
     PayoutInvoice,
@@ -70,7 +71,9 @@ router = Router(
     ],
 )
 router.emits(OUT_PAYOUTS, "payout.released")
-router.emits(OUT_EXCEPTIONS, "payout.blocked", "payout.exception_opened", "rail_anomaly.opened")
+router.emits(
+    OUT_EXCEPTIONS, "payout.blocked", "payout.exception_opened", "rail_anomaly.opened", "funding.refused"
+)
 router.emits(
     PAYOUTS_EVENTS, "payout.settlement_recorded", "payout.failure_recorded", "payout.return_recorded"
 )
@@ -178,7 +181,27 @@ async def on_funding_received(ctx: HandlerContext, data: FundingReceived) -> str
     )
     if result == "account_mismatch":
         # An account funds one legal entity in one currency (SPEC §10); crediting it for another
-        # would let a run pay one entity's invoices with another's money.
+        # would let a run pay one entity's invoices with another's money. Treasury is told; the
+        # ledger applies the same rule and posts nothing.
+        owner = await store.funding_account_owner(ctx.conn, data.account_id)
+        assert owner is not None  # record_funding created it
+        ctx.emit(
+            OUT_EXCEPTIONS,
+            data.account_id,
+            "funding.refused",
+            FundingRefused(
+                funding_id=data.funding_id,
+                account_id=data.account_id,
+                legal_entity=data.legal_entity,
+                currency=data.currency,
+                amount=data.amount,
+                reasons=["funding_account_mismatch"],
+                expected=" ".join(owner),
+                got=f"{data.legal_entity} {data.currency}",
+                refused_at=ctx.now,
+            ),
+            event_id=derived_event_id("funding.refused", ctx.envelope.event_id),
+        )
         log.error("funding_account_mismatch", account_id=data.account_id, funding_id=data.funding_id)
     return result
 

@@ -233,6 +233,14 @@ async def record_funding(
     return "applied"
 
 
+async def funding_account_owner(conn: asyncpg.Connection, account_id: str) -> tuple[str, str] | None:
+    """The (legal_entity, currency) an account funds, once it has been funded."""
+    row = await conn.fetchrow(
+        "SELECT legal_entity, currency FROM funding_accounts WHERE account_id = $1", account_id
+    )
+    return None if row is None else (row["legal_entity"], row["currency"])
+
+
 async def funding_accounts(conn: asyncpg.Connection) -> list[FundingAccount]:
     rows = await conn.fetch(
         """SELECT account_id, legal_entity, currency, received - reserved - consumed AS available

@@ -163,6 +163,26 @@ class RailAnomalyOpened(OutboundModel):
     opened_at: Timestamp
 
 
+class FundingRefused(OutboundModel):
+    """`funding.refused` — a `funding.received` that payout_release did not credit, for treasury:
+    `funding_account_mismatch` when the account already funds another legal entity or currency
+    (an account funds one of each, SPEC §10; `expected` / `got` are "legal_entity currency").
+    The ledger applies the same rule and posts nothing for it. Keyed by account_id. (A funding
+    that is not positive or not in an ISO 4217 currency never gets here: it is deadlettered
+    `invalid_funding` by both services.)"""
+
+    funding_id: NonEmptyStr
+    account_id: NonEmptyStr
+    legal_entity: NonEmptyStr
+    currency: CurrencyCode
+    amount: DecimalStr
+    reasons: list[Literal["funding_account_mismatch"]] = Field(min_length=1)
+    expected: NonEmptyStr
+    got: NonEmptyStr
+    queue: Literal["treasury"] = "treasury"
+    refused_at: Timestamp
+
+
 # --- concord.out.rejections --------------------------------------------------------------
 
 

@@ -64,6 +64,7 @@ EVENT_MODELS: dict[str, type[BaseModel]] = {
     "payout.blocked": o.PayoutBlocked,
     "payout.exception_opened": o.PayoutExceptionOpened,
     "rail_anomaly.opened": o.RailAnomalyOpened,
+    "funding.refused": o.FundingRefused,
     "document.rejected": o.DocumentRejected,
     "journal.entry_posted": o.JournalEntryPosted,
     "deadletter.recorded": o.DeadLetter,
@@ -126,6 +127,7 @@ TOPIC_EVENT_TYPES: dict[str, frozenset[str]] = {
             "payout.blocked",
             "payout.exception_opened",
             "rail_anomaly.opened",
+            "funding.refused",
         }
     ),
     topics.OUT_REJECTIONS.name: frozenset({"document.rejected"}),

@@ -89,11 +89,13 @@ async def pair() -> AsyncIterator[Pair]:
         yield Pair(payouts, ledger)
 
 
-def funding(amount: str, currency: str = "EUR", funding_id: str = "F-1") -> RawRecord:
+def funding(
+    amount: str, currency: str = "EUR", funding_id: str = "F-1", legal_entity: str = "LE-1"
+) -> RawRecord:
     data = {
         "funding_id": funding_id,
         "account_id": "fund-1",
-        "legal_entity": "LE-1",
+        "legal_entity": legal_entity,
         "currency": currency,
         "amount": amount,
         "received_at": T0.isoformat(),
@@ -134,6 +136,32 @@ async def test_invalid_funding_is_neither_credited_nor_posted_and_both_say_why(
     # One bad record, one deadletter entry: both services derive the same id from its origin.
     assert dead_p["event_id"] == dead_l["event_id"] and dead_p["data"] == dead_l["data"]
     assert await pair.entries("funding") == 0
+    assert await pair.violations() == []
+
+
+@pytest.mark.parametrize(("legal_entity", "currency"), [("LE-9", "EUR"), ("LE-1", "GBP")])
+async def test_funding_for_another_entity_or_currency_of_an_account_is_refused_by_both(
+    pair: Pair, legal_entity: str, currency: str
+) -> None:
+    await pair.send(funding("100.00"))
+    at_payouts, _ = await pair.send(funding("900.00", currency, "F-2", legal_entity))
+    [refused] = emitted(at_payouts, "funding.refused")
+    assert refused["data"] | {"refused_at": None} == {
+        "funding_id": "F-2",
+        "account_id": "fund-1",
+        "legal_entity": legal_entity,
+        "currency": currency,
+        "amount": "900.00",
+        "reasons": ["funding_account_mismatch"],
+        "expected": "LE-1 EUR",
+        "got": f"{legal_entity} {currency}",
+        "queue": "treasury",
+        "refused_at": None,
+    }
+    assert await pair.entries("funding") == 1  # the journal shows only what payout_release can pay from
+    assert await pair.balance("asset:funding:fund-1") == Decimal("100.00")
+    async with pair.payouts.acquire() as conn:
+        assert await conn.fetchval("SELECT received FROM funding_accounts") == Decimal("100.00")
     assert await pair.violations() == []
 
 

@@ -541,8 +541,10 @@ async def test_funding_counts_once_per_funding_id_and_the_richest_account_pays(p
 async def test_funding_for_another_entity_on_an_existing_account_is_not_credited(pool: asyncpg.Pool) -> None:
     await send(pool, funding("100", "fund-1"))
     wrong = funding("100", "fund-1", legal_entity="LE-9")
-    await send(pool, wrong)
+    result = await send(pool, wrong)
     assert await inbox_result(pool, wrong) == "account_mismatch"
+    [refused] = emitted(result, "funding.refused")  # treasury is told, not only the log
+    assert (refused["data"]["expected"], refused["data"]["got"]) == ("LE-1 EUR", "LE-9 EUR")
     assert await available(pool) == Decimal("100")
 
 

@@ -406,6 +406,18 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "queue": "treasury",
         "opened_at": "2026-11-21T10:00:00Z",
     },
+    "funding.refused": {
+        "funding_id": "F-2",
+        "account_id": "ACC-1",
+        "legal_entity": "LE-9",
+        "currency": "EUR",
+        "amount": "900.00",
+        "reasons": ["funding_account_mismatch"],
+        "expected": "LE-1 EUR",
+        "got": "LE-9 EUR",
+        "queue": "treasury",
+        "refused_at": "2026-11-21T10:00:00Z",
+    },
     "document.rejected": {
         "rejected_event_id": "evt_9",
         "event_type": "invoice.submitted",
