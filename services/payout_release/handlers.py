@@ -403,6 +403,14 @@ async def _apply_rail_response(
         _open_rail_anomaly(ctx, rail_event_id, event, anomaly, payout, rail_event_id)
         return anomaly.what
     assert payout is not None
+    return await _apply_to_payout(ctx, rail_event_id, event, payout)
+
+
+async def _apply_to_payout(
+    ctx: HandlerContext, rail_event_id: str, event: domain.RailEvent, payout: store.PayoutRow
+) -> str:
+    """SPEC §8: the payout's new status, its funding and invoices, and the events that say so."""
+    conn, payout_id = ctx.conn, payout.payout_id
     outcome = domain.apply_rail_event(payout.status, event.kind)
     result = outcome.result
     await store.set_rail_event_result(conn, rail_event_id, result)
