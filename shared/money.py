@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Context, Decimal
 
 __all__ = [
+    "INVALID_FUNDING",
     "MAX_INTEGER_DIGITS",
     "MAX_QUANTITY_DECIMALS",
     "MAX_UNIT_PRICE_DECIMALS",
@@ -22,6 +23,7 @@ __all__ = [
     "UnknownCurrency",
     "decimal_places",
     "format_decimal",
+    "funding_amount_problems",
     "is_known_currency",
     "is_valid_money_scale",
     "minor_units",
@@ -119,6 +121,22 @@ def is_valid_money_scale(amount: Decimal, currency: str) -> bool:
     if amount == 0:
         return True
     return decimal_places(amount.normalize(_CTX)) <= units
+
+
+INVALID_FUNDING = "invalid_funding"
+
+
+def funding_amount_problems(amount: Decimal, currency: str | None) -> list[str]:
+    """Why a funding credit of `amount` cannot be applied (SPEC §15: positive, and in a known
+    currency — that one is `is_known_currency`); empty when it can. A negative credit would
+    silently shrink an account. The scale is judged only when the currency is known (None: not)."""
+    problems = []
+    if amount <= 0:
+        problems.append(f"amount must be positive, got {format_decimal(amount)}")
+    if currency is not None and is_known_currency(currency) and not is_valid_money_scale(amount, currency):
+        units = minor_units(currency)
+        problems.append(f"amount {format_decimal(amount)} has more decimals than {currency} allows ({units})")
+    return problems
 
 
 _DECIMAL_RE = re.compile(r"-?([0-9]+)(?:\.([0-9]+))?")

@@ -10,7 +10,9 @@ from typing import Any
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
+from services.cli.console import shown
 from services.cli.watch import Seen, TopicWatcher
 from shared.publish import Publisher
 from shared.settings import Settings
@@ -38,7 +40,7 @@ async def send_and_watch(
     try:
         async with Publisher(settings, source="concord-cli") as pub:
             await pub.publish_event(IN_COMMANDS, key, event_type, data)
-        console.print(f"sent {event_type} (signed) for {key}")
+        console.print(Text.assemble(f"sent {event_type} (signed) for ", shown(key)))
         if wait_s <= 0:
             return []
         deadline = time.monotonic() + wait_s
@@ -64,7 +66,7 @@ def _table(seen: list[Seen]) -> Table:
     for col in ("event", "subject", "detail"):
         t.add_column(col, overflow="fold")
     for s in seen:
-        t.add_row(s.event_type, _subject(s.data), _detail(s))
+        t.add_row(shown(s.event_type), shown(_subject(s.data)), shown(_detail(s)))
     return t
 
 
@@ -87,7 +89,9 @@ def _detail(s: Seen) -> str:
 def print_outcome(console: Console, what: str, seen: list[Seen]) -> None:
     if not seen:
         console.print(
-            f"{what}: no answer yet; it is queued and will be processed when the service catches up"
+            Text.assemble(
+                shown(what), ": no answer yet; it is queued and will be processed when the service catches up"
+            )
         )
         return
     console.print(_table(seen))

@@ -12,8 +12,9 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from services.cli.console import make_console
+from services.cli.console import make_console, shown
 from services.cli.scenario import Scenario, build
 from services.cli.watch import TopicWatcher
 from shared.envelope import utcnow
@@ -190,33 +191,35 @@ def print_report(r: DemoReport, console: Console) -> None:
     t.add_column("what", overflow="fold")
     t.add_column("count", justify="right")
     t.add_column("amount", justify="right")
-    t.add_row("intake", "purchase orders in force", str(docs["purchase_order.version_in_force"]), "")
-    t.add_row("intake", "receipts accepted", str(docs["receipt.accepted"]), "")
-    t.add_row("intake", "invoices accepted", str(docs["invoice.accepted"]), "")
+    _row(t, "intake", "purchase orders in force", str(docs["purchase_order.version_in_force"]), "")
+    _row(t, "intake", "receipts accepted", str(docs["receipt.accepted"]), "")
+    _row(t, "intake", "invoices accepted", str(docs["invoice.accepted"]), "")
     for x in w.of("document.rejected"):
-        t.add_row("intake", "rejected: " + ", ".join(f"{c['code']}" for c in x.data["reasons"]), "1", "")
+        _row(t, "intake", "rejected: " + ", ".join(f"{c['code']}" for c in x.data["reasons"]), "1", "")
     approved = w.of("invoice.approved_to_pay")
-    t.add_row("matching", "approved to pay", str(len(approved)), _sum(approved, "payable_amount"))
+    _row(t, "matching", "approved to pay", str(len(approved)), _sum(approved, "payable_amount"))
     opened = Counter((x.data["reason"], x.data["queue"], x.data["owner"]) for x in w.of("hold.opened"))
     for (reason, queue, owner), n in sorted(opened.items()):
-        t.add_row("matching", f"hold opened: {reason} → queue {queue} ({owner})", str(n), "")
+        _row(t, "matching", f"hold opened: {reason} → queue {queue} ({owner})", str(n), "")
     released = Counter(
         (x.data["reason"], x.data["released_by"], x.data.get("approved_by") or "")
         for x in w.of("hold.released")
     )
     for (reason, by, approver), n in sorted(released.items()):
-        t.add_row(
+        _row(
+            t,
             "matching",
             f"hold released: {reason} by {by}" + (f" ({approver})" if approver else ""),
             str(n),
             "",
         )
     for hold in open_holds(w):
-        t.add_row("matching", f"still held: {hold['invoice_id']} {hold['reason']} → {hold['queue']}", "1", "")
+        _row(t, "matching", f"still held: {hold['invoice_id']} {hold['reason']} → {hold['queue']}", "1", "")
     payouts = w.of("payout.released")
-    t.add_row("payout", "payouts released", str(len(payouts)), _sum(payouts, "amount"))
+    _row(t, "payout", "payouts released", str(len(payouts)), _sum(payouts, "amount"))
     for x in payouts:
-        t.add_row(
+        _row(
+            t,
             "payout",
             f"  {x.data['payee_id']}: {len(x.data['invoices'])} invoice(s)",
             "",
@@ -226,7 +229,7 @@ def print_report(r: DemoReport, console: Console) -> None:
     # runs' too: show this run's.
     for x in w.of("payout.blocked"):
         if x.data["invoice_id"] in r.scenario.invoice_ids():
-            t.add_row("payout", f"blocked {x.data['invoice_id']}: {', '.join(x.data['reasons'])}", "1", "")
+            _row(t, "payout", f"blocked {x.data['invoice_id']}: {', '.join(x.data['reasons'])}", "1", "")
     entries = w.of("journal.entry_posted")
     by_source: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
     counts: Counter[str] = Counter()
@@ -235,20 +238,24 @@ def print_report(r: DemoReport, console: Console) -> None:
         counts[source] += 1
         for line in x.data["lines"]:
             by_source[source][line["currency"]] += Decimal(line.get("debit") or "0")
-    t.add_row("ledger", "journal entries posted (all balanced)", str(len(entries)), "")
+    _row(t, "ledger", "journal entries posted (all balanced)", str(len(entries)), "")
     for source in sorted(by_source):
         debits = ", ".join(f"{v} {c}" for c, v in sorted(by_source[source].items()))
-        t.add_row("ledger", f"  from {source}", str(counts[source]), f"debits {debits}")
+        _row(t, "ledger", f"  from {source}", str(counts[source]), f"debits {debits}")
     dead = w.of("deadletter.recorded")
-    t.add_row("deadletter", "records", str(len(dead)), "")
+    _row(t, "deadletter", "records", str(len(dead)), "")
     console.print(t)
     if r.problems:
         for p in r.problems:
-            console.print(f"[red]problem:[/red] {p}")
+            console.print(Text.assemble(("problem:", "red"), " ", shown(p)))
     else:
         console.print(
             "[green]every invoice ended where it should: matched, held, released, blocked and posted[/green]"
         )
+
+
+def _row(table: Table, *values: object) -> None:
+    table.add_row(*(shown(v) for v in values))
 
 
 def open_holds(w: TopicWatcher) -> list[dict[str, Any]]:

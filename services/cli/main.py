@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
-from rich.table import Table
+from rich.text import Text
 
 from services.cli import commands, views
-from services.cli.console import make_console
+from services.cli.console import make_console, shown
 from services.cli.dlq import ReplayRefused, read_deadletters, replay
 from services.cli.readers import CliDatabases, NotReachable, OpenHoldRow, connect, open_holds, parse_age
 from services.ledger import queries as ledger_queries
@@ -71,23 +71,21 @@ def run(coro: Callable[[], Coroutine[Any, Any, T]]) -> T:
     try:
         return asyncio.run(coro())
     except (CliError, NotReachable) as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        _error(exc)
         raise typer.Exit(2) from None
     except ReplayRefused as exc:
-        err.print(f"[red]replay refused:[/red] {exc}")
+        _error(exc, "replay refused")
         raise typer.Exit(2) from None
     except (OSError, ConnectionError) as exc:
-        err.print(
-            f"[red]error:[/red] cannot reach the stack ({exc.__class__.__name__}: {exc}); is it up? (make up)"
-        )
+        _error(f"cannot reach the stack ({exc.__class__.__name__}: {exc}); is it up? (make up)")
         raise typer.Exit(2) from None
     except Exception as exc:  # the last line of defence: one sentence, not a traceback
         name = exc.__class__.__name__
         if "Kafka" in name or "NoBrokers" in name:
             bootstrap = get_settings().kafka_bootstrap
-            err.print(f"[red]error:[/red] cannot reach Kafka at {bootstrap}; is it up? (make up)")
+            _error(f"cannot reach Kafka at {bootstrap}; is it up? (make up)")
         else:
-            err.print(f"[red]error:[/red] {name}: {exc}")
+            _error(f"{name}: {exc}")
         raise typer.Exit(2) from None
 
 
@@ -95,6 +93,11 @@ def cli_settings() -> Settings:
     """The CLI publishes and reads as `ops` (SPEC §11) unless CONCORD_KAFKA_USERNAME says otherwise."""
     settings = get_settings()
     return settings if settings.kafka_username else as_principal(settings, "ops", settings.kafka_password)
+
+
+def _error(message: object, label: str = "error") -> None:
+    """One line on stderr; the message may quote stored or typed text, so it is shown, not parsed."""
+    err.print(Text.assemble((f"{label}:", "red"), " ", shown(message)))
 
 
 def _script(*args: str) -> None:
@@ -139,7 +142,7 @@ def holds_list(
     try:
         age = parse_age(older_than) if older_than else None
     except ValueError as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        _error(exc)
         raise typer.Exit(2) from None
     now = utcnow()
 
@@ -294,7 +297,7 @@ def ledger_1099(
     try:
         limit = Decimal(threshold)
     except ArithmeticError:
-        err.print(f"[red]error:[/red] the threshold {threshold!r} is not a decimal amount")
+        _error(f"the threshold {threshold!r} is not a decimal amount")
         raise typer.Exit(2) from None
 
     async def go() -> list[Nec1099Total]:
@@ -307,20 +310,7 @@ def ledger_1099(
 @dlq_app.command("list")
 def dlq_list(limit: int = typer.Option(50, help="Show at most this many, newest last.")) -> None:
     """List the records on the deadletter topic: origin, error, and the event id to replay."""
-    entries = run(lambda: read_deadletters(cli_settings()))
-    t = Table(title=f"concord.deadletter — {len(entries)} record(s)")
-    for col in ("deadletter id", "when", "origin", "key", "error"):
-        t.add_column(col, overflow="fold")
-    for e in entries[-limit:]:
-        o = e.origin
-        t.add_row(
-            e.event_id,
-            e.occurred_at[:19],
-            f"{o['topic']}[{o['partition']}]@{o['offset']}",
-            str(o.get("key") or ""),
-            e.error,
-        )
-    console.print(t)
+    views.print_deadletters(console, run(lambda: read_deadletters(cli_settings())), limit)
 
 
 @dlq_app.command("replay")
@@ -341,7 +331,7 @@ def dlq_replay(
         return await replay(cli_settings(), entries[deadletter_id], fixed)
 
     topic = run(go)
-    console.print(f"replayed {deadletter_id} to {topic}")
+    console.print(Text.assemble("replayed ", shown(deadletter_id), " to ", shown(topic)))
 
 
 @app.command()
@@ -354,7 +344,7 @@ def asyncapi(write: Path | None = typer.Option(None, help="Write the document to
         sys.stdout.write(doc)
     else:
         write.write_text(doc)
-        console.print(f"wrote {write}")
+        console.print(Text.assemble("wrote ", shown(write)))
 
 
 def main() -> None:

@@ -1,4 +1,7 @@
-"""Rich renderings of the ledger's answers: trace, reconciliation, invariants, 1099-NEC, holds."""
+"""Rich renderings of the ledger's answers: trace, reconciliation, invariants, 1099-NEC, holds.
+
+Every stored value goes through `shown` (services/cli/console.py): never markup, never raw
+control characters."""
 
 from __future__ import annotations
 
@@ -8,7 +11,10 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from services.cli.console import shown
+from services.cli.dlq import DeadLetterEntry
 from services.cli.readers import OpenHoldRow
 from services.ledger.queries import INVARIANTS, Nec1099Total, Reconciliation, Trace, Violation
 
@@ -17,22 +23,26 @@ def _t(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S") if value else ""
 
 
-def _table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> Table:
+def _table(title: str | Text, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> Table:
     t = Table(title=title, title_justify="left")
     for c in columns:
         t.add_column(c, overflow="fold")
     for r in rows:
-        t.add_row(*(str(v) if v is not None else "" for v in r))
+        t.add_row(*(shown(v) for v in r))
     return t
 
 
 def print_trace(console: Console, tr: Trace) -> None:
     if not tr.found:
         console.print(
-            f"nothing in the ledger answers to {tr.ref!r} (an entry id, invoice id, payout id or PO number)"
+            Text.assemble(
+                "nothing in the ledger answers to '",
+                shown(tr.ref),
+                "' (an entry id, invoice id, payout id or PO number)",
+            )
         )
         return
-    console.print(f"[bold]trace of {tr.ref_kind} {tr.ref}[/bold]")
+    console.print(Text.assemble(f"trace of {tr.ref_kind} ", shown(tr.ref), style="bold"))
     console.print(
         _table(
             "purchase order versions",
@@ -193,12 +203,12 @@ def print_trace(console: Console, tr: Trace) -> None:
     for e in tr.entries:
         for n, line in enumerate(e.lines):
             entries.add_row(
-                e.entry_id if n == 0 else "",
-                _t(e.posted_at) if n == 0 else "",
-                e.description if n == 0 else "",
-                line.account,
-                f"{line.debit} {line.currency}" if line.debit else "",
-                f"{line.credit} {line.currency}" if line.credit else "",
+                shown(e.entry_id if n == 0 else ""),
+                shown(_t(e.posted_at) if n == 0 else ""),
+                shown(e.description if n == 0 else ""),
+                shown(line.account),
+                shown(f"{line.debit} {line.currency}" if line.debit else ""),
+                shown(f"{line.credit} {line.currency}" if line.credit else ""),
             )
     console.print(entries)
 
@@ -286,13 +296,13 @@ def print_violations(console: Console, violations: Sequence[Violation]) -> None:
         t.add_row(name, meaning, "[red]VIOLATED[/red]" if name in failing else "[green]holds[/green]")
     console.print(t)
     for v in violations:
-        console.print(f"[red]{v.invariant}[/red]: {v.detail}")
+        console.print(Text.assemble((v.invariant, "red"), ": ", shown(v.detail)))
 
 
 def print_1099(console: Console, year: int, threshold: str, totals: Sequence[Nec1099Total]) -> None:
     console.print(
         _table(
-            f"1099-NEC {year}: US payees paid at least {threshold}",
+            shown(f"1099-NEC {year}: US payees paid at least {threshold}"),
             ("payee", "country", "paid", "payouts"),
             ((t.payee_id, t.country, f"{t.paid} {t.currency}", t.payouts) for t in totals),
         )
@@ -329,6 +339,26 @@ def print_holds(console: Console, holds: Sequence[OpenHoldRow], now: datetime) -
                     h.next_action,
                 )
                 for h in holds
+            ),
+        )
+    )
+
+
+def print_deadletters(console: Console, entries: Sequence[DeadLetterEntry], limit: int) -> None:
+    """The deadletter topic, newest last: what an operator replays by its id."""
+    console.print(
+        _table(
+            f"concord.deadletter — {len(entries)} record(s)",
+            ("deadletter id", "when", "origin", "key", "error"),
+            (
+                (
+                    e.event_id,
+                    e.occurred_at[:19],
+                    f"{e.origin['topic']}[{e.origin['partition']}]@{e.origin['offset']}",
+                    e.origin.get("key"),
+                    e.error,
+                )
+                for e in entries[-limit:]
             ),
         )
     )

@@ -14,6 +14,13 @@ failing reason, sorted and without duplicates, so "why is this payee blocked" ha
   EU VAT switch is on;
 - the payee is known at all (`payee_unknown`).
 
+A verification, screening or signature dated more than `FUTURE_TOLERANCE` after the profile was
+received counts as absent (SPEC §15): an AML screening dated 2099 never makes a payee eligible.
+It is judged against the receipt time, not against each evaluation's `now`, so the periodic
+sweep keeps it absent after the clock has passed the claimed date: nothing shows the fact
+happened when the profile said, and time passing still never makes a payee eligible by itself
+(only a new profile version with a believable date does).
+
 Time is always an argument (`now`), so a sweep can re-evaluate every payee at one instant and
 tests can stand on either side of an expiry boundary.
 """
@@ -69,6 +76,9 @@ EU_COUNTRIES: frozenset[str] = EU_MEMBER_STATES | {GREECE_VAT_PREFIX}
 W8_VALIDITY_CALENDAR_YEARS = 3
 W8_FORMS: frozenset[str] = frozenset({"W-8BEN", "W-8BEN-E"})
 
+# Clocks disagree by seconds, not by more: anything dated further ahead was not done yet (SPEC §15).
+FUTURE_TOLERANCE = timedelta(minutes=5)
+
 
 @dataclass(frozen=True)
 class CompliancePolicy:
@@ -108,11 +118,16 @@ class PayeeProfile:
     country: str
     aml: AmlScreening
     kyc_status: VerificationStatus | None = None
+    kyc_verified_at: datetime | None = None
     kyb_status: VerificationStatus | None = None
     beneficial_owners_verified: bool = False
     tax_form: TaxForm | None = None
     vat_status: VatStatus | None = None
+    vat_checked_at: datetime | None = None
     payout_account_ref: str | None = None
+    # When compliance_gate received this version (its own clock): what "in the future" is judged
+    # against. None for a profile built elsewhere (tests, tools): judged at the evaluation's `now`.
+    received_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -161,6 +176,18 @@ def w8_valid_through(form: TaxForm) -> date | None:
     return None
 
 
+def is_dated_in_future(moment: datetime | date | None, now: datetime) -> bool:
+    """SPEC §15: dated more than FUTURE_TOLERANCE after `now` (the profile's receipt), so it
+    counts as absent. A date
+    (a signature's `signed_at`) stands for its first instant in UTC, the zone calendar days are
+    judged in here; a date of today is never in the future."""
+    if moment is None:
+        return False
+    if not isinstance(moment, datetime):
+        moment = datetime(moment.year, moment.month, moment.day, tzinfo=UTC)
+    return moment - now > FUTURE_TOLERANCE
+
+
 def is_reportable_1099_nec(country: str) -> bool:
     """SPEC §7: US payees are tagged for 1099-NEC reporting (the ledger totals them per year)."""
     return country == UNITED_STATES
@@ -176,19 +203,24 @@ def evaluate(profile: PayeeProfile | None, now: datetime, policy: CompliancePoli
     """Every failing SPEC §7 rule for `profile` at `now` (an aware datetime)."""
     if profile is None:
         return UNKNOWN_PAYEE
+    received = profile.received_at or now
     return eligibility_from(
         [
-            *_identity_reasons(profile),
-            *_aml_reasons(profile.aml, now, policy),
-            *_tax_form_reasons(profile, now),
-            *_vat_reasons(profile, policy),
+            *_identity_reasons(profile, received),
+            *_aml_reasons(profile.aml, now, received, policy),
+            *_tax_form_reasons(profile, now, received),
+            *_vat_reasons(profile, received, policy),
         ]
     )
 
 
-def _identity_reasons(profile: PayeeProfile) -> list[Reason]:
+def _identity_reasons(profile: PayeeProfile, received: datetime) -> list[Reason]:
     if profile.entity_type == "individual":
-        return [] if profile.kyc_status == "verified" else [Reason.KYC_NOT_VERIFIED]
+        # A verification dated in the future has not happened: the KYC is not verified.
+        verified = profile.kyc_status == "verified" and not is_dated_in_future(
+            profile.kyc_verified_at, received
+        )
+        return [] if verified else [Reason.KYC_NOT_VERIFIED]
     reasons = []
     if profile.kyb_status != "verified":
         reasons.append(Reason.KYB_NOT_VERIFIED)
@@ -197,7 +229,12 @@ def _identity_reasons(profile: PayeeProfile) -> list[Reason]:
     return reasons
 
 
-def _aml_reasons(aml: AmlScreening, now: datetime, policy: CompliancePolicy) -> list[Reason]:
+def _aml_reasons(
+    aml: AmlScreening, now: datetime, received: datetime, policy: CompliancePolicy
+) -> list[Reason]:
+    if is_dated_in_future(aml.screened_at, received):
+        # No screening at all: nothing says the payee is clear, nor screened within the max age.
+        return [Reason.AML_NOT_CLEAR, Reason.AML_SCREENING_STALE]
     reasons = []
     if aml.status != "clear":
         reasons.append(Reason.AML_NOT_CLEAR)
@@ -207,7 +244,7 @@ def _aml_reasons(aml: AmlScreening, now: datetime, policy: CompliancePolicy) -> 
     return reasons
 
 
-def _tax_form_reasons(profile: PayeeProfile, now: datetime) -> list[Reason]:
+def _tax_form_reasons(profile: PayeeProfile, now: datetime, received: datetime) -> list[Reason]:
     form = profile.tax_form
     # A form marked "missing" is no form at all: its type and dates say nothing, so no more codes.
     if form is None or form.status == "missing":
@@ -217,6 +254,10 @@ def _tax_form_reasons(profile: PayeeProfile, now: datetime) -> list[Reason]:
         reasons.append(Reason.TAX_FORM_WRONG_TYPE)
     if form.status == "invalid":
         reasons.append(Reason.TAX_FORM_INVALID)
+    if is_dated_in_future(form.signed_at, received):
+        # Not signed yet, so not a valid form; nor may a future signature date stretch a W-8's term.
+        reasons.append(Reason.TAX_FORM_INVALID)
+        form = TaxForm(form.type, form.status, signed_at=None, expires_at=form.expires_at)
     if form.type in W8_FORMS:
         valid_through = w8_valid_through(form)
         if valid_through is None:
@@ -228,14 +269,16 @@ def _tax_form_reasons(profile: PayeeProfile, now: datetime) -> list[Reason]:
     return reasons
 
 
-def _vat_reasons(profile: PayeeProfile, policy: CompliancePolicy) -> list[Reason]:
+def _vat_reasons(profile: PayeeProfile, received: datetime, policy: CompliancePolicy) -> list[Reason]:
+    # A check dated in the future has not happened: the number counts as unchecked.
+    status = "unchecked" if is_dated_in_future(profile.vat_checked_at, received) else profile.vat_status
     applies = (
         policy.eu_vat_check
         and profile.entity_type == "business"
         and profile.country in EU_COUNTRIES
         and profile.vat_status is not None
     )
-    return [Reason.VAT_INVALID] if applies and profile.vat_status != "valid" else []
+    return [Reason.VAT_INVALID] if applies and status != "valid" else []
 
 
 @dataclass(frozen=True)

@@ -51,8 +51,8 @@ async def on_payee_profile_updated(ctx: HandlerContext, data: PayeeProfileUpdate
         log_.info("payee_profile_stale", stored_version=stored_version)
         return "stale_version"
 
-    profile = profile_from_contract(data)
     now = ctx.now
+    profile = profile_from_contract(data, now)
     eligibility = domain.evaluate(profile, now, policy)
     await store.save_profile(ctx.conn, profile, eligibility, now, ctx.envelope.event_id)
 
@@ -151,7 +151,7 @@ def eligibility_changed(
     )
 
 
-def profile_from_contract(data: PayeeProfileUpdated) -> PayeeProfile:
+def profile_from_contract(data: PayeeProfileUpdated, received_at: datetime) -> PayeeProfile:
     """The inbound profile as the rules see it; tin_last4 and the VAT number stop here."""
     return PayeeProfile(
         payee_id=data.payee_id,
@@ -160,6 +160,7 @@ def profile_from_contract(data: PayeeProfileUpdated) -> PayeeProfile:
         country=data.country,
         aml=domain.AmlScreening(data.aml.status, data.aml.screened_at),
         kyc_status=data.kyc.status if data.kyc is not None else None,
+        kyc_verified_at=data.kyc.verified_at if data.kyc is not None else None,
         kyb_status=data.kyb.status if data.kyb is not None else None,
         beneficial_owners_verified=data.kyb.beneficial_owners_verified if data.kyb is not None else False,
         tax_form=None
@@ -171,5 +172,7 @@ def profile_from_contract(data: PayeeProfileUpdated) -> PayeeProfile:
             expires_at=data.tax_form.expires_at,
         ),
         vat_status=data.vat.status if data.vat is not None else None,
+        vat_checked_at=data.vat.checked_at if data.vat is not None else None,
         payout_account_ref=data.payout_account_ref,
+        received_at=received_at,
     )

@@ -100,7 +100,7 @@ async def save_swept_eligibility(
 
 def _stored(row: asyncpg.Record) -> StoredPayee:
     return StoredPayee(
-        profile=profile_from_json(row["profile"]),
+        profile=profile_from_json(row["profile"], row["evaluated_at"]),
         eligibility=eligibility_from(Reason(r) for r in row["reasons"]),
         evaluated_at=row["evaluated_at"],
     )
@@ -118,6 +118,7 @@ def profile_to_json(profile: PayeeProfile) -> dict[str, Any]:
         "country": profile.country,
         "aml": {"status": profile.aml.status, "screened_at": profile.aml.screened_at.isoformat()},
         "kyc_status": profile.kyc_status,
+        "kyc_verified_at": _iso(profile.kyc_verified_at),
         "kyb_status": profile.kyb_status,
         "beneficial_owners_verified": profile.beneficial_owners_verified,
         "tax_form": None
@@ -129,11 +130,14 @@ def profile_to_json(profile: PayeeProfile) -> dict[str, Any]:
             "expires_at": _iso(form.expires_at),
         },
         "vat_status": profile.vat_status,
+        "vat_checked_at": _iso(profile.vat_checked_at),
         "payout_account_ref": profile.payout_account_ref,
+        "received_at": _iso(profile.received_at),
     }
 
 
-def profile_from_json(doc: dict[str, Any]) -> PayeeProfile:
+def profile_from_json(doc: dict[str, Any], evaluated_at: datetime | None = None) -> PayeeProfile:
+    """`evaluated_at` stands in for the receipt time of a profile stored before it was kept."""
     form = doc.get("tax_form")
     return PayeeProfile(
         payee_id=doc["payee_id"],
@@ -142,6 +146,7 @@ def profile_from_json(doc: dict[str, Any]) -> PayeeProfile:
         country=doc["country"],
         aml=AmlScreening(doc["aml"]["status"], datetime.fromisoformat(doc["aml"]["screened_at"])),
         kyc_status=doc.get("kyc_status"),
+        kyc_verified_at=_timestamp(doc.get("kyc_verified_at")),
         kyb_status=doc.get("kyb_status"),
         beneficial_owners_verified=bool(doc.get("beneficial_owners_verified", False)),
         tax_form=None
@@ -153,7 +158,9 @@ def profile_from_json(doc: dict[str, Any]) -> PayeeProfile:
             expires_at=_date(form.get("expires_at")),
         ),
         vat_status=doc.get("vat_status"),
+        vat_checked_at=_timestamp(doc.get("vat_checked_at")),
         payout_account_ref=doc.get("payout_account_ref"),
+        received_at=_timestamp(doc.get("received_at")) or evaluated_at,
     )
 
 
@@ -163,3 +170,8 @@ def _iso(value: date | None) -> str | None:
 
 def _date(value: str | None) -> date | None:
     return date.fromisoformat(value) if value is not None else None
+
+
+def _timestamp(value: str | None) -> datetime | None:
+    # Profiles stored before these timestamps were kept have none: the rules treat that as absent.
+    return datetime.fromisoformat(value) if value is not None else None

@@ -461,6 +461,12 @@ async def on_payout_returned(ctx: HandlerContext, data: PayoutReturnRecorded) ->
 
 @router.handles("funding.received")
 async def on_funding_received(ctx: HandlerContext, data: FundingReceived) -> str:
+    # An account funds one legal entity in one currency (SPEC §10): payout_release refuses a
+    # credit for another pair (and tells treasury, `funding.refused`), so the journal must not
+    # show money payout_release will never pay from. Both see an account's records in order.
+    owner = await store.funding_account_owner(ctx.conn, data.account_id)
+    if owner is not None and owner != (data.legal_entity, data.currency):
+        return "account_mismatch"
     await store.save_funding(
         ctx.conn,
         funding_id=data.funding_id,

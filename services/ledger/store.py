@@ -589,6 +589,15 @@ async def save_payout_outcome(conn: asyncpg.Connection, outcome: str, event: dic
     )
 
 
+async def funding_account_owner(conn: asyncpg.Connection, account_id: str) -> tuple[str, str] | None:
+    """The (legal_entity, currency) an account's recorded funding is for; None before any.
+    Only funding for the account's own pair is recorded, so every row agrees."""
+    row = await conn.fetchrow(
+        "SELECT legal_entity, currency FROM funding_receipts WHERE account_id = $1 LIMIT 1", account_id
+    )
+    return None if row is None else (row["legal_entity"], row["currency"])
+
+
 async def save_funding(
     conn: asyncpg.Connection,
     *,

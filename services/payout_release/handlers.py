@@ -1,14 +1,14 @@
 """Payout release handlers: one per message type, load → domain → save (+ outbox), one transaction.
 
 Consumes matching decisions, payee eligibility, PO state, funding, rail responses and
-`payout_run.requested`; publishes `payout.released`, `payout.blocked`, `payout.exception_opened`
-and the internal `payout.*_recorded` events for the ledger (SPEC §8).
+`payout_run.requested`; publishes `payout.released`, `payout.blocked`, `payout.exception_opened`,
+`rail_anomaly.opened` and the internal `payout.*_recorded` events for the ledger (SPEC §8).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 
@@ -35,7 +35,14 @@ from shared.contracts.internal import (
     PurchaseOrderClosureAccepted,
     PurchaseOrderVersionInForce,
 )
-from shared.contracts.outbound import PayoutBlocked, PayoutExceptionOpened, PayoutInvoice, PayoutReleased
+from shared.contracts.outbound import (
+    FundingRefused,
+    PayoutBlocked,
+    PayoutExceptionOpened,
+    PayoutInvoice,
+    PayoutReleased,
+    RailAnomalyOpened,
+)
 from shared.envelope import derived_event_id
 from shared.topics import (
     COMPLIANCE_ELIGIBILITY,
@@ -64,7 +71,9 @@ router = Router(
     ],
 )
 router.emits(OUT_PAYOUTS, "payout.released")
-router.emits(OUT_EXCEPTIONS, "payout.blocked", "payout.exception_opened")
+router.emits(
+    OUT_EXCEPTIONS, "payout.blocked", "payout.exception_opened", "rail_anomaly.opened", "funding.refused"
+)
 router.emits(
     PAYOUTS_EVENTS, "payout.settlement_recorded", "payout.failure_recorded", "payout.return_recorded"
 )
@@ -172,7 +181,27 @@ async def on_funding_received(ctx: HandlerContext, data: FundingReceived) -> str
     )
     if result == "account_mismatch":
         # An account funds one legal entity in one currency (SPEC §10); crediting it for another
-        # would let a run pay one entity's invoices with another's money.
+        # would let a run pay one entity's invoices with another's money. Treasury is told; the
+        # ledger applies the same rule and posts nothing.
+        owner = await store.funding_account_owner(ctx.conn, data.account_id)
+        assert owner is not None  # record_funding created it
+        ctx.emit(
+            OUT_EXCEPTIONS,
+            data.account_id,
+            "funding.refused",
+            FundingRefused(
+                funding_id=data.funding_id,
+                account_id=data.account_id,
+                legal_entity=data.legal_entity,
+                currency=data.currency,
+                amount=data.amount,
+                reasons=["funding_account_mismatch"],
+                expected=" ".join(owner),
+                got=f"{data.legal_entity} {data.currency}",
+                refused_at=ctx.now,
+            ),
+            event_id=derived_event_id("funding.refused", ctx.envelope.event_id),
+        )
         log.error("funding_account_mismatch", account_id=data.account_id, funding_id=data.funding_id)
     return result
 
@@ -303,25 +332,30 @@ def _emit_released(uow: UnitOfWork, payout: domain.PlannedPayout, now: datetime)
 
 @router.handles("payout.settled")
 async def on_payout_settled(ctx: HandlerContext, data: PayoutSettled) -> str:
-    return await _apply_rail_response(
-        ctx, "settled", data.payout_id, data.rail_event_id, data.settled_at, None, data
-    )
+    return await _apply_rail_response(ctx, data.rail_event_id, rail_event_from(data), data)
 
 
 @router.handles("payout.failed")
 async def on_payout_failed(ctx: HandlerContext, data: PayoutFailed) -> str:
-    detail = data.failure_code + (f": {data.message}" if data.message else "")
-    at = ctx.envelope.occurred_at  # the rail's failure carries no timestamp of its own
-    return await _apply_rail_response(ctx, "failed", data.payout_id, data.rail_event_id, at, detail, data)
+    return await _apply_rail_response(ctx, data.rail_event_id, rail_event_from(data), data)
 
 
 @router.handles("payout.returned")
 async def on_payout_returned(ctx: HandlerContext, data: PayoutReturned) -> str:
-    return await _apply_rail_response(
-        ctx, "returned", data.payout_id, data.rail_event_id, data.returned_at, data.reason, data
-    )
+    return await _apply_rail_response(ctx, data.rail_event_id, rail_event_from(data), data)
 
 
+RailData = PayoutSettled | PayoutFailed | PayoutReturned
+_RAIL_MODELS: dict[domain.RailKind, type[RailData]] = {
+    "settled": PayoutSettled,
+    "failed": PayoutFailed,
+    "returned": PayoutReturned,
+}
+_RAIL_EVENT_TYPES: dict[domain.RailKind, Literal["payout.settled", "payout.failed", "payout.returned"]] = {
+    "settled": "payout.settled",
+    "failed": "payout.failed",
+    "returned": "payout.returned",
+}
 _RECORDED: dict[str, tuple[str, type[PayoutRailRecorded]]] = {
     "settled": ("payout.settlement_recorded", PayoutSettlementRecorded),
     "failed": ("payout.failure_recorded", PayoutFailureRecorded),
@@ -329,46 +363,72 @@ _RECORDED: dict[str, tuple[str, type[PayoutRailRecorded]]] = {
 }
 
 
+def rail_event_from(data: RailData) -> domain.RailEvent:
+    if isinstance(data, PayoutSettled):
+        return domain.RailEvent("settled", data.payout_id, data.amount, data.currency, data.settled_at)
+    if isinstance(data, PayoutReturned):
+        return domain.RailEvent(
+            "returned", data.payout_id, data.amount, data.currency, data.returned_at, detail=data.reason
+        )
+    return domain.RailEvent("failed", data.payout_id, failure_code=data.failure_code, detail=data.message)
+
+
+def _stored_rail_event(kind: domain.RailKind, raw: dict[str, Any]) -> domain.RailEvent:
+    return rail_event_from(_RAIL_MODELS[kind].model_validate(raw))
+
+
 async def _apply_rail_response(
-    ctx: HandlerContext,
-    kind: domain.RailKind,
-    payout_id: str,
-    rail_event_id: str,
-    at: datetime,
-    detail: str | None,
-    data: PayoutSettled | PayoutFailed | PayoutReturned,
+    ctx: HandlerContext, rail_event_id: str, event: domain.RailEvent, data: RailData
 ) -> str:
-    conn = ctx.conn
+    """Apply what the rail says to its payout — only when it is consistent with the payout as
+    released; otherwise nothing changes and treasury gets a `rail_anomaly.opened` (SPEC §15)."""
+    conn, payout_id = ctx.conn, event.payout_id
     ctx.business_ref = f"payout_id={payout_id}"
     # Rails replay with fresh envelopes: the inbox cannot see that, the rail's own id can.
-    raw: dict[str, Any] = data.model_dump(mode="json")
-    if not await store.record_rail_event(conn, rail_event_id, payout_id, kind, ctx.envelope.event_id, raw):
-        return "duplicate_rail_event"
+    first = await store.record_rail_event(
+        conn, rail_event_id, payout_id, event.kind, ctx.envelope.event_id, data.model_dump(mode="json")
+    )
     payout = await store.payout_for_update(conn, payout_id)
-    outcome = domain.apply_rail_event(payout.status if payout else None, kind)
+    if first is not None:
+        reused = domain.reused_rail_event_id(_stored_rail_event(first.kind, first.data), event)
+        if reused is None:
+            return "duplicate_rail_event"
+        # The first body stands; this one is reported under its own envelope, never applied.
+        _open_rail_anomaly(ctx, rail_event_id, event, reused, payout, ctx.envelope.event_id)
+        return reused.what
+    facts = domain.PayoutFacts(payout.status, payout.amount, payout.currency) if payout else None
+    anomaly = domain.rail_anomaly(facts, event)
+    if anomaly is not None:
+        await store.set_rail_event_result(conn, rail_event_id, anomaly.what)
+        _open_rail_anomaly(ctx, rail_event_id, event, anomaly, payout, rail_event_id)
+        return anomaly.what
+    assert payout is not None
+    return await _apply_to_payout(ctx, rail_event_id, event, payout)
+
+
+async def _apply_to_payout(
+    ctx: HandlerContext, rail_event_id: str, event: domain.RailEvent, payout: store.PayoutRow
+) -> str:
+    """SPEC §8: the payout's new status, its funding and invoices, and the events that say so."""
+    conn, payout_id = ctx.conn, payout.payout_id
+    outcome = domain.apply_rail_event(payout.status, event.kind)
     result = outcome.result
-    if payout is None or outcome.new_status is None:
-        await store.set_rail_event_result(conn, rail_event_id, result)
-        if not result.startswith("already_"):
-            log.warning(
-                "rail_event_not_applied", payout_id=payout_id, rail_event_id=rail_event_id, result=result
-            )
-        return result
-    if isinstance(data, PayoutSettled | PayoutReturned) and (data.amount, data.currency) != (
-        payout.amount,
-        payout.currency,
-    ):
-        # Applied anyway (the rail says the money moved); flagged so treasury reconciles it.
-        result += "_amount_mismatch"
-        log.warning("rail_amount_mismatch", payout_id=payout_id, rail_event_id=rail_event_id)
     await store.set_rail_event_result(conn, rail_event_id, result)
+    if outcome.new_status is None:
+        return result  # the payout already has this outcome: a replay under another rail id
+    at = event.at or ctx.envelope.occurred_at  # the rail's failure carries no timestamp of its own
+    detail = (
+        event.failure_code + (f": {event.detail}" if event.detail else "")
+        if event.failure_code
+        else event.detail
+    )
     await store.set_payout_status(conn, payout_id, outcome.new_status, at)
     if outcome.funding is not None:
         await store.apply_funding_effect(conn, payout.funding_account_id, outcome.funding, payout.amount)
     if outcome.invoices_payable_again:
         await store.make_invoices_payable_again(conn, payout_id)
 
-    event_type, model = _RECORDED[kind]
+    event_type, model = _RECORDED[event.kind]
     ctx.emit(
         PAYOUTS_EVENTS,
         payout_id,
@@ -383,8 +443,8 @@ async def _apply_rail_response(
             amount=payout.amount,
             invoice_ids=list(payout.invoice_ids),
             at=at,
-            failure_code=data.failure_code if isinstance(data, PayoutFailed) else None,
-            reason=detail if kind != "settled" else None,
+            failure_code=event.failure_code,
+            reason=detail if event.kind != "settled" else None,
         ),
         event_id=derived_event_id(event_type, rail_event_id),
     )
@@ -405,3 +465,38 @@ async def _apply_rail_response(
         )
     log.info("rail_event_applied", payout_id=payout_id, rail_event_id=rail_event_id, result=result)
     return result
+
+
+def _open_rail_anomaly(
+    ctx: HandlerContext,
+    rail_event_id: str,
+    event: domain.RailEvent,
+    anomaly: domain.RailAnomaly,
+    payout: store.PayoutRow | None,
+    cause_id: str,
+) -> None:
+    invoice_ids = list(payout.invoice_ids) if payout is not None else []
+    ctx.emit(
+        OUT_EXCEPTIONS,
+        invoice_ids[0] if invoice_ids else event.payout_id,
+        "rail_anomaly.opened",
+        RailAnomalyOpened(
+            payout_id=event.payout_id,
+            rail_event_id=rail_event_id,
+            what=anomaly.what,
+            expected=anomaly.expected,
+            got=anomaly.got,
+            event_type=_RAIL_EVENT_TYPES[event.kind],
+            invoice_ids=invoice_ids,
+            opened_at=ctx.now,
+        ),
+        event_id=derived_event_id("rail_anomaly.opened", cause_id),
+    )
+    log.warning(
+        "rail_anomaly_opened",
+        payout_id=event.payout_id,
+        rail_event_id=rail_event_id,
+        what=anomaly.what,
+        expected=anomaly.expected,
+        got=anomaly.got,
+    )

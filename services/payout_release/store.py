@@ -19,6 +19,7 @@ from services.payout_release.domain import (
     PayoutStatus,
     PlannedPayout,
     PoInForce,
+    RailKind,
 )
 
 # All payout runs of one database take this lock for their transaction: two instances (or a
@@ -232,6 +233,14 @@ async def record_funding(
     return "applied"
 
 
+async def funding_account_owner(conn: asyncpg.Connection, account_id: str) -> tuple[str, str] | None:
+    """The (legal_entity, currency) an account funds, once it has been funded."""
+    row = await conn.fetchrow(
+        "SELECT legal_entity, currency FROM funding_accounts WHERE account_id = $1", account_id
+    )
+    return None if row is None else (row["legal_entity"], row["currency"])
+
+
 async def funding_accounts(conn: asyncpg.Connection) -> list[FundingAccount]:
     rows = await conn.fetch(
         """SELECT account_id, legal_entity, currency, received - reserved - consumed AS available
@@ -434,6 +443,12 @@ class PayoutRow:
     invoice_ids: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class RecordedRailEvent:
+    kind: RailKind
+    data: dict[str, Any]  # the event's data as first received
+
+
 async def record_rail_event(
     conn: asyncpg.Connection,
     rail_event_id: str,
@@ -441,8 +456,9 @@ async def record_rail_event(
     kind: str,
     event_id: str,
     data: dict[str, Any],
-) -> bool:
-    """False when this rail_event_id was already recorded (a replay under a new event_id)."""
+) -> RecordedRailEvent | None:
+    """Record a rail event by the rail's own id. None when it is new; else what was recorded
+    first under that id (a replay under a new event_id, or a reuse with another body)."""
     inserted = await conn.fetchval(
         """INSERT INTO rail_events (rail_event_id, payout_id, kind, event_id, result, data)
            VALUES ($1, $2, $3, $4, 'received', $5) ON CONFLICT (rail_event_id) DO NOTHING
@@ -453,7 +469,10 @@ async def record_rail_event(
         event_id,
         data,
     )
-    return inserted is not None
+    if inserted is not None:
+        return None
+    row = await conn.fetchrow("SELECT kind, data FROM rail_events WHERE rail_event_id = $1", rail_event_id)
+    return RecordedRailEvent(row["kind"], row["data"])
 
 
 async def set_rail_event_result(conn: asyncpg.Connection, rail_event_id: str, result: str) -> None:

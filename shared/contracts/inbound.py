@@ -8,9 +8,11 @@ Unknown extra fields are ignored.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Literal
 
-from pydantic import Field, StrictBool, StrictInt
+from pydantic import Field, StrictBool, StrictInt, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 from shared.contracts.common import (
     CountryCode,
@@ -24,6 +26,7 @@ from shared.contracts.common import (
     Timestamp,
     UnitPriceStr,
 )
+from shared.money import INVALID_FUNDING, funding_amount_problems, is_known_currency
 
 MatchMode = Literal["two_way", "three_way"]
 PoChargeType = Literal["freight", "handling", "other"]
@@ -273,7 +276,13 @@ class PayeeProfileUpdated(InboundModel):
 
 
 class FundingReceived(InboundModel):
-    """`funding.received` — a virtual-account credit."""
+    """`funding.received` — a virtual-account credit.
+
+    The amount must be positive, in a known ISO 4217 currency and within its minor units, else
+    the record is invalid (`invalid_funding`, SPEC §15): payout_release and the ledger both read
+    this topic and both deadletter it with that reason, so neither credits nor posts it. The
+    rule lives here, in the one model both consumers parse with, so they cannot disagree.
+    """
 
     funding_id: NonEmptyStr
     account_id: NonEmptyStr
@@ -281,6 +290,23 @@ class FundingReceived(InboundModel):
     currency: CurrencyCode
     amount: DecimalStr
     received_at: Timestamp
+
+    @field_validator("currency")
+    @classmethod
+    def _known_currency(cls, currency: str) -> str:
+        if not is_known_currency(currency):
+            raise PydanticCustomError(
+                INVALID_FUNDING, f"{INVALID_FUNDING}: {currency!r} is not an ISO 4217 currency"
+            )
+        return currency
+
+    @field_validator("amount")
+    @classmethod
+    def _positive_amount(cls, amount: Decimal, info: ValidationInfo) -> Decimal:
+        problems = funding_amount_problems(amount, info.data.get("currency"))  # None if it was invalid
+        if problems:
+            raise PydanticCustomError(INVALID_FUNDING, f"{INVALID_FUNDING}: {'; '.join(problems)}")
+        return amount
 
 
 # --- concord.in.rail-events --------------------------------------------------------------

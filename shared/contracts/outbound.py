@@ -143,6 +143,57 @@ class PayoutExceptionOpened(OutboundModel):
     detail: str | None = None  # the rail's failure code / return reason
 
 
+RailAnomalyWhat = Literal[
+    "unknown_payout", "amount_mismatch", "currency_mismatch", "status_conflict", "rail_event_id_reused"
+]
+
+
+class RailAnomalyOpened(OutboundModel):
+    """`rail_anomaly.opened` — a rail event Concord did not apply, for treasury (SPEC §15):
+
+    - `unknown_payout`: no payout has this id (`got` says what the rail reported);
+    - `currency_mismatch` / `amount_mismatch`: a settlement or return in another currency or of
+      another amount than the payout (`expected` and `got` are "amount currency"); a short
+      settlement is not a settlement, so the payout stays in transit;
+    - `status_conflict`: the event does not fit the payout's state, e.g. a failure after
+      settlement (`expected` = the state it applies to, `got` = the payout's state);
+    - `rail_event_id_reused`: a `rail_event_id` seen before with a different body (`expected` =
+      the first, which stands; `got` = this one).
+
+    Keyed by the payout's first invoice_id, or by payout_id when no payout is known.
+    """
+
+    payout_id: NonEmptyStr | None = None
+    rail_event_id: NonEmptyStr
+    what: RailAnomalyWhat
+    expected: str | None = None
+    got: str | None = None
+    event_type: Literal["payout.settled", "payout.failed", "payout.returned"]
+    invoice_ids: list[NonEmptyStr] = Field(default_factory=list)
+    queue: Literal["treasury"] = "treasury"
+    opened_at: Timestamp
+
+
+class FundingRefused(OutboundModel):
+    """`funding.refused` — a `funding.received` that payout_release did not credit, for treasury:
+    `funding_account_mismatch` when the account already funds another legal entity or currency
+    (an account funds one of each, SPEC §10; `expected` / `got` are "legal_entity currency").
+    The ledger applies the same rule and posts nothing for it. Keyed by account_id. (A funding
+    that is not positive or not in an ISO 4217 currency never gets here: it is deadlettered
+    `invalid_funding` by both services.)"""
+
+    funding_id: NonEmptyStr
+    account_id: NonEmptyStr
+    legal_entity: NonEmptyStr
+    currency: CurrencyCode
+    amount: DecimalStr
+    reasons: list[Literal["funding_account_mismatch"]] = Field(min_length=1)
+    expected: NonEmptyStr
+    got: NonEmptyStr
+    queue: Literal["treasury"] = "treasury"
+    refused_at: Timestamp
+
+
 # --- concord.out.rejections --------------------------------------------------------------
 
 

@@ -63,6 +63,8 @@ EVENT_MODELS: dict[str, type[BaseModel]] = {
     "override.refused": o.OverrideRefused,
     "payout.blocked": o.PayoutBlocked,
     "payout.exception_opened": o.PayoutExceptionOpened,
+    "rail_anomaly.opened": o.RailAnomalyOpened,
+    "funding.refused": o.FundingRefused,
     "document.rejected": o.DocumentRejected,
     "journal.entry_posted": o.JournalEntryPosted,
     "deadletter.recorded": o.DeadLetter,
@@ -124,6 +126,8 @@ TOPIC_EVENT_TYPES: dict[str, frozenset[str]] = {
             "override.refused",
             "payout.blocked",
             "payout.exception_opened",
+            "rail_anomaly.opened",
+            "funding.refused",
         }
     ),
     topics.OUT_REJECTIONS.name: frozenset({"document.rejected"}),

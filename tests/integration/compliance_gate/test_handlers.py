@@ -275,8 +275,9 @@ async def test_each_payee_is_evaluated_on_its_own(pool: asyncpg.Pool) -> None:
 
 async def test_the_sweep_blocks_a_payee_whose_w8ben_expired_between_two_sweeps(pool: asyncpg.Pool) -> None:
     # W-8BEN signed 2024-03-10: in force through 2027-12-31, expired on 2028-01-01 (SPEC §7).
-    # AML screened late in 2027 so only the tax form changes between the two sweeps.
-    data = profile(aml={"status": "clear", "screened_at": "2027-11-30T00:00:00Z"})
+    # AML screened on the day of the update (not later: SPEC §15) so only the tax form changes
+    # between the two sweeps.
+    data = profile(aml={"status": "clear", "screened_at": "2027-06-01T09:00:00Z"})
     await deliver(pool, router, profile_updated(data), profile_updated(business_profile("payee-other")))
 
     assert await run_sweep(pool, datetime(2027, 12, 31, 23, 59, 59, tzinfo=UTC)) == []
@@ -297,7 +298,7 @@ async def test_the_sweep_blocks_a_payee_whose_w8ben_expired_between_two_sweeps(p
 
 async def test_a_sweep_rerun_after_a_crash_publishes_the_same_event_ids(pool: asyncpg.Pool) -> None:
     await deliver(
-        pool, router, profile_updated(profile(aml={"status": "clear", "screened_at": "2027-11-30T00:00:00Z"}))
+        pool, router, profile_updated(profile(aml={"status": "clear", "screened_at": "2027-06-01T09:00:00Z"}))
     )
     new_year = datetime(2028, 1, 1, 0, 0, tzinfo=UTC)
 
@@ -345,7 +346,7 @@ async def test_a_profile_update_after_a_sweep_compares_with_what_the_sweep_publi
     pool: asyncpg.Pool,
 ) -> None:
     await deliver(
-        pool, router, profile_updated(profile(aml={"status": "clear", "screened_at": "2027-11-30T00:00:00Z"}))
+        pool, router, profile_updated(profile(aml={"status": "clear", "screened_at": "2027-06-01T09:00:00Z"}))
     )
     await run_sweep(pool, datetime(2028, 1, 1, tzinfo=UTC))  # published: tax_form_expired
     # The payee is evaluated at the frozen clock (2027-06-01) again with a new form in force:
@@ -371,11 +372,11 @@ async def test_a_sweep_outcome_never_overwrites_a_newer_profile(pool: asyncpg.Po
 
 async def test_a_sweep_racing_a_newer_profile_leaves_the_payee_to_that_profile(pool: asyncpg.Pool) -> None:
     await deliver(
-        pool, router, profile_updated(profile(aml={"status": "clear", "screened_at": "2027-11-30T00:00:00Z"}))
+        pool, router, profile_updated(profile(aml={"status": "clear", "screened_at": "2027-06-01T09:00:00Z"}))
     )
     renewed = profile(
         version=2,
-        aml={"status": "clear", "screened_at": "2027-11-30T00:00:00Z"},
+        aml={"status": "clear", "screened_at": "2027-06-01T09:00:00Z"},
         tax_form={"type": "W-8BEN", "status": "valid", "signed_at": "2027-05-01"},
     )
     processor = BatchProcessor(router, Settings(service="compliance_gate"))
@@ -411,7 +412,7 @@ async def test_the_service_sweeps_periodically_at_its_own_clock(
     from services.compliance_gate.app import SWEEP_INTERVAL_S, service
 
     await deliver(
-        pool, router, profile_updated(profile(aml={"status": "clear", "screened_at": "2027-11-30T00:00:00Z"}))
+        pool, router, profile_updated(profile(aml={"status": "clear", "screened_at": "2027-06-01T09:00:00Z"}))
     )
     [task] = service.periodic
     assert task.interval_s(Settings()) == SWEEP_INTERVAL_S

@@ -541,8 +541,10 @@ async def test_funding_counts_once_per_funding_id_and_the_richest_account_pays(p
 async def test_funding_for_another_entity_on_an_existing_account_is_not_credited(pool: asyncpg.Pool) -> None:
     await send(pool, funding("100", "fund-1"))
     wrong = funding("100", "fund-1", legal_entity="LE-9")
-    await send(pool, wrong)
+    result = await send(pool, wrong)
     assert await inbox_result(pool, wrong) == "account_mismatch"
+    [refused] = emitted(result, "funding.refused")  # treasury is told, not only the log
+    assert (refused["data"]["expected"], refused["data"]["got"]) == ("LE-1 EUR", "LE-9 EUR")
     assert await available(pool) == Decimal("100")
 
 
@@ -626,10 +628,18 @@ async def test_failure_opens_an_exception_and_a_later_run_pays_again(pool: async
     second_id = await _one_payout(pool, "run-2")
     assert second_id != first_id
     assert await live_payouts(pool) == {"inv-1": second_id}
-    # A late settlement of the failed attempt changes nothing.
+    # A late settlement of the failed attempt changes nothing; treasury is told (SPEC §15).
     late = rail("payout.settled", first_id, "rail-s-late")
-    assert (await send(pool, late)).outbox == []
-    assert await inbox_result(pool, late) == "invalid_transition_failed_to_settled"
+    result = await send(pool, late)
+    assert [m.envelope.event_type for m in result.outbox] == ["rail_anomaly.opened"]
+    [anomaly] = emitted(result, "rail_anomaly.opened")
+    assert (anomaly["data"]["what"], anomaly["data"]["expected"], anomaly["data"]["got"]) == (
+        "status_conflict",
+        "released",
+        "failed",
+    )
+    assert await inbox_result(pool, late) == "status_conflict"
+    assert await live_payouts(pool) == {"inv-1": second_id}
 
 
 async def test_return_after_settlement_reinstates_the_payable(pool: asyncpg.Pool) -> None:
@@ -648,7 +658,8 @@ async def test_return_after_settlement_reinstates_the_payable(pool: asyncpg.Pool
 async def test_rail_event_for_an_unknown_payout_is_kept_not_crashed_on(pool: asyncpg.Pool) -> None:
     rec = rail("payout.settled", "payout_nope", "rail-x")
     result = await send(pool, rec)
-    assert result.outbox == [] and result.deadlettered == 0
+    assert result.deadlettered == 0
+    assert [m.envelope.event_type for m in result.outbox] == ["rail_anomaly.opened"]
     assert await inbox_result(pool, rec) == "unknown_payout"
     async with pool.acquire() as conn:
         row = await conn.fetchrow("SELECT payout_id, result FROM rail_events WHERE rail_event_id = 'rail-x'")

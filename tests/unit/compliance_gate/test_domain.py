@@ -138,7 +138,10 @@ def test_an_individual_is_not_judged_on_kyb_nor_a_business_on_kyc() -> None:
         ("clear", timedelta(days=365, microseconds=1), [R.AML_SCREENING_STALE]),
         ("clear", timedelta(days=400), [R.AML_SCREENING_STALE]),
         ("hit", timedelta(days=400), [R.AML_NOT_CLEAR, R.AML_SCREENING_STALE]),
-        ("clear", -timedelta(hours=1), []),  # screened "in the future" by a skewed clock
+        ("clear", -timedelta(minutes=5), []),  # a clock ahead of ours by up to 5 minutes
+        # Further ahead it has not happened yet: no screening at all (SPEC §15).
+        ("clear", -timedelta(minutes=5, seconds=1), [R.AML_NOT_CLEAR, R.AML_SCREENING_STALE]),
+        ("clear", -timedelta(days=365 * 70), [R.AML_NOT_CLEAR, R.AML_SCREENING_STALE]),
     ],
 )
 def test_aml_must_be_clear_and_screened_within_the_maximum_age(

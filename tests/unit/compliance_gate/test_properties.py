@@ -36,11 +36,15 @@ _profiles = st.builds(
     country=st.sampled_from(["US", "DE", "GR", "EL", "FR", "GB", "CH", "JP", "CA"]),
     aml=st.builds(AmlScreening, status=st.sampled_from(["clear", "review", "hit"]), screened_at=_instants),
     kyc_status=st.none() | st.sampled_from(["verified", "pending", "failed"]),
+    kyc_verified_at=st.none() | _instants,
     kyb_status=st.none() | st.sampled_from(["verified", "pending", "failed"]),
     beneficial_owners_verified=st.booleans(),
     tax_form=st.none() | _tax_forms,
     vat_status=st.none() | st.sampled_from(["valid", "invalid", "unchecked"]),
+    vat_checked_at=st.none() | _instants,
     payout_account_ref=st.none() | st.just("acct_tok"),
+    # Every stored profile has its receipt time: what "dated in the future" is judged against.
+    received_at=_instants,
 )
 _policies = st.builds(
     CompliancePolicy,
@@ -66,7 +70,8 @@ def test_time_passing_never_makes_a_payee_eligible(
     profile: PayeeProfile, now: datetime, policy: CompliancePolicy, later: int
 ) -> None:
     # Expiries and stale screenings only accumulate with time, which is why a sweep needs no
-    # new event to block a payee and never unblocks one by itself.
+    # new event to block a payee and never unblocks one by itself — not even once the clock
+    # passes a date that was in the future when the profile arrived (SPEC §15).
     before = set(evaluate(profile, now, policy).reasons)
     after = set(evaluate(profile, now + timedelta(days=later), policy).reasons)
     assert before <= after

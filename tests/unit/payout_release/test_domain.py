@@ -14,11 +14,15 @@ from services.payout_release.domain import (
     Cohorts,
     FundingAccount,
     PayeeStanding,
+    PayoutFacts,
     PoInForce,
+    RailEvent,
     RunPlan,
     apply_rail_event,
     payout_id_for,
     plan_run,
+    rail_anomaly,
+    reused_rail_event_id,
     scheduled_run_id,
 )
 
@@ -466,3 +470,66 @@ def test_rail_responses(
     outcome = apply_rail_event(status, kind)  # type: ignore[arg-type]
     assert (outcome.result, outcome.new_status, outcome.funding) == (result, new_status, funding)
     assert (outcome.invoices_payable_again, outcome.exception_reason) == (payable, exception)
+
+
+# --- rail anomalies (SPEC §15) ----------------------------------------------------------------
+
+AT = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+RELEASED = PayoutFacts("released", Decimal("1050.00"), "USD")
+
+
+def settled_event(amount: str = "1050.00", currency: str = "USD") -> RailEvent:
+    return RailEvent("settled", "pay-1", Decimal(amount), currency, AT)
+
+
+@pytest.mark.parametrize(
+    ("payout", "event", "expected"),
+    [
+        (RELEASED, settled_event(), None),
+        (RELEASED, settled_event("1050"), None),  # the same amount, written differently
+        (RELEASED, settled_event("1040.00"), ("amount_mismatch", "1050.00 USD", "1040.00 USD")),
+        (RELEASED, settled_event("1050.00", "EUR"), ("currency_mismatch", "1050.00 USD", "1050.00 EUR")),
+        (
+            None,
+            settled_event(),
+            ("unknown_payout", None, "settled pay-1 1050.00 USD at 2026-11-21T12:00:00+00:00"),
+        ),
+        (
+            replace(RELEASED, status="settled"),
+            RailEvent("failed", "pay-1", failure_code="AC04"),
+            ("status_conflict", "released", "settled"),
+        ),
+        (
+            replace(RELEASED, status="returned"),
+            RailEvent("failed", "pay-1", failure_code="AC04"),
+            ("status_conflict", "released", "returned"),
+        ),
+        (replace(RELEASED, status="failed"), settled_event(), ("status_conflict", "released", "failed")),
+        (
+            RELEASED,
+            RailEvent("returned", "pay-1", Decimal("1050.00"), "USD", AT),
+            ("status_conflict", "settled", "released"),
+        ),
+        (replace(RELEASED, status="settled"), settled_event(), None),  # a replay under a new rail id
+        (
+            replace(RELEASED, status="settled"),
+            settled_event("1.00"),
+            ("amount_mismatch", "1050.00 USD", "1.00 USD"),
+        ),
+    ],
+)
+def test_rail_anomalies(
+    payout: PayoutFacts | None, event: RailEvent, expected: tuple[str, str | None, str | None] | None
+) -> None:
+    anomaly = rail_anomaly(payout, event)
+    assert (anomaly.what, anomaly.expected, anomaly.got) == expected if anomaly else expected is None
+
+
+def test_a_reused_rail_event_id_is_an_anomaly_only_when_the_body_differs() -> None:
+    assert reused_rail_event_id(settled_event(), settled_event("1050.0")) is None
+    anomaly = reused_rail_event_id(settled_event(), settled_event("900.00"))
+    assert anomaly is not None and anomaly.what == "rail_event_id_reused"
+    assert (anomaly.expected, anomaly.got) == (
+        "settled pay-1 1050.00 USD at 2026-11-21T12:00:00+00:00",
+        "settled pay-1 900.00 USD at 2026-11-21T12:00:00+00:00",
+    )

@@ -395,6 +395,29 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "opened_at": "2026-11-21T10:00:00Z",
         "detail": "account_closed",
     },
+    "rail_anomaly.opened": {
+        "payout_id": "payout_1",
+        "rail_event_id": "rail-7",
+        "what": "amount_mismatch",
+        "expected": "1050.00 USD",
+        "got": "1040.00 USD",
+        "event_type": "payout.settled",
+        "invoice_ids": ["INV-UP-1"],
+        "queue": "treasury",
+        "opened_at": "2026-11-21T10:00:00Z",
+    },
+    "funding.refused": {
+        "funding_id": "F-2",
+        "account_id": "ACC-1",
+        "legal_entity": "LE-9",
+        "currency": "EUR",
+        "amount": "900.00",
+        "reasons": ["funding_account_mismatch"],
+        "expected": "LE-1 EUR",
+        "got": "LE-9 EUR",
+        "queue": "treasury",
+        "refused_at": "2026-11-21T10:00:00Z",
+    },
     "document.rejected": {
         "rejected_event_id": "evt_9",
         "event_type": "invoice.submitted",
@@ -598,6 +621,28 @@ def test_timestamps_need_an_offset() -> None:
         parse_data("funding.received", {**data, "received_at": "2026-11-21T10:00:00"})
     with pytest.raises(ValidationError, match="received_at"):
         parse_data("funding.received", {**data, "received_at": 1700000000})
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "message"),
+    [
+        ({"amount": "-990.00"}, "amount", "invalid_funding: amount must be positive, got -990.00"),
+        ({"amount": "0"}, "amount", "invalid_funding: amount must be positive, got 0"),
+        ({"currency": "ZZZ"}, "currency", "invalid_funding: 'ZZZ' is not an ISO 4217 currency"),
+        (
+            {"amount": "1.5", "currency": "JPY"},
+            "amount",
+            "invalid_funding: amount 1.5 has more decimals than JPY allows (0)",
+        ),
+    ],
+)
+def test_funding_must_be_positive_and_in_a_known_currency(
+    changes: dict[str, str], field: str, message: str
+) -> None:
+    with pytest.raises(ValidationError) as info:
+        parse_data("funding.received", {**EXAMPLES["funding.received"], **changes})
+    [error] = info.value.errors()
+    assert (error["loc"], error["type"], error["msg"]) == ((field,), "invalid_funding", message)
 
 
 def test_override_hold_reasons_all_and_evidence_required() -> None:
