@@ -60,8 +60,9 @@ ensure_tls() {
 }
 
 # The rendered files hold the admin password: readable by their owner only.
+# `render_props upgrade`: the one-off upgrade of a v1 log directory (see upgrade_v1_once).
 render_props() {
-    local protocol
+    local protocol mode="${1:-}"
     protocol="$(client_protocol)"
     (
         umask 077
@@ -82,9 +83,19 @@ listener.name.client.ssl.truststore.location=$TLS_DIR/ca.pem
 ssl.endpoint.identification.algorithm=https
 EOF
         fi
+        if [[ "$mode" == upgrade ]]; then
+            cat >>"$PROPS.tmp" <<EOF
+
+# One-off upgrade of a log directory made before SASL: admin may also use SASL/PLAIN
+# until its SCRAM credential exists (deploy/kafka.sh upgrade_v1_once).
+listener.name.client.sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN
+listener.name.client.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="$ADMIN_PASSWORD" user_admin="$ADMIN_PASSWORD";
+sasl.mechanism.inter.broker.protocol=PLAIN
+EOF
+        fi
         mv "$PROPS.tmp" "$PROPS"
         cat >"$ADMIN_PLAIN_PROPS" <<EOF
-security.protocol=SASL_PLAINTEXT
+security.protocol=$protocol
 sasl.mechanism=PLAIN
 sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="$ADMIN_PASSWORD";
 EOF
@@ -111,15 +122,50 @@ format_once() {
 }
 
 # A log directory formatted before authentication existed (a v1 stack) has no SCRAM
-# credential for admin: it gets one here, through the controller listener (SASL/PLAIN
-# as admin), once. Every other principal is added by ensure-security as admin.
-ensure_admin_scram() {
+# credential for admin, and Kafka accepts SCRAM changes only through a broker (not
+# through the controller). So the upgrade starts the broker once with SASL/PLAIN for
+# admin allowed on the client listener as well (static JAAS user, loopback), adds
+# admin's SCRAM-SHA-512 credential with Kafka's ConfigCommand, stops it, and from then
+# on the broker runs SCRAM-only. The marker file records that it was done; every
+# other principal is added by ensure-security as admin.
+upgrade_v1_once() {
     [[ -f "$DATA_DIR/.concord-scram" ]] && return 0
+    local pid offset i
     say "upgrading $DATA_DIR (made before SASL): adding admin's SCRAM-SHA-512 credential"
-    java_cmd kafka.admin.ConfigCommand --bootstrap-controller "127.0.0.1:$KAFKA_CONTROLLER_PORT" \
-        --command-config "$ADMIN_PLAIN_PROPS" --alter --entity-type users --entity-name admin \
-        --add-config "SCRAM-SHA-512=[password=$ADMIN_PASSWORD]" >>"$LOG" 2>&1 || return 1
-    touch "$DATA_DIR/.concord-scram"
+    render_props upgrade
+    offset="$(stat -c %s "$LOG" 2>/dev/null || echo 0)"
+    pid="$(launch_broker)"
+    echo "$pid" >"$RUN_DIR/kafka.pid"
+    for ((i = 0; i < TIMEOUT * 5; i++)); do
+        kill -0 "$pid" 2>/dev/null || {
+            log_tail "$LOG"
+            die "broker exited during the upgrade, see $LOG"
+        }
+        tail -c "+$((offset + 1))" "$LOG" | grep -q 'Kafka Server started' && break
+        sleep 0.2
+    done
+    for ((i = 0; i < 30; i++)); do
+        if java_cmd kafka.admin.ConfigCommand --bootstrap-server "127.0.0.1:$KAFKA_PORT" \
+            --command-config "$ADMIN_PLAIN_PROPS" --alter --entity-type users --entity-name admin \
+            --add-config "SCRAM-SHA-512=[password=$ADMIN_PASSWORD]" >>"$LOG" 2>&1; then
+            touch "$DATA_DIR/.concord-scram"
+            break
+        fi
+        sleep 1
+    done
+    stop_pid kafka "$MATCH" 30 >/dev/null
+    [[ -f "$DATA_DIR/.concord-scram" ]] || die "could not add admin's SCRAM credential, see $LOG"
+    render_props
+    say "upgraded: the broker now accepts SCRAM-SHA-512 only"
+}
+
+# Starts the JVM in its own session (a Ctrl-C in the calling terminal does not reach it).
+launch_broker() {
+    (
+        cd "$STATE_DIR"
+        setsid java "${JAVA_ARGS[@]}" kafka.Kafka "$PROPS" >>"$LOG" 2>&1 </dev/null &
+        echo $!
+    )
 }
 
 # Answers a metadata request as admin (SASL/SCRAM): list topics with aiokafka when available.
@@ -170,12 +216,10 @@ start() {
     # Keep one previous log; a fresh file makes "did THIS start succeed" easy to read.
     if [[ -s "$LOG" ]]; then mv -f "$LOG" "$LOG.1"; fi
     format_once
+    upgrade_v1_once
     offset="$(stat -c %s "$LOG" 2>/dev/null || echo 0)"
     say "starting broker on 127.0.0.1:$KAFKA_PORT, $(client_protocol) SCRAM-SHA-512 (log: $LOG)"
-    cd "$STATE_DIR"
-    # setsid: own session, so a Ctrl-C in the calling terminal does not reach it.
-    setsid java "${JAVA_ARGS[@]}" kafka.Kafka "$PROPS" >>"$LOG" 2>&1 </dev/null &
-    pid=$!
+    pid="$(launch_broker)"
     echo "$pid" >"$RUN_DIR/kafka.pid"
     for ((i = 0; i < TIMEOUT * 5; i++)); do
         if ! kill -0 "$pid" 2>/dev/null; then
@@ -183,8 +227,7 @@ start() {
             log_tail "$LOG"
             die "broker exited during start-up, see $LOG"
         fi
-        if tail -c "+$((offset + 1))" "$LOG" | grep -q 'Kafka Server started' && ensure_admin_scram &&
-            metadata_ok; then
+        if tail -c "+$((offset + 1))" "$LOG" | grep -q 'Kafka Server started' && metadata_ok; then
             say "ready (pid $pid)"
             return 0
         fi
