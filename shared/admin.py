@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import os
 import sys
+import time
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -160,6 +161,7 @@ def apply_grants(settings: Settings, prefix: str = "", *, prune: bool = True) ->
     if missing:
         for fut in client.create_acls([_binding(g) for g in missing], request_timeout=30).values():
             fut.result()
+        _wait_visible(settings, want)
     removed = 0
     if prune:
         stale = [
@@ -174,6 +176,19 @@ def apply_grants(settings: Settings, prefix: str = "", *, prune: bool = True) ->
             for fut in client.delete_acls([_filter_of(b) for b in stale], request_timeout=30).values():
                 removed += len(fut.result())
     return len(missing), removed
+
+
+def _wait_visible(settings: Settings, want: set[Grant], timeout_s: float = 30) -> None:
+    """CreateAcls returns once the controller has committed them; the broker's authorizer applies
+    them a moment later. Wait until the broker reports them all, so whoever starts next is allowed."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        have = {g for b in list_acls(settings) if (g := _grant_of(b)) is not None}
+        if want <= have:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{len(want - have)} ACLs not visible on the broker after {timeout_s:.0f}s")
+        time.sleep(0.1)
 
 
 def _filter_of(b: Any) -> Any:

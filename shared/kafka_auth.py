@@ -63,8 +63,9 @@ def client_options(settings: Settings) -> dict[str, Any]:
 
 
 def faststream_security(settings: Settings) -> BaseSecurity:
-    """The same identity for FastStream's KafkaBroker."""
-    _check(settings)
+    """The same identity for FastStream's KafkaBroker. Not validated here (a service builds its
+    broker at import): the settings are checked at start by client_options(), before any consumer
+    connects, and by the production guard."""
     cls = SASLScram512 if settings.kafka_sasl_mechanism == "SCRAM-SHA-512" else SASLScram256
     return cls(
         username=settings.kafka_principal,
