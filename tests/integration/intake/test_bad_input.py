@@ -276,3 +276,31 @@ async def test_fractional_json_money_and_oversize_payload_reasons(pool: asyncpg.
     result = await deliver(pool, router, inv_rec(huge), settings=Settings(service="intake"))
     [rejection] = emitted(result, "document.rejected")
     assert [r["code"] for r in rejection["data"]["reasons"]] == ["payload_too_large"]
+
+
+async def test_an_event_id_reused_for_another_invoice_is_deadlettered_not_applied(pool: asyncpg.Pool) -> None:
+    """Finding 7: an event_id reused for a different invoice was dropped without a trace."""
+    settings = Settings(service="intake")
+    first = inv_rec(invoice("REUSED-1", "REUSED-1"), event_id="evt_reused_by_upstream")
+    other = inv_rec(invoice("REUSED-2", "REUSED-2"), event_id="evt_reused_by_upstream")
+    accepted = await deliver(pool, router, first, settings=settings)
+    assert len(emitted(accepted, "invoice.accepted")) == 1
+    result = await deliver(pool, router, other, settings=settings)
+    assert (result.handled, result.duplicates, result.deadlettered) == (0, 0, 1)
+    [dead] = emitted(result)
+    assert dead["data"]["reason"] == "event_id_conflict"
+    assert "evt_reused_by_upstream" in dead["data"]["error"]
+
+
+async def test_the_same_event_redelivered_or_reserialised_stays_a_silent_duplicate(
+    pool: asyncpg.Pool,
+) -> None:
+    settings = Settings(service="intake")
+    first = inv_rec(invoice("RESENT-1", "RESENT-1"), event_id="evt_resent_by_upstream")
+    await deliver(pool, router, first, settings=settings)
+    envelope = json.loads(first.value)
+    reserialised = json.dumps(envelope, indent=2, sort_keys=True).encode()  # other order and spacing
+    for value in (first.value, reserialised):
+        again = record(IN_INVOICES, "invoice.submitted", {}, key=first.key_text, raw_value=value)
+        result = await deliver(pool, router, again, settings=settings)
+        assert (result.duplicates, result.deadlettered, result.outbox) == (1, 0, [])
