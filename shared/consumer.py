@@ -177,6 +177,9 @@ class Router:
         self.reject_invalid_data = reject_invalid_data
         self.routes: dict[str, Route[Any]] = {}
         self.emitted: dict[str, set[str]] = {}  # topic name → event types, for the AsyncAPI document
+        # Every service writes what it cannot process to the deadletter topic (its reason codes
+        # are part of the contract, so the AsyncAPI document shows them).
+        self.emits(DEADLETTER, DEADLETTER_EVENT_TYPE)
         if IN_COMMANDS in self.topics:
             # Every service that reads commands replays its own deadletters (SPEC §11); the
             # processor runs it (it needs the processor itself), this route only declares it.
