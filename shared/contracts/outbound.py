@@ -218,7 +218,9 @@ class DeadLetterOrigin(OutboundModel):
     topic: NonEmptyStr
     partition: StrictInt = Field(ge=0)
     offset: StrictInt = Field(ge=0)
-    key: str | None = None  # UTF-8 key (or base64 when not UTF-8); None for a null key
+    # The key as text: bytes that are not UTF-8 shown as U+FFFD (reason undecodable_key), a NUL
+    # as the six characters \u0000 (PostgreSQL text cannot hold it); None for a null key.
+    key: str | None = None
 
 
 class DeadletterReason(StrEnum):
