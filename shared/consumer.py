@@ -251,8 +251,19 @@ class BatchResult:
 
 
 def is_connection_failure(exc: BaseException) -> bool:
-    """The database or the network is away: nothing about any record, retry the batch later."""
-    return isinstance(exc, OSError | TimeoutError | asyncpg.PostgresConnectionError | asyncpg.InterfaceError)
+    """The database or the network is away or unwell — nothing about any record: the batch is
+    rewound and redelivered later, and no record is charged an attempt for it."""
+    return isinstance(
+        exc,
+        OSError
+        | TimeoutError
+        | asyncpg.PostgresConnectionError
+        | asyncpg.InterfaceError
+        | asyncpg.AdminShutdownError
+        | asyncpg.CrashShutdownError
+        | asyncpg.CannotConnectNowError
+        | asyncpg.InsufficientResourcesError,  # disk full, out of memory, too many connections
+    )
 
 
 def _undecodable(raw: bytes, exc: UnicodeDecodeError) -> str:

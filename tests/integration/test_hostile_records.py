@@ -16,8 +16,10 @@ import asyncpg
 import pytest
 from aiokafka import TopicPartition
 
-from services.cli.dlq import read_deadletters, replay
+from services.cli.dlq import DeadLetterEntry, ReplayRefused, read_deadletters, replay
 from services.matching.app import service as matching_service
+from shared.consumer import BatchProcessor
+from shared.db import connect
 from shared.envelope import new_envelope
 from shared.publish import Publisher
 from shared.settings import Settings
@@ -34,7 +36,7 @@ from tests.integration import echo_service
 from tests.integration.matching.builders import invoice as accepted_invoice
 from tests.integration.test_at_least_once import ECHO_MIGRATIONS, credits, funding, wait_for
 from tests.kafka_support import create_topics, delete_topics, isolated_settings, read_topic
-from tests.support import scratch_database
+from tests.support import record, scratch_database
 
 pytestmark = pytest.mark.integration
 ECHO_TOPICS = (IN_FUNDING, OUT_JOURNAL, DEADLETTER)
@@ -232,3 +234,45 @@ def _event_id(value: bytes) -> str:
 
 async def _invoice_count(conn: asyncpg.Connection, invoice_id: str, n: int) -> bool:
     return bool(await conn.fetchval("SELECT count(*) FROM invoices WHERE invoice_id = $1", invoice_id) == n)
+
+
+async def test_a_failing_batch_is_isolated_record_by_record_without_kafka() -> None:
+    """The same isolation as above, on the processor alone: the bad record costs exactly its
+    attempts, each in a savepoint; the good ones around it are applied in the same transaction."""
+    async with scratch_database(None, ECHO_MIGRATIONS) as dsn:
+        settings = Settings(service="echo", db_dsn=dsn)
+        processor = BatchProcessor(echo_service.router, settings)
+        records = [
+            record(IN_FUNDING, "funding.received", funding("f-iso-1", "acct-i")),
+            record(IN_FUNDING, "funding.received", funding("f-iso-nul\x00", "acct-i")),
+            record(IN_FUNDING, "funding.received", funding("f-iso-2", "acct-i")),
+        ]
+        conn = await connect(dsn)  # with the services' codecs (jsonb)
+        try:
+            with pytest.raises(asyncpg.PostgresError):
+                async with conn.transaction():
+                    await processor.process(conn, records)
+            async with conn.transaction():
+                result = await processor.process_isolated(conn, records)
+            assert await credits(conn) == {"f-iso-1": 1, "f-iso-2": 1}
+        finally:
+            await conn.close()
+    assert (result.handled, result.deadlettered) == (2, 1)
+    [dead] = [json.loads(m.value()) for m in result.outbox if m.envelope.event_type == "deadletter.recorded"]
+    assert dead["data"]["reason"] == "handler_failed"
+    assert dead["data"]["error"].startswith(f"handler failed {settings.handler_max_attempts} times")
+
+
+async def test_the_cli_never_writes_a_changed_record_to_an_internal_topic() -> None:
+    entry = DeadLetterEntry(
+        event_id="evt_x",
+        occurred_at="",
+        origin={"topic": "concord.matching.decisions", "partition": 0, "offset": 3, "key": "INV-1"},
+        error="handler failed 5 times",
+        value=b"{}",
+        headers={},
+        offset=7,
+        source="payout_release",
+    )
+    with pytest.raises(ReplayRefused, match="written by its owner alone"):
+        await replay(Settings(), entry, b'{"forged": true}')
