@@ -7,6 +7,7 @@ shares, and through matching for a replay from an internal topic.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
 from collections.abc import AsyncIterator
@@ -276,3 +277,72 @@ async def test_the_cli_never_writes_a_changed_record_to_an_internal_topic() -> N
     )
     with pytest.raises(ReplayRefused, match="written by its owner alone"):
         await replay(Settings(), entry, b'{"forged": true}')
+
+
+def _deadletter_entry(source: str, origin_topic: str, value: bytes, key: str = "PO-1") -> dict[str, Any]:
+    return {
+        "event_id": "evt_dead",
+        "event_type": "deadletter.recorded",
+        "source": source,
+        "data": {
+            "origin": {"topic": origin_topic, "partition": 2, "offset": 17, "key": key},
+            "reason": "handler_failed",
+            "error": "handler failed 5 times: ...",
+            "value_base64": base64.b64encode(value).decode(),
+            "headers": {"content-type": "application/json"},
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("source", "origin", "outcome"),
+    [
+        ("matching", "concord.intake.documents", "replayed"),
+        ("payout_release", "concord.intake.documents", "not_ours"),  # another service's entry
+        ("matching", "concord.matching.decisions", "not_ours"),  # a topic matching does not read
+        ("matching", None, "not_ours"),  # no deadletter entry at that offset
+    ],
+)
+async def test_a_replay_request_is_served_only_by_the_service_that_deadlettered_the_record(
+    source: str, origin: str | None, outcome: str
+) -> None:
+    from services.matching.handlers import router as matching_router
+
+    still_bad = b'{"not": "an envelope"}'
+    entry = _deadletter_entry(source, origin, still_bad) if origin else None
+
+    async def reader(offset: int) -> dict[str, Any] | None:
+        assert offset == 5
+        return entry
+
+    async with scratch_database("matching") as dsn:
+        processor = BatchProcessor(matching_router, Settings(service="matching", db_dsn=dsn))
+        processor.deadletter_reader = reader
+        command = record(
+            IN_COMMANDS,
+            "deadletter.replay_requested",
+            {"replay_id": "rpl_1", "deadletter_offset": 5, "requested_by": "ops.lead@example.com"},
+        )
+        conn = await connect(dsn)
+        try:
+            async with conn.transaction():
+                result = await processor.process(conn, [command])
+            answered = await conn.fetchval(
+                "SELECT result FROM inbox WHERE event_type = 'deadletter.replay_requested'"
+            )
+            # The replayed record is processed in a savepoint of its own and writes its own outbox rows.
+            dead = [
+                json.loads(r["value"])
+                for r in await conn.fetch("SELECT value FROM outbox WHERE event_type = 'deadletter.recorded'")
+            ]
+        finally:
+            await conn.close()
+    assert answered == outcome
+    assert result.handled == 1
+    if outcome == "replayed":  # the original bytes ran again, failed again: a new entry, named by the replay
+        [again] = dead
+        assert again["data"]["replay_id"] == "rpl_1"
+        assert base64.b64decode(again["data"]["value_base64"]) == still_bad
+        assert again["data"]["origin"]["offset"] == 17
+    else:
+        assert dead == []
