@@ -22,7 +22,7 @@ from opentelemetry import trace
 from pydantic import BaseModel, ValidationError
 
 from shared.contracts.inbound import DeadletterReplayRequested
-from shared.contracts.outbound import DeadletterReason
+from shared.contracts.outbound import DeadLetter, DeadletterReason
 from shared.contracts.registry import EVENT_MODELS, TOPIC_EVENT_TYPES
 from shared.envelope import (
     SCHEMA_VERSION,
@@ -547,22 +547,20 @@ class BatchProcessor:
         if self.deadletter_reader is None:
             return "not_ours"
         entry = await self.deadletter_reader(command.deadletter_offset)
-        why_not = self._not_replayable(entry)
-        if why_not is not None:
+        dead = self._own_deadletter(entry)
+        if isinstance(dead, str):
             log.info(
-                "replay_not_ours", replay_id=command.replay_id, offset=command.deadletter_offset, why=why_not
+                "replay_not_ours", replay_id=command.replay_id, offset=command.deadletter_offset, why=dead
             )
             return "not_ours"
-        assert entry is not None
-        data = entry["data"]
-        origin = data["origin"]
+        origin = dead.origin
         record = RawRecord(
-            topic=origin["topic"],
-            partition=origin["partition"],
-            offset=origin["offset"],
-            key=origin["key"].encode() if origin.get("key") is not None else None,
-            value=base64.b64decode(data.get("value_base64") or ""),
-            headers=tuple((k, v.encode()) for k, v in (data.get("headers") or {}).items()),
+            topic=origin.topic,
+            partition=origin.partition,
+            offset=origin.offset,
+            key=origin.key.encode() if origin.key is not None else None,
+            value=base64.b64decode(dead.value_base64),
+            headers=tuple((k, v.encode()) for k, v in dead.headers.items()),
             replay_id=command.replay_id,
         )
         async with conn.transaction():
@@ -577,15 +575,22 @@ class BatchProcessor:
         )
         return "replayed"
 
-    def _not_replayable(self, entry: dict[str, Any] | None) -> str | None:
+    def _own_deadletter(self, entry: dict[str, Any] | None) -> DeadLetter | str:
+        """The entry as the contract's DeadLetter if this service wrote it for a topic it reads;
+        else why not."""
         if entry is None or entry.get("event_type") != DEADLETTER_EVENT_TYPE:
             return "no deadletter entry at that offset"
         if entry.get("source") != self.service:
-            return f"deadlettered by {entry.get('source')!r}"
-        topic = self.settings.unprefixed(str(entry["data"]["origin"]["topic"]))
+            return f"deadlettered by {str(entry.get('source'))[:100]!r}"
+        try:
+            dead = DeadLetter.model_validate(entry.get("data"))
+            base64.b64decode(dead.value_base64, validate=True)
+        except (ValidationError, ValueError) as exc:
+            return f"not a readable deadletter entry: {str(exc)[:200]}"
+        topic = self.settings.unprefixed(dead.origin.topic)
         if topic not in {t.name for t in self.router.topics}:
             return f"origin {topic} is not consumed here"
-        return None
+        return dead
 
     def _out_of_attempts(self, rec: RawRecord) -> bool:
         attempts, _ = self._attempts.get(rec.position, (0, ""))

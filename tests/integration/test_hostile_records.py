@@ -301,6 +301,7 @@ def _deadletter_entry(source: str, origin_topic: str, value: bytes, key: str = "
         ("payout_release", "concord.intake.documents", "not_ours"),  # another service's entry
         ("matching", "concord.matching.decisions", "not_ours"),  # a topic matching does not read
         ("matching", None, "not_ours"),  # no deadletter entry at that offset
+        ("matching", "malformed", "not_ours"),  # an entry the contract does not recognise
     ],
 )
 async def test_a_replay_request_is_served_only_by_the_service_that_deadlettered_the_record(
@@ -310,6 +311,8 @@ async def test_a_replay_request_is_served_only_by_the_service_that_deadlettered_
 
     still_bad = b'{"not": "an envelope"}'
     entry = _deadletter_entry(source, origin, still_bad) if origin else None
+    if origin == "malformed":
+        entry = {"event_type": "deadletter.recorded", "source": source, "data": {"origin": "?"}}
 
     async def reader(offset: int) -> dict[str, Any] | None:
         assert offset == 5
