@@ -292,7 +292,7 @@ async def offer_load(
                 env = new_envelope(event_type, data, source="bench")
                 value = env.model_dump_json().encode()
                 futures.append(
-                    await pub.producer.send(
+                    await (await pub.producer_for(topic)).send(
                         pub.settings.topic(topic),
                         value=value,
                         key=key.encode(),

@@ -45,7 +45,10 @@ def print_report(report: ChaosReport, console: Console) -> None:
         "failed, re-released, settled",
     )
     faults.add_row(
-        "bad input", "garbage, unknown types, forged signatures", str(len(w.bad_values)), "phase B"
+        "bad input",
+        "garbage, unknown types, forged signatures, repeated JSON keys, wrong keys",
+        str(len(w.bad_values)),
+        "phase B",
     )
     faults.add_row("workload", "inbound records (good)", str(len(inbound)), "phases A/B/C")
     console.print(faults)

@@ -507,6 +507,36 @@ def _flow(b: _Builder, i: int, kind: str, payee: str, currency: str, entity: str
         b.w.expected[dup_id] = Expected("rejected:duplicate_invoice", None, False)
 
 
+def _hostile_records(b: _Builder) -> None:
+    """SPEC §15 "Records": JSON that says two things at once, a record under another subject's key."""
+    tag = b.tag
+    receipt = Envelope(
+        event_id=f"bad-key-{tag}",
+        event_type="receipt.recorded",
+        schema_version=SCHEMA_VERSION,
+        occurred_at=b.occurred_at,
+        source="chaos-upstream",
+        data={
+            "receipt_id": f"r-hostile-{tag}",
+            "po_number": f"po-hostile-{tag}",
+            "kind": "goods_receipt",
+            "received_at": _ts(b.today, 8),
+            "recorded_by": "dock@example.com",
+            "lines": [{"receipt_line_id": "1", "po_line_id": "1", "quantity": "1"}],
+        },
+    )
+    b.add_bad(
+        "B",
+        IN_RECEIPTS,
+        f"po-other-{tag}",
+        receipt.model_dump_json().encode(),
+        "receipt under another PO's key",
+    )
+    twice = receipt.model_copy(update={"event_id": f"bad-dup-{tag}"}).model_dump_json().encode()
+    twice = twice.replace(b'"data":{', b'"data":{"po_number":"po-decoy",', 1)
+    b.add_bad("B", IN_RECEIPTS, f"po-hostile-{tag}", twice, "a JSON key written twice")
+
+
 def _bad_records(b: _Builder) -> None:
     """Deliberately bad input: each must reach the deadletter topic and change nothing."""
     tag = b.tag
@@ -519,6 +549,7 @@ def _bad_records(b: _Builder) -> None:
         base64.b64encode(b"receipt.recorded but base64 encoded"),
         "base64 text, not JSON",
     )
+    _hostile_records(b)
     for n, (topic, event_type) in enumerate(
         ((IN_INVOICES, "invoice.teleported"), (IN_PURCHASE_ORDERS, "purchase_order.vaporised"))
     ):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 SCHEMA_VERSION = 1
 
@@ -60,3 +62,79 @@ def new_envelope(
         causation_id=cause.event_id if cause else None,
         data=data,
     )
+
+
+class UndecodableEnvelope(ValueError):
+    """A record value that is not one unambiguous v1 envelope; `reason` is its deadletter code."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):  # rare: find which key, for the error
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return obj
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def decode_envelope(value: bytes) -> Envelope:
+    """The one way a record's value becomes an envelope (SPEC §2, §15).
+
+    Strict UTF-8, strict JSON (no NaN/Infinity), and no object anywhere in it may repeat a key:
+    a parser that lets the last value win would let a sender show one amount to a reviewer and
+    have another paid (`duplicate_json_key`). Raises UndecodableEnvelope.
+    """
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UndecodableEnvelope(
+            "invalid_envelope", f"invalid envelope: value is not UTF-8 (byte {exc.start})"
+        ) from None
+    try:
+        obj = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+    except _DuplicateKey as exc:
+        raise UndecodableEnvelope("duplicate_json_key", f"duplicate JSON key {str(exc)[:200]!r}") from None
+    except (ValueError, RecursionError) as exc:
+        raise UndecodableEnvelope(
+            "invalid_envelope", f"invalid envelope: value: Invalid JSON: {exc}"
+        ) from None
+    try:
+        return Envelope.model_validate(obj)
+    except ValidationError as exc:
+        raise UndecodableEnvelope(
+            "invalid_envelope",
+            "invalid envelope: "
+            + "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors()[:10]
+            ),
+        ) from None
+
+
+def payload_fingerprint(envelope: Envelope) -> str:
+    """What an event_id stands for, for the inbox (SPEC §15 `event_id_conflict`): its type, schema
+    version and data as canonical JSON (sorted keys, no whitespace), hashed.
+
+    Semantic, not byte-for-byte: a sender that re-serialises the same event (other key order,
+    other spacing) or re-stamps its envelope (`occurred_at`, `source`, correlation) is still
+    redelivering it; any change to what the event says is a conflict."""
+    canonical = json.dumps(
+        {"event_type": envelope.event_type, "schema_version": envelope.schema_version, "data": envelope.data},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()

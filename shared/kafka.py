@@ -3,12 +3,21 @@
 FastStream's default ack policy commits before the handler runs, and its ACK policy commits even
 when the handler raises (../notes: both lose records). Here the subscriber runs with MANUAL acks:
 after the batch's transaction commits we commit exactly the offsets we processed, per partition;
-when the transaction rolls back we seek every partition of the batch back to its first record.
+when the transaction cannot be committed we seek every partition of the batch back to its first
+record.
+
+FastStream's own batch parser decodes every header of every record as UTF-8 before any of our
+code runs: one `traceparent` holding the byte 0xff raised there, and the whole fetched batch was
+dropped without a trace (SPEC §15). The subscriber therefore gets a parser that decodes nothing
+(`_undecoded_batch`); keys, headers and values are decoded per record by BatchProcessor.parse,
+where a record that cannot be read is deadlettered on its own.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
 import time
 from collections.abc import Sequence
@@ -18,13 +27,15 @@ import asyncpg
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.kafka.message import FAKE_CONSUMER
 from faststream.middlewares import AckPolicy
 
 from shared.acl import consumer_group
-from shared.consumer import BatchProcessor, BatchResult, RawRecord, Router
-from shared.kafka_auth import faststream_security
+from shared.consumer import BatchProcessor, BatchResult, RawRecord, Router, is_connection_failure
+from shared.kafka_auth import client_options, faststream_security
 from shared.metrics import BATCH_SIZE, CONSUMER_LAG, HANDLER_FAILURES, HANDLER_LATENCY
 from shared.settings import Settings
+from shared.topics import DEADLETTER
 
 log = structlog.get_logger(__name__)
 
@@ -47,6 +58,19 @@ async def _raw_decoder(*_: Any) -> None:
     return None
 
 
+async def _undecoded_batch(records: tuple[ConsumerRecord[Any, Any], ...]) -> KafkaMessage:
+    """The batch as FastStream's message, with nothing decoded: this cannot raise for any bytes."""
+    first = records[0] if records else None
+    return KafkaMessage(
+        raw_message=records,
+        body=[],
+        headers={},
+        batch_headers=[],
+        message_id=f"{first.topic}-{first.partition}-{first.offset}" if first else None,
+        consumer=FAKE_CONSUMER,  # offsets are committed by BatchConsumer on the subscriber's consumer
+    )
+
+
 def to_raw(record: ConsumerRecord[Any, Any]) -> RawRecord:
     return RawRecord(
         topic=record.topic,
@@ -58,6 +82,66 @@ def to_raw(record: ConsumerRecord[Any, Any]) -> RawRecord:
     )
 
 
+def make_deadletter_consumer(settings: Settings) -> AIOKafkaConsumer:
+    """A group-less reader of concord.deadletter (the one Kafka consumer a service makes besides
+    its FastStream subscriber): it serves `deadletter.replay_requested` (SPEC §11)."""
+    return AIOKafkaConsumer(
+        **client_options(settings),  # as the service's own principal: every service reads the deadletter
+        client_id=f"concord-{settings.service}-deadletter-reader",
+        group_id=None,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=MAX_RECORD_BYTES * 2,  # an entry holds a record in base64
+        fetch_max_bytes=MAX_RECORD_BYTES * 4,
+    )
+
+
+class DeadletterReader:
+    """Reads one entry of concord.deadletter (one partition) by its offset, as a dict, or None
+    when there is no readable entry there. Started on first use, kept for the next one."""
+
+    def __init__(self, settings: Settings, *, timeout_s: float = 10.0) -> None:
+        self.settings = settings
+        self.timeout_s = timeout_s
+        self._consumer: AIOKafkaConsumer | None = None
+        self._lock = asyncio.Lock()
+
+    async def __call__(self, offset: int) -> dict[str, Any] | None:
+        tp = TopicPartition(self.settings.topic(DEADLETTER), 0)
+        async with self._lock:
+            consumer = await self._started(tp)
+            first = (await consumer.beginning_offsets([tp]))[tp]
+            end = (await consumer.end_offsets([tp]))[tp]
+            if not first <= offset < end:
+                return None
+            consumer.seek(tp, offset)
+            deadline = time.monotonic() + self.timeout_s
+            while time.monotonic() < deadline:
+                fetched = await consumer.getmany(tp, timeout_ms=500, max_records=1)
+                for record in fetched.get(tp, []):
+                    if record.offset != offset or record.value is None:
+                        return None
+                    try:
+                        entry = json.loads(record.value)
+                    except ValueError:
+                        return None
+                    return entry if isinstance(entry, dict) else None
+            return None
+
+    async def _started(self, tp: TopicPartition) -> AIOKafkaConsumer:
+        if self._consumer is None:
+            consumer = make_deadletter_consumer(self.settings)
+            await consumer.start()
+            consumer.assign([tp])
+            self._consumer = consumer
+        return self._consumer
+
+    async def close(self) -> None:
+        if self._consumer is not None:
+            with contextlib.suppress(Exception):
+                await self._consumer.stop()
+            self._consumer = None
+
+
 class BatchConsumer:
     """Consumes one batch at a time: parse → one transaction → commit offsets, or rewind and back off."""
 
@@ -67,15 +151,18 @@ class BatchConsumer:
         self.router = router
         self.settings = settings
         self.processor = BatchProcessor(router, settings)
+        self.deadletter_reader = DeadletterReader(settings)
+        self.processor.deadletter_reader = self.deadletter_reader
         self._pool_getter = pool_getter  # the pool exists only after start-up
         self._on_committed = on_committed
         self._failures_in_row = 0
         self.batches = 0
+        self.subscriber: Any = None  # FastStream's batch subscriber, once registered
 
     def register(self, broker: KafkaBroker) -> None:
         topics = [self.settings.topic(t) for t in self.router.topics]
 
-        @broker.subscriber(
+        subscriber = broker.subscriber(
             *topics,
             group_id=consumer_group(self.router.service, self.settings.topic_prefix),
             batch=True,
@@ -83,16 +170,23 @@ class BatchConsumer:
             batch_timeout_ms=50,
             auto_offset_reset="earliest",
             ack_policy=AckPolicy.MANUAL,
+            parser=_undecoded_batch,
             decoder=_raw_decoder,
             max_partition_fetch_bytes=MAX_RECORD_BYTES,
             fetch_max_bytes=16 * MAX_RECORD_BYTES,
             title=f"{self.router.service}",
             description=f"{self.router.service} consumes: " + ", ".join(sorted(self.router.routes)),
         )
+
         async def consume(body: Any, msg: KafkaMessage) -> None:
             raw = msg.raw_message
             records = raw if isinstance(raw, tuple) else (raw,)
-            await self.handle_batch(msg.consumer, [to_raw(r) for r in records])
+            consumer = subscriber.consumer
+            assert consumer is not None, "the subscriber delivers only once started"
+            await self.handle_batch(consumer, [to_raw(r) for r in records])
+
+        subscriber(consume)
+        self.subscriber = subscriber
 
     async def handle_batch(
         self, consumer: AIOKafkaConsumer, records: Sequence[RawRecord]
@@ -102,10 +196,22 @@ class BatchConsumer:
         started = time.perf_counter()
         pool: asyncpg.Pool = self._pool_getter()
         try:
-            async with pool.acquire() as conn, conn.transaction():
-                result = await self.processor.process(conn, records)
-        except Exception as exc:  # every failure means: redeliver the whole batch
-            self.processor.record_failure(exc)
+            try:
+                async with pool.acquire() as conn, conn.transaction():
+                    result = await self.processor.process(conn, records)
+            except Exception as exc:
+                if is_connection_failure(exc):
+                    raise
+                HANDLER_FAILURES.labels(self.router.service).inc()
+                log.warning(
+                    "batch_isolating",
+                    error=f"{type(exc).__name__}: {exc}"[:500],
+                    records=len(records),
+                    exc_info=not isinstance(exc, asyncpg.PostgresError),
+                )
+                async with pool.acquire() as conn, conn.transaction():
+                    result = await self.processor.process_isolated(conn, records)
+        except Exception as exc:  # the database or the broker is away: redeliver the whole batch
             HANDLER_FAILURES.labels(self.router.service).inc()
             self._rewind(consumer, records)
             self._failures_in_row += 1

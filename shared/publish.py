@@ -39,7 +39,7 @@ class Publisher:
     def principal_for(self, topic: Topic) -> str:
         return self.settings.kafka_username or writer_of(topic)
 
-    async def _producer(self, topic: Topic) -> AIOKafkaProducer:
+    async def producer_for(self, topic: Topic) -> AIOKafkaProducer:
         principal = self.principal_for(topic)
         producer = self._producers.get(principal)
         if producer is None:
@@ -75,7 +75,7 @@ class Publisher:
         secret = sign_with if sign_with is not None else self.secret_for(topic)
         if secret:
             all_headers[SIGNATURE_HEADER] = sign(secret, value)
-        producer = await self._producer(topic)
+        producer = await self.producer_for(topic)
         await producer.send_and_wait(
             self.settings.topic(topic),
             value=value,
@@ -87,7 +87,7 @@ class Publisher:
         self, topic: Topic, key: str, value: bytes, headers: dict[str, str] | None = None
     ) -> None:
         """Bytes as they are (deadletter replay): no envelope, no new signature."""
-        producer = await self._producer(topic)
+        producer = await self.producer_for(topic)
         await producer.send_and_wait(
             self.settings.topic(topic),
             value=value,

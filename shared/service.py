@@ -171,6 +171,7 @@ class Service:
         return bool(self._tasks) and all(not t.done() for t in self._tasks)
 
     async def _shutdown(self) -> None:
+        await self.consumer.deadletter_reader.close()
         if self.relay is not None:
             await self.relay.stop()
         for t in self._tasks:

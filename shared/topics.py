@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -11,23 +13,48 @@ class Topic:
     key: str
     partitions: int
     signed_by: str | None = None  # "rail" or "ops": records carry a concord-signature header
+    # The payload fields a record's Kafka key must equal (SPEC §15 `key_mismatch`): the first of
+    # them present in `data` as a string — or, on a topic keyed by "the subject id" (commands),
+    # any one of them present. A record with none of them (a UBL invoice: its payee is inside the
+    # XML) is not checked; a present field of the wrong type is left to the payload's validation.
+    key_fields: tuple[str, ...] = ()
+    key_is_any_of: bool = False
+
+    def allowed_keys(self, data: Mapping[str, Any]) -> tuple[str, ...] | None:
+        """The keys a record with this payload may carry here; None when it cannot be checked."""
+        present = tuple(v for f in self.key_fields if isinstance(v := data.get(f), str) and v)
+        if not present:
+            return None
+        return present if self.key_is_any_of else present[:1]
 
 
-IN_REQUISITIONS = Topic("concord.in.requisitions", "requisition_id", 3)
-IN_PURCHASE_ORDERS = Topic("concord.in.purchase-orders", "po_number", 6)
-IN_RECEIPTS = Topic("concord.in.receipts", "po_number", 6)
-IN_INVOICES = Topic("concord.in.invoices", "payee_id", 6)
-IN_PAYEES = Topic("concord.in.payees", "payee_id", 3)
-IN_FUNDING = Topic("concord.in.funding", "account_id", 3)
-IN_RAIL_EVENTS = Topic("concord.in.rail-events", "payout_id", 3, signed_by="rail")
-IN_COMMANDS = Topic("concord.in.commands", "subject id", 3, signed_by="ops")
+IN_REQUISITIONS = Topic("concord.in.requisitions", "requisition_id", 3, key_fields=("requisition_id",))
+IN_PURCHASE_ORDERS = Topic("concord.in.purchase-orders", "po_number", 6, key_fields=("po_number",))
+IN_RECEIPTS = Topic("concord.in.receipts", "po_number", 6, key_fields=("po_number",))
+IN_INVOICES = Topic("concord.in.invoices", "payee_id", 6, key_fields=("payee_id",))
+IN_PAYEES = Topic("concord.in.payees", "payee_id", 3, key_fields=("payee_id",))
+IN_FUNDING = Topic("concord.in.funding", "account_id", 3, key_fields=("account_id",))
+IN_RAIL_EVENTS = Topic("concord.in.rail-events", "payout_id", 3, signed_by="rail", key_fields=("payout_id",))
+IN_COMMANDS = Topic(
+    "concord.in.commands",
+    "subject id",
+    3,
+    signed_by="ops",
+    key_fields=("invoice_id", "run_id", "po_number", "flip_id", "override_id", "replay_id"),
+    key_is_any_of=True,
+)
 
-INTAKE_DOCUMENTS = Topic("concord.intake.documents", "po_number (else document id)", 6)
-MATCHING_DECISIONS = Topic("concord.matching.decisions", "invoice_id", 6)
-COMPLIANCE_ELIGIBILITY = Topic("concord.compliance.eligibility", "payee_id", 3)
-PAYOUTS_EVENTS = Topic("concord.payouts.events", "payout_id", 3)
+INTAKE_DOCUMENTS = Topic(
+    "concord.intake.documents",
+    "po_number (else document id)",
+    6,
+    key_fields=("po_number", "invoice_id", "requisition_id"),
+)
+MATCHING_DECISIONS = Topic("concord.matching.decisions", "invoice_id", 6, key_fields=("invoice_id",))
+COMPLIANCE_ELIGIBILITY = Topic("concord.compliance.eligibility", "payee_id", 3, key_fields=("payee_id",))
+PAYOUTS_EVENTS = Topic("concord.payouts.events", "payout_id", 3, key_fields=("payout_id",))
 
-OUT_PAYOUTS = Topic("concord.out.payouts", "payee_id", 3)
+OUT_PAYOUTS = Topic("concord.out.payouts", "payee_id", 3, key_fields=("payee_id",))
 OUT_EXCEPTIONS = Topic("concord.out.exceptions", "invoice_id", 3)
 OUT_REJECTIONS = Topic("concord.out.rejections", "rejected record's key", 3)
 OUT_JOURNAL = Topic("concord.out.journal", "entry_id", 3)

@@ -136,8 +136,12 @@ def record(
     raw_value: bytes | None = None,
     signed: bool | None = None,
 ) -> RawRecord:
-    """A record as the consumer would receive it; signed topics are signed with the default secrets."""
+    """A record as the consumer would receive it; signed topics are signed with the default secrets.
+    Keyed as a well-behaved producer keys it (the payload key field, SPEC §3–4) unless `key` is given."""
     s = settings or Settings()
+    if key is None:
+        allowed = topic.allowed_keys(data)
+        key = allowed[0] if allowed else ""
     env = new_envelope(event_type, data, source="test", event_id=event_id)
     value = raw_value if raw_value is not None else env.model_dump_json().encode()
     headers: list[tuple[str, bytes]] = [("content-type", b"application/json")]
@@ -147,7 +151,7 @@ def record(
     name = s.topic(topic)
     offset = _offsets.get((name, partition), 0)
     _offsets[(name, partition)] = offset + 1
-    return RawRecord(name, partition, offset, (key or "").encode(), value, tuple(headers))
+    return RawRecord(name, partition, offset, key.encode(), value, tuple(headers))
 
 
 async def deliver(

@@ -17,7 +17,7 @@ from rich.text import Text
 
 from services.cli import commands, views
 from services.cli.console import make_console, shown
-from services.cli.dlq import ReplayRefused, read_deadletters, replay
+from services.cli.dlq import ReplayRefused, is_inbound, read_deadletters, replay
 from services.cli.readers import CliDatabases, NotReachable, OpenHoldRow, connect, open_holds, parse_age
 from services.ledger import queries as ledger_queries
 from services.ledger.queries import Nec1099Total, Reconciliation, Trace, Violation
@@ -25,6 +25,7 @@ from shared.envelope import utcnow
 from shared.kafka_auth import as_principal
 from shared.production import guard_process, signing_secrets
 from shared.settings import Settings, get_settings
+from shared.topics import BY_NAME
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]
@@ -317,21 +318,30 @@ def dlq_list(limit: int = typer.Option(50, help="Show at most this many, newest 
 def dlq_replay(
     deadletter_id: str,
     value_file: Path | None = typer.Option(
-        None, help="Replay this fixed record value instead of the original."
+        None, help="Replay this fixed record value instead of the original (inbound topics only)."
     ),
+    requested_by: str = typer.Option("concord-cli", help="Who asks (internal topics' replay command)."),
 ) -> None:
-    """Publish a deadlettered record again to its origin topic; the consumers' inbox makes it exactly-once."""
+    """Replay a deadlettered record; the consumers' inbox makes it exactly-once.
+
+    A record of an inbound topic (concord.in.*) is published again to it. A record of an internal
+    topic is replayed by the service that deadlettered it, on a signed deadletter.replay_requested
+    (one per service that deadlettered it): nobody but its owner writes an internal topic."""
 
     fixed = value_file.read_bytes() if value_file is not None else None
 
-    async def go() -> str:
-        entries = {e.event_id: e for e in await read_deadletters(cli_settings())}
-        if deadletter_id not in entries:
+    async def go() -> list[str]:
+        settings = cli_settings()
+        entries = [e for e in await read_deadletters(settings) if e.event_id == deadletter_id]
+        if not entries:
             raise CliError(f"no deadletter record with id {deadletter_id} (see `concord dlq list`)")
-        return await replay(cli_settings(), entries[deadletter_id], fixed)
+        origin = BY_NAME.get(settings.unprefixed(entries[0].origin["topic"]))
+        if origin is not None and is_inbound(origin):
+            entries = entries[:1]  # one record again on its topic reaches every consumer of it
+        return [await replay(settings, e, fixed, requested_by=requested_by) for e in entries]
 
-    topic = run(go)
-    console.print(Text.assemble("replayed ", shown(deadletter_id), " to ", shown(topic)))
+    for where in run(go):
+        console.print(Text.assemble("replayed ", shown(deadletter_id), " to ", shown(where)))
 
 
 @app.command()

@@ -349,13 +349,15 @@ def print_deadletters(console: Console, entries: Sequence[DeadLetterEntry], limi
     console.print(
         _table(
             f"concord.deadletter — {len(entries)} record(s)",
-            ("deadletter id", "when", "origin", "key", "error"),
+            ("deadletter id", "when", "by", "origin", "key", "reason", "error"),
             (
                 (
                     e.event_id,
                     e.occurred_at[:19],
+                    e.source,
                     f"{e.origin['topic']}[{e.origin['partition']}]@{e.origin['offset']}",
                     e.origin.get("key"),
+                    e.reason,
                     e.error,
                 )
                 for e in entries[-limit:]

@@ -30,6 +30,8 @@ class Seen:
     topic: str
     key: str | None
     envelope: dict[str, Any]
+    partition: int = 0
+    offset: int = -1
 
     @property
     def event_type(self) -> str:
@@ -47,6 +49,9 @@ class TopicWatcher:
     settings: Settings
     topics: tuple[Topic, ...]
     from_beginning: bool = False
+    # Like a consumer, one record per event_id; the deadletter listing wants every record, as one
+    # bad record read by several services is one entry id written by each of them.
+    dedupe: bool = True
     seen: list[Seen] = field(default_factory=list)
     _ids: set[str] = field(default_factory=set)
 
@@ -82,11 +87,14 @@ class TopicWatcher:
                         env = json.loads(r.value)
                     except ValueError:
                         continue
-                    event_id = env.get("event_id")
-                    if event_id in self._ids:
+                    if not isinstance(env, dict):
+                        continue
+                    event_id = str(env.get("event_id"))
+                    if self.dedupe and event_id in self._ids:
                         continue
                     self._ids.add(event_id)
-                    self.seen.append(Seen(r.topic, r.key.decode() if r.key else None, env))
+                    key = r.key.decode("utf-8", "replace") if r.key else None
+                    self.seen.append(Seen(r.topic, key, env, r.partition, r.offset))
 
     async def stop(self) -> None:
         self._task.cancel()

@@ -43,6 +43,7 @@ from shared.contracts.outbound import (
 from shared.envelope import Envelope, derived_event_id
 from shared.topics import (
     COMPLIANCE_ELIGIBILITY,
+    IN_COMMANDS,
     IN_FUNDING,
     INTAKE_DOCUMENTS,
     MATCHING_DECISIONS,
@@ -61,6 +62,7 @@ router = Router(
         PAYOUTS_EVENTS,
         IN_FUNDING,
         COMPLIANCE_ELIGIBILITY,
+        IN_COMMANDS,  # only for deadletter.replay_requested (SPEC §11): the ledger has no other command
     ],
 )
 router.emits(OUT_JOURNAL, "journal.entry_posted")

@@ -20,6 +20,7 @@ from shared.contracts.common import (
     UnitPriceStr,
 )
 from shared.contracts.inbound import (
+    DeadletterReplayRequested,
     FundingReceived,
     HoldOverrideRequested,
     InvoiceCharge,
@@ -71,6 +72,7 @@ from shared.contracts.internal import (
 from shared.contracts.outbound import (
     DeadLetter,
     DeadLetterOrigin,
+    DeadletterReason,
     DocumentRejected,
     HoldEscalated,
     HoldNotice,
@@ -106,6 +108,8 @@ __all__ = [
     "DateStr",
     "DeadLetter",
     "DeadLetterOrigin",
+    "DeadletterReason",
+    "DeadletterReplayRequested",
     "DecimalStr",
     "DocumentRejected",
     "FundingReceived",

@@ -383,3 +383,14 @@ class PoFlipRequested(InboundModel):
     po_number: NonEmptyStr
     line_quantities: dict[NonEmptyStr, QuantityStr] | None = None
     requested_by: NonEmptyStr
+
+
+class DeadletterReplayRequested(InboundModel):
+    """`deadletter.replay_requested` (SPEC §11) — run a deadlettered record of an internal topic
+    again, original bytes through the same handler, by the service that deadlettered it (no one
+    but a topic's owner writes it, so the record is never published again). `deadletter_offset`
+    is the entry's offset on `concord.deadletter` (one partition); `replay_id` is the key."""
+
+    replay_id: NonEmptyStr
+    deadletter_offset: StrictInt = Field(ge=0)
+    requested_by: NonEmptyStr

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from decimal import Decimal
+from enum import StrEnum
 from typing import Literal
 
 from pydantic import Field, StrictInt, model_validator
@@ -285,13 +286,35 @@ class DeadLetterOrigin(OutboundModel):
     topic: NonEmptyStr
     partition: StrictInt = Field(ge=0)
     offset: StrictInt = Field(ge=0)
-    key: str | None = None  # UTF-8 key (or base64 when not UTF-8); None for a null key
+    # The key as text: bytes that are not UTF-8 shown as U+FFFD (reason undecodable_key), a NUL
+    # as the six characters \u0000 (PostgreSQL text cannot hold it); None for a null key.
+    key: str | None = None
+
+
+class DeadletterReason(StrEnum):
+    """Why a record went to `concord.deadletter` (SPEC §2, §3, §15)."""
+
+    UNDECODABLE_KEY = "undecodable_key"  # the Kafka key is not UTF-8
+    UNDECODABLE_HEADER = "undecodable_header"  # a header value is not UTF-8
+    BAD_SIGNATURE = "bad_signature"  # concord-signature missing or wrong (rail events, commands)
+    INVALID_ENVELOPE = "invalid_envelope"  # not UTF-8 JSON, not an object, or not a v1 envelope
+    DUPLICATE_JSON_KEY = "duplicate_json_key"  # an object in the value repeats a key
+    UNSUPPORTED_SCHEMA_VERSION = "unsupported_schema_version"
+    UNKNOWN_EVENT_TYPE = "unknown_event_type"  # unknown, or not one of its topic's
+    KEY_MISMATCH = "key_mismatch"  # the Kafka key is not the payload's key field
+    INVALID_DATA = "invalid_data"  # an internal event whose data breaks its model
+    EVENT_ID_CONFLICT = "event_id_conflict"  # an event_id seen before with a different payload
+    HANDLER_FAILED = "handler_failed"  # failed handler_max_attempts times, each in its own savepoint
 
 
 class DeadLetter(OutboundModel):
-    """A record that could not be processed: raw value (base64), error, origin, headers."""
+    """A record that could not be processed: raw value (base64), error, origin, headers.
+    `reason` is the code, `error` the detail; `replay_id` is set when the record failed again
+    when run on a `deadletter.replay_requested`."""
 
     origin: DeadLetterOrigin
+    reason: DeadletterReason | None = None
     error: NonEmptyStr
+    replay_id: str | None = None
     value_base64: str  # "" for a null/empty value
     headers: dict[str, str] = Field(default_factory=dict)

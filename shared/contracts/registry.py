@@ -38,6 +38,7 @@ EVENT_MODELS: dict[str, type[BaseModel]] = {
     "invoice.rematch_requested": i.InvoiceRematchRequested,
     "payout_run.requested": i.PayoutRunRequested,
     "po_flip.requested": i.PoFlipRequested,
+    "deadletter.replay_requested": i.DeadletterReplayRequested,
     # internal (SPEC §4, ours)
     "requisition.accepted": n.RequisitionAccepted,
     "requisition.closure_accepted": n.RequisitionClosureAccepted,
@@ -91,6 +92,7 @@ TOPIC_EVENT_TYPES: dict[str, frozenset[str]] = {
             "invoice.rematch_requested",
             "payout_run.requested",
             "po_flip.requested",
+            "deadletter.replay_requested",
         }
     ),
     topics.INTAKE_DOCUMENTS.name: frozenset(

@@ -110,16 +110,20 @@ async def test_a_poison_record_goes_to_deadletter_and_its_partition_moves_on(ech
     try:
         async with Publisher(settings) as pub:
             await pub.publish(IN_FUNDING, "acct-p", new_envelope("x", {}, source="t"), raw_value=b"{not json")
-            bad = new_envelope("funding.received", {**funding("f-bad"), "amount": 12.5}, source="test")
+            bad = new_envelope(
+                "funding.received", {**funding("f-bad", "acct-p"), "amount": 12.5}, source="test"
+            )
             await pub.publish(IN_FUNDING, "acct-p", bad)  # money as a float: invalid payload
-            await pub.publish_event(IN_FUNDING, "acct-p", "funding.received", funding("f-unknown-type"))
+            await pub.publish_event(
+                IN_FUNDING, "acct-p", "funding.received", funding("f-unknown-type", "acct-p")
+            )
             await pub.publish(
-                IN_FUNDING, "acct-p", new_envelope("funding.refunded", funding("f-x"), source="t")
+                IN_FUNDING, "acct-p", new_envelope("funding.refunded", funding("f-x", "acct-p"), source="t")
             )
             await pub.publish_event(
                 IN_FUNDING, "always-fails", "funding.received", funding("f-fails", "always-fails")
             )
-            await pub.publish_event(IN_FUNDING, "acct-p", "funding.received", funding("f-after"))
+            await pub.publish_event(IN_FUNDING, "acct-p", "funding.received", funding("f-after", "acct-p"))
         await wait_for(lambda: _has(conn, {"f-after", "f-unknown-type"}))
         dead = await read_topic(settings, DEADLETTER, until=lambda r: len(r) >= 4, settle_s=1.0)
     finally:

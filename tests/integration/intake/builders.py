@@ -128,7 +128,8 @@ def po_rec(event_type: str, data: dict[str, Any], **kw: Any) -> RawRecord:
 
 
 def inv_rec(data: dict[str, Any], **kw: Any) -> RawRecord:
-    return record(IN_INVOICES, "invoice.submitted", data, key=data.get("payee_id", PAYEE), **kw)
+    kw.setdefault("key", data.get("payee_id", PAYEE))
+    return record(IN_INVOICES, "invoice.submitted", data, **kw)
 
 
 def ubl_rec(invoice_id: str, document: str, **kw: Any) -> RawRecord:
@@ -142,7 +143,8 @@ def ubl_rec(invoice_id: str, document: str, **kw: Any) -> RawRecord:
 
 
 def receipt_rec(event_type: str, data: dict[str, Any], **kw: Any) -> RawRecord:
-    return record(IN_RECEIPTS, event_type, data, key=data["po_number"], **kw)
+    kw.setdefault("key", data["po_number"])
+    return record(IN_RECEIPTS, event_type, data, **kw)
 
 
 def req_rec(event_type: str, data: dict[str, Any], **kw: Any) -> RawRecord:

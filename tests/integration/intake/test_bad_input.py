@@ -3,6 +3,7 @@ never accepted, never silently dropped, never blocking the batch."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -15,7 +16,15 @@ from shared.consumer import DEADLETTER_EVENT_TYPE, RawRecord
 from shared.envelope import new_envelope
 from shared.settings import Settings
 from shared.topics import IN_INVOICES, IN_PURCHASE_ORDERS
-from tests.integration.intake.builders import PAYEE, UBL_INVOICE, inv_rec, invoice, po_issued, ubl_rec
+from tests.integration.intake.builders import (
+    PAYEE,
+    UBL_INVOICE,
+    inv_rec,
+    invoice,
+    po_issued,
+    receipt_rec,
+    ubl_rec,
+)
 from tests.support import deliver, emitted, record, scratch_pool
 
 pytestmark = pytest.mark.integration
@@ -47,8 +56,100 @@ def envelope_bytes(event_type: str, data: Any, **overrides: Any) -> bytes:
     return json.dumps(env).encode()
 
 
+RECEIPT = {
+    "receipt_id": "R-BAD",
+    "po_number": "PO-1",
+    "kind": "goods_receipt",
+    "received_at": "2026-03-01T10:00:00Z",
+    "recorded_by": "pm@example.com",
+    "lines": [{"receipt_line_id": "RL1", "po_line_id": "L1", "quantity": "2"}],
+}
+
+
+def with_headers(rec: RawRecord, *headers: tuple[str, bytes | None]) -> RawRecord:
+    return dataclasses.replace(rec, headers=(*rec.headers, *headers))
+
+
+def duplicated(rec: RawRecord, where: str, key: str, value: Any) -> bytes:
+    """The record's value with `key` written a second time (JSON text, last value wins in most parsers)."""
+    text = rec.value.decode()
+    anchor = '"data":{' if where == "data" else "{"
+    assert anchor in text
+    return text.replace(anchor, f"{anchor}{json.dumps(key)}:{json.dumps(value)},", 1).encode()
+
+
+def hostile_records() -> list[tuple[str, RawRecord, str]]:
+    """Kafka keys and headers, and JSON that says two things at once (SPEC §15 "Records")."""
+
+    def good() -> RawRecord:  # a fresh record (own event id and offset) each time
+        return inv_rec(invoice("HDR-1", "HDR-1"))
+
+    dup_total = inv_rec(invoice("DUP-1", "DUP-1"))
+    dup_type = inv_rec(invoice("DUP-2", "DUP-2"))
+    return [
+        (
+            "traceparent header not UTF-8",
+            with_headers(
+                good(), ("traceparent", b"00-\xff4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+            ),
+            "undecodable_header",
+        ),
+        (
+            "tracestate header not UTF-8",
+            with_headers(good(), ("tracestate", b"k=\xc3\x28")),
+            "undecodable_header",
+        ),
+        (
+            "content-type header not UTF-8",
+            with_headers(good(), ("content-type", b"\xfe\xff")),
+            "undecodable_header",
+        ),
+        ("key not UTF-8", dataclasses.replace(good(), key=b"payee-\xff"), "undecodable_key"),
+        ("no key", dataclasses.replace(good(), key=None), "key_mismatch"),
+        ("empty key", dataclasses.replace(good(), key=b""), "key_mismatch"),
+        (
+            "invoice under another payee's key",
+            inv_rec(invoice("KEY-1", "KEY-1"), key="payee-other"),
+            "key_mismatch",
+        ),
+        ("key with a trailing space", inv_rec(invoice("KEY-2", "KEY-2"), key=PAYEE + " "), "key_mismatch"),
+        (
+            "receipt under another PO's key",
+            receipt_rec("receipt.recorded", RECEIPT, key="PO-2"),
+            "key_mismatch",
+        ),
+        (
+            "duplicate key in data (two totals)",
+            dataclasses.replace(dup_total, value=duplicated(dup_total, "data", "total_amount", "0.01")),
+            "duplicate_json_key",
+        ),
+        (
+            "duplicate key in the envelope (two event types)",
+            dataclasses.replace(
+                dup_type, value=duplicated(dup_type, "envelope", "event_type", "invoice.paid")
+            ),
+            "duplicate_json_key",
+        ),
+        (
+            "duplicate key in a line",
+            raw(
+                IN_INVOICES,
+                envelope_bytes("invoice.submitted", invoice("DUP-3", "DUP-3")).replace(
+                    b'"quantity": "2"', b'"quantity": "2", "quantity": "2000"'
+                ),
+            ),
+            "duplicate_json_key",
+        ),
+        (
+            "NaN in JSON",
+            raw(IN_INVOICES, envelope_bytes("invoice.submitted", {"x": float("nan")})),
+            "invalid_envelope",
+        ),
+    ]
+
+
 def corpus() -> list[tuple[str, RawRecord, str]]:
-    """(name, record, expected outcome: "rejected" or "deadlettered")."""
+    """(name, record, expected outcome: "rejected", or the deadletter reason code)."""
     huge_description = invoice("HUGE-1", "H-1")
     huge_description["lines"][0]["description"] = "x" * (1024 * 1024 + 10)
     missing_lines = invoice("MISS-1", "M-1")
@@ -58,34 +159,34 @@ def corpus() -> list[tuple[str, RawRecord, str]]:
     wrong_types["lines"][0]["line_amount"] = 1600.5  # a JSON number with a fraction: never money
     wrong_types["lines"][1]["quantity"] = "1e3"
     return [
-        ("not json", raw(IN_INVOICES, b"{not json"), "deadlettered"),
-        ("empty value", raw(IN_INVOICES, b""), "deadlettered"),
-        ("json but not an object", raw(IN_INVOICES, b"[1, 2, 3]"), "deadlettered"),
-        ("invalid utf-8", raw(IN_INVOICES, b"\xff\xfe\x00garbage"), "deadlettered"),
+        ("not json", raw(IN_INVOICES, b"{not json"), "invalid_envelope"),
+        ("empty value", raw(IN_INVOICES, b""), "invalid_envelope"),
+        ("json but not an object", raw(IN_INVOICES, b"[1, 2, 3]"), "invalid_envelope"),
+        ("invalid utf-8", raw(IN_INVOICES, b"\xff\xfe\x00garbage"), "invalid_envelope"),
         (
             "envelope without event_id",
             raw(IN_INVOICES, envelope_bytes("invoice.submitted", invoice(), event_id=None)),
-            "deadlettered",
+            "invalid_envelope",
         ),
         (
             "unknown event type",
             raw(IN_INVOICES, envelope_bytes("invoice.teleported", invoice())),
-            "deadlettered",
+            "unknown_event_type",
         ),
         (
             "event type of another topic",
             raw(IN_INVOICES, envelope_bytes("purchase_order.issued", po_issued())),
-            "deadlettered",
+            "unknown_event_type",
         ),
         (
             "unsupported schema version",
             raw(IN_INVOICES, envelope_bytes("invoice.submitted", invoice(), schema_version=2)),
-            "deadlettered",
+            "unsupported_schema_version",
         ),
         (
             "data is not an object",
             raw(IN_INVOICES, envelope_bytes("invoice.submitted", "hello")),
-            "deadlettered",
+            "invalid_envelope",
         ),
         ("missing fields", inv_rec(missing_lines), "rejected"),
         ("wrong types and fractional JSON money", inv_rec(wrong_types), "rejected"),
@@ -111,6 +212,7 @@ def corpus() -> list[tuple[str, RawRecord, str]]:
             ubl_rec("UBL-EMPTY", "<Invoice xmlns='urn:oasis:names:specification:ubl:schema:xsd:Invoice-2'/>"),
             "rejected",
         ),
+        *hostile_records(),
     ]
 
 
@@ -288,9 +390,10 @@ async def test_each_bad_input_is_rejected_or_deadlettered(
         assert all(r["code"] and r["message"] for r in rejection["data"]["reasons"])
         assert result.outbox[0].key == rec.key_text
     else:
-        assert (result.rejected, result.deadlettered) == (0, 1)
+        assert (result.rejected, result.deadlettered) == (0, 1), name
         [dead] = emitted(result, DEADLETTER_EVENT_TYPE)
         assert dead["data"]["origin"]["offset"] == rec.offset
+        assert dead["data"]["reason"] == outcome, dead["data"]["error"]
 
 
 async def test_the_whole_corpus_in_one_batch_loses_nothing_and_blocks_nothing(pool: asyncpg.Pool) -> None:
@@ -365,3 +468,31 @@ async def test_a_ubl_invoice_is_held_to_the_same_text_rules_once_parsed(pool: as
         pool, router, ubl_rec("UBL-CRLF", UBL_INVOICE.format(number="UBL-CRLF-1").replace("\n", "\r\n"))
     )
     assert len(emitted(clean, "invoice.accepted")) == 1
+
+
+async def test_an_event_id_reused_for_another_invoice_is_deadlettered_not_applied(pool: asyncpg.Pool) -> None:
+    """Finding 7: an event_id reused for a different invoice was dropped without a trace."""
+    settings = Settings(service="intake")
+    first = inv_rec(invoice("REUSED-1", "REUSED-1"), event_id="evt_reused_by_upstream")
+    other = inv_rec(invoice("REUSED-2", "REUSED-2"), event_id="evt_reused_by_upstream")
+    accepted = await deliver(pool, router, first, settings=settings)
+    assert len(emitted(accepted, "invoice.accepted")) == 1
+    result = await deliver(pool, router, other, settings=settings)
+    assert (result.handled, result.duplicates, result.deadlettered) == (0, 0, 1)
+    [dead] = emitted(result)
+    assert dead["data"]["reason"] == "event_id_conflict"
+    assert "evt_reused_by_upstream" in dead["data"]["error"]
+
+
+async def test_the_same_event_redelivered_or_reserialised_stays_a_silent_duplicate(
+    pool: asyncpg.Pool,
+) -> None:
+    settings = Settings(service="intake")
+    first = inv_rec(invoice("RESENT-1", "RESENT-1"), event_id="evt_resent_by_upstream")
+    await deliver(pool, router, first, settings=settings)
+    envelope = json.loads(first.value)
+    reserialised = json.dumps(envelope, indent=2, sort_keys=True).encode()  # other order and spacing
+    for value in (first.value, reserialised):
+        again = record(IN_INVOICES, "invoice.submitted", {}, key=first.key_text, raw_value=value)
+        result = await deliver(pool, router, again, settings=settings)
+        assert (result.duplicates, result.deadlettered, result.outbox) == (1, 0, [])

@@ -224,6 +224,11 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "line_quantities": {"L1": "2.5"},
         "requested_by": "vendor@example.com",
     },
+    "deadletter.replay_requested": {
+        "replay_id": "rpl_1",
+        "deadletter_offset": 42,
+        "requested_by": "ops.lead@example.com",
+    },
     # internal
     "requisition.accepted": {
         "requisition_id": "REQ-1",
@@ -451,6 +456,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     },
     "deadletter.recorded": {
         "origin": {"topic": "concord.in.invoices", "partition": 2, "offset": 41, "key": "PAY-1"},
+        "reason": "invalid_envelope",
         "error": "invalid JSON",
         "value_base64": "e30K",
         "headers": {"traceparent": "00-ab-cd-01"},
