@@ -6,8 +6,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
+# openssl: the compose `certs` step makes the broker's CA and certificate with it.
+RUN apt-get update && apt-get install -y --no-install-recommends openssl && rm -rf /var/lib/apt/lists/*
+
 WORKDIR /app
 COPY pyproject.toml ./
+COPY deploy/kafka/make-certs.sh ./deploy/kafka/make-certs.sh
 COPY shared ./shared
 COPY services ./services
 RUN pip install . \

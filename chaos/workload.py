@@ -59,6 +59,7 @@ FLOW_WEIGHTS: dict[str, int] = {
     "override": 4,
     "override_refused": 2,
     "corrected": 4,
+    "hostile": 3,  # SPEC §15: look-alike and overpaying siblings of a normal invoice
 }
 PRICE_HELD = ("price_mismatch", "override", "override_refused", "corrected")
 
@@ -495,6 +496,36 @@ def _flow(b: _Builder, i: int, kind: str, payee: str, currency: str, entity: str
         b.w.kinds[fix_id] = "correction"
         b.w.po_of[fix_id] = po
         b.w.expected[fix_id] = Expected("accepted", "approved", eligible_at_end)
+
+    if kind == "hostile":
+        # SPEC §15: siblings that v1 paid. Each must end as a rejection, never as a payment.
+        hostile = (
+            # the same number with a Unicode hyphen and a zero-width space: a look-alike duplicate
+            (
+                "lookalike",
+                {"supplier_invoice_number": number.replace("-", "\u2010", 1) + "\u200b"},
+                "duplicate_invoice",
+            ),
+            # a negative prepaid amount would raise the payable above the total
+            (
+                "prepaid",
+                {"supplier_invoice_number": f"{number}-P", "prepaid_amount": "-990.00"},
+                "invalid_prepaid_amount",
+            ),
+            # a rounding of 990.00 on an invoice of a few thousand
+            (
+                "rounding",
+                {"supplier_invoice_number": f"{number}-R", "rounding_amount": "990.00"},
+                "invalid_rounding_amount",
+            ),
+        )
+        for suffix, change, code in hostile:
+            hid = f"cinv-{tag}-{i}-{suffix}"
+            rec = b.add("C", IN_INVOICES, payee, "invoice.submitted", dict(invoice, invoice_id=hid, **change))
+            b.w.invoice_event_ids[rec.event_id] = hid
+            b.w.kinds[hid] = f"hostile_{suffix}"
+            b.w.po_of[hid] = po
+            b.w.expected[hid] = Expected(f"rejected:{code}", None, False)
 
     if kind == "duplicate":
         # The same supplier invoice typed differently upstream ("inv 42 xs7" = "INV-00042-XS7"),

@@ -35,28 +35,13 @@ java_cmd() { java "${JAVA_ARGS[@]}" "$@"; }
 client_protocol() { if [[ "${CONCORD_KAFKA_TLS:-0}" == 1 ]]; then echo SASL_SSL; else echo SASL_PLAINTEXT; fi; }
 
 # A CA, and a certificate for 127.0.0.1/localhost signed by it, made once with openssl.
-# Kafka reads PEM key stores directly, so no keytool step is needed.
 ensure_tls() {
     [[ -s "$TLS_DIR/ca.pem" && -s "$TLS_DIR/broker-keystore.pem" ]] && return 0
     command -v openssl >/dev/null || die "openssl is needed for CONCORD_KAFKA_TLS=1 (apt-get install openssl)"
     say "making a CA and a broker certificate in $TLS_DIR"
-    rm -rf "$TLS_DIR"
-    mkdir -p "$TLS_DIR"
-    chmod 700 "$TLS_DIR"
-    (
-        cd "$TLS_DIR"
-        openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=Concord local CA" \
-            -keyout ca-key.pem -out ca.pem
-        openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout broker-key.pem -out broker.csr
-        printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n' >broker.ext
-        openssl x509 -req -in broker.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 3650 \
-            -extfile broker.ext -out broker.pem
-        # Kafka's PEM key store: an unencrypted PKCS#8 key followed by the certificate chain.
-        openssl pkcs8 -topk8 -nocrypt -in broker-key.pem -out broker-key.pk8.pem
-        cat broker-key.pk8.pem broker.pem ca.pem >broker-keystore.pem
-        rm -f broker.csr broker.ext broker-key.pem
-        chmod 644 ca.pem
-    ) >>"$LOG_DIR/kafka-tls.log" 2>&1 || die "making the TLS certificates failed, see $LOG_DIR/kafka-tls.log"
+    (umask 077 && mkdir -p "$TLS_DIR")
+    "$DEPLOY_DIR/kafka/make-certs.sh" "$TLS_DIR" >>"$LOG_DIR/kafka-tls.log" 2>&1 ||
+        die "making the TLS certificates failed, see $LOG_DIR/kafka-tls.log"
 }
 
 # The rendered files hold the admin password: readable by their owner only.
