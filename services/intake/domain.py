@@ -348,8 +348,9 @@ def payable_part_reasons(inv: Invoice) -> list[Reason]:
     return out
 
 
-def invoice_amounts(inv: Invoice) -> list[tuple[str, Decimal | None]]:
-    """Every amount on the invoice by field, quantity × unit price included."""
+def invoice_amounts(inv: Invoice, *, extended: bool = True) -> list[tuple[str, Decimal | None]]:
+    """Every amount on the invoice by field; with `extended`, each line's quantity × unit price
+    too (not an amount of the document's own scale, but bounded like one)."""
     amounts: list[tuple[str, Decimal | None]] = [
         ("tax_total", inv.tax_total),
         ("total_amount", inv.total_amount),
@@ -360,8 +361,9 @@ def invoice_amounts(inv: Invoice) -> list[tuple[str, Decimal | None]]:
         amounts += [
             (f"lines[{i}].line_amount", line.line_amount),
             (f"lines[{i}].allowance_charge_amount", line.allowance_charge_amount),
-            (f"lines[{i}].unit_price", line.quantity * line.unit_price),
         ]
+        if extended:
+            amounts.append((f"lines[{i}].unit_price", line.quantity * line.unit_price))
     amounts += [(f"charges[{i}].amount", c.amount) for i, c in enumerate(inv.charges)]
     return amounts
 
@@ -374,19 +376,7 @@ def invoice_form_reasons(inv: Invoice, max_amount: Decimal = DEFAULT_MAX_AMOUNT)
             Reason("invalid_invoice_number", "supplier_invoice_number", "nothing left after normalisation")
         )
     out += currency_reasons(inv.currency)
-    amounts: list[tuple[str, Decimal | None]] = [
-        ("tax_total", inv.tax_total),
-        ("total_amount", inv.total_amount),
-        ("prepaid_amount", inv.prepaid_amount),
-        ("rounding_amount", inv.rounding_amount),
-    ]
-    for i, line in enumerate(inv.lines):
-        amounts += [
-            (f"lines[{i}].line_amount", line.line_amount),
-            (f"lines[{i}].allowance_charge_amount", line.allowance_charge_amount),
-        ]
-    amounts += [(f"charges[{i}].amount", c.amount) for i, c in enumerate(inv.charges)]
-    out += amount_scale_reasons(inv.currency, amounts)
+    out += amount_scale_reasons(inv.currency, invoice_amounts(inv, extended=False))
     out += amount_range_reasons(invoice_amounts(inv), max_amount, inv.currency)
     out += payable_part_reasons(inv)
     seen: set[str] = set()
