@@ -44,6 +44,7 @@ from shared.contracts.outbound import (
     RailAnomalyOpened,
 )
 from shared.envelope import derived_event_id
+from shared.metrics import PAYOUTS_UNSUCCESSFUL
 from shared.topics import (
     COMPLIANCE_ELIGIBILITY,
     IN_COMMANDS,
@@ -423,6 +424,8 @@ async def _apply_to_payout(
         else event.detail
     )
     await store.set_payout_status(conn, payout_id, outcome.new_status, at)
+    if event.kind in ("failed", "returned"):
+        PAYOUTS_UNSUCCESSFUL.labels(event.kind).inc()
     if outcome.funding is not None:
         await store.apply_funding_effect(conn, payout.funding_account_id, outcome.funding, payout.amount)
     if outcome.invoices_payable_again:
