@@ -9,6 +9,7 @@ with SASL_SSL: the client verifies the broker).
 from __future__ import annotations
 
 import ssl
+import time
 from typing import Any
 
 from faststream.security import BaseSecurity, SASLScram256, SASLScram512
@@ -127,13 +128,27 @@ def missing_rights(
             if op not in allowed and "ALL" not in allowed
         ]
     if group is not None:
+        ops = _group_operations(client, group, timeout_s)
+        if AclOperation.READ.name not in ops and "ALL" not in ops:
+            problems.append(f"READ on consumer group {group}")
+    return problems
+
+
+def _group_operations(client: Any, group: str, timeout_s: float) -> set[str]:
+    """The operations the broker authorises on a consumer group. A broker just started has no
+    group coordinator yet (its offsets topic is being created): that answer is retriable, not a
+    refusal — `make up` on a fresh broker once failed every service here for READ on its group."""
+    from confluent_kafka import KafkaException
+
+    deadline = time.monotonic() + timeout_s
+    while True:
         fut = client.describe_consumer_groups(
             [group], include_authorized_operations=True, request_timeout=timeout_s
         )[group]
         try:
-            ops = {op.name for op in (fut.result().authorized_operations or [])}
-        except KafkaException:
-            ops = set()
-        if AclOperation.READ.name not in ops and "ALL" not in ops:
-            problems.append(f"READ on consumer group {group}")
-    return problems
+            return {op.name for op in (fut.result().authorized_operations or [])}
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            if not (error is not None and error.retriable() and time.monotonic() < deadline):
+                return set()
+        time.sleep(0.5)
