@@ -7,9 +7,14 @@ local stack (deploy/prometheus.sh) and the tests' own Prometheus instances.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import time
+import urllib.parse
+import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -55,6 +60,40 @@ def prometheus_config(
 def local_targets(names: Sequence[str], port_base: int) -> dict[str, str]:
     """The local stack's processes: health ports from the base, in deploy/lib.sh's SERVICES order."""
     return {name: f"127.0.0.1:{port_base + i}" for i, name in enumerate(names)}
+
+
+Span = dict[str, Any]  # Zipkin's JSON v2 span
+
+
+def zipkin_traces(zipkin_url: str, tag: str, value: str, *, limit: int = 10) -> list[list[Span]]:
+    """The traces Zipkin holds with a span tagged `tag`=`value` (its own API, as an SRE asks it)."""
+    query = urllib.parse.urlencode({"annotationQuery": f"{tag}={value}", "limit": limit})
+    with urllib.request.urlopen(f"{zipkin_url}/api/v2/traces?{query}", timeout=5) as r:
+        traces: list[list[Span]] = json.load(r)
+    return traces
+
+
+def services_of(trace: Sequence[Span]) -> set[str]:
+    return {s.get("localEndpoint", {}).get("serviceName", "") for s in trace}
+
+
+def wait_for_invoice_trace(
+    zipkin_url: str, invoice_id: str, services: Sequence[str], *, timeout_s: float = 20
+) -> list[Span] | None:
+    """The invoice's trace once spans from every one of `services` have reached Zipkin (they are
+    exported in batches, a second or so after the work), else None at the timeout."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        for trace in zipkin_traces(zipkin_url, "invoice_id", invoice_id):
+            if set(services) <= services_of(trace):
+                return trace
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.5)
+
+
+def zipkin_trace_link(zipkin_url: str, trace: Sequence[Span]) -> str:
+    return f"{zipkin_url}/zipkin/traces/{trace[0]['traceId']}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
