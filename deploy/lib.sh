@@ -5,8 +5,9 @@
 DEPLOY_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$DEPLOY_DIR/.." && pwd)"
 STATE_DIR="${CONCORD_STATE_DIR:-$REPO_ROOT/.cache}"
-LOG_DIR="$STATE_DIR/logs"
-RUN_DIR="$STATE_DIR/run"
+# Overridable so that a test can run a second Zipkin beside the stack's (tests/observability_support.py).
+LOG_DIR="${CONCORD_LOG_DIR:-$STATE_DIR/logs}"
+RUN_DIR="${CONCORD_RUN_DIR:-$STATE_DIR/run}"
 VENV_DIR="$REPO_ROOT/.venv"
 
 KAFKA_PORT="${CONCORD_KAFKA_PORT:-9092}"
