@@ -14,6 +14,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +30,20 @@ def get_json(url: str) -> Any:
         return json.load(r)
 
 
+@dataclass
+class Zipkin:
+    port: int
+    ready: asyncio.Task[None]  # done once it answers; its JVM takes 10–30 s here
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
 @asynccontextmanager
-async def zipkin(workdir: Path) -> AsyncIterator[asyncio.Task[str]]:
-    """Starts Zipkin in the background; the task completes with its base URL once it is ready
-    (its JVM takes 10–30 s here, so a test starts it first and awaits it last)."""
+async def zipkin(workdir: Path) -> AsyncIterator[Zipkin]:
+    """Starts Zipkin in the background, so that a test can start its services meanwhile and
+    await `ready` before it needs the spans."""
     port = free_port()
     env = {
         **os.environ,
@@ -41,17 +52,16 @@ async def zipkin(workdir: Path) -> AsyncIterator[asyncio.Task[str]]:
         "CONCORD_LOG_DIR": str(workdir / "logs"),
     }
 
-    async def start() -> str:
+    async def start() -> None:
         proc = await asyncio.create_subprocess_exec(
             str(ZIPKIN_SH), "start", env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
         )
         out, _ = await proc.communicate()
         assert proc.returncode == 0, out.decode()
-        return f"http://127.0.0.1:{port}"
 
     task = asyncio.create_task(start())
     try:
-        yield task
+        yield Zipkin(port, task)
     finally:
         if not task.done():
             await asyncio.wait([task])
