@@ -57,3 +57,17 @@ def test_make_up_scrapes_the_services_at_their_health_ports(tmp_path: Path) -> N
     scraped = {c["labels"]["component"]: c["targets"] for c in job["static_configs"]}
     assert scraped == {name: [f"127.0.0.1:{18081 + i}"] for i, name in enumerate(SERVICES)}
     assert job["job_name"] == "concord"  # what ConcordServiceDown watches
+
+
+def test_docker_compose_runs_prometheus_with_the_same_rules_and_job() -> None:
+    compose = yaml.safe_load((ALERT_RULES.parents[2] / "docker-compose.yml").read_text())
+    prom = compose["services"]["prometheus"]
+    mounts = {m.split(":")[0]: m.split(":")[1] for m in prom["volumes"] if m.startswith("./")}
+    assert mounts["./deploy/prometheus/alerts.yml"] == "/etc/prometheus/alerts.yml"
+    config = yaml.safe_load((ALERT_RULES.parent / "compose.yml").read_text())
+    assert config["rule_files"] == ["/etc/prometheus/alerts.yml"]
+    [job] = config["scrape_configs"]
+    assert job["job_name"] == "concord"
+    scraped = {c["labels"]["component"]: c["targets"] for c in job["static_configs"]}
+    ports = {name: compose["services"][name]["environment"]["CONCORD_HEALTH_PORT"] for name in SERVICES}
+    assert scraped == {name: [f"{name}:{ports[name]}"] for name in SERVICES}
