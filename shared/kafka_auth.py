@@ -9,7 +9,6 @@ with SASL_SSL: the client verifies the broker).
 from __future__ import annotations
 
 import ssl
-import time
 from typing import Any
 
 from faststream.security import BaseSecurity, SASLScram256, SASLScram512
@@ -102,7 +101,7 @@ def missing_rights(
     operations the broker authorises for the caller on each topic and on its consumer group).
     Blocking (confluent-kafka): run it in a thread."""
     from confluent_kafka import KafkaException, TopicCollection
-    from confluent_kafka.admin import AdminClient
+    from confluent_kafka.admin import AclOperation, AdminClient
 
     client = AdminClient({**librdkafka_config(settings), "log_level": 3})
     problems: list[str] = []
@@ -127,25 +126,7 @@ def missing_rights(
             for op in sorted(wanted[name])
             if op not in allowed and "ALL" not in allowed
         ]
-    # Only worth waiting out a settling broker when nothing else is missing.
-    settle_s = 0.0 if problems else min(timeout_s, _GROUP_SETTLE_S)
-    if group is not None and not _may_read_group(client, group, timeout_s, settle_s):
-        problems.append(f"READ on consumer group {group}")
-    return problems
-
-
-# A broker just formatted answers a group's describe wrongly for a few seconds (its offsets topic
-# and the new ACLs are still settling): `make up` on a fresh broker failed one service or another for
-# READ on its group, which it was granted and had a second later. A real refusal costs this long.
-_GROUP_SETTLE_S = 15.0
-
-
-def _may_read_group(client: Any, group: str, timeout_s: float, settle_s: float) -> bool:
-    from confluent_kafka import KafkaException
-    from confluent_kafka.admin import AclOperation
-
-    deadline = time.monotonic() + settle_s
-    while True:
+    if group is not None:
         fut = client.describe_consumer_groups(
             [group], include_authorized_operations=True, request_timeout=timeout_s
         )[group]
@@ -153,8 +134,6 @@ def _may_read_group(client: Any, group: str, timeout_s: float, settle_s: float) 
             ops = {op.name for op in (fut.result().authorized_operations or [])}
         except KafkaException:
             ops = set()
-        if AclOperation.READ.name in ops or "ALL" in ops:
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.5)
+        if AclOperation.READ.name not in ops and "ALL" not in ops:
+            problems.append(f"READ on consumer group {group}")
+    return problems
