@@ -50,4 +50,6 @@ logs:
 status:
 	@$(ROOT)/deploy/postgres.sh status || true
 	@$(ROOT)/deploy/kafka.sh status || true
+	@$(ROOT)/deploy/zipkin.sh status || true
 	@$(ROOT)/deploy/services.sh status || true
+	@$(ROOT)/deploy/prometheus.sh status || true

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Stops the services, Kafka and PostgreSQL. Data is kept unless --purge.
+# Stops Prometheus, the services, Zipkin, Kafka and PostgreSQL. Data is kept unless --purge.
 #   deploy/down.sh [--purge]
 set -euo pipefail
 COMPONENT=down
@@ -12,10 +12,12 @@ case "${1:-}" in
 *) die "unknown option $1 (use --purge)" ;;
 esac
 
+"$DEPLOY_DIR/prometheus.sh" stop
 "$DEPLOY_DIR/services.sh" stop
+"$DEPLOY_DIR/zipkin.sh" stop
 "$DEPLOY_DIR/kafka.sh" stop
 "$DEPLOY_DIR/postgres.sh" stop
 if ((purge)); then
-    rm -rf "$STATE_DIR/kafka-data" "$STATE_DIR/pgdata" "$STATE_DIR/pgsock"
-    say "purged $STATE_DIR/kafka-data and $STATE_DIR/pgdata"
+    rm -rf "$STATE_DIR/kafka-data" "$STATE_DIR/pgdata" "$STATE_DIR/pgsock" "$STATE_DIR/prometheus-data"
+    say "purged $STATE_DIR/kafka-data, $STATE_DIR/pgdata and $STATE_DIR/prometheus-data"
 fi

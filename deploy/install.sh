@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent set-up of what the local stack and the tests need (Debian 12):
-# JDK >= 17, Maven, Kafka jars in <state>/kafka-libs, PostgreSQL server
-# binaries, and the project virtualenv at .venv (pip install -e '.[dev]').
+# JDK >= 17, Maven, Kafka jars in <state>/kafka-libs, Zipkin's exec jar in <state>/zipkin-libs,
+# PostgreSQL server binaries, Prometheus (Debian's package), and the project virtualenv at .venv
+# (pip install -e '.[dev]').
 #   deploy/install.sh [-q]     -q: print nothing when there is nothing to do
 # Env: CONCORD_PYTHON (interpreter for the venv; default python3.11, else python3).
 set -euo pipefail
@@ -46,33 +47,60 @@ ensure_maven() {
     apt_install maven
 }
 
-# Re-fetched only when deploy/kafka/pom.xml changes (stamp = its sha256).
-ensure_kafka_libs() {
-    local pom="$DEPLOY_DIR/kafka/pom.xml" libs="$STATE_DIR/kafka-libs" want
+# fetch_maven_libs WHAT POM DIR GLOB: the artifacts POM names, copied from Maven Central into DIR;
+# re-fetched only when POM changes (stamp = its sha256). GLOB (relative to DIR) proves they came.
+fetch_maven_libs() {
+    local what="$1" pom="$2" libs="$3" glob="$4" want
     want="$(sha256_of "$pom")"
     if [[ -f "$libs/.pom.sha256" && "$(<"$libs/.pom.sha256")" == "$want" ]] &&
-        compgen -G "$libs/kafka_2.13-*.jar" >/dev/null; then
-        ok "kafka jars ok ($libs)"
+        compgen -G "$libs/$glob" >/dev/null; then
+        ok "$what jars ok ($libs)"
         return 0
     fi
-    say "fetching Kafka jars from Maven Central into $libs"
+    say "fetching $what jars from Maven Central into $libs"
     rm -rf "$libs.tmp"
     mvn -B -q -f "$pom" dependency:copy-dependencies -DincludeScope=runtime \
         "-DoutputDirectory=$libs.tmp" >"$LOG_DIR/install-mvn.log" 2>&1 || {
         log_tail "$LOG_DIR/install-mvn.log"
-        die "mvn could not fetch the Kafka jars (is Maven Central reachable?)"
+        die "mvn could not fetch the $what jars (is Maven Central reachable?)"
     }
-    compgen -G "$libs.tmp/kafka_2.13-*.jar" >/dev/null || die "mvn ran but no kafka_2.13 jar arrived in $libs.tmp"
+    compgen -G "$libs.tmp/$glob" >/dev/null || die "mvn ran but no $glob arrived in $libs.tmp"
     echo "$want" >"$libs.tmp/.pom.sha256"
     if diff -rq -x .pom.sha256 "$libs" "$libs.tmp" >/dev/null 2>&1; then
-        # Same jars: keep the directory a running broker may be reading from.
+        # Same jars: keep the directory a running JVM may be reading from.
         mv -f "$libs.tmp/.pom.sha256" "$libs/.pom.sha256"
         rm -rf "$libs.tmp"
     else
         rm -rf "$libs"
         mv "$libs.tmp" "$libs"
     fi
-    say "kafka jars: $(compgen -G "$libs/*.jar" | wc -l) files"
+    say "$what jars: $(compgen -G "$libs/*.jar" | wc -l) files"
+}
+
+ensure_kafka_libs() {
+    fetch_maven_libs Kafka "$DEPLOY_DIR/kafka/pom.xml" "$STATE_DIR/kafka-libs" "kafka_2.13-*.jar"
+}
+
+# SPEC §14.1: Zipkin's self-contained exec jar (the POM excludes its transitive dependencies).
+ensure_zipkin_jar() {
+    fetch_maven_libs Zipkin "$DEPLOY_DIR/zipkin/pom.xml" "$STATE_DIR/zipkin-libs" "zipkin-server-*-exec.jar"
+}
+
+# SPEC §14.1: Debian's prometheus (with promtool). --no-install-recommends keeps the node exporter
+# out; deploy/prometheus.sh runs our own instance, never the package's system service.
+ensure_prometheus() {
+    if command -v prometheus >/dev/null && command -v promtool >/dev/null; then
+        ok "prometheus ok ($(prometheus --version 2>&1 | head -n1 | cut -d' ' -f3))"
+        return 0
+    fi
+    need_root_for prometheus prometheus
+    apt_install prometheus
+    # On a host booted with systemd the package starts its own daemon on :9090, the port ours wants:
+    # switch off the service this install just started (containers deny the start via policy-rc.d).
+    if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null; then
+        systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+    fi
+    command -v promtool >/dev/null || die "prometheus installed but promtool not found"
 }
 
 ensure_postgres() {
@@ -135,6 +163,8 @@ ensure_venv() {
 ensure_java
 ensure_maven
 ensure_kafka_libs
+ensure_zipkin_jar
 ensure_postgres
+ensure_prometheus
 ensure_venv
 ok "done"

@@ -182,8 +182,6 @@ EOF
     )
 }
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
 start() {
     local pid offset i
     if pid="$(pid_of kafka "$MATCH")"; then

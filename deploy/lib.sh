@@ -5,13 +5,17 @@
 DEPLOY_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$DEPLOY_DIR/.." && pwd)"
 STATE_DIR="${CONCORD_STATE_DIR:-$REPO_ROOT/.cache}"
-LOG_DIR="$STATE_DIR/logs"
-RUN_DIR="$STATE_DIR/run"
+# Overridable so that a test can run a second Zipkin beside the stack's (tests/observability_support.py).
+LOG_DIR="${CONCORD_LOG_DIR:-$STATE_DIR/logs}"
+RUN_DIR="${CONCORD_RUN_DIR:-$STATE_DIR/run}"
 VENV_DIR="$REPO_ROOT/.venv"
 
 KAFKA_PORT="${CONCORD_KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${CONCORD_KAFKA_CONTROLLER_PORT:-9093}"
 PG_PORT="${CONCORD_PG_PORT:-54329}"
+PROMETHEUS_PORT="${CONCORD_PROMETHEUS_PORT:-9090}"
+ZIPKIN_PORT="${CONCORD_ZIPKIN_PORT:-9411}"
+HEALTH_PORT_BASE="${CONCORD_HEALTH_PORT_BASE:-8081}"
 
 # SPEC §11: with CONCORD_KAFKA_TLS=1 the broker's client listener is SASL_SSL and every client
 # verifies it against the CA that deploy/kafka.sh made.
@@ -96,6 +100,20 @@ log_tail() {
         tail -n "$n" "$file" | sed 's/^/    /' >&2
     fi
 }
+
+# http_ok PORT PATH: GET http://127.0.0.1:PORT/PATH answers 2xx. Plain bash: curl may be missing.
+http_ok() {
+    (
+        exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+        printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' "$2" >&3
+        IFS= read -r -t 3 status <&3 || exit 1
+        # Drain to EOF: closing early resets the connection and servers log that.
+        while IFS= read -r -t 3 _ <&3; do :; done
+        [[ "$status" =~ ^HTTP/[0-9.]+\ 2[0-9][0-9] ]]
+    ) 2>/dev/null
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
 

@@ -8,6 +8,8 @@
 #   CONCORD_HEALTH_PORT=8081..8085 (intake, matching, compliance_gate, payout_release, ledger;
 #     CONCORD_HEALTH_PORT_BASE moves them, e.g. 18081 for a second stack on one machine)
 #   CONCORD_KAFKA_BOOTSTRAP (kept if set, else 127.0.0.1:$CONCORD_KAFKA_PORT)
+#   CONCORD_OTEL_EXPORTER=zipkin (kept if set) to the local Zipkin on $CONCORD_ZIPKIN_PORT (9411),
+#     spans batched for at most OTEL_BSP_SCHEDULE_DELAY=1000 ms (kept if set)
 # and every other CONCORD_* / OTEL_* variable of the caller's environment.
 # Env: CONCORD_SERVICE_START_TIMEOUT (60 s), CONCORD_SERVICE_STOP_TIMEOUT (10 s).
 set -euo pipefail
@@ -16,7 +18,6 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 START_TIMEOUT="${CONCORD_SERVICE_START_TIMEOUT:-60}"
 STOP_TIMEOUT="${CONCORD_SERVICE_STOP_TIMEOUT:-10}"
-HEALTH_PORT_BASE="${CONCORD_HEALTH_PORT_BASE:-8081}"
 [[ "$HEALTH_PORT_BASE" =~ ^[0-9]+$ ]] || die "CONCORD_HEALTH_PORT_BASE must be a port number, not '$HEALTH_PORT_BASE'"
 export CONCORD_KAFKA_BOOTSTRAP="${CONCORD_KAFKA_BOOTSTRAP:-127.0.0.1:$KAFKA_PORT}"
 
@@ -57,6 +58,9 @@ launch() {
             CONCORD_DB_DSN="postgresql://$name:local-dev-$name@127.0.0.1:$PG_PORT/$name" \
             CONCORD_DB_OWNER_DSN="postgresql://${name}_owner:local-dev-${name}_owner@127.0.0.1:$PG_PORT/$name" \
             CONCORD_HEALTH_PORT="$port" \
+            CONCORD_OTEL_EXPORTER="${CONCORD_OTEL_EXPORTER:-zipkin}" \
+            CONCORD_ZIPKIN_PORT="$ZIPKIN_PORT" \
+            OTEL_BSP_SCHEDULE_DELAY="${OTEL_BSP_SCHEDULE_DELAY:-1000}" \
             PYTHONUNBUFFERED=1 \
             "$VENV_DIR/bin/python" -m "services.$name" >>"$log" 2>&1 </dev/null
     ) &

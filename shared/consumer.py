@@ -33,11 +33,11 @@ from shared.envelope import (
     new_envelope,
     payload_fingerprint,
 )
-from shared.metrics import DEADLETTERED, DEDUPE_HITS, EVENTS_PROCESSED
+from shared.metrics import DEADLETTERED, DEDUPE_HITS, EVENTS_PROCESSED, initialise_counters
 from shared.outbox import OutboxMessage, write_outbox
 from shared.settings import Settings
 from shared.signatures import SIGNATURE_HEADER, verify
-from shared.telemetry import context_from_headers, current_trace_headers, tracer
+from shared.telemetry import business_tags, context_from_headers, current_trace_headers, tracer
 from shared.topics import BY_NAME, DEADLETTER, IN_COMMANDS, OUT_REJECTIONS, Topic
 from shared.unit_of_work import UnitOfWork
 
@@ -275,6 +275,7 @@ class BatchProcessor:
         self.router = router
         self.settings = settings
         self.service = router.service
+        initialise_counters(self.service)
         # In-memory attempt counts: a restart gives a failing record a fresh set of retries,
         # which is what an operator who just deployed a fix wants.
         self._attempts: dict[tuple[str, int, int, str], tuple[int, str]] = {}
@@ -529,6 +530,7 @@ class BatchProcessor:
                 "messaging.destination.name": rec.topic,
                 "concord.event_id": env.event_id,
                 "concord.business_ref": business_ref or "",
+                **business_tags(env.data),
             },
         ):
             structlog.contextvars.bind_contextvars(event_id=env.event_id, event_type=env.event_type)

@@ -244,17 +244,22 @@ class BatchConsumer:
             await consumer.commit(offsets)
         except Exception as exc:  # a rebalance took the partition: the new owner redelivers, inbox dedupes
             log.warning("offset_commit_failed", error=str(exc))
-        for tp, next_offset in offsets.items():
+        self._report_lag(consumer, offsets)
+
+    def _report_lag(self, consumer: AIOKafkaConsumer, next_offsets: dict[TopicPartition, int]) -> None:
+        for tp, next_offset in next_offsets.items():
             highwater = consumer.highwater(tp)
             if highwater is not None:
                 CONSUMER_LAG.labels(self.router.service, tp.topic).set(max(0, highwater - next_offset))
 
-    @staticmethod
-    def _rewind(consumer: AIOKafkaConsumer, records: Sequence[RawRecord]) -> None:
+    def _rewind(self, consumer: AIOKafkaConsumer, records: Sequence[RawRecord]) -> None:
         earliest: dict[TopicPartition, int] = {}
         for r in records:
             tp = TopicPartition(r.topic, r.partition)
             earliest[tp] = min(earliest.get(tp, r.offset), r.offset)
+        # A batch that keeps failing holds its partitions back: the lag gauge must show them
+        # growing (the "consumer lag growing" alert), not the value of the last good commit.
+        self._report_lag(consumer, earliest)
         for tp, offset in earliest.items():
             try:
                 consumer.seek(tp, offset)

@@ -27,3 +27,15 @@ CONSUMER_LAG = Gauge(
     "concord_consumer_lag_records", "Records behind the high-water mark", ["service", "topic"]
 )
 HOLDS_OPEN = Gauge("concord_holds_open", "Open matching holds", ["reason"])
+HOLDS_OVERDUE = Gauge("concord_holds_overdue", "Open matching holds past their due_by", ["queue"])
+# SPEC §14.1 alerts on a failed or returned payout: counted when payout_release applies one.
+PAYOUTS_UNSUCCESSFUL = Counter(
+    "concord_payouts_unsuccessful_total", "Payouts the rail failed or returned", ["outcome"]
+)
+
+
+def initialise_counters(service: str) -> None:
+    """Counters the alert rules watch with increase() exist at 0 from the start: a series born at
+    1 has no earlier sample, and Prometheus would never see its first increase."""
+    DEADLETTERED.labels(service)
+    HANDLER_FAILURES.labels(service)

@@ -100,7 +100,12 @@ class Service:
     async def _startup(self) -> None:
         s = self.settings
         configure_logging(self.name, level=s.log_level, fmt=s.log_format)
-        configure_tracing(self.name, s.otel_exporter)
+        configure_tracing(
+            self.name,
+            s.otel_exporter,
+            sample_ratio=s.trace_sample_ratio,
+            zipkin_endpoint=s.zipkin_endpoint or f"{s.zipkin_url}/api/v2/spans",
+        )
         if self.on_startup_hook is not None:
             self.on_startup_hook(s)  # e.g. load and validate the policy file: fail before consuming
         try:

@@ -46,7 +46,13 @@ class Settings(BaseSettings):
     env: str = "development"  # "production": shared/production.py refuses local defaults
     log_level: str = "INFO"
     log_format: str = "json"  # "json" or "console"
-    otel_exporter: str = "none"  # "none", "otlp" or "console"
+    otel_exporter: str = "none"  # "none", "zipkin" (the local stack's), "otlp" or "console"
+    # SPEC §14.1: parent-based ratio sampling; a record's traceparent decides downstream.
+    trace_sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
+    # The local stack's Zipkin and Prometheus (deploy/zipkin.sh, deploy/prometheus.sh).
+    zipkin_port: int = 9411
+    zipkin_endpoint: str | None = None  # default: http://127.0.0.1:<zipkin_port>/api/v2/spans
+    prometheus_port: int = 9090
 
     @property
     def kafka_principal(self) -> str:
@@ -70,6 +76,14 @@ class Settings(BaseSettings):
         if self.db_dsn:
             return self.db_dsn
         return local_dsn(f"{self.service}_owner", self.service, self.pg_port)
+
+    @property
+    def zipkin_url(self) -> str:
+        return f"http://127.0.0.1:{self.zipkin_port}"
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://127.0.0.1:{self.prometheus_port}"
 
     def topic(self, topic: Topic | str) -> str:
         name = topic if isinstance(topic, str) else topic.name

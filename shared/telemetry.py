@@ -15,7 +15,8 @@ from opentelemetry import trace
 from opentelemetry.propagate import extract, inject
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
 
 # SPEC §1 rule 8: tax ids, bank details and personal names never reach a log line.
 _PII_KEYS = re.compile(
@@ -80,25 +81,60 @@ def configure_logging(service: str, *, level: str = "INFO", fmt: str = "json") -
 
 
 def configure_tracing(
-    service: str, exporter: str = "none", extra: SpanProcessor | None = None
+    service: str,
+    exporter: str = "none",
+    extra: SpanProcessor | None = None,
+    *,
+    sample_ratio: float = 1.0,
+    zipkin_endpoint: str | None = None,
 ) -> TracerProvider:
-    """Install a tracer provider once per process. 'otlp' reads OTEL_EXPORTER_OTLP_ENDPOINT."""
+    """Install a tracer provider once per process. 'zipkin' posts JSON v2 to `zipkin_endpoint`;
+    'otlp' reads OTEL_EXPORTER_OTLP_ENDPOINT."""
     current = trace.get_tracer_provider()
     if isinstance(current, TracerProvider):
         if extra is not None:
             current.add_span_processor(extra)
         return current
-    provider = TracerProvider(resource=Resource.create({"service.name": service}))
-    if exporter == "otlp":
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-    elif exporter == "console":
-        provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": service}), sampler=make_sampler(sample_ratio)
+    )
+    span_exporter = _exporter(exporter, zipkin_endpoint)
+    if span_exporter is not None:
+        provider.add_span_processor(BatchSpanProcessor(span_exporter))
     if extra is not None:
         provider.add_span_processor(extra)
     trace.set_tracer_provider(provider)
     return provider
+
+
+def make_sampler(ratio: float) -> Sampler:
+    """SPEC §14.1: a new trace is kept with probability `ratio`; a span with a parent (a record's
+    traceparent, whatever service wrote it) follows the parent's decision, so a flow is traced
+    whole or not at all, and a sampled-out record records nothing."""
+    return ParentBased(root=TraceIdRatioBased(ratio))
+
+
+def _exporter(name: str, zipkin_endpoint: str | None) -> SpanExporter | None:
+    if name == "zipkin":
+        from opentelemetry.exporter.zipkin.json import ZipkinExporter
+
+        return ZipkinExporter(endpoint=zipkin_endpoint)
+    if name == "otlp":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        return OTLPSpanExporter()
+    if name == "console":
+        return ConsoleSpanExporter()
+    return None
+
+
+# SPEC §14.1: the business keys a span is tagged with, so Zipkin finds a flow by
+# `annotationQuery=invoice_id=<id>` (and po_number, payee_id, payout_id where they apply).
+BUSINESS_TAGS = ("invoice_id", "po_number", "payee_id", "payout_id")
+
+
+def business_tags(data: Mapping[str, Any]) -> dict[str, str]:
+    return {key: value for key in BUSINESS_TAGS if isinstance(value := data.get(key), str) and value}
 
 
 @functools.cache

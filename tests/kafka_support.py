@@ -160,6 +160,11 @@ class ServiceProcess:
             await asyncio.sleep(0.2)
         raise TimeoutError(f"{self.name} not ready after {timeout_s}s; log: {self.log_path}")
 
+    @property
+    def metrics_address(self) -> str:
+        """host:port of its /metrics, for a Prometheus to scrape (set by start)."""
+        return f"127.0.0.1:{self._port}"
+
     def is_ready(self) -> bool:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{self._port}/health/ready", timeout=1) as r:

@@ -18,6 +18,7 @@ from services.cli.console import make_console, shown
 from services.cli.scenario import Scenario, build
 from services.cli.watch import TopicWatcher
 from shared.envelope import utcnow
+from shared.observability import services_of, wait_for_invoice_trace, zipkin_trace_link
 from shared.publish import Publisher
 from shared.settings import Settings, get_settings
 from shared.topics import (
@@ -271,10 +272,43 @@ def _sum(items: list, key: str) -> str:  # type: ignore[type-arg]
     return ", ".join(f"{v} {c}" for c, v in sorted(totals.items()))
 
 
+# The services whose spans make one invoice's trace (SPEC §14.1).
+TRACED = ("intake", "matching", "payout_release", "ledger")
+
+
+def print_observability(r: DemoReport, settings: Settings, console: Console) -> None:
+    """Where to look next: one paid invoice's trace in Zipkin, and Prometheus (SPEC §14.1)."""
+    invoice_id = sorted(r.scenario.expected_approved - {r.scenario.blocked_invoice})[0]
+    try:
+        trace = wait_for_invoice_trace(settings.zipkin_url, invoice_id, TRACED)
+    except OSError as exc:
+        console.print(f"traces: Zipkin does not answer at {settings.zipkin_url} ({shown(exc)})")
+        return _print_prometheus(settings, console)
+    if trace is not None:
+        link = zipkin_trace_link(settings.zipkin_url, trace)
+        console.print(f"trace of invoice {shown(invoice_id)}: {link}")
+        console.print(
+            f"  ({len(trace)} spans from {', '.join(sorted(services_of(trace)))}; every invoice: "
+            f"{settings.zipkin_url}/api/v2/traces?annotationQuery=invoice_id=<id>)"
+        )
+    else:
+        console.print(
+            f"traces: no complete trace of invoice {shown(invoice_id)} in Zipkin at {settings.zipkin_url} "
+            "(the services export with CONCORD_OTEL_EXPORTER=zipkin, deploy/services.sh's default)"
+        )
+    _print_prometheus(settings, console)
+
+
+def _print_prometheus(settings: Settings, console: Console) -> None:
+    console.print(f"metrics and alerts: {settings.prometheus_url}/alerts (targets: /targets)")
+
+
 def main() -> int:
     console = make_console()
-    report = asyncio.run(run_demo(get_settings(), console=console))
+    settings = get_settings()
+    report = asyncio.run(run_demo(settings, console=console))
     print_report(report, console)
+    print_observability(report, settings, console)
     return 1 if report.problems else 0
 
 

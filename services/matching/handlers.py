@@ -37,7 +37,7 @@ from shared.contracts.internal import (
 )
 from shared.contracts.outbound import HoldEscalated, HoldOpened, HoldReleased, OverrideRefused
 from shared.envelope import Envelope, derived_event_id
-from shared.metrics import HOLDS_OPEN
+from shared.metrics import HOLDS_OPEN, HOLDS_OVERDUE
 from shared.settings import Settings, get_settings
 from shared.topics import IN_COMMANDS, INTAKE_DOCUMENTS, MATCHING_DECISIONS, OUT_EXCEPTIONS
 from shared.unit_of_work import UnitOfWork
@@ -698,7 +698,7 @@ def _result(what: str, changes: domain.Changes) -> str:
 
 
 async def escalate_overdue_holds(uow: UnitOfWork) -> None:
-    """Holds still open after due_by are escalated once (hold.escalated); then refresh the gauge."""
+    """Holds still open after due_by are escalated once (hold.escalated); then refresh the gauges."""
     now = uow.now
     due = await store.holds_due(uow.conn, now)
     for row in due:
@@ -715,3 +715,6 @@ async def escalate_overdue_holds(uow: UnitOfWork) -> None:
     counts = await store.open_holds_by_reason(uow.conn)
     for reason in sorted(set(domain.ALL_REASONS) | set(counts)):
         HOLDS_OPEN.labels(reason).set(counts.get(reason, 0))
+    overdue = await store.overdue_holds_by_queue(uow.conn, now)
+    for queue in sorted(set(domain.QUEUES) | set(overdue)):
+        HOLDS_OVERDUE.labels(queue).set(overdue.get(queue, 0))

@@ -380,6 +380,13 @@ async def open_holds_by_reason(conn: asyncpg.Connection) -> dict[str, int]:
     return {r["reason"]: r["n"] for r in rows}
 
 
+async def overdue_holds_by_queue(conn: asyncpg.Connection, now: datetime) -> dict[str, int]:
+    rows = await conn.fetch(
+        "SELECT queue, count(*) AS n FROM holds WHERE status = 'open' AND due_by < $1 GROUP BY queue", now
+    )
+    return {r["queue"]: r["n"] for r in rows}
+
+
 # --- decisions and overrides ------------------------------------------------------------------
 
 

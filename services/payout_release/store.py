@@ -105,6 +105,7 @@ class Approval:
     po_version: int | None
     decision_id: str
     decided_at: datetime
+    traceparent: str | None = None  # of the span that handled the approval: payout runs link to it
 
 
 async def save_approval(conn: asyncpg.Connection, a: Approval) -> bool:
@@ -113,15 +114,16 @@ async def save_approval(conn: asyncpg.Connection, a: Approval) -> bool:
     row = await conn.fetchrow(
         """INSERT INTO invoices (invoice_id, payee_id, approved, legal_entity, business_unit, currency,
                                  document_type, issue_date, payable_amount, po_number, po_version,
-                                 decision_id, decided_at)
-           VALUES ($1, $2, true, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                                 decision_id, decided_at, traceparent)
+           VALUES ($1, $2, true, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
            ON CONFLICT (invoice_id) DO UPDATE
               SET payee_id = EXCLUDED.payee_id, approved = true, legal_entity = EXCLUDED.legal_entity,
                   business_unit = EXCLUDED.business_unit, currency = EXCLUDED.currency,
                   document_type = EXCLUDED.document_type, issue_date = EXCLUDED.issue_date,
                   payable_amount = EXCLUDED.payable_amount, po_number = EXCLUDED.po_number,
                   po_version = EXCLUDED.po_version, decision_id = EXCLUDED.decision_id,
-                  decided_at = EXCLUDED.decided_at, updated_at = now()
+                  decided_at = EXCLUDED.decided_at, traceparent = EXCLUDED.traceparent,
+                  updated_at = now()
             WHERE NOT invoices.superseded
               AND (invoices.decided_at IS NULL OR invoices.decided_at <= EXCLUDED.decided_at)
            RETURNING invoice_id""",
@@ -137,8 +139,17 @@ async def save_approval(conn: asyncpg.Connection, a: Approval) -> bool:
         a.po_version,
         a.decision_id,
         a.decided_at,
+        a.traceparent,
     )
     return row is not None
+
+
+async def invoice_traceparents(conn: asyncpg.Connection, invoice_ids: list[str]) -> dict[str, str]:
+    rows = await conn.fetch(
+        "SELECT invoice_id, traceparent FROM invoices WHERE invoice_id = ANY($1) AND traceparent IS NOT NULL",
+        invoice_ids,
+    )
+    return {r["invoice_id"]: r["traceparent"] for r in rows}
 
 
 async def save_not_approved(

@@ -4,7 +4,7 @@ that it migrates as its owner role and runs on as its runtime role, as in produc
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 import pytest
@@ -26,7 +26,13 @@ class Stack:
 @pytest.fixture
 async def stack() -> AsyncIterator[Stack]:
     # Scheduled payout runs are pushed far out: the tests request their runs explicitly.
-    settings = isolated_settings(payout_run_interval_s=3600, relay_poll_interval_s=0.1)
+    async with running_stack(isolated_settings(payout_run_interval_s=3600, relay_poll_interval_s=0.1)) as s:
+        yield s
+
+
+@asynccontextmanager
+async def running_stack(settings: Settings) -> AsyncIterator[Stack]:
+    """The five services as processes on `settings`' own topic set and scratch databases."""
     await create_topics(settings)
     async with AsyncExitStack() as exit_stack:
         exit_stack.push_async_callback(delete_topics, settings)  # last, once everything has stopped

@@ -22,7 +22,7 @@ from shared.envelope import new_envelope, utcnow
 from shared.publish import Publisher
 from shared.service import Service
 from shared.telemetry import configure_tracing, current_trace_headers, tracer
-from shared.topics import INTAKE_DOCUMENTS
+from shared.topics import IN_COMMANDS, INTAKE_DOCUMENTS
 from tests.e2e.conftest import SERVICES
 from tests.kafka_support import create_topics, delete_topics, isolated_settings
 from tests.support import scratch_service_database
@@ -52,7 +52,9 @@ async def in_process_stack() -> AsyncIterator[Any]:
                 await s.stop()
 
 
-async def test_one_trace_spans_intake_matching_payout_release_and_ledger(in_process_stack: Any) -> None:
+async def test_one_trace_spans_intake_matching_payout_release_and_ledger_and_the_payout_run_links_to_it(
+    in_process_stack: Any,
+) -> None:
     settings = in_process_stack
     scenario = build("trace", utcnow().date())
     invoice_id = sorted(scenario.expected_approved)[0]
@@ -95,3 +97,27 @@ async def test_one_trace_spans_intake_matching_payout_release_and_ledger(in_proc
             break
         await asyncio.sleep(0.1)
     assert wanted <= names_in_trace(), sorted(names_in_trace())
+
+    # A payout run is its own trace; the span that pays the invoice links to the invoice's trace
+    # and carries its tags (Zipkin keeps no links: the tag is how it finds the run there).
+    async with Publisher(settings, source="ops") as pub:
+        await pub.publish_event(
+            IN_COMMANDS, "run-trace", "payout_run.requested", {"run_id": "run-trace", "requested_by": "t@x"}
+        )
+
+    def releases() -> list[Any]:
+        spans = EXPORTER.get_finished_spans()
+        return [s for s in spans if s.name == "payout_release release invoice" and _tag(s) == invoice_id]
+
+    for _ in range(300):
+        if releases():
+            break
+        await asyncio.sleep(0.1)
+    [release] = releases()
+    assert release.context.trace_id != trace_id
+    assert [link.context.trace_id for link in release.links] == [trace_id]
+    assert (release.attributes or {})["payout_id"]
+
+
+def _tag(span: Any, key: str = "invoice_id") -> Any:
+    return (span.attributes or {}).get(key)
