@@ -7,7 +7,13 @@ tool = $(if $(wildcard $(ROOT)/.venv/bin/$(1)),$(ROOT)/.venv/bin/$(1),$(1))
 has_module = $(PY) -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec("$(1)") is None)' 2>/dev/null
 
 # The tests, the benchmark and the chaos run find the local stack through these (ports overridable).
-export CONCORD_KAFKA_BOOTSTRAP ?= 127.0.0.1:$(or $(CONCORD_KAFKA_PORT),9092)
+# CONCORD_KAFKA_BROKERS=3: every node of the cluster (node i on CONCORD_KAFKA_PORT + 2(i-1)).
+KAFKA_PORT_1 := $(or $(CONCORD_KAFKA_PORT),9092)
+ifeq ($(CONCORD_KAFKA_BROKERS),3)
+export CONCORD_KAFKA_BOOTSTRAP ?= 127.0.0.1:$(KAFKA_PORT_1),127.0.0.1:$(shell echo $$(($(KAFKA_PORT_1) + 2))),127.0.0.1:$(shell echo $$(($(KAFKA_PORT_1) + 4)))
+else
+export CONCORD_KAFKA_BOOTSTRAP ?= 127.0.0.1:$(KAFKA_PORT_1)
+endif
 export CONCORD_TEST_ADMIN_DSN ?= postgresql://concord_admin:local-dev-concord_admin@127.0.0.1:$(or $(CONCORD_PG_PORT),54329)/postgres
 
 .PHONY: deps up down purge demo test bench chaos lint logs status

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Stops the services, Kafka and PostgreSQL. Data is kept unless --purge.
+# Stops the services (every replica), Kafka (every node) and PostgreSQL. Data is kept unless --purge.
 #   deploy/down.sh [--purge]
 set -euo pipefail
 COMPONENT=down
@@ -16,6 +16,6 @@ esac
 "$DEPLOY_DIR/kafka.sh" stop
 "$DEPLOY_DIR/postgres.sh" stop
 if ((purge)); then
-    rm -rf "$STATE_DIR/kafka-data" "$STATE_DIR/pgdata" "$STATE_DIR/pgsock"
-    say "purged $STATE_DIR/kafka-data and $STATE_DIR/pgdata"
+    rm -rf "$STATE_DIR/kafka-data" "$STATE_DIR/kafka-cluster" "$STATE_DIR/pgdata" "$STATE_DIR/pgsock"
+    say "purged $STATE_DIR/kafka-data, kafka-cluster and pgdata"
 fi

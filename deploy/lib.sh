@@ -13,6 +13,30 @@ KAFKA_PORT="${CONCORD_KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${CONCORD_KAFKA_CONTROLLER_PORT:-9093}"
 PG_PORT="${CONCORD_PG_PORT:-54329}"
 
+# CONCORD_KAFKA_BROKERS=3: a three-node KRaft cluster (combined broker+controller nodes). Node i
+# listens on CONCORD_KAFKA_PORT + 2(i-1) for clients and CONCORD_KAFKA_CONTROLLER_PORT + 2(i-1) for
+# the quorum (9092/9093, 9094/9095, 9096/9097 by default).
+KAFKA_BROKERS="${CONCORD_KAFKA_BROKERS:-1}"
+[[ "$KAFKA_BROKERS" =~ ^[13]$ ]] || {
+    printf '%s: ERROR: CONCORD_KAFKA_BROKERS must be 1 or 3, not %s\n' "${COMPONENT:-deploy}" "$KAFKA_BROKERS" >&2
+    exit 1
+}
+kafka_client_port() { echo $((KAFKA_PORT + 2 * ($1 - 1))); }
+kafka_controller_port() { echo $((KAFKA_CONTROLLER_PORT + 2 * ($1 - 1))); }
+# Every node's client address, comma-separated: the clients' default bootstrap list.
+kafka_bootstrap_all() {
+    local i out=""
+    for ((i = 1; i <= KAFKA_BROKERS; i++)); do out+="${out:+,}127.0.0.1:$(kafka_client_port "$i")"; done
+    echo "$out"
+}
+
+# CONCORD_SERVICE_REPLICAS=N: N processes of every service (consumer groups share the partitions).
+SERVICE_REPLICAS="${CONCORD_SERVICE_REPLICAS:-1}"
+[[ "$SERVICE_REPLICAS" =~ ^[1-9]$ ]] || {
+    printf '%s: ERROR: CONCORD_SERVICE_REPLICAS must be 1..9, not %s\n' "${COMPONENT:-deploy}" "$SERVICE_REPLICAS" >&2
+    exit 1
+}
+
 # SPEC §11: with CONCORD_KAFKA_TLS=1 the broker's client listener is SASL_SSL and every client
 # verifies it against the CA that deploy/kafka.sh made.
 if [[ "${CONCORD_KAFKA_TLS:-0}" == 1 ]]; then

@@ -49,6 +49,12 @@ class Settings(BaseSettings):
     otel_exporter: str = "none"  # "none", "otlp" or "console"
 
     @property
+    def kafka_bootstrap_servers(self) -> list[str]:
+        """CONCORD_KAFKA_BOOTSTRAP as a list: a cluster's brokers are comma-separated, and
+        FastStream hands a string to aiokafka as one single host."""
+        return [h.strip() for h in self.kafka_bootstrap.split(",") if h.strip()]
+
+    @property
     def kafka_principal(self) -> str:
         return self.kafka_username or self.service
 
