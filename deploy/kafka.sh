@@ -231,10 +231,6 @@ launch() {
     if port_open "$(kafka_client_port "$i")" || port_open "$(kafka_controller_port "$i")"; then
         die "port $(kafka_client_port "$i") or $(kafka_controller_port "$i") ($node) is already in use by another process"
     fi
-    render_props "$i"
-    # Keep one previous log; a fresh file makes "did THIS start succeed" easy to read.
-    if [[ -s "$log" ]]; then mv -f "$log" "$log.1"; fi
-    format_once "$i"
     say "starting $node on 127.0.0.1:$(kafka_client_port "$i") (controller :$(kafka_controller_port "$i")), $(client_protocol) SCRAM-SHA-512 (log: $log)"
     (
         cd "$STATE_DIR"
@@ -270,10 +266,23 @@ start() {
             say "$node already running (pid $pid) on 127.0.0.1:$(kafka_client_port "$i") ($(client_protocol))"
             continue
         fi
-        launch "$i"
         pending+=("$i")
     done
     ((${#pending[@]})) || return 0
+    # Render and format first (the nodes of a new cluster in parallel: each format is a JVM).
+    ((KAFKA_BROKERS == 1)) || cluster_id "$(node_name 1)" >/dev/null
+    for i in "${pending[@]}"; do
+        node="$(node_name "$i")"
+        render_props "$i"
+        # Keep one previous log; a fresh file makes "did THIS start succeed" easy to read.
+        if [[ -s "$(log_of "$node")" ]]; then mv -f "$(log_of "$node")" "$(log_of "$node").1"; fi
+        format_once "$i" &
+    done
+    wait
+    for i in "${pending[@]}"; do
+        [[ -f "$(node_data "$i")/meta.properties" ]] || die "$(node_name "$i") was not formatted, see $(log_of "$(node_name "$i")")"
+        launch "$i"
+    done
     # The nodes of a cluster start together: none is up before a quorum of controllers is.
     for ((t = 0; t < TIMEOUT * 5; t++)); do
         still=()
