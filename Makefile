@@ -16,7 +16,7 @@ export CONCORD_KAFKA_BOOTSTRAP ?= 127.0.0.1:$(KAFKA_PORT_1)
 endif
 export CONCORD_TEST_ADMIN_DSN ?= postgresql://concord_admin:local-dev-concord_admin@127.0.0.1:$(or $(CONCORD_PG_PORT),54329)/postgres
 
-.PHONY: deps up down purge demo test bench chaos lint logs status
+.PHONY: deps up down purge demo test bench chaos chaos-cluster lint logs status
 
 deps:
 	$(ROOT)/deploy/install.sh
@@ -43,9 +43,16 @@ bench: deps
 	$(ROOT)/deploy/up.sh --no-services --no-install
 	cd $(ROOT) && $(PY) -m bench
 
+# make chaos CHAOS_ARGS="--brokers 3 --replicas 2" (with CONCORD_KAFKA_BROKERS=3), or make chaos-cluster.
 chaos: deps
 	$(ROOT)/deploy/up.sh --no-services --no-install
-	@cd $(ROOT) && if $(call has_module,chaos); then $(PY) -m chaos; else echo "chaos: not implemented yet"; fi
+	cd $(ROOT) && $(PY) -m chaos $(CHAOS_ARGS)
+
+# The cluster shape: three brokers (the local stack's, started here if need be), two processes of
+# every service; brokers SIGKILLed and paused besides the service faults.
+chaos-cluster: deps
+	CONCORD_KAFKA_BROKERS=3 $(ROOT)/deploy/up.sh --no-services --no-install
+	cd $(ROOT) && CONCORD_KAFKA_BROKERS=3 $(PY) -m chaos --brokers 3 --replicas 2 $(CHAOS_ARGS)
 
 lint:
 	cd $(ROOT) && $(call tool,ruff) check . && $(call tool,ruff) format --check . && $(call tool,mypy) shared services

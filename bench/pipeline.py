@@ -46,7 +46,10 @@ class Stack:
 
 
 @asynccontextmanager
-async def running_stack(**overrides: Any) -> AsyncIterator[Stack]:
+async def running_stack(replicas: int = 1, **overrides: Any) -> AsyncIterator[Stack]:
+    """The five services on a topic set and scratch databases of their own; `replicas` processes of
+    each (named like deploy/services.sh names them: `intake`, `intake-2`, …) sharing its database
+    and consumer group."""
     settings = isolated_settings(**overrides)
     await create_topics(settings)
     async with AsyncExitStack() as stack:
@@ -54,7 +57,12 @@ async def running_stack(**overrides: Any) -> AsyncIterator[Stack]:
         # Each service on its owner and runtime roles, as in production (SPEC §11).
         dbs = {n: await stack.enter_async_context(scratch_service_database(n)) for n in SERVICES}
         procs = {
-            n: ServiceProcess(f"services.{n}", settings.model_copy(update=dbs[n].settings()), f"bench-{n}")
+            (n if r == 1 else f"{n}-{r}"): ServiceProcess(
+                f"services.{n}",
+                settings.model_copy(update=dbs[n].settings()),
+                f"bench-{n}" if r == 1 else f"bench-{n}-{r}",
+            )
+            for r in range(1, replicas + 1)
             for n in SERVICES
         }
         try:
@@ -237,7 +245,7 @@ def _flow(tag: str, i: int, today: str) -> list[tuple[Any, str, str, dict[str, A
     ]
 
 
-async def prime(pub: Publisher, tag: str) -> None:
+async def prime(pub: Publisher, tag: str, funding: str = "1000000000.00") -> None:
     screened = datetime.now(UTC).isoformat()
     for p in range(PAYEES):
         payee = f"bp-{tag}-{p}"
@@ -264,7 +272,7 @@ async def prime(pub: Publisher, tag: str) -> None:
             "account_id": "bench-acct",
             "legal_entity": "bench-le",
             "currency": "EUR",
-            "amount": "1000000000.00",
+            "amount": funding,
             "received_at": screened,
         },
     )

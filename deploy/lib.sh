@@ -16,7 +16,12 @@ PG_PORT="${CONCORD_PG_PORT:-54329}"
 # CONCORD_KAFKA_BROKERS=3: a three-node KRaft cluster (combined broker+controller nodes). Node i
 # listens on CONCORD_KAFKA_PORT + 2(i-1) for clients and CONCORD_KAFKA_CONTROLLER_PORT + 2(i-1) for
 # the quorum (9092/9093, 9094/9095, 9096/9097 by default).
+# Unset, it follows what runs: a cluster started by `make chaos-cluster` stays in use by `make test`.
 KAFKA_BROKERS="${CONCORD_KAFKA_BROKERS:-1}"
+if [[ -z "${CONCORD_KAFKA_BROKERS:-}" && -s "$RUN_DIR/kafka-1.pid" ]] &&
+    kill -0 "$(<"$RUN_DIR/kafka-1.pid")" 2>/dev/null; then
+    KAFKA_BROKERS=3
+fi
 [[ "$KAFKA_BROKERS" =~ ^[13]$ ]] || {
     printf '%s: ERROR: CONCORD_KAFKA_BROKERS must be 1 or 3, not %s\n' "${COMPONENT:-deploy}" "$KAFKA_BROKERS" >&2
     exit 1

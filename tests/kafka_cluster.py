@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -63,14 +64,22 @@ class KafkaCluster:
                     os.kill(pid, 0)
                 except OSError:
                     break
-                subprocess.run(["sleep", "0.1"], check=False)
+                time.sleep(0.1)
         return pid
 
-    def start(self, timeout_s: float = 240) -> subprocess.CompletedProcess[str]:
-        """Starts every node that is not running (all of them the first time) and waits until ready."""
-        return subprocess.run(
-            [SCRIPT, "start"], env=self.env, capture_output=True, text=True, timeout=timeout_s
-        )
+    def start(self, timeout_s: float = 240, attempts: int = 4) -> subprocess.CompletedProcess[str]:
+        """Starts every node that is not running (all of them the first time) and waits until ready.
+        Tried again when it fails: the ports are in the kernel's ephemeral range, and a client that
+        keeps reconnecting to a dead broker's port can briefly hold that very port (a TCP
+        self-connection), so the restarted node cannot bind it."""
+        for _ in range(attempts):
+            done = subprocess.run(
+                [SCRIPT, "start"], env=self.env, capture_output=True, text=True, timeout=timeout_s
+            )
+            if done.returncode == 0:
+                break
+            time.sleep(2)
+        return done
 
     def stop(self) -> None:
         subprocess.run([SCRIPT, "stop"], env=self.env, capture_output=True, timeout=180)
