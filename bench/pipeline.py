@@ -33,7 +33,7 @@ from shared.topics import (
     OUT_PAYOUTS,
 )
 from tests.kafka_support import ServiceProcess, create_topics, delete_topics, isolated_settings
-from tests.support import scratch_service_database
+from tests.support import ROOT, scratch_service_database
 
 SERVICES = ("intake", "matching", "compliance_gate", "payout_release", "ledger")
 PAYEES = 50
@@ -90,6 +90,11 @@ def _cpu_s(pid: int | str, *, with_reaped_children: bool = False) -> float:
     return ticks / _TICKS_PER_S
 
 
+# This stack's brokers only (their properties live in its state dir): other stacks on the machine
+# run brokers too.
+_OWN_KAFKA = str(Path(os.environ.get("CONCORD_STATE_DIR") or ROOT / ".cache") / "run").encode()
+
+
 def cpu_seconds(stack: Stack) -> dict[str, float]:
     """CPU seconds used so far by each service, by all PostgreSQL and Kafka processes, and by
     this benchmark process (the load generator and the watcher): where the cores go."""
@@ -106,7 +111,7 @@ def cpu_seconds(stack: Stack) -> dict[str, float]:
             # The postmaster reaps its backends: a backend that exited during the window (asyncpg
             # replaces a connection after 50,000 queries) is counted in the postmaster's cutime.
             used["postgresql"] += _cpu_s(entry.name, with_reaped_children=True)
-        elif b"java" in cmdline and b"kafka" in (entry / "cmdline").read_bytes():
+        elif b"java" in cmdline and _OWN_KAFKA in (entry / "cmdline").read_bytes():
             used["kafka"] += _cpu_s(entry.name)
     own = resource.getrusage(resource.RUSAGE_SELF)
     used["benchmark driver"] = own.ru_utime + own.ru_stime
@@ -300,7 +305,7 @@ async def offer_load(
                 env = new_envelope(event_type, data, source="bench")
                 value = env.model_dump_json().encode()
                 futures.append(
-                    await pub.producer.send(
+                    await (await pub.producer_for(topic)).send(
                         pub.settings.topic(topic),
                         value=value,
                         key=key.encode(),

@@ -39,6 +39,10 @@ class Publisher:
     def principal_for(self, topic: Topic) -> str:
         return self.settings.kafka_username or writer_of(topic)
 
+    async def producer_for(self, topic: Topic) -> AIOKafkaProducer:
+        """The producer of the principal that writes this topic (the benchmark pipelines its sends)."""
+        return await self._producer(topic)
+
     async def _producer(self, topic: Topic) -> AIOKafkaProducer:
         principal = self.principal_for(topic)
         producer = self._producers.get(principal)
