@@ -48,10 +48,11 @@ chaos: deps
 	$(ROOT)/deploy/up.sh --no-services --no-install
 	cd $(ROOT) && $(PY) -m chaos $(CHAOS_ARGS)
 
-# The cluster shape: three brokers (the local stack's, started here if need be), two processes of
-# every service; brokers SIGKILLed and paused besides the service faults.
+# The cluster shape: three brokers (the local stack's, started here if need be, in place of a
+# single broker that runs), two processes of every service; brokers SIGKILLed and paused besides
+# the service faults.
 chaos-cluster: deps
-	CONCORD_KAFKA_BROKERS=3 $(ROOT)/deploy/up.sh --no-services --no-install
+	CONCORD_KAFKA_BROKERS=3 CONCORD_KAFKA_SWITCH=1 $(ROOT)/deploy/up.sh --no-services --no-install
 	cd $(ROOT) && CONCORD_KAFKA_BROKERS=3 $(PY) -m chaos --brokers 3 --replicas 2 $(CHAOS_ARGS)
 
 lint:

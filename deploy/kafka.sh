@@ -10,6 +10,7 @@
 #      CONCORD_KAFKA_ADMIN_PASSWORD (local-dev-admin),
 #      CONCORD_KAFKA_TLS (0; 1: the client listener is SASL_SSL with a CA and a broker
 #      certificate made here once, cached in <state>/kafka-tls),
+#      CONCORD_KAFKA_SWITCH (0; 1: `start` stops the other shape, one node or three, if it runs),
 #      CONCORD_STATE_DIR (<repo>/.cache).
 # The client listener speaks SASL/SCRAM-SHA-512 only, the authorizer is Kafka's
 # StandardAuthorizer with admin its only super user (SPEC §11). The other
@@ -258,7 +259,12 @@ start() {
         die "no Kafka jars in $LIBS_DIR: run deploy/install.sh first"
     command -v java >/dev/null || die "java not found: run deploy/install.sh first"
     others="$(other_shape_running)"
-    [[ -z "$others" ]] || die "CONCORD_KAFKA_BROKERS=$KAFKA_BROKERS but $(echo $others) run(s): deploy/kafka.sh stop first"
+    if [[ -n "$others" && "${CONCORD_KAFKA_SWITCH:-0}" == 1 ]]; then
+        say "CONCORD_KAFKA_SWITCH=1: stopping $(echo $others) to start $KAFKA_BROKERS node(s) instead"
+        stop
+        others=""
+    fi
+    [[ -z "$others" ]] || die "CONCORD_KAFKA_BROKERS=$KAFKA_BROKERS but $(echo $others) run(s): deploy/kafka.sh stop first (or CONCORD_KAFKA_SWITCH=1)"
     [[ "$(client_protocol)" == SASL_SSL ]] && ensure_tls
     for ((i = 1; i <= KAFKA_BROKERS; i++)); do
         node="$(node_name "$i")"
