@@ -68,7 +68,13 @@ class Service:
         self.relay: OutboxRelay | None = None
         self.health: HealthServer | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self.broker = make_broker(self.settings)
+        try:
+            self.broker = make_broker(self.settings)
+        except KafkaAuthConfigError:
+            # The service is built when its module is imported, before main() runs the production
+            # guard: in production the guard names the setting and exits 2 (SPEC §11).
+            self.refuse_unsafe_in_production()
+            raise
         self.consumer = BatchConsumer(router, self.settings, self._pool, on_committed=self._wake_relay)
         self.consumer.register(self.broker)
         self.app = FastStream(
