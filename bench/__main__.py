@@ -4,7 +4,9 @@ Prints a table and writes the same figures to bench-results/bench.json. Knobs (e
 BENCH_LIGHT_RATE (25 flows/s), BENCH_MID_RATE (100 flows/s: under this machine's capacity),
 BENCH_LATENCY_RATE (250 flows/s: the target's load), BENCH_LATENCY_S (30),
 BENCH_THROUGHPUT_RATE (300 flows/s offered: above what this machine sustains, so the window
-measures capacity), BENCH_THROUGHPUT_S (60), BENCH_DRAIN_S (240).
+measures capacity), BENCH_THROUGHPUT_S (60), BENCH_DRAIN_S (240); the replicas phase (two
+processes of every service, bench/replicas.py): BENCH_REPLICA_RATE (50 flows/s), BENCH_REPLICA_S
+(20), BENCH_REPLICAS=0 skips it.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from bench.pipeline import (
     prime,
     running_stack,
 )
+from bench.replicas import measure_replicas
 from shared.publish import Publisher
 from shared.settings import Settings
 from tests.support import ADMIN_DSN
@@ -157,7 +160,13 @@ async def main() -> dict[str, Any]:
         if figures["baseline_hop_records_per_s"]
         else None
     )
+    if _env("BENCH_REPLICAS", 1):
+        figures["replicas"] = await measure_replicas(
+            console, _env("BENCH_REPLICA_RATE", 50), _env("BENCH_REPLICA_S", 20), _env("BENCH_DRAIN_S", 240)
+        )
     _print(console, figures)
+    if "replicas" in figures:
+        _print_replicas(console, figures["replicas"])
     out = ROOT / "bench-results"
     out.mkdir(exist_ok=True)
     (out / "bench.json").write_text(json.dumps(figures, indent=2) + "\n")
@@ -200,6 +209,42 @@ def _print(console: Console, f: dict[str, Any]) -> None:
         t.add_row(f"peak memory: {name}", f"{mib:.0f} MiB", "")
     t.add_row("pipeline flows/s ÷ baseline hop records/s", f"{f['pipeline_vs_baseline']}", "")
     console.print(t)
+
+
+def _print_replicas(console: Console, r: dict[str, Any]) -> None:
+    t = Table(title="Two processes of every service (CONCORD_SERVICE_REPLICAS=2), single broker")
+    t.add_column("figure")
+    t.add_column("value", justify="right")
+    t.add_row(
+        f"flows approved (offered {r['offered_flows_per_s']:.0f}/s)",
+        f"{r['flows_approved']}/{r['flows_offered']}",
+    )
+    for name, key in (
+        ("invoice.submitted → approved_to_pay", "submitted_to_approved_ms"),
+        ("invoice.submitted → approval posted", "submitted_to_approval_posted_ms"),
+    ):
+        p = r[key]
+        t.add_row(name, f"p50 {p['p50']:.0f} / p95 {p['p95']:.0f} / p99 {p['p99']:.0f} ms")
+    for name, ms in r["cpu_ms_per_approved_flow"].items():
+        t.add_row(
+            f"CPU per approved flow: {name}" + (" (both replicas)" if name in SERVICES else ""),
+            f"{ms:.2f} ms",
+        )
+    t.add_row("peak memory, all ten service processes", f"{sum(r['peak_memory_mib'].values()):.0f} MiB")
+    t.add_row(
+        "payouts released by two payout_release processes",
+        f"{r['payouts']} payouts, {r['invoices_paid']} invoices",
+    )
+    twice = r["invoices_released_twice"]
+    t.add_row("invoices released twice", "[green]none[/]" if not twice else f"[red]{len(twice)}[/]")
+    t.add_row(
+        f"released vs funding ({r['funding']}, three quarters of what was invoiced)",
+        f"{r['released_total']} — " + ("[red]OVERDRAWN[/]" if r["overdrawn"] else "[green]not overdrawn[/]"),
+    )
+    console.print(t)
+
+
+SERVICES = ("intake", "matching", "compliance_gate", "payout_release", "ledger")
 
 
 def _print_latency(t: Table, lat: dict[str, Any]) -> None:

@@ -33,7 +33,7 @@ from shared.topics import (
     OUT_PAYOUTS,
 )
 from tests.kafka_support import ServiceProcess, create_topics, delete_topics, isolated_settings
-from tests.support import scratch_service_database
+from tests.support import ROOT, scratch_service_database
 
 SERVICES = ("intake", "matching", "compliance_gate", "payout_release", "ledger")
 PAYEES = 50
@@ -46,7 +46,10 @@ class Stack:
 
 
 @asynccontextmanager
-async def running_stack(**overrides: Any) -> AsyncIterator[Stack]:
+async def running_stack(replicas: int = 1, **overrides: Any) -> AsyncIterator[Stack]:
+    """The five services on a topic set and scratch databases of their own; `replicas` processes of
+    each (named like deploy/services.sh names them: `intake`, `intake-2`, …) sharing its database
+    and consumer group."""
     settings = isolated_settings(**overrides)
     await create_topics(settings)
     async with AsyncExitStack() as stack:
@@ -54,7 +57,12 @@ async def running_stack(**overrides: Any) -> AsyncIterator[Stack]:
         # Each service on its owner and runtime roles, as in production (SPEC §11).
         dbs = {n: await stack.enter_async_context(scratch_service_database(n)) for n in SERVICES}
         procs = {
-            n: ServiceProcess(f"services.{n}", settings.model_copy(update=dbs[n].settings()), f"bench-{n}")
+            (n if r == 1 else f"{n}-{r}"): ServiceProcess(
+                f"services.{n}",
+                settings.model_copy(update=dbs[n].settings()),
+                f"bench-{n}" if r == 1 else f"bench-{n}-{r}",
+            )
+            for r in range(1, replicas + 1)
             for n in SERVICES
         }
         try:
@@ -82,6 +90,11 @@ def _cpu_s(pid: int | str, *, with_reaped_children: bool = False) -> float:
     return ticks / _TICKS_PER_S
 
 
+# This stack's brokers only (their properties live in its state dir): other stacks on the machine
+# run brokers too.
+_OWN_KAFKA = str(Path(os.environ.get("CONCORD_STATE_DIR") or ROOT / ".cache") / "run").encode()
+
+
 def cpu_seconds(stack: Stack) -> dict[str, float]:
     """CPU seconds used so far by each service, by all PostgreSQL and Kafka processes, and by
     this benchmark process (the load generator and the watcher): where the cores go."""
@@ -98,7 +111,7 @@ def cpu_seconds(stack: Stack) -> dict[str, float]:
             # The postmaster reaps its backends: a backend that exited during the window (asyncpg
             # replaces a connection after 50,000 queries) is counted in the postmaster's cutime.
             used["postgresql"] += _cpu_s(entry.name, with_reaped_children=True)
-        elif b"java" in cmdline and b"kafka" in (entry / "cmdline").read_bytes():
+        elif b"java" in cmdline and _OWN_KAFKA in (entry / "cmdline").read_bytes():
             used["kafka"] += _cpu_s(entry.name)
     own = resource.getrusage(resource.RUSAGE_SELF)
     used["benchmark driver"] = own.ru_utime + own.ru_stime
@@ -237,7 +250,7 @@ def _flow(tag: str, i: int, today: str) -> list[tuple[Any, str, str, dict[str, A
     ]
 
 
-async def prime(pub: Publisher, tag: str) -> None:
+async def prime(pub: Publisher, tag: str, funding: str = "1000000000.00") -> None:
     screened = datetime.now(UTC).isoformat()
     for p in range(PAYEES):
         payee = f"bp-{tag}-{p}"
@@ -264,7 +277,7 @@ async def prime(pub: Publisher, tag: str) -> None:
             "account_id": "bench-acct",
             "legal_entity": "bench-le",
             "currency": "EUR",
-            "amount": "1000000000.00",
+            "amount": funding,
             "received_at": screened,
         },
     )

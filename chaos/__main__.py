@@ -1,4 +1,6 @@
-"""`make chaos` / `python -m chaos [--invoices N] [--seed S] [--kills K]`: exit 1 on any violation."""
+"""`make chaos` / `python -m chaos [--invoices N] [--seed S] [--kills K] [--brokers 3 --replicas 2]`:
+exit 1 on any violation. `--brokers 3` runs on the local stack's three-node cluster
+(`make chaos-cluster` starts it) and kills and pauses its brokers instead of restarting the only one."""
 
 from __future__ import annotations
 
@@ -22,10 +24,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--gap", type=float, nargs=2, default=ChaosConfig.fault_gap_s, help="seconds between faults: min max"
     )
+    parser.add_argument("--brokers", type=int, choices=(1, 3), default=ChaosConfig.brokers)
+    parser.add_argument(
+        "--replicas", type=int, default=ChaosConfig.replicas, help="processes of every service"
+    )
+    parser.add_argument(
+        "--broker-kills", type=int, default=ChaosConfig.broker_kills, help="SIGKILLs of a leading broker"
+    )
     args = parser.parse_args(argv)
     console = Console(width=160)
     config = ChaosConfig(
-        seed=args.seed, invoices=args.invoices, kills_per_service=args.kills, fault_gap_s=tuple(args.gap)
+        seed=args.seed,
+        invoices=args.invoices,
+        kills_per_service=args.kills,
+        fault_gap_s=tuple(args.gap),
+        brokers=args.brokers,
+        replicas=args.replicas,
+        broker_kills=args.broker_kills,
     )
     report = asyncio.run(run(config, console))
     print_report(report, console)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from chaos.run import ChaosReport
@@ -21,7 +22,9 @@ def print_report(report: ChaosReport, console: Console) -> None:
             grouped[(f.kind, f.target)].append(f"{f.at_s:.0f} (exit code {f.took_s:.0f})")
         else:
             took = f" ({f.took_s:.0f}s)" if f.took_s >= 1 else ""
-            grouped[(f.kind, f.target)].append(f"{f.at_s:.0f}{took}" + (f" [{f.note}]" if f.note else ""))
+            grouped[(f.kind, f.target)].append(
+                f"{f.at_s:.0f}{took}" + (escape(f" [{f.note}]") if f.note else "")
+            )
     for (kind, target), whens in sorted(grouped.items()):
         faults.add_row(kind, target, str(len(whens)), ", ".join(whens))
     inbound = [r for r in w.records if not r.bad]

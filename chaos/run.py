@@ -13,7 +13,9 @@ import contextlib
 import importlib
 import json
 import logging
+import os
 import random
+import signal
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -37,6 +39,7 @@ from shared.outbox import make_producer
 from shared.settings import Settings
 from shared.signatures import SIGNATURE_HEADER, sign
 from shared.topics import (
+    ALL_TOPICS,
     COMPLIANCE_ELIGIBILITY,
     DEADLETTER,
     IN_COMMANDS,
@@ -50,6 +53,7 @@ from shared.topics import (
     PAYOUTS_EVENTS,
     Topic,
 )
+from tests.kafka_cluster import KafkaCluster, in_sync_replicas, local_cluster, partition_leaders
 from tests.kafka_support import ServiceProcess, create_topics, delete_topics, isolated_settings
 from tests.support import ROOT, scratch_service_database
 
@@ -90,6 +94,25 @@ class ChaosConfig:
     payout_run_interval_s: float = 2.0
     publish_concurrency: int = 200
     relay_start_delay_s: float = 2.0  # faulty run only
+    # The cluster shape (make chaos-cluster): the local stack's three brokers, N processes of each
+    # service. Instead of restarting the only broker: SIGKILL the broker that leads the most
+    # partitions `broker_kills` times (restarting it each time), pause one (SIGSTOP) for
+    # `broker_pause_s` (past replica.lag.time.max.ms, 10 s locally: it leaves the ISR), and kill a
+    # replica while its consumer group rebalances after another replica's crash.
+    brokers: int = 1
+    replicas: int = 1
+    broker_kills: int = 3
+    broker_pause_s: float = 14.0
+    rebalance_kills: int = 2
+
+
+def instance_names(replicas: int) -> list[str]:
+    """Service processes of a run: `intake` (replica 1), `intake-2`, … as deploy/services.sh names them."""
+    return [n if r == 1 else f"{n}-{r}" for r in range(1, replicas + 1) for n in SERVICES]
+
+
+def service_of(instance: str) -> str:
+    return instance.rsplit("-", 1)[0] if instance[-1].isdigit() and "-" in instance else instance
 
 
 @dataclass
@@ -382,6 +405,8 @@ class Injector:
     started: float
     faults: list[Fault] = field(default_factory=list)
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    settings: Settings | None = None  # the run's topic set (partition leaders, ISR)
+    cluster: KafkaCluster | None = None
 
     def window_s(self) -> float:
         """Roughly how long the fault storm lasts (the restarts' own duration not counted)."""
@@ -390,14 +415,34 @@ class Injector:
 
     def schedule(self) -> list[tuple[str, str]]:
         rng = random.Random(self.config.seed * 7919 + 1)
-        plan = [("sigkill", name) for name in SERVICES for _ in range(self.config.kills_per_service)]
+        # Each service's kills go round its replicas.
+        plan = [
+            ("sigkill", name if k % self.config.replicas == 0 else f"{name}-{k % self.config.replicas + 1}")
+            for name in SERVICES
+            for k in range(self.config.kills_per_service)
+        ]
+        if self.config.replicas > 1:
+            plan += [
+                ("kill during rebalance", rng.choice(SERVICES)) for _ in range(self.config.rebalance_kills)
+            ]
         rng.shuffle(plan)
-        # The broker and database restarts land in the middle of the crash storm, not at its edges.
-        if self.config.restart_kafka:
+        # The broker and database faults land in the middle of the crash storm, not at its edges.
+        if self.config.brokers > 1:
+            for k in range(self.config.broker_kills):
+                plan.insert(
+                    (k + 1) * len(plan) // (self.config.broker_kills + 2), ("sigkill", "kafka broker")
+                )
+            plan.insert(len(plan) // 2, ("sigstop", "kafka broker"))
+        elif self.config.restart_kafka:
             plan.insert(len(plan) // 3, ("restart", "kafka"))
         if self.config.restart_postgres:
             plan.insert(2 * len(plan) // 3, ("restart", "postgresql"))
         return plan
+
+    def _restart(self, instance: str) -> None:
+        proc = self.processes[instance]
+        proc.kill()
+        proc.start(**self.overrides.get(service_of(instance), {}))
 
     async def run(self) -> None:
         rng = random.Random(self.config.seed * 104729 + 3)
@@ -405,16 +450,81 @@ class Injector:
             await asyncio.sleep(rng.uniform(*self.config.fault_gap_s))
             fault = Fault(kind, target, time.monotonic() - self.started)
             t0 = time.monotonic()
-            if kind == "sigkill":
+            if kind == "sigkill" and target == "kafka broker":
+                fault.target, fault.note = await self._kill_broker()
+            elif kind == "sigstop":
+                fault.target, fault.note = await self._pause_broker()
+            elif kind == "sigkill":
                 # Restarted at once but not waited for: the next fault may hit a service that
                 # is still starting, or two services may be down together, as in real outages.
-                proc = self.processes[target]
-                proc.kill()
-                proc.start(**self.overrides.get(target, {}))
+                self._restart(target)
+            elif kind == "kill during rebalance":
+                # Replica 1 crashes and comes back: its group rebalances; while it does, replica 2
+                # is killed too (its partitions move again before the first move has settled).
+                self._restart(target)
+                await asyncio.sleep(1.5)
+                self._restart(f"{target}-2")
+                fault.note = f"{target} killed and restarted, {target}-2 killed 1.5 s later"
             else:
                 fault.note = await restart_component("kafka.sh" if target == "kafka" else "postgres.sh")
             fault.took_s = time.monotonic() - t0
             self.faults.append(fault)
+
+    async def _leaders(self) -> dict[int, list[str]]:
+        assert self.settings is not None
+        names = [self.settings.topic(t) for t in ALL_TOPICS]
+        return await partition_leaders(self.settings, names)
+
+    async def _kill_broker(self) -> tuple[str, str]:
+        """SIGKILL the broker that leads the most of the run's partitions, then start it again."""
+        assert self.cluster is not None
+        leaders = await self._leaders()
+        node = max(leaders, key=lambda n: len(leaders[n]))
+        await asyncio.to_thread(self.cluster.signal, node, signal.SIGKILL)
+        await asyncio.sleep(3)  # the cluster fences it and moves its leaders before it comes back
+        started = await asyncio.to_thread(self.cluster.start)
+        note = _led(leaders[node])
+        if started.returncode != 0:
+            note += f"; restart exited {started.returncode}"
+        return f"kafka-{node}", note
+
+    async def _pause_broker(self) -> tuple[str, str]:
+        """SIGSTOP a broker long enough to drop it from the ISR of what it follows, then SIGCONT."""
+        assert self.cluster is not None and self.settings is not None
+        leaders = await self._leaders()
+        node = min(leaders, key=lambda n: len(leaders[n]))  # a follower mostly: the ISR shrinks
+        pid = await asyncio.to_thread(self.cluster.signal, node, signal.SIGSTOP)
+        try:
+            await asyncio.sleep(self.config.broker_pause_s)
+            others = ",".join(f"127.0.0.1:{self.cluster.node_port(n)}" for n in (1, 2, 3) if n != node)
+            isr = await in_sync_replicas(
+                self.settings.model_copy(update={"kafka_bootstrap": others}),
+                [self.settings.topic(t) for t in ALL_TOPICS],
+            )
+        except Exception as exc:
+            isr = {}
+            note_err = f"; ISR not read: {exc!r}"
+        else:
+            note_err = ""
+        finally:
+            os_kill(pid, signal.SIGCONT)
+        out_of_isr = sum(1 for nodes in isr.values() if node not in nodes)
+        return (
+            f"kafka-{node}",
+            f"paused {self.config.broker_pause_s:.0f}s, led {len(leaders.get(node, []))} partitions; "
+            f"out of the ISR of {out_of_isr}/{len(isr)} partitions when resumed" + note_err,
+        )
+
+
+def os_kill(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(OSError):
+        os.kill(pid, sig)
+
+
+def _led(partitions: list[str]) -> str:
+    shown = ", ".join(sorted(partitions)[:6])
+    more = f" and {len(partitions) - 6} more" if len(partitions) > 6 else ""
+    return f"led {len(partitions)} partitions: {shown}{more}"
 
 
 # --- one run ----------------------------------------------------------------------------------
@@ -439,8 +549,12 @@ async def run_once(
 ) -> tuple[RunOutcome, list[Fault]]:
     label = "faulty" if faulty else "fault-free"
     t_start = time.monotonic()
+    cluster = local_cluster() if config.brokers > 1 else None
+    # On the cluster, every node is a bootstrap address: a client (re)started while one is down
+    # must still find the others.
+    bootstrap = {"kafka_bootstrap": cluster.bootstrap} if cluster is not None else {}
     settings = isolated_settings(
-        payout_run_interval_s=config.payout_run_interval_s, relay_poll_interval_s=0.1
+        payout_run_interval_s=config.payout_run_interval_s, relay_poll_interval_s=0.1, **bootstrap
     )
     # Matching escalates holds at the payout-run cadence; 2 s would escalate every hold during
     # the run, a time-dependent output the comparison should not have to ignore.
@@ -462,9 +576,11 @@ async def run_once(
         dsns = {n: db.admin for n, db in dbs.items()}
         procs = {
             n: ServiceProcess(
-                f"services.{n}", settings.model_copy(update=dbs[n].settings()), f"chaos-{label}-{n}"
+                f"services.{service_of(n)}",
+                settings.model_copy(update=dbs[service_of(n)].settings()),
+                f"chaos-{label}-{n}",
             )
-            for n in SERVICES
+            for n in instance_names(config.replicas)
         }
 
         def stop_all() -> None:
@@ -473,7 +589,7 @@ async def run_once(
 
         stack.callback(stop_all)
         for n, p in procs.items():
-            p.start(**overrides.get(n, {}))
+            p.start(**overrides.get(service_of(n), {}))
         for p in procs.values():
             await p.wait_ready(120)
         watcher = Watcher(settings)
@@ -484,7 +600,7 @@ async def run_once(
         rail = Rail(workload, watcher, upstream, settings.rail_secret, replay=faulty)
         drain = Drain(settings, dsns)
         rail_task = asyncio.create_task(rail.run())
-        injector = Injector(config, procs, t_start, overrides=overrides)
+        injector = Injector(config, procs, t_start, overrides=overrides, settings=settings, cluster=cluster)
         fault_task = asyncio.create_task(injector.run()) if faulty else None
         supervisor = asyncio.create_task(_supervise(procs, overrides, injector, t_start))
         try:
@@ -629,7 +745,7 @@ async def _supervise(
                         float(proc.proc.returncode or 0),
                     )
                 )
-                proc.start(**overrides.get(name, {}))
+                proc.start(**overrides.get(service_of(name), {}))
 
 
 async def _publish_paced(upstream: Upstream, records: list[Record], span_s: float, chunks: int = 10) -> None:

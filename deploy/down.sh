@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Stops Prometheus, the services, Zipkin, Kafka and PostgreSQL. Data is kept unless --purge.
+# Stops Prometheus, the services (every replica), Zipkin, Kafka (every node) and PostgreSQL.
+# Data is kept unless --purge.
 #   deploy/down.sh [--purge]
 set -euo pipefail
 COMPONENT=down
@@ -18,6 +19,7 @@ esac
 "$DEPLOY_DIR/kafka.sh" stop
 "$DEPLOY_DIR/postgres.sh" stop
 if ((purge)); then
-    rm -rf "$STATE_DIR/kafka-data" "$STATE_DIR/pgdata" "$STATE_DIR/pgsock" "$STATE_DIR/prometheus-data"
-    say "purged $STATE_DIR/kafka-data, $STATE_DIR/pgdata and $STATE_DIR/prometheus-data"
+    rm -rf "$STATE_DIR/kafka-data" "$STATE_DIR/kafka-cluster" "$STATE_DIR/pgdata" "$STATE_DIR/pgsock" \
+        "$STATE_DIR/prometheus-data"
+    say "purged $STATE_DIR/kafka-data, kafka-cluster, pgdata and prometheus-data"
 fi

@@ -17,6 +17,35 @@ PROMETHEUS_PORT="${CONCORD_PROMETHEUS_PORT:-9090}"
 ZIPKIN_PORT="${CONCORD_ZIPKIN_PORT:-9411}"
 HEALTH_PORT_BASE="${CONCORD_HEALTH_PORT_BASE:-8081}"
 
+# CONCORD_KAFKA_BROKERS=3: a three-node KRaft cluster (combined broker+controller nodes). Node i
+# listens on CONCORD_KAFKA_PORT + 2(i-1) for clients and CONCORD_KAFKA_CONTROLLER_PORT + 2(i-1) for
+# the quorum (9092/9093, 9094/9095, 9096/9097 by default).
+# Unset, it follows what runs: a cluster started by `make chaos-cluster` stays in use by `make test`.
+KAFKA_BROKERS="${CONCORD_KAFKA_BROKERS:-1}"
+if [[ -z "${CONCORD_KAFKA_BROKERS:-}" && -s "$RUN_DIR/kafka-1.pid" ]] &&
+    kill -0 "$(<"$RUN_DIR/kafka-1.pid")" 2>/dev/null; then
+    KAFKA_BROKERS=3
+fi
+[[ "$KAFKA_BROKERS" =~ ^[13]$ ]] || {
+    printf '%s: ERROR: CONCORD_KAFKA_BROKERS must be 1 or 3, not %s\n' "${COMPONENT:-deploy}" "$KAFKA_BROKERS" >&2
+    exit 1
+}
+kafka_client_port() { echo $((KAFKA_PORT + 2 * ($1 - 1))); }
+kafka_controller_port() { echo $((KAFKA_CONTROLLER_PORT + 2 * ($1 - 1))); }
+# Every node's client address, comma-separated: the clients' default bootstrap list.
+kafka_bootstrap_all() {
+    local i out=""
+    for ((i = 1; i <= KAFKA_BROKERS; i++)); do out+="${out:+,}127.0.0.1:$(kafka_client_port "$i")"; done
+    echo "$out"
+}
+
+# CONCORD_SERVICE_REPLICAS=N: N processes of every service (consumer groups share the partitions).
+SERVICE_REPLICAS="${CONCORD_SERVICE_REPLICAS:-1}"
+[[ "$SERVICE_REPLICAS" =~ ^[1-9]$ ]] || {
+    printf '%s: ERROR: CONCORD_SERVICE_REPLICAS must be 1..9, not %s\n' "${COMPONENT:-deploy}" "$SERVICE_REPLICAS" >&2
+    exit 1
+}
+
 # SPEC §11: with CONCORD_KAFKA_TLS=1 the broker's client listener is SASL_SSL and every client
 # verifies it against the CA that deploy/kafka.sh made.
 if [[ "${CONCORD_KAFKA_TLS:-0}" == 1 ]]; then

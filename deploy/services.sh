@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# The five Concord services as background processes.
+# The five Concord services as background processes, CONCORD_SERVICE_REPLICAS (1) of each.
 #   deploy/services.sh start|stop|status [name...]    (default: all five)
+# A name is a service (every replica of it) or one replica (`payout_release-2`). Replica 1 of a
+# service is named like the service; replica r >= 2 is `<name>-r`, with its own pid file, log and
+# health port. They share the service's database and consumer group (Kafka spreads the partitions).
+# `stop` and `status` also find replicas beyond CONCORD_SERVICE_REPLICAS that still run.
 # Each runs `.venv/bin/python -m services.<name>` from the repo root with
 #   CONCORD_SERVICE=<name>
 #   CONCORD_DB_DSN=postgresql://<name>:local-dev-<name>@127.0.0.1:$CONCORD_PG_PORT/<name>
 #   CONCORD_DB_OWNER_DSN=postgresql://<name>_owner:local-dev-<name>_owner@127.0.0.1:$CONCORD_PG_PORT/<name>
 #   CONCORD_HEALTH_PORT=8081..8085 (intake, matching, compliance_gate, payout_release, ledger;
-#     CONCORD_HEALTH_PORT_BASE moves them, e.g. 18081 for a second stack on one machine)
+#     CONCORD_HEALTH_PORT_BASE moves them, e.g. 18081 for a second stack on one machine);
+#     replica r adds 5(r-1): 8086..8090 for the second replicas, and so on
 #   CONCORD_KAFKA_BOOTSTRAP (kept if set, else 127.0.0.1:$CONCORD_KAFKA_PORT)
 #   CONCORD_OTEL_EXPORTER=zipkin (kept if set) to the local Zipkin on $CONCORD_ZIPKIN_PORT (9411),
 #     spans batched for at most OTEL_BSP_SCHEDULE_DELAY=1000 ms (kept if set)
@@ -19,20 +24,47 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 START_TIMEOUT="${CONCORD_SERVICE_START_TIMEOUT:-60}"
 STOP_TIMEOUT="${CONCORD_SERVICE_STOP_TIMEOUT:-10}"
 [[ "$HEALTH_PORT_BASE" =~ ^[0-9]+$ ]] || die "CONCORD_HEALTH_PORT_BASE must be a port number, not '$HEALTH_PORT_BASE'"
-export CONCORD_KAFKA_BOOTSTRAP="${CONCORD_KAFKA_BOOTSTRAP:-127.0.0.1:$KAFKA_PORT}"
+export CONCORD_KAFKA_BOOTSTRAP="${CONCORD_KAFKA_BOOTSTRAP:-$(kafka_bootstrap_all)}"
 
-health_port() {
+MAX_REPLICAS=9
+
+service_index() {
     local i
     for i in "${!SERVICES[@]}"; do
         if [[ "${SERVICES[$i]}" == "$1" ]]; then
-            echo $((HEALTH_PORT_BASE + i))
+            echo "$i"
             return 0
         fi
     done
     return 1
 }
 
-match_of() { echo "services.$1"; }
+# An instance name: `intake` (replica 1) or `intake-2`.
+service_of() { echo "${1%-[0-9]}"; }
+replica_of() { if [[ "$1" =~ -([0-9])$ ]]; then echo "${BASH_REMATCH[1]}"; else echo 1; fi; }
+instance_name() { if (($2 == 1)); then echo "$1"; else echo "$1-$2"; fi; }
+
+health_port() {
+    local idx
+    idx="$(service_index "$(service_of "$1")")" || return 1
+    echo $((HEALTH_PORT_BASE + ${#SERVICES[@]} * ($(replica_of "$1") - 1) + idx))
+}
+
+match_of() { echo "services.$(service_of "$1")"; }
+
+# The instances a name stands for: the wanted replicas (start), or also running extras (stop/status).
+instances_of() {
+    local name="$1" with_extras="$2" r
+    if [[ "$name" =~ -[0-9]$ ]]; then
+        echo "$name"
+        return
+    fi
+    for ((r = 1; r <= MAX_REPLICAS; r++)); do
+        if ((r <= SERVICE_REPLICAS)) || { ((with_extras)) && [[ -e "$RUN_DIR/$(instance_name "$name" "$r").pid" ]]; }; then
+            instance_name "$name" "$r"
+        fi
+    done
+}
 
 # GET /health/ready answers 200. Plain bash: curl may be missing.
 http_ready() {
@@ -47,22 +79,23 @@ http_ready() {
 }
 
 launch() {
-    local name="$1" port log="$LOG_DIR/$1.log" pid
+    local name="$1" port log="$LOG_DIR/$1.log" pid svc
     port="$(health_port "$name")"
     [[ -s "$log" ]] && mv -f "$log" "$log.1"
     (
         cd "$REPO_ROOT"
         # setsid: own session and process group, so stop can signal the group.
+        svc="$(service_of "$name")"
         exec setsid env \
-            CONCORD_SERVICE="$name" \
-            CONCORD_DB_DSN="postgresql://$name:local-dev-$name@127.0.0.1:$PG_PORT/$name" \
-            CONCORD_DB_OWNER_DSN="postgresql://${name}_owner:local-dev-${name}_owner@127.0.0.1:$PG_PORT/$name" \
+            CONCORD_SERVICE="$svc" \
+            CONCORD_DB_DSN="postgresql://$svc:local-dev-$svc@127.0.0.1:$PG_PORT/$svc" \
+            CONCORD_DB_OWNER_DSN="postgresql://${svc}_owner:local-dev-${svc}_owner@127.0.0.1:$PG_PORT/$svc" \
             CONCORD_HEALTH_PORT="$port" \
             CONCORD_OTEL_EXPORTER="${CONCORD_OTEL_EXPORTER:-zipkin}" \
             CONCORD_ZIPKIN_PORT="$ZIPKIN_PORT" \
             OTEL_BSP_SCHEDULE_DELAY="${OTEL_BSP_SCHEDULE_DELAY:-1000}" \
             PYTHONUNBUFFERED=1 \
-            "$VENV_DIR/bin/python" -m "services.$name" >>"$log" 2>&1 </dev/null
+            "$VENV_DIR/bin/python" -m "services.$svc" >>"$log" 2>&1 </dev/null
     ) &
     pid=$!
     echo "$pid" >"$RUN_DIR/$name.pid"
@@ -139,16 +172,20 @@ cmd="${1:-}"
 shift || true
 names=("$@")
 ((${#names[@]})) || names=("${SERVICES[@]}")
+instances=()
 for n in "${names[@]}"; do
-    health_port "$n" >/dev/null || die "unknown service '$n' (known: ${SERVICES[*]})"
+    service_index "$(service_of "$n")" >/dev/null || die "unknown service '$n' (known: ${SERVICES[*]})"
+    extras=1
+    [[ "$cmd" == start ]] && extras=0
+    while IFS= read -r inst; do instances+=("$inst"); done < <(instances_of "$n" "$extras")
 done
 
 case "$cmd" in
-start) start "${names[@]}" ;;
-stop) stop "${names[@]}" ;;
-status) status "${names[@]}" ;;
+start) start "${instances[@]}" ;;
+stop) stop "${instances[@]}" ;;
+status) status "${instances[@]}" ;;
 *)
-    echo "usage: $0 start|stop|status [${SERVICES[*]}]" >&2
+    echo "usage: $0 start|stop|status [${SERVICES[*]}] (or one replica: payout_release-2)" >&2
     exit 2
     ;;
 esac

@@ -30,7 +30,7 @@ fi
 "$DEPLOY_DIR/postgres.sh" start
 "$DEPLOY_DIR/kafka.sh" start
 
-export CONCORD_KAFKA_BOOTSTRAP="${CONCORD_KAFKA_BOOTSTRAP:-127.0.0.1:$KAFKA_PORT}"
+export CONCORD_KAFKA_BOOTSTRAP="${CONCORD_KAFKA_BOOTSTRAP:-$(kafka_bootstrap_all)}"
 say "ensuring topics, SCRAM credentials and ACLs on $CONCORD_KAFKA_BOOTSTRAP (as admin)"
 (cd "$REPO_ROOT" && "$VENV_DIR/bin/python" -m shared.admin ensure-topics) || die "shared.admin ensure-topics failed"
 (cd "$REPO_ROOT" && "$VENV_DIR/bin/python" -m shared.admin ensure-security) || die "shared.admin ensure-security failed"

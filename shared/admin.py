@@ -29,6 +29,18 @@ from shared.settings import Settings, get_settings
 from shared.topics import ALL_TOPICS, Topic
 
 SCRAM_ITERATIONS = 8192
+# With three brokers or more every topic has three replicas and a write needs two in sync
+# (producers use acks=all): one broker may die or stall without losing an acknowledged record,
+# and the partition stays writable while it is away.
+CLUSTER_REPLICATION = 3
+CLUSTER_MIN_INSYNC = 2
+
+
+def replication_for(brokers: int) -> tuple[int, dict[str, str]]:
+    """Replication factor and topic configs for a cluster of this many brokers."""
+    if brokers >= CLUSTER_REPLICATION:
+        return CLUSTER_REPLICATION, {"min.insync.replicas": str(CLUSTER_MIN_INSYNC)}
+    return 1, {}
 
 
 def admin_settings(settings: Settings) -> Settings:
@@ -52,8 +64,14 @@ async def ensure_topics(
             await asyncio.sleep(0.5)
     try:
         existing = set(await admin.list_topics())
+        replicas, configs = replication_for(len((await admin.describe_cluster())["brokers"]))
         wanted = [
-            NewTopic(settings.topic(t), num_partitions=t.partitions, replication_factor=1)
+            NewTopic(
+                settings.topic(t),
+                num_partitions=t.partitions,
+                replication_factor=replicas,
+                topic_configs=configs,
+            )
             for t in topics
             if settings.topic(t) not in existing
         ]

@@ -46,7 +46,7 @@ def make_broker(settings: Settings) -> KafkaBroker:
     quiet = logging.getLogger("faststream.concord")
     quiet.setLevel(logging.WARNING)
     return KafkaBroker(
-        settings.kafka_bootstrap,
+        settings.kafka_bootstrap_servers,
         security=faststream_security(settings),
         logger=quiet,
         client_id=f"concord-{settings.service}",

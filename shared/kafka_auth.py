@@ -53,7 +53,7 @@ def client_options(settings: Settings) -> dict[str, Any]:
     """Keyword arguments for aiokafka's producer, consumer and admin client."""
     _check(settings)
     return {
-        "bootstrap_servers": settings.kafka_bootstrap,
+        "bootstrap_servers": settings.kafka_bootstrap_servers,
         "security_protocol": settings.kafka_security_protocol,
         "sasl_mechanism": settings.kafka_sasl_mechanism,
         "sasl_plain_username": settings.kafka_principal,
@@ -102,7 +102,7 @@ def missing_rights(
     operations the broker authorises for the caller on each topic and on its consumer group).
     Blocking (confluent-kafka): run it in a thread."""
     from confluent_kafka import KafkaException, TopicCollection
-    from confluent_kafka.admin import AclOperation, AdminClient
+    from confluent_kafka.admin import AdminClient
 
     client = AdminClient({**librdkafka_config(settings), "log_level": 3})
     problems: list[str] = []
@@ -127,14 +127,31 @@ def missing_rights(
             for op in sorted(wanted[name])
             if op not in allowed and "ALL" not in allowed
         ]
-    if group is not None:
+    if group is not None and not _may_read_group(client, group, timeout_s):
+        problems.append(f"READ on consumer group {group}")
+    return problems
+
+
+def _may_read_group(client: Any, group: str, timeout_s: float) -> bool:
+    """The broker authorises READ on the group. A group coordinator that is not there yet (the
+    offsets topic of a fresh cluster is created on first use, and with three replicas it takes a
+    moment to elect its leaders) is waited for, not mistaken for a refusal."""
+    import time
+
+    from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka.admin import AclOperation
+
+    deadline = time.monotonic() + timeout_s
+    while True:
         fut = client.describe_consumer_groups(
             [group], include_authorized_operations=True, request_timeout=timeout_s
         )[group]
         try:
             ops = {op.name for op in (fut.result().authorized_operations or [])}
-        except KafkaException:
-            ops = set()
-        if AclOperation.READ.name not in ops and "ALL" not in ops:
-            problems.append(f"READ on consumer group {group}")
-    return problems
+            return AclOperation.READ.name in ops or "ALL" in ops
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args else None
+            refused = isinstance(err, KafkaError) and err.code() == KafkaError.GROUP_AUTHORIZATION_FAILED
+            if refused or time.monotonic() > deadline:
+                return False
+            time.sleep(0.5)

@@ -40,6 +40,7 @@ class Publisher:
         return self.settings.kafka_username or writer_of(topic)
 
     async def producer_for(self, topic: Topic) -> AIOKafkaProducer:
+        """The producer of the principal that writes this topic (the benchmark and tests send raw)."""
         principal = self.principal_for(topic)
         producer = self._producers.get(principal)
         if producer is None:

@@ -30,6 +30,8 @@ from shared.unit_of_work import UnitOfWork
 
 log = structlog.get_logger(__name__)
 
+RIGHTS_RECHECKS = 5  # one a second: how long a missing Kafka right may be a propagation delay
+
 TaskFn = Callable[[UnitOfWork], Awaitable[None]]
 ReadyCheck = Callable[[], Awaitable[bool]]
 
@@ -66,7 +68,13 @@ class Service:
         self.relay: OutboxRelay | None = None
         self.health: HealthServer | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self.broker = make_broker(self.settings)
+        try:
+            self.broker = make_broker(self.settings)
+        except KafkaAuthConfigError:
+            # The service is built when its module is imported, before main() runs the production
+            # guard: in production the guard names the setting and exits 2 (SPEC §11).
+            self.refuse_unsafe_in_production()
+            raise
         self.consumer = BatchConsumer(router, self.settings, self._pool, on_committed=self._wake_relay)
         self.consumer.register(self.broker)
         self.app = FastStream(
@@ -137,6 +145,14 @@ class Service:
         writes = sorted({s.topic(BY_NAME[name]) for name in self.router.emitted} | {s.topic(DEADLETTER)})
         group = consumer_group(self.name, s.topic_prefix)
         problems = await asyncio.to_thread(missing_rights, s, reads=reads, writes=writes, group=group)
+        # ACLs created a moment ago (make up, a test's topic set) may not have reached the broker
+        # that answers yet: each broker applies the metadata log on its own. Asked again for a few
+        # seconds, then refused for good.
+        for _ in range(RIGHTS_RECHECKS):
+            if not problems:
+                break
+            await asyncio.sleep(1.0)
+            problems = await asyncio.to_thread(missing_rights, s, reads=reads, writes=writes, group=group)
         if problems:
             raise KafkaRightsMissing(
                 f"Kafka principal {s.kafka_principal!r} lacks what {self.name} needs: " + "; ".join(problems)

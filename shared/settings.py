@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     prometheus_port: int = 9090
 
     @property
+    def kafka_bootstrap_servers(self) -> list[str]:
+        """CONCORD_KAFKA_BOOTSTRAP as a list: a cluster's brokers are comma-separated, and
+        FastStream hands a string to aiokafka as one single host."""
+        return [h.strip() for h in self.kafka_bootstrap.split(",") if h.strip()]
+
+    @property
     def kafka_principal(self) -> str:
         return self.kafka_username or self.service
 

@@ -148,6 +148,8 @@ def true_up_grni_after_batch(ctx: HandlerContext, po_number: str | None) -> None
 
 async def true_up_grni(uow: UnitOfWork, asks: Sequence[tuple[str, Envelope]]) -> None:
     po_numbers = [po for po, _ in asks]
+    # Everything below is read after the lock, so it includes a concurrent transaction's true-up.
+    await store.lock_grni_of(uow.conn, po_numbers)
     pos = await store.pos_in_force(uow.conn, po_numbers)
     receipts = await store.posted_receipts_of(uow.conn, po_numbers)
     approvals = await store.approvals_in_force_of(uow.conn, po_numbers)

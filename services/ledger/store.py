@@ -644,6 +644,14 @@ async def save_eligibility(conn: asyncpg.Connection, event: dict[str, Any]) -> N
     )
 
 
+async def lock_grni_of(conn: asyncpg.Connection, po_numbers: Sequence[str]) -> None:
+    """Until this transaction ends, no other truing up of these POs' GRNI: two transactions (two
+    consumers of one group, or two topics of one process) that each read the balance before the
+    other commits would each post the same correction. In a fixed order, so two never deadlock."""
+    for po_number in sorted(set(po_numbers)):
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"ledger:grni:{po_number}")
+
+
 async def grni_balances(
     conn: asyncpg.Connection, po_numbers: Sequence[str]
 ) -> dict[tuple[str, str], Decimal]:

@@ -9,6 +9,7 @@ either order; the receipt was accrued at whatever PO version the ledger had, whi
 
 from __future__ import annotations
 
+import asyncio
 import json
 from decimal import Decimal as D
 
@@ -137,3 +138,27 @@ async def test_an_approval_rematched_at_an_amended_price_clears_grni_in_every_ar
             async with pool.acquire() as conn:
                 assert await queries.check_invariants(conn) == []
         assert await balances(version_first) == await balances(reapproval_first)
+
+
+async def test_a_new_version_and_an_approval_handled_at_once_true_up_grni_once() -> None:
+    """Found by `make chaos-cluster`: the PO's new version (intake.documents) and the approval at it
+    (matching.decisions) were handled at the same moment in two transactions — two consumers, here
+    two ledger replicas. Each read the GRNI balance before the other committed and each posted an
+    18.75 true-up: GRNI ended 18.75 off. Both records wait here on one lock, then race."""
+    async with scratch_pool("ledger") as pool:
+        await deliver_each(pool, flow.po_in_force(1, "50.00"), flow.receipt(quantity="4"))
+        async with pool.acquire() as blocker:
+            tx = blocker.transaction()
+            await tx.start()
+            await blocker.execute("LOCK TABLE inbox IN EXCLUSIVE MODE")
+            racing = asyncio.gather(
+                deliver(pool, router, flow.po_in_force(2, "55.00")),
+                deliver(pool, router, approved_at_v2()),
+            )
+            await asyncio.sleep(0.5)
+            await tx.commit()
+            await racing
+        b = await balances(pool)
+        assert "liability:grni" not in b, b
+        async with pool.acquire() as conn:
+            assert await queries.check_invariants(conn) == []
