@@ -160,6 +160,11 @@ def list_acls(settings: Settings, timeout_s: float = 30) -> list[Any]:
     return list(client.describe_acls(flt, request_timeout=timeout_s).result())
 
 
+def broker_grants(settings: Settings) -> set[Grant]:
+    """The ALLOW bindings on the broker that the matrix can express, as Grants."""
+    return {g for b in list_acls(settings) if (g := _grant_of(b)) is not None}
+
+
 def _ours(name: str, prefix: str) -> bool:
     """A resource name of Concord's topic set with this prefix: a topic, a service's consumer group or
     an external principal's group prefix."""
@@ -201,7 +206,7 @@ def _wait_visible(settings: Settings, want: set[Grant], timeout_s: float = 30) -
     them a moment later. Wait until the broker reports them all, so whoever starts next is allowed."""
     deadline = time.monotonic() + timeout_s
     while True:
-        have = {g for b in list_acls(settings) if (g := _grant_of(b)) is not None}
+        have = broker_grants(settings)
         if want <= have:
             return
         if time.monotonic() > deadline:

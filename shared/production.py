@@ -18,10 +18,10 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import asyncpg
 
+from shared.kafka_auth import SASL_PROTOCOLS
 from shared.settings import Settings
 
 LOCAL_PREFIX = "local-dev-"
-SASL_PROTOCOLS = ("SASL_PLAINTEXT", "SASL_SSL")
 EXIT_STATUS = 2
 _SIGNING_SECRETS = {"rail": "CONCORD_RAIL_SECRET", "ops": "CONCORD_OPS_SECRET"}
 

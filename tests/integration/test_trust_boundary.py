@@ -35,7 +35,7 @@ from shared.acl import (
     may_read,
     may_write,
 )
-from shared.admin import admin_settings, list_acls
+from shared.admin import admin_settings, broker_grants
 from shared.kafka_auth import as_principal, client_options, librdkafka_config, missing_rights
 from shared.outbox import make_producer
 from shared.settings import Settings
@@ -175,12 +175,10 @@ def _readable(principal: str) -> Topic:
 
 
 async def test_the_broker_reports_the_matrix_for_the_topic_set(topic_set: Settings) -> None:
-    from shared.admin import _grant_of
-
     on_broker = {
         g
-        for b in await asyncio.to_thread(list_acls, topic_set)
-        if (g := _grant_of(b)) is not None and g.name.startswith(topic_set.topic_prefix)
+        for g in await asyncio.to_thread(broker_grants, topic_set)
+        if g.name.startswith(topic_set.topic_prefix)
     }
     assert on_broker == set(grants(topic_set.topic_prefix))
 
