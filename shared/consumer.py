@@ -12,8 +12,10 @@ deadlettered within milliseconds and never blocks its partition.
 from __future__ import annotations
 
 import base64
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
 import asyncpg
@@ -23,7 +25,7 @@ from pydantic import BaseModel, ValidationError
 
 from shared.contracts.inbound import DeadletterReplayRequested
 from shared.contracts.outbound import DeadLetter, DeadletterReason
-from shared.contracts.registry import EVENT_MODELS, TOPIC_EVENT_TYPES
+from shared.contracts.registry import EVENT_MODELS, TOPIC_EVENT_TYPES, spec_of
 from shared.envelope import (
     SCHEMA_VERSION,
     Envelope,
@@ -37,7 +39,13 @@ from shared.metrics import DEADLETTERED, DEDUPE_HITS, EVENTS_PROCESSED, initiali
 from shared.outbox import OutboxMessage, write_outbox
 from shared.settings import Settings
 from shared.signatures import SIGNATURE_HEADER, verify
-from shared.telemetry import business_tags, context_from_headers, current_trace_headers, tracer
+from shared.telemetry import (
+    business_tags,
+    context_from_headers,
+    current_trace_headers,
+    span_headers,
+    tracer,
+)
 from shared.topics import BY_NAME, DEADLETTER, IN_COMMANDS, OUT_REJECTIONS, Topic
 from shared.unit_of_work import UnitOfWork
 
@@ -117,30 +125,52 @@ class HandlerContext(UnitOfWork):
         `run` gets each item with the envelope of the last record that asked for it, in the
         order of their last ask; that envelope is the cause of what is done for the item. The
         run's span is a child of the last record that asked for anything under `key`."""
-        earlier = self.follow_ups.pop(key, None)  # re-inserted last: follow-ups run in ask order
-        items = earlier.items if earlier is not None else {}
-        items.pop(item, None)
-        items[item] = self.envelope
-
-        async def run_all(uow: UnitOfWork) -> None:
-            await run(uow, list(items.items()))
-
         span = trace.get_current_span().get_span_context()
-        self.follow_ups[key] = FollowUp(run_all, self.envelope, self.record, span, items)
+        _ask(self.follow_ups, key, item, run, self.envelope, self.record, span)
 
     def reject(self, reasons: Sequence[dict[str, str]]) -> Envelope:
         """document.rejected on concord.out.rejections, keyed like the rejected record (SPEC §4)."""
-        return self.emit(
-            OUT_REJECTIONS,
-            self.record.key_text or self.envelope.event_id,
-            REJECTED_EVENT_TYPE,
-            {
-                "rejected_event_id": self.envelope.event_id,
-                "event_type": self.envelope.event_type,
-                "reasons": [dict(r) for r in reasons],
-            },
-            event_id=derived_event_id("rejection", self.service, self.envelope.event_id),
-        )
+        return _reject(self, self.record, self.envelope, reasons)
+
+
+def _ask(
+    follow_ups: dict[str, FollowUp],
+    key: str,
+    item: str,
+    run: ItemsRun,
+    envelope: Envelope,
+    record: RawRecord,
+    span: trace.SpanContext,
+) -> None:
+    earlier = follow_ups.pop(key, None)  # re-inserted last: follow-ups run in ask order
+    items = earlier.items if earlier is not None else {}
+    items.pop(item, None)
+    items[item] = envelope
+
+    async def run_all(uow: UnitOfWork) -> None:
+        await run(uow, list(items.items()))
+
+    follow_ups[key] = FollowUp(run_all, envelope, record, span, items)
+
+
+def _reject(
+    uow: UnitOfWork, record: RawRecord, envelope: Envelope, reasons: Sequence[dict[str, str]]
+) -> Envelope:
+    return uow.emit(
+        OUT_REJECTIONS,
+        record.key_text or envelope.event_id,
+        REJECTED_EVENT_TYPE,
+        {
+            "rejected_event_id": envelope.event_id,
+            "event_type": envelope.event_type,
+            "reasons": [dict(r) for r in reasons],
+        },
+        event_id=derived_event_id("rejection", uow.service, envelope.event_id),
+    )
+
+
+def _span_of(headers: dict[str, str]) -> trace.SpanContext:
+    return trace.get_current_span(context_from_headers(headers)).get_span_context()
 
 
 Handler = Callable[[HandlerContext, Any], Awaitable[str | None]]
@@ -164,6 +194,56 @@ ItemsRun = Callable[[UnitOfWork, Sequence[tuple[str, Envelope]]], Awaitable[None
 class Route(Generic[M]):
     model: type[M]
     handler: Handler
+    batch: BatchHandler | None = None  # set: consecutive records of the type arrive as one list
+
+
+@dataclass
+class Item(Generic[M]):
+    """One record of a batch handler's run: its typed payload, where it came from, and what the
+    handler made of it (`outcome`, from the service's own closed enum; stored in the inbox)."""
+
+    data: M
+    envelope: Envelope
+    record: RawRecord
+    trace_headers: dict[str, str]
+    outcome: StrEnum | None = None
+    business_ref: str | None = None
+
+
+@dataclass
+class BatchContext(UnitOfWork):
+    """What a batch handler gets besides its items: the one transaction, the service's
+    configuration (`config`), typed emission on behalf of an item, and batch follow-ups."""
+
+    follow_ups: dict[str, FollowUp] = field(default_factory=dict, kw_only=True)
+
+    def on_behalf_of(self, item: Item[Any]) -> UnitOfWork:
+        """Emit as if `item` had been handled alone: its envelope is the cause of what is
+        emitted (correlation, causation) and its trace continues in the emitted events."""
+        return self.caused_by(item.envelope, item.trace_headers)
+
+    def emit_for(
+        self,
+        item: Item[Any],
+        event: BaseModel,
+        *,
+        key: str,
+        event_id: str | None = None,
+        occurred_at: datetime | None = None,
+    ) -> Envelope:
+        return self.on_behalf_of(item).emit_event(event, key=key, event_id=event_id, occurred_at=occurred_at)
+
+    def reject(self, item: Item[Any], reasons: Sequence[dict[str, str]]) -> Envelope:
+        """document.rejected for `item` (SPEC §4); the item's outcome is up to the handler."""
+        return _reject(self.on_behalf_of(item), item.record, item.envelope, reasons)
+
+    def after_batch(self, key: str, subject: str, run: ItemsRun, *, cause: Item[Any]) -> None:
+        """HandlerContext.after_records for a batch handler: `run` once after every record of the
+        batch for every `subject` asked for under `key`, caused by the last item that asked."""
+        _ask(self.follow_ups, key, subject, run, cause.envelope, cause.record, _span_of(cause.trace_headers))
+
+
+BatchHandler = Callable[[BatchContext, list[Item[Any]]], Awaitable[None]]
 
 
 class Router:
@@ -191,6 +271,21 @@ class Router:
             EVENT_MODELS[event_type]  # fail at import on a typo
         self.emitted.setdefault(topic.name, set()).update(event_types)
 
+    def handles_batch(self, model: type[M]) -> Callable[[BatchHandler], BatchHandler]:
+        """Register a batch handler by event class: every run of consecutive new records of its
+        type in a batch arrives as one list, in offset order, so the handler can load what they
+        need in a constant number of queries and write each table once. It must set every
+        item's `outcome`; the result must equal handling the items one by one, in order."""
+        event_type = spec_of(model).type
+
+        def register(fn: BatchHandler) -> BatchHandler:
+            if event_type in self.routes:
+                raise ValueError(f"{event_type} already has a handler in {self.service}")
+            self.routes[event_type] = Route(model, _handled_in_batches, batch=fn)
+            return fn
+
+        return register
+
     def handles(self, event_type: str) -> Callable[[Handler], Handler]:
         model = EVENT_MODELS[event_type]
 
@@ -205,6 +300,10 @@ class Router:
 
 async def _replayed_by_the_processor(ctx: HandlerContext, data: Any) -> str | None:
     raise AssertionError("deadletter.replay_requested is handled by BatchProcessor._replay")
+
+
+async def _handled_in_batches(ctx: HandlerContext, data: Any) -> str | None:
+    raise AssertionError("a batch route is run by BatchProcessor._handle_batch")
 
 
 def pydantic_reasons(exc: ValidationError) -> list[dict[str, str]]:
@@ -270,6 +369,51 @@ def _undecodable(raw: bytes, exc: UnicodeDecodeError) -> str:
     return f"byte 0x{raw[exc.start]:02x} at {exc.start} is not UTF-8"
 
 
+InboxRow = tuple[str, str, str, int, int, str | None, str, str | None]
+
+
+async def _write_inbox(conn: asyncpg.Connection, rows: list[InboxRow]) -> None:
+    """Every record of the batch in one statement."""
+    if not rows:
+        return
+    columns = list(zip(*rows, strict=True))
+    await conn.execute(
+        """INSERT INTO inbox
+               (event_id, event_type, topic, partition, "offset", business_ref, result, payload_hash)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::bigint[],
+                                $6::text[], $7::text[], $8::text[])""",
+        *[list(c) for c in columns],
+    )
+
+
+def _batchable(p: _Parsed) -> bool:
+    return (
+        p.route is not None
+        and p.route.batch is not None
+        and p.invalid_data is None
+        and p.envelope is not None
+        and p.envelope.event_type != REPLAY_REQUESTED
+    )
+
+
+def _runs(parsed: list[_Parsed]) -> Iterator[list[_Parsed]]:
+    """Consecutive records of one batch route form one run; any other record is a run alone."""
+    run: list[_Parsed] = []
+    for p in parsed:
+        if run and _batchable(p) and _batchable(run[0]) and p.route is run[0].route:
+            run.append(p)
+            continue
+        if run:
+            yield run
+        run = [p]
+    if run:
+        yield run
+
+
+def _header_text(rec: RawRecord) -> dict[str, str]:
+    return {k: v.decode("utf-8", "replace") for k, v in rec.headers if v}
+
+
 class BatchProcessor:
     def __init__(self, router: Router, settings: Settings) -> None:
         self.router = router
@@ -282,6 +426,8 @@ class BatchProcessor:
         # Reads one entry of concord.deadletter by offset (the envelope as a dict, or None);
         # set by the Kafka wiring, so `deadletter.replay_requested` can be served.
         self.deadletter_reader: DeadletterReader | None = None
+        # The service's typed configuration, loaded once at start (Service(config=…)).
+        self.config: Any = None
 
     # -- parsing: pure, never touches the database ------------------------------------------
     def parse(self, record: RawRecord) -> _Parsed:
@@ -389,8 +535,9 @@ class BatchProcessor:
                 ids,
             )
         }
-        inbox_rows: list[tuple[str, str, str, int, int, str | None, str, str | None]] = []
+        inbox_rows: list[InboxRow] = []
         follow_ups: dict[str, FollowUp] = {}
+        new: list[_Parsed] = []  # records to handle, in offset order
         for p in parsed:
             rec = p.record
             env = p.envelope
@@ -436,38 +583,95 @@ class BatchProcessor:
                 continue
             assert env is not None
             seen[env.event_id] = p.fingerprint
-            outcome, business_ref, emitted = await self._handle_one(conn, p, follow_ups)
-            result.outbox.extend(emitted)
-            inbox_rows.append(
-                (
-                    env.event_id,
-                    env.event_type,
-                    rec.topic,
-                    rec.partition,
-                    rec.offset,
-                    business_ref,
-                    outcome,
-                    p.fingerprint,
+            new.append(p)
+        for run in _runs(new):
+            for p, outcome, business_ref in await self._handle_run(conn, run, follow_ups, result):
+                env, rec = p.envelope, p.record
+                assert env is not None
+                inbox_rows.append(
+                    (
+                        env.event_id,
+                        env.event_type,
+                        rec.topic,
+                        rec.partition,
+                        rec.offset,
+                        business_ref,
+                        outcome,
+                        p.fingerprint,
+                    )
                 )
-            )
-            EVENTS_PROCESSED.labels(self.service, env.event_type, outcome).inc()
-            if outcome == "ignored":
-                result.ignored += 1
-            elif outcome == "rejected":
-                result.rejected += 1
-            else:
-                result.handled += 1
+                EVENTS_PROCESSED.labels(self.service, env.event_type, outcome).inc()
+                if outcome == "ignored":
+                    result.ignored += 1
+                elif outcome == "rejected":
+                    result.rejected += 1
+                else:
+                    result.handled += 1
         for key, follow_up in follow_ups.items():
             result.outbox.extend(await self._follow_up(conn, key, follow_up))
-        if inbox_rows:
-            await conn.executemany(
-                """INSERT INTO inbox
-                       (event_id, event_type, topic, partition, "offset", business_ref, result, payload_hash)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
-                inbox_rows,
-            )
+        await _write_inbox(conn, inbox_rows)
         await write_outbox(conn, result.outbox)
         return result
+
+    async def _handle_run(
+        self,
+        conn: asyncpg.Connection,
+        run: list[_Parsed],
+        follow_ups: dict[str, FollowUp],
+        result: BatchResult,
+    ) -> list[tuple[_Parsed, str, str | None]]:
+        """Handle one run of records — a batch route's consecutive records, or one record."""
+        first = run[0]
+        if _batchable(first):
+            return await self._handle_batch(conn, run, follow_ups, result)
+        outcome, business_ref, emitted = await self._handle_one(conn, first, follow_ups)
+        result.outbox.extend(emitted)
+        return [(first, outcome, business_ref)]
+
+    async def _handle_batch(
+        self,
+        conn: asyncpg.Connection,
+        run: list[_Parsed],
+        follow_ups: dict[str, FollowUp],
+        result: BatchResult,
+    ) -> list[tuple[_Parsed, str, str | None]]:
+        route = run[0].route
+        assert route is not None and route.batch is not None
+        event_type = run[0].envelope.event_type if run[0].envelope else ""
+        spans: list[trace.Span] = []
+        items: list[Item[Any]] = []
+        for p in run:
+            env, rec = p.envelope, p.record
+            assert env is not None
+            span = tracer().start_span(
+                f"{self.service} handle {event_type}",
+                context=context_from_headers(_header_text(rec)),
+                kind=trace.SpanKind.CONSUMER,
+                attributes={
+                    "messaging.destination.name": rec.topic,
+                    "concord.event_id": env.event_id,
+                    "concord.business_ref": _business_ref(env.data) or "",
+                    **business_tags(env.data),
+                },
+            )
+            spans.append(span)
+            items.append(Item(p.data, env, rec, span_headers(span)))
+        ctx = BatchContext(conn, self.settings, self.service, config=self.config, follow_ups=follow_ups)
+        try:
+            await route.batch(ctx, items)
+        finally:
+            for span in spans:
+                span.end()
+        result.outbox.extend(ctx.outbox)
+        out: list[tuple[_Parsed, str, str | None]] = []
+        for p, item in zip(run, items, strict=True):
+            if not isinstance(item.outcome, StrEnum):
+                raise TypeError(
+                    f"{self.service}: the {event_type} handler left {item.envelope.event_id} "
+                    f"without an outcome from its enum (got {item.outcome!r})"
+                )
+            out.append((p, item.outcome.value, item.business_ref or _business_ref(item.envelope.data)))
+        return out
 
     async def process_isolated(self, conn: asyncpg.Connection, records: Sequence[RawRecord]) -> BatchResult:
         """After `process` failed for a batch: each record in a savepoint of its own, retried at
@@ -498,7 +702,7 @@ class BatchProcessor:
         return total
 
     async def _follow_up(self, conn: asyncpg.Connection, key: str, f: FollowUp) -> list[OutboxMessage]:
-        uow = UnitOfWork(conn, self.settings, self.service, cause=f.cause)
+        uow = UnitOfWork(conn, self.settings, self.service, cause=f.cause, config=self.config)
         parent = trace.set_span_in_context(trace.NonRecordingSpan(f.span))
         with tracer().start_as_current_span(f"{self.service} {key.split(':', 1)[0]}", context=parent):
             await f.run(uow)
@@ -511,7 +715,14 @@ class BatchProcessor:
         assert env is not None
         business_ref = _business_ref(env.data)
         ctx = HandlerContext(
-            conn, self.settings, self.service, cause=env, envelope=env, record=rec, follow_ups=follow_ups
+            conn,
+            self.settings,
+            self.service,
+            cause=env,
+            config=self.config,
+            envelope=env,
+            record=rec,
+            follow_ups=follow_ups,
         )
         if p.route is None:
             return "ignored", business_ref, []
@@ -521,7 +732,7 @@ class BatchProcessor:
         if env.event_type == REPLAY_REQUESTED:
             assert isinstance(p.data, DeadletterReplayRequested)
             return await self._replay(conn, p.data), f"replay_id={p.data.replay_id}", []
-        parent = context_from_headers(dict((k, v.decode("utf-8", "replace")) for k, v in rec.headers if v))
+        parent = context_from_headers(_header_text(rec))
         with tracer().start_as_current_span(
             f"{self.service} handle {env.event_type}",
             context=parent,

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import structlog
@@ -53,6 +54,7 @@ class Service:
         *,
         periodic: tuple[PeriodicTask, ...] = (),
         on_startup: Callable[[Settings], None] | None = None,
+        config: Callable[[Settings], Any] | None = None,
         append_only: tuple[str, ...] = (),
         settings: Settings | None = None,
     ) -> None:
@@ -62,6 +64,8 @@ class Service:
         self.append_only = append_only  # tables the runtime role may only SELECT and INSERT
         self.periodic = periodic
         self.on_startup_hook = on_startup
+        self.config_loader = config  # builds the service's typed configuration once, at start
+        self.config: Any = None
         self.settings = (settings or get_settings()).model_copy(update={"service": self.name})
         self.pool: asyncpg.Pool | None = None
         self.producer: AIOKafkaProducer | None = None
@@ -93,6 +97,7 @@ class Service:
             self.migrations,
             periodic=self.periodic,
             on_startup=self.on_startup_hook,
+            config=self.config_loader,
             append_only=self.append_only,
             settings=settings,
         )
@@ -116,6 +121,10 @@ class Service:
         )
         if self.on_startup_hook is not None:
             self.on_startup_hook(s)  # e.g. load and validate the policy file: fail before consuming
+        if self.config_loader is not None:
+            # A bad file or key stops the start here, naming itself (shared.config.ConfigError).
+            self.config = self.config_loader(s)
+            self.consumer.processor.config = self.config
         try:
             self.pool = await create_pool(s.runtime_dsn, max_size=s.db_pool_max)
         except (OSError, asyncpg.PostgresError) as exc:
@@ -216,7 +225,7 @@ class Service:
                 "SELECT pg_try_advisory_xact_lock(hashtext($1))", f"{self.name}:{name}"
             ):
                 return False
-            uow = UnitOfWork(conn, self.settings, self.name)
+            uow = UnitOfWork(conn, self.settings, self.name, config=self.config)
             with tracer().start_as_current_span(f"{self.name} {name}"):
                 await fn(uow)
             await write_outbox(conn, uow.outbox)

@@ -156,6 +156,13 @@ def context_from_headers(headers: Mapping[str, str]) -> otel_context.Context:
     return extract(dict(headers))
 
 
+def span_headers(span: trace.Span) -> dict[str, str]:
+    """traceparent/tracestate of `span` (current or not), to store with an outbox row."""
+    carrier: dict[str, str] = {}
+    inject(carrier, context=trace.set_span_in_context(span))
+    return carrier
+
+
 def current_trace_headers() -> dict[str, str]:
     """traceparent/tracestate of the current span, to store with an outbox row."""
     carrier: dict[str, str] = {}

@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 from pydantic import BaseModel
 
+from shared.contracts.registry import spec_of
 from shared.envelope import Envelope, new_envelope, utcnow
 from shared.outbox import OutboxMessage
 from shared.settings import Settings
@@ -23,11 +24,23 @@ class UnitOfWork:
     service: str
     cause: Envelope | None = None
     outbox: list[OutboxMessage] = field(default_factory=list)
+    # The service's configuration object, loaded once at start (Service(config=…)).
+    config: Any = None
+    # The trace context emitted events carry; None: the current span's.
+    trace_headers: dict[str, str] | None = None
 
-    def caused_by(self, cause: Envelope) -> UnitOfWork:
+    def caused_by(self, cause: Envelope, trace_headers: dict[str, str] | None = None) -> UnitOfWork:
         """The same transaction and outbox, with another cause: a batch follow-up acting for one of
         its items emits as if that item's last record had asked alone."""
-        return UnitOfWork(self.conn, self.settings, self.service, cause=cause, outbox=self.outbox)
+        return UnitOfWork(
+            self.conn,
+            self.settings,
+            self.service,
+            cause=cause,
+            outbox=self.outbox,
+            config=self.config,
+            trace_headers=trace_headers,
+        )
 
     @property
     def now(self) -> datetime:
@@ -58,5 +71,18 @@ class UnitOfWork:
             event_id=event_id,
             occurred_at=occurred_at,
         )
-        self.outbox.append(OutboxMessage(self.settings.topic(topic), key, out, current_trace_headers()))
+        headers = self.trace_headers if self.trace_headers is not None else current_trace_headers()
+        self.outbox.append(OutboxMessage(self.settings.topic(topic), key, out, headers))
         return out
+
+    def emit_event(
+        self,
+        event: BaseModel,
+        *,
+        key: str,
+        event_id: str | None = None,
+        occurred_at: datetime | None = None,
+    ) -> Envelope:
+        """Queue a typed event: its class names its event type and topic (shared.contracts)."""
+        spec = spec_of(event)
+        return self.emit(spec.topic, key, spec.type, event, event_id=event_id, occurred_at=occurred_at)

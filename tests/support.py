@@ -155,10 +155,16 @@ def record(
 
 
 async def deliver(
-    pool: asyncpg.Pool, router: Router, *records: RawRecord, settings: Settings | None = None
+    pool: asyncpg.Pool,
+    router: Router,
+    *records: RawRecord,
+    settings: Settings | None = None,
+    config: Any = None,
 ) -> BatchResult:
-    """Run the service's handlers on records in one transaction, exactly as the consumer does (no Kafka)."""
+    """Run the service's handlers on records in one transaction, exactly as the consumer does (no Kafka).
+    `config` is the service's configuration object, as Service(config=…) loads it at start."""
     processor = BatchProcessor(router, settings or Settings(service=router.service))
+    processor.config = config
     async with pool.acquire() as conn, conn.transaction():
         return await processor.process(conn, list(records))
 

@@ -27,9 +27,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from pydantic import (
     AwareDatetime,
@@ -50,6 +51,7 @@ from shared.money import (
     format_decimal,
     parse_decimal,
 )
+from shared.topics import Topic
 
 __all__ = [
     "Approval",
@@ -165,8 +167,20 @@ DateStr = Annotated[date, BeforeValidator(_date_input)]
 Timestamp = Annotated[AwareDatetime, BeforeValidator(_ts_input)]
 
 
+@dataclass(frozen=True)
+class EventSpec:
+    """What an event class is on the wire: its `event_type` and the one topic it travels on.
+    Set on every contract model by shared.contracts.registry, so a handler is registered by the
+    class and an emitted event names its own type and topic."""
+
+    type: str
+    topic: Topic
+
+
 class InboundModel(BaseModel):
     """What upstream publishes: unknown extra fields are ignored (SPEC §3)."""
+
+    EVENT: ClassVar[EventSpec]
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
@@ -174,11 +188,15 @@ class InboundModel(BaseModel):
 class InternalModel(BaseModel):
     """Our internal topics may evolve (SPEC §4): tolerate fields a newer producer adds."""
 
+    EVENT: ClassVar[EventSpec]
+
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
 class OutboundModel(BaseModel):
     """What Concord publishes for others: we produce it, so an unknown field is a bug."""
+
+    EVENT: ClassVar[EventSpec]
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -11,6 +11,7 @@ from shared import topics
 from shared.contracts import inbound as i
 from shared.contracts import internal as n
 from shared.contracts import outbound as o
+from shared.contracts.common import EventSpec
 
 
 class UnknownEventType(LookupError):
@@ -136,6 +137,30 @@ TOPIC_EVENT_TYPES: dict[str, frozenset[str]] = {
     topics.OUT_JOURNAL.name: frozenset({"journal.entry_posted"}),
     topics.DEADLETTER.name: frozenset({"deadletter.recorded"}),
 }
+
+
+def _name_every_event() -> None:
+    """Give every contract class its EventSpec (type and topic); a class used for two event
+    types, or a type on no topic or on two, fails at import."""
+    topic_of: dict[str, topics.Topic] = {}
+    for topic_name, event_types in TOPIC_EVENT_TYPES.items():
+        for event_type in event_types:
+            if event_type in topic_of:
+                raise AssertionError(f"{event_type} is declared on two topics")
+            topic_of[event_type] = topics.BY_NAME[topic_name]
+    for event_type, model in EVENT_MODELS.items():
+        if "EVENT" in model.__dict__:
+            raise AssertionError(f"{model.__name__} is the model of two event types")
+        model.EVENT = EventSpec(event_type, topic_of[event_type])  # type: ignore[attr-defined]
+
+
+_name_every_event()
+
+
+def spec_of(model: type[BaseModel] | BaseModel) -> EventSpec:
+    """The event type and topic of a contract class (or of one of its instances)."""
+    spec: EventSpec = model.EVENT  # type: ignore[union-attr]
+    return spec
 
 
 def model_for(event_type: str) -> type[BaseModel]:
