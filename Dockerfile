@@ -14,6 +14,7 @@ COPY pyproject.toml ./
 COPY deploy/kafka/make-certs.sh ./deploy/kafka/make-certs.sh
 COPY shared ./shared
 COPY services ./services
+COPY tools ./tools
 RUN pip install . \
     && useradd --system --uid 10001 --no-create-home concord
 

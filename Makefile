@@ -31,7 +31,7 @@ purge:
 	$(ROOT)/deploy/down.sh --purge
 
 demo: up
-	cd $(ROOT) && $(PY) -m services.cli.demo
+	cd $(ROOT) && $(PY) -m tools.cli.demo
 
 # The tests start their own service processes: only PostgreSQL, Kafka and the topics here.
 test: deps
@@ -56,7 +56,7 @@ chaos-cluster: deps
 	cd $(ROOT) && CONCORD_KAFKA_BROKERS=3 $(PY) -m chaos --brokers 3 --replicas 2 $(CHAOS_ARGS)
 
 lint:
-	cd $(ROOT) && $(call tool,ruff) check . && $(call tool,ruff) format --check . && $(call tool,mypy) shared services
+	cd $(ROOT) && $(call tool,ruff) check . && $(call tool,ruff) format --check . && $(call tool,mypy) shared services tools
 
 logs:
 	tail -n 20 -F $${CONCORD_STATE_DIR:-$(ROOT)/.cache}/logs/*.log

@@ -18,7 +18,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from services.cli.watch import Seen, TopicWatcher
 from shared.envelope import new_envelope
 from shared.publish import Publisher
 from shared.settings import Settings
@@ -34,6 +33,7 @@ from shared.topics import (
 )
 from tests.kafka_support import ServiceProcess, create_topics, delete_topics, isolated_settings
 from tests.support import ROOT, scratch_service_database
+from tools.cli.watch import Seen, TopicWatcher
 
 SERVICES = ("intake", "matching", "compliance_gate", "payout_release", "ledger")
 PAYEES = 50

@@ -17,8 +17,6 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, TopicAuthorizationFailedError
 
-from services.cli.scenario import build
-from services.cli.watch import TopicWatcher
 from shared.acl import local_password
 from shared.admin import admin_settings
 from shared.envelope import new_envelope, utcnow
@@ -27,6 +25,8 @@ from shared.outbox import make_producer
 from shared.publish import Publisher
 from shared.topics import IN_COMMANDS, MATCHING_DECISIONS, OUT_JOURNAL, OUT_PAYOUTS
 from tests.e2e.conftest import Stack
+from tools.cli.scenario import build
+from tools.cli.watch import TopicWatcher
 
 pytestmark = pytest.mark.e2e
 

@@ -16,8 +16,6 @@ import pytest
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from services.cli.scenario import build
-from services.cli.watch import TopicWatcher
 from shared.envelope import new_envelope, utcnow
 from shared.publish import Publisher
 from shared.service import Service
@@ -26,6 +24,8 @@ from shared.topics import IN_COMMANDS, INTAKE_DOCUMENTS
 from tests.e2e.conftest import SERVICES
 from tests.kafka_support import create_topics, delete_topics, isolated_settings
 from tests.support import scratch_service_database
+from tools.cli.scenario import build
+from tools.cli.watch import TopicWatcher
 
 pytestmark = pytest.mark.e2e
 EXPORTER = InMemorySpanExporter()

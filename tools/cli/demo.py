@@ -14,9 +14,6 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from services.cli.console import make_console, shown
-from services.cli.scenario import Scenario, build
-from services.cli.watch import TopicWatcher
 from shared.envelope import utcnow
 from shared.observability import services_of, wait_for_invoice_trace, zipkin_trace_link
 from shared.publish import Publisher
@@ -32,6 +29,9 @@ from shared.topics import (
     OUT_PAYOUTS,
     OUT_REJECTIONS,
 )
+from tools.cli.console import make_console, shown
+from tools.cli.scenario import Scenario, build
+from tools.cli.watch import TopicWatcher
 
 WATCHED = (
     OUT_REJECTIONS,
