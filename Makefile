@@ -56,7 +56,7 @@ chaos-cluster: deps
 	cd $(ROOT) && CONCORD_KAFKA_BROKERS=3 $(PY) -m chaos --brokers 3 --replicas 2 $(CHAOS_ARGS)
 
 lint:
-	cd $(ROOT) && $(call tool,ruff) check . && $(call tool,ruff) format --check . && $(call tool,mypy) shared services tools
+	cd $(ROOT) && $(call tool,ruff) check . && $(call tool,ruff) format --check . && $(call tool,mypy) shared services tools testkit
 
 logs:
 	tail -n 20 -F $${CONCORD_STATE_DIR:-$(ROOT)/.cache}/logs/*.log

@@ -31,9 +31,9 @@ from shared.topics import (
     OUT_JOURNAL,
     OUT_PAYOUTS,
 )
+from testkit.watch import Seen, TopicWatcher
 from tests.kafka_support import ServiceProcess, create_topics, delete_topics, isolated_settings
 from tests.support import ROOT, scratch_service_database
-from tools.cli.watch import Seen, TopicWatcher
 
 SERVICES = ("intake", "matching", "compliance_gate", "payout_release", "ledger")
 PAYEES = 50

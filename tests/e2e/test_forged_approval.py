@@ -24,9 +24,9 @@ from shared.kafka_auth import as_principal
 from shared.outbox import make_producer
 from shared.publish import Publisher
 from shared.topics import IN_COMMANDS, MATCHING_DECISIONS, OUT_JOURNAL, OUT_PAYOUTS
+from testkit.scenario import build
+from testkit.watch import TopicWatcher
 from tests.e2e.conftest import Stack
-from tools.cli.scenario import build
-from tools.cli.watch import TopicWatcher
 
 pytestmark = pytest.mark.e2e
 

@@ -21,11 +21,11 @@ from shared.publish import Publisher
 from shared.service import Service
 from shared.telemetry import configure_tracing, current_trace_headers, tracer
 from shared.topics import IN_COMMANDS, INTAKE_DOCUMENTS
+from testkit.scenario import build
+from testkit.watch import TopicWatcher
 from tests.e2e.conftest import SERVICES
 from tests.kafka_support import create_topics, delete_topics, isolated_settings
 from tests.support import scratch_service_database
-from tools.cli.scenario import build
-from tools.cli.watch import TopicWatcher
 
 pytestmark = pytest.mark.e2e
 EXPORTER = InMemorySpanExporter()

@@ -32,8 +32,8 @@ from shared.topics import (
     OUT_EXCEPTIONS,
     OUT_JOURNAL,
 )
+from testkit.samples.intake import invoice as accepted_invoice
 from tests.integration import echo_service
-from tests.integration.matching.builders import invoice as accepted_invoice
 from tests.integration.test_at_least_once import ECHO_MIGRATIONS, credits, funding, wait_for
 from tests.kafka_support import create_topics, delete_topics, isolated_settings, read_topic
 from tests.support import record, scratch_database

@@ -15,8 +15,8 @@ from rich.text import Text
 from shared.publish import Publisher
 from shared.settings import Settings
 from shared.topics import DEADLETTER, IN_COMMANDS, OUT_EXCEPTIONS, OUT_PAYOUTS
+from testkit.watch import Seen, TopicWatcher
 from tools.cli.console import shown
-from tools.cli.watch import Seen, TopicWatcher
 
 # ops reads out.* and the deadletter (SPEC §11): the answers come from there.
 ANSWERS = (OUT_EXCEPTIONS, OUT_PAYOUTS, DEADLETTER)

@@ -19,7 +19,7 @@ from shared.publish import Publisher
 from shared.settings import Settings
 from shared.signatures import SIGNATURE_HEADER, sign
 from shared.topics import BY_NAME, DEADLETTER, IN_COMMANDS, Topic
-from tools.cli.watch import TopicWatcher
+from testkit.watch import TopicWatcher
 
 REPLAY_REQUESTED = "deadletter.replay_requested"
 
