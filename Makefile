@@ -39,9 +39,10 @@ test: deps
 	cd $(ROOT) && $(PY) -m pytest $(PYTEST_ARGS)
 
 # Benchmarks and the chaos run start their own service processes, like the tests.
+# make bench BENCH_ARGS="--help": its options (durations, rates, arrival lag, --profile for py-spy).
 bench: deps
 	$(ROOT)/deploy/up.sh --no-services --no-install
-	cd $(ROOT) && $(PY) -m bench
+	cd $(ROOT) && $(PY) -m bench $(BENCH_ARGS)
 
 # make chaos CHAOS_ARGS="--brokers 3 --replicas 2" (with CONCORD_KAFKA_BROKERS=3), or make chaos-cluster.
 chaos: deps
