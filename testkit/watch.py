@@ -77,11 +77,11 @@ class TopicWatcher:
         partitions: list[TopicPartition] = []
         for topic in self.topics:
             name = self.settings.topic(topic)
-            # The topic's declared partitions when reading from the beginning (metadata of a
-            # just-created topic may lag); what the broker reports otherwise.
-            known = set(range(topic.partitions)) if self.from_beginning else set()
-            for p in known or self._consumer.partitions_for_topic(name) or await self._partitions(name):
-                partitions.append(TopicPartition(name, p))
+            reported = self._consumer.partitions_for_topic(name) or await self._partitions(name)
+            # From the beginning, the topic's declared partitions too: the metadata of a topic
+            # created a moment ago may not list them all yet (the chaos run starts so).
+            declared = set(range(topic.partitions)) if self.from_beginning else set()
+            partitions.extend(TopicPartition(name, p) for p in sorted(set(reported) | declared))
         self._consumer.assign(partitions)
         if self.from_beginning:
             await self._consumer.seek_to_beginning(*partitions)
