@@ -53,6 +53,7 @@ from shared.topics import (
     PAYOUTS_EVENTS,
     Topic,
 )
+from testkit import documents as doc
 from testkit.watch import Seen, TopicWatcher
 from tests.kafka_cluster import KafkaCluster, in_sync_replicas, local_cluster, partition_leaders
 from tests.kafka_support import ServiceProcess, create_topics, delete_topics, isolated_settings
@@ -300,22 +301,22 @@ class Rail:
         if to_fail:
             self.failed_once |= to_fail
             kind = "failed"
-            data: dict[str, Any] = {
-                "payout_id": payout_id,
-                "rail_event_id": f"rail-{payout_id}-failed",
-                "failure_code": "R03",
-                "message": "no account / unable to locate account",
-            }
+            data = doc.payout_failed(
+                payout_id,
+                rail_event_id=f"rail-{payout_id}-failed",
+                failure_code="R03",
+                message="no account / unable to locate account",
+            )
             event_type = "payout.failed"
         else:
             kind = "settled"
-            data = {
-                "payout_id": payout_id,
-                "rail_event_id": f"rail-{payout_id}-settled",
-                "amount": payout["amount"],
-                "currency": payout["currency"],
-                "settled_at": datetime.now(UTC).isoformat(),
-            }
+            data = doc.payout_settled(
+                payout_id,
+                rail_event_id=f"rail-{payout_id}-settled",
+                amount=payout["amount"],
+                currency=payout["currency"],
+                settled_at=datetime.now(UTC).isoformat(),
+            )
             event_type = "payout.settled"
         self.answered[payout_id] = kind
         env = _envelope(event_type, data, derived_event_id("chaos-rail", payout_id, kind), "chaos-rail")
@@ -620,7 +621,7 @@ async def run_once(
             run_id = f"chaos-final-{label}-{workload.tag}"
             cmd = _envelope(
                 "payout_run.requested",
-                {"run_id": run_id, "requested_by": "treasury@example.com"},
+                doc.payout_run(run_id, requested_by="treasury@example.com"),
                 derived_event_id("chaos-final-run", run_id),
                 "chaos-ops",
             )

@@ -367,9 +367,14 @@ def payout_settled(
     }
 
 
-def payout_failed(payout_id: str, *, rail_event_id: str, failure_code: str) -> Data:
+def payout_failed(
+    payout_id: str, *, rail_event_id: str, failure_code: str, message: str | None = None
+) -> Data:
     """The rail's `payout.failed`."""
-    return {"payout_id": payout_id, "rail_event_id": rail_event_id, "failure_code": failure_code}
+    data: Data = {"payout_id": payout_id, "rail_event_id": rail_event_id, "failure_code": failure_code}
+    if message is not None:
+        data["message"] = message
+    return data
 
 
 # --- commands (signed by ops) --------------------------------------------------------------------
