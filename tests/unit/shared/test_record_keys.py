@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bench.pipeline import _flow as bench_flow
+from bench.pipeline import flow as bench_flow
 from chaos.workload import build as chaos_workload
 from shared.topics import IN_COMMANDS, IN_FUNDING, INTAKE_DOCUMENTS, Topic
 from testkit.scenario import build as demo_scenario
