@@ -159,6 +159,12 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         f"CONCORD_TRACE_SAMPLE_RATIO={args.trace_sample_ratio} (parent-based) and exported; "
         f"arrivals: receipt {args.lag_s:g}s after its PO, invoice {args.lag_s:g}s after its receipt"
     )
+    if args.profile:
+        console.print(
+            "profiling: py-spy samples every service process during the throughput window's steady "
+            "part; it costs CPU, so this run's throughput and CPU figures are not the ones to quote"
+        )
+        figures["profiled"] = True
     with console.status("baseline: one at-least-once hop (consume → inbox transaction → produce)…"):
         hop = await measure_hop(Settings(), ADMIN_DSN, records=args.hop_records)
     baseline = hop.per_second

@@ -4,6 +4,8 @@ set-based batch (the same statements for 10 rows as for 200) from a row-by-row o
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -97,3 +99,43 @@ async def test_the_drivers_type_introspection_is_kept_apart(pool: asyncpg.Pool) 
             await conn.fetchval("SELECT $1::mood", "ok")
     assert counted.statements == ["SELECT $1::mood"]
     assert counted.driver  # the lookup, not counted
+
+
+async def test_deliver_counted_counts_a_handler_batch_through_the_batch_processor() -> None:
+    """Through the services' own batch processing (inbox, handler, outbox): the echo service's
+    handler inserts row by row, and the counter sees every one of them."""
+    from shared.settings import Settings
+    from shared.topics import IN_FUNDING
+    from testkit import documents as doc
+    from testkit.records import record
+    from tests.integration import echo_service
+    from tests.support import deliver_counted
+
+    def funding(n: int, batch: str) -> list[Any]:
+        return [
+            record(
+                IN_FUNDING,
+                "funding.received",
+                doc.funding(
+                    f"f-{batch}-{i}",
+                    account_id=f"acct-{batch}-{i}",
+                    legal_entity="LE-1",
+                    currency="EUR",
+                    amount="1.00",
+                    received_at="2026-11-30T07:00:00Z",
+                ),
+            )
+            for i in range(n)
+        ]
+
+    settings = Settings(service="ledger")
+    migrations = Path(echo_service.__file__).parent / "migrations"
+    async with scratch_pool("echo", migrations) as pool:
+        router = echo_service.router
+        small_result, small = await deliver_counted(pool, router, *funding(10, "s"), settings=settings)
+        large_result, large = await deliver_counted(pool, router, *funding(200, "l"), settings=settings)
+    assert (small_result.handled, large_result.handled) == (10, 200)
+    assert small.by_kind()["BEGIN"] == large.by_kind()["BEGIN"] == 1
+    inserts = [s for s in large.statements if s.startswith("INSERT INTO credits")]
+    assert len(inserts) == 200  # one per record: not set-based, and the counter says so
+    assert large.count - small.count >= 190
