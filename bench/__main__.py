@@ -170,6 +170,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     baseline = hop.per_second
     figures["baseline_hop_records_per_s"] = round(baseline, 1)
     figures["baseline_hop_cpu_ms"] = round(hop.cpu_ms_per_record, 4)
+    # Issue 13 counted "today ~110 hops" as CPU per flow ÷ (cores ÷ hop rate), as if the hop kept
+    # every core busy; measured, a hop costs less than that. Both are kept; the target is checked
+    # against the measured one.
+    cores = os.cpu_count() or 1
+    figures["baseline_hop_cpu_ms_if_all_cores"] = round(1000 * cores / baseline, 4) if baseline else None
     figures["baseline_hop_cpu_s"] = {k: round(v, 2) for k, v in hop.cpu_s.items()}
     latency_rate = args.latency_rate or round(LATENCY_LOAD_PER_BASELINE * baseline)
     tp_rate = args.throughput_rate or round(0.03 * baseline)
@@ -279,6 +284,10 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 k: round(1000 * v / max(1, len(all_done)), 2) for k, v in cpu_used.items()
             }
             figures["cpu_ms_per_flow"]["total"] = round(sum(figures["cpu_ms_per_flow"].values()), 2)
+            total_ms = figures["cpu_ms_per_flow"]["total"]
+            figures["cpu_baseline_hops_per_flow_if_all_cores"] = (
+                round(total_ms / figures["baseline_hop_cpu_ms_if_all_cores"], 1) if baseline else None
+            )
             figures["cpu_baseline_hops_per_flow"] = (
                 round(figures["cpu_ms_per_flow"]["total"] / hop.cpu_ms_per_record, 1)
                 if hop.cpu_ms_per_record
@@ -401,7 +410,18 @@ def _print(console: Console, f: dict[str, Any]) -> None:
     for name, ms in f["cpu_ms_per_flow"].items():
         t.add_row(f"CPU per completed flow: {name}", f"{ms:.2f} ms", "", "")
     hops = targets_["cpu_baseline_hops_per_flow"]
-    t.add_row("CPU per flow in baseline hops", f"{hops['value']}", hops["target"], _met(hops["met"]))
+    t.add_row(
+        "CPU per flow in baseline hops (measured hop CPU)",
+        f"{hops['value']}",
+        hops["target"],
+        _met(hops["met"]),
+    )
+    t.add_row(
+        "  counted as issue 13 did (hop CPU = cores ÷ hop rate)",
+        f"{f['cpu_baseline_hops_per_flow_if_all_cores']}",
+        "",
+        "",
+    )
     memory = targets_["peak_memory_mib_per_service"]
     for name, mib in f["peak_memory_mib"].items():
         t.add_row(f"peak memory: {name}", f"{mib:.0f} MiB", memory["target"], _met(mib <= MEMORY_TARGET_MIB))
