@@ -14,6 +14,9 @@ COPY pyproject.toml ./
 COPY deploy/kafka/make-certs.sh ./deploy/kafka/make-certs.sh
 COPY shared ./shared
 COPY services ./services
+COPY tools ./tools
+# The CLI watches topics, and builds the demo's documents, with the test kit.
+COPY testkit ./testkit
 RUN pip install . \
     && useradd --system --uid 10001 --no-create-home concord
 

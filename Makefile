@@ -31,7 +31,7 @@ purge:
 	$(ROOT)/deploy/down.sh --purge
 
 demo: up
-	cd $(ROOT) && $(PY) -m services.cli.demo
+	cd $(ROOT) && $(PY) -m tools.cli.demo
 
 # The tests start their own service processes: only PostgreSQL, Kafka and the topics here.
 test: deps
@@ -39,9 +39,10 @@ test: deps
 	cd $(ROOT) && $(PY) -m pytest $(PYTEST_ARGS)
 
 # Benchmarks and the chaos run start their own service processes, like the tests.
+# make bench BENCH_ARGS="--help": its options (durations, rates, arrival lag, --profile for py-spy).
 bench: deps
 	$(ROOT)/deploy/up.sh --no-services --no-install
-	cd $(ROOT) && $(PY) -m bench
+	cd $(ROOT) && $(PY) -m bench $(BENCH_ARGS)
 
 # make chaos CHAOS_ARGS="--brokers 3 --replicas 2" (with CONCORD_KAFKA_BROKERS=3), or make chaos-cluster.
 chaos: deps
@@ -56,7 +57,7 @@ chaos-cluster: deps
 	cd $(ROOT) && CONCORD_KAFKA_BROKERS=3 $(PY) -m chaos --brokers 3 --replicas 2 $(CHAOS_ARGS)
 
 lint:
-	cd $(ROOT) && $(call tool,ruff) check . && $(call tool,ruff) format --check . && $(call tool,mypy) shared services
+	cd $(ROOT) && $(call tool,ruff) check . && $(call tool,ruff) format --check . && $(call tool,mypy) shared services tools testkit
 
 logs:
 	tail -n 20 -F $${CONCORD_STATE_DIR:-$(ROOT)/.cache}/logs/*.log

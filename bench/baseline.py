@@ -2,7 +2,8 @@
 
 aiokafka consume → one asyncpg transaction that inserts inbox rows → produce → commit offsets,
 batched exactly like the services' consumer (one transaction per fetched batch). The pipeline's
-figures are reported as a ratio of this.
+figures are reported as a ratio of this: records/s, and the CPU of one hop (this process's
+clients, PostgreSQL and Kafka while the hop runs).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from bench.cpu import delta, driver_cpu_s, infrastructure_cpu_s
 from shared.admin import admin_settings
 from shared.kafka_auth import client_options
 from shared.settings import Settings
@@ -26,10 +28,16 @@ from shared.settings import Settings
 class HopResult:
     records: int
     seconds: float
+    cpu_s: dict[str, float]  # the hop's clients (this process), PostgreSQL, Kafka: while it ran
 
     @property
     def per_second(self) -> float:
         return self.records / self.seconds
+
+    @property
+    def cpu_ms_per_record(self) -> float:
+        """The CPU of one hop: what the pipeline's CPU per flow is measured in."""
+        return 1000 * sum(self.cpu_s.values()) / self.records
 
 
 async def _create(settings: Settings, *topics: str) -> None:
@@ -79,6 +87,7 @@ async def measure_hop(
     )
     await consumer.start()
     done = 0
+    cpu_before = _cpu()
     started = time.perf_counter()
     try:
         while done < records:
@@ -98,6 +107,7 @@ async def measure_hop(
             )
             done += len(recs)
         seconds = time.perf_counter() - started
+        cpu_used = delta(_cpu(), cpu_before)
     finally:
         await consumer.stop()
         await producer.stop()
@@ -111,4 +121,8 @@ async def measure_hop(
             await adm.delete_topics([src, dst])
         finally:
             await adm.close()
-    return HopResult(done, seconds)
+    return HopResult(done, seconds, cpu_used)
+
+
+def _cpu() -> dict[str, float]:
+    return infrastructure_cpu_s() | {"hop clients": driver_cpu_s()}

@@ -1,13 +1,12 @@
 """End-to-end pipeline benchmark: five service processes, real Kafka and PostgreSQL, a generated load.
 
-A flow is PO + receipt + invoice → approved_to_pay → payout.released → journal entry posted.
+A flow is PO + receipt + invoice → approved_to_pay → payout.released → journal entry posted; the
+receipt arrives a lag after the PO and the invoice a lag after the receipt, as they do upstream.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import resource
 import statistics
 import time
 from collections.abc import AsyncIterator
@@ -18,7 +17,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from services.cli.watch import Seen, TopicWatcher
+from bench.cpu import driver_cpu_s, infrastructure_cpu_s, process_cpu_s
 from shared.envelope import new_envelope
 from shared.publish import Publisher
 from shared.settings import Settings
@@ -31,9 +30,12 @@ from shared.topics import (
     MATCHING_DECISIONS,
     OUT_JOURNAL,
     OUT_PAYOUTS,
+    Topic,
 )
+from testkit import documents as doc
+from testkit.watch import Seen, TopicWatcher
 from tests.kafka_support import ServiceProcess, create_topics, delete_topics, isolated_settings
-from tests.support import ROOT, scratch_service_database
+from tests.support import scratch_service_database
 
 SERVICES = ("intake", "matching", "compliance_gate", "payout_release", "ledger")
 PAYEES = 50
@@ -76,45 +78,12 @@ async def running_stack(replicas: int = 1, **overrides: Any) -> AsyncIterator[St
                 p.stop()
 
 
-_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
-
-
-def _cpu_s(pid: int | str, *, with_reaped_children: bool = False) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    ticks = int(fields[11]) + int(fields[12])  # utime + stime
-    if with_reaped_children:
-        ticks += int(fields[13]) + int(fields[14])  # cutime + cstime: children that have exited
-    return ticks / _TICKS_PER_S
-
-
-# This stack's brokers only (their properties live in its state dir): other stacks on the machine
-# run brokers too.
-_OWN_KAFKA = str(Path(os.environ.get("CONCORD_STATE_DIR") or ROOT / ".cache") / "run").encode()
-
-
 def cpu_seconds(stack: Stack) -> dict[str, float]:
     """CPU seconds used so far by each service, by all PostgreSQL and Kafka processes, and by
     this benchmark process (the load generator and the watcher): where the cores go."""
-    used = {name: _cpu_s(p.proc.pid) for name, p in stack.processes.items() if p.proc is not None}
-    used["postgresql"] = used["kafka"] = 0.0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()[:300]
-        except OSError:
-            continue
-        if cmdline.startswith((b"postgres", b"/usr/lib/postgresql")):
-            # The postmaster reaps its backends: a backend that exited during the window (asyncpg
-            # replaces a connection after 50,000 queries) is counted in the postmaster's cutime.
-            used["postgresql"] += _cpu_s(entry.name, with_reaped_children=True)
-        elif b"java" in cmdline and _OWN_KAFKA in (entry / "cmdline").read_bytes():
-            used["kafka"] += _cpu_s(entry.name)
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    used["benchmark driver"] = own.ru_utime + own.ru_stime
+    used = {name: process_cpu_s(p.proc.pid) for name, p in stack.processes.items() if p.proc is not None}
+    used |= infrastructure_cpu_s()
+    used["benchmark driver"] = driver_cpu_s()
     return used
 
 
@@ -133,6 +102,7 @@ class Observed:
     approval_posted_at: dict[str, float] = field(default_factory=dict)
     payout_of: dict[str, str] = field(default_factory=dict)
     payout_posted_at: dict[str, float] = field(default_factory=dict)
+    held: set[str] = field(default_factory=set)  # invoices matching held (before any approval)
 
     def complete_at(self, invoice_id: str) -> float | None:
         payout = self.payout_of.get(invoice_id)
@@ -159,6 +129,8 @@ class TimedWatcher(TopicWatcher):
         d = s.data
         if s.event_type == "invoice.approved_to_pay":
             o.approved_at.setdefault(d["invoice_id"], now)
+        elif s.event_type == "invoice.held":
+            o.held.add(d["invoice_id"])
         elif s.event_type == "payout.released":
             for inv in d["invoices"]:
                 o.payout_of[inv["invoice_id"]] = d["payout_id"]
@@ -171,83 +143,51 @@ class TimedWatcher(TopicWatcher):
                 o.payout_posted_at.setdefault(links["payout_id"], now)
 
 
-def _flow(tag: str, i: int, today: str) -> list[tuple[Any, str, str, dict[str, Any]]]:
+Publication = tuple[Topic, str, str, dict[str, Any]]  # topic, key, event type, data
+
+
+def flow(tag: str, i: int, today: str) -> tuple[Publication, Publication, Publication]:
+    """Flow i: its PO, its receipt (all of it) and its invoice (at the PO price, no tax)."""
     payee = f"bp-{tag}-{i % PAYEES}"
     po = f"BPO-{tag}-{i}"
     # A total of its own per invoice: a payee's invoices with the same total and issue date are
     # suspected duplicates and rightly held for review, which is not what this measures.
     qty, price = "2", str(Decimal("10.00") + Decimal(i) / 100)
     amount = str(Decimal(qty) * Decimal(price))
-    start = (datetime.now(UTC) - timedelta(days=10)).date().isoformat()
-    end = (datetime.now(UTC) + timedelta(days=300)).date().isoformat()
-    return [
-        (
-            IN_PURCHASE_ORDERS,
-            po,
-            "purchase_order.issued",
-            {
-                "po_number": po,
-                "version": 1,
-                "legal_entity": "bench-le",
-                "business_unit": "ops",
-                "payee_id": payee,
-                "currency": "EUR",
-                "effective_from": start,
-                "effective_to": end,
-                "created_by": "buyer",
-                "approved_by": "approver",
-                "approved_at": datetime.now(UTC).isoformat(),
-                "lines": [
-                    {
-                        "line_id": "1",
-                        "item_ref": "SKU",
-                        "category": "hardware",
-                        "quantity": qty,
-                        "unit_price": price,
-                    }
-                ],
-            },
-        ),
-        (
-            IN_RECEIPTS,
-            po,
-            "receipt.recorded",
-            {
-                "receipt_id": f"R-{po}",
-                "po_number": po,
-                "kind": "goods_receipt",
-                "received_at": datetime.now(UTC).isoformat(),
-                "recorded_by": "dock",
-                "lines": [{"receipt_line_id": "1", "po_line_id": "1", "quantity": qty}],
-            },
-        ),
-        (
-            IN_INVOICES,
-            payee,
-            "invoice.submitted",
-            {
-                "invoice_id": f"BI-{tag}-{i}",
-                "supplier_invoice_number": f"S{tag}N{i}",
-                "payee_id": payee,
-                "legal_entity": "bench-le",
-                "document_type": "invoice",
-                "issue_date": today,
-                "currency": "EUR",
-                "po_number": po,
-                "lines": [
-                    {
-                        "line_id": "1",
-                        "po_line_id": "1",
-                        "quantity": qty,
-                        "unit_price": price,
-                        "line_amount": amount,
-                    }
-                ],
-                "tax_total": "0.00",
-                "total_amount": amount,
-            },
-        ),
-    ]
+    now = datetime.now(UTC)
+    order = doc.purchase_order(
+        po,
+        legal_entity="bench-le",
+        business_unit="ops",
+        payee_id=payee,
+        currency="EUR",
+        effective_from=(now - timedelta(days=10)).date().isoformat(),
+        effective_to=(now + timedelta(days=300)).date().isoformat(),
+        created_by="buyer",
+        approved_by="approver",
+        approved_at=now.isoformat(),
+        lines=[doc.po_line("1", "SKU", "hardware", qty, price)],
+    )
+    receipt = doc.receipt(
+        f"R-{po}", po, [doc.receipt_line("1", "1", qty)], received_at=now.isoformat(), recorded_by="dock"
+    )
+    invoice = doc.invoice(
+        f"BI-{tag}-{i}",
+        number=f"S{tag}N{i}",
+        payee_id=payee,
+        legal_entity="bench-le",
+        issue_date=today,
+        currency="EUR",
+        po_number=po,
+        lines=[doc.invoice_line("1", "1", qty, price, amount)],
+        tax_total="0.00",
+        total_amount=amount,
+    )
+    return (
+        (IN_PURCHASE_ORDERS, po, "purchase_order.issued", order),
+        (IN_RECEIPTS, po, "receipt.recorded", receipt),
+        (IN_INVOICES, payee, "invoice.submitted", invoice),
+    )
 
 
 async def prime(pub: Publisher, tag: str, funding: str = "1000000000.00") -> None:
@@ -258,29 +198,31 @@ async def prime(pub: Publisher, tag: str, funding: str = "1000000000.00") -> Non
             IN_PAYEES,
             payee,
             "payee.profile_updated",
-            {
-                "payee_id": payee,
-                "profile_version": 1,
-                "entity_type": "business",
-                "country": "DE",
-                "kyb": {"status": "verified", "beneficial_owners_verified": True},
-                "aml": {"status": "clear", "screened_at": screened},
-                "tax_form": {"type": "W-8BEN-E", "status": "valid", "signed_at": "2026-01-10"},
-            },
+            doc.payee_profile(
+                payee, country="DE", screened_at=screened, tax=doc.tax_form("W-8BEN-E", "2026-01-10")
+            ),
         )
     await pub.publish_event(
         IN_FUNDING,
         "bench-acct",
         "funding.received",
-        {
-            "funding_id": f"bf-{tag}",
-            "account_id": "bench-acct",
-            "legal_entity": "bench-le",
-            "currency": "EUR",
-            "amount": funding,
-            "received_at": screened,
-        },
+        doc.funding(
+            f"bf-{tag}",
+            account_id="bench-acct",
+            legal_entity="bench-le",
+            currency="EUR",
+            amount=funding,
+            received_at=screened,
+        ),
     )
+
+
+@dataclass(frozen=True)
+class Offered:
+    flows: int
+    started: float  # monotonic: the first PO
+    invoices_from: float  # the first invoice was due (started + 2 lags)
+    ended: float  # the last invoice sent
 
 
 async def offer_load(
@@ -291,19 +233,30 @@ async def offer_load(
     observed: Observed,
     watcher: TimedWatcher,
     start_index: int = 0,
-) -> int:
-    """Publish `rate` flows per second for `seconds`; returns how many flows were offered."""
+    lag_s: float = 1.0,
+) -> Offered:
+    """Start `rate` flows per second for `seconds`, each as upstream systems would send it: its PO
+    when the flow starts, its receipt `lag_s` later, its invoice `lag_s` after the receipt. Returns
+    once every started flow's invoice is sent."""
     today = datetime.now(UTC).date().isoformat()
     started = time.monotonic()
-    sent = 0
-    while (elapsed := time.monotonic() - started) < seconds:
-        due = int(elapsed * rate) - sent
+    flows = max(0, int(seconds * rate))
+    pending: dict[int, tuple[Publication, Publication, Publication]] = {}
+    sent = [0, 0, 0]  # POs, receipts, invoices sent so far (in flow order)
+    while sent[2] < flows:
+        elapsed = time.monotonic() - started
         futures = []
-        for _ in range(due):
-            i = start_index + sent
-            for topic, key, event_type, data in _flow(tag, i, today):
-                env = new_envelope(event_type, data, source="bench")
-                value = env.model_dump_json().encode()
+        for stage in range(3):
+            # Flow i's document of this stage is due at i / rate + stage × lag.
+            due = min(flows, int(max(0.0, elapsed - stage * lag_s) * rate) + (elapsed >= stage * lag_s))
+            while sent[stage] < due:
+                i = sent[stage]
+                if stage == 0:
+                    pending[i] = flow(tag, start_index + i, today)
+                topic, key, event_type, data = pending[i][stage]
+                if stage == 2:
+                    del pending[i]
+                value = new_envelope(event_type, data, source="bench").model_dump_json().encode()
                 futures.append(
                     await (await pub.producer_for(topic)).send(
                         pub.settings.topic(topic),
@@ -314,12 +267,12 @@ async def offer_load(
                 )
                 if event_type == "invoice.submitted":
                     observed.submitted_at[data["invoice_id"]] = time.monotonic()
-            sent += 1
+                sent[stage] += 1
         if futures:
             await asyncio.gather(*futures)
         watcher.drain()
         await asyncio.sleep(0.01)
-    return sent
+    return Offered(flows, started, started + 2 * lag_s, time.monotonic())
 
 
 def percentiles(values: list[float]) -> dict[str, float]:

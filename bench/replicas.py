@@ -20,8 +20,8 @@ from rich.console import Console
 from bench.pipeline import (
     Observed,
     TimedWatcher,
-    _flow,
     cpu_seconds,
+    flow,
     offer_load,
     peak_memory_mib,
     percentiles,
@@ -44,15 +44,19 @@ def _ms(p: dict[str, float]) -> dict[str, float]:
     return {k: (round(v * 1000, 1) if k != "n" else v) for k, v in p.items()}
 
 
-async def measure_replicas(console: Console, rate: float, seconds: float, drain_s: float) -> dict[str, Any]:
+async def measure_replicas(
+    console: Console, rate: float, seconds: float, drain_s: float, lag_s: float, **overrides: Any
+) -> dict[str, Any]:
     tag = uuid.uuid4().hex[:6]
     # What the flows will cost: fund three quarters of it, so payout runs run out of money and
     # must refuse the rest (insufficient_funds) — the place where two replicas could overdraw.
     expected = int(rate * seconds)
     today = time.strftime("%Y-%m-%d", time.gmtime())
-    cost = sum(Decimal(_flow(tag, i, today)[2][3]["total_amount"]) for i in range(expected))
+    cost = sum(Decimal(flow(tag, i, today)[2][3]["total_amount"]) for i in range(expected))
     funds = (cost * 3 / 4).quantize(Decimal("0.01"))
-    async with running_stack(replicas=2, payout_run_interval_s=1.0, relay_poll_interval_s=0.05) as stack:
+    async with running_stack(
+        replicas=2, payout_run_interval_s=1.0, relay_poll_interval_s=0.05, **overrides
+    ) as stack:
         observed = Observed()
         watcher = TimedWatcher(stack.settings, observed)
         await watcher.start()
@@ -64,7 +68,9 @@ async def measure_replicas(console: Console, rate: float, seconds: float, drain_
                     f"replicas phase: {rate:.0f} flows/s for {seconds:.0f}s, 2 processes each…"
                 ):
                     cpu_before = cpu_seconds(stack)
-                    offered = await offer_load(pub, tag, rate, seconds, observed, watcher)
+                    offered = (
+                        await offer_load(pub, tag, rate, seconds, observed, watcher, lag_s=lag_s)
+                    ).flows
                     ids = list(observed.submitted_at)
                     deadline = time.monotonic() + drain_s
                     while time.monotonic() < deadline and not all(

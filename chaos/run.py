@@ -53,6 +53,8 @@ from shared.topics import (
     PAYOUTS_EVENTS,
     Topic,
 )
+from testkit import documents as doc
+from testkit.watch import Seen, TopicWatcher
 from tests.kafka_cluster import KafkaCluster, in_sync_replicas, local_cluster, partition_leaders
 from tests.kafka_support import ServiceProcess, create_topics, delete_topics, isolated_settings
 from tests.support import ROOT, scratch_service_database
@@ -142,74 +144,39 @@ class ChaosReport:
 # --- watching -------------------------------------------------------------------------------
 
 
-@dataclass
-class Watcher:
-    """Every record on the output topics from offset 0, deduplicated by event_id, in arrival order.
-    Keeps polling through broker restarts (a poll error is logged and retried, never fatal)."""
+class Watcher(TopicWatcher):
+    """Every record on the output topics from offset 0, deduplicated by event_id, in arrival order
+    (as admin: internal topics). Keeps polling through broker restarts (a poll error is counted and
+    retried, never fatal). Notes on the way what quiescence is decided from."""
 
-    settings: Settings
-    seen: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    ids: set[str] = field(default_factory=set)
-    last_progress: float = field(default_factory=time.monotonic)
-    causes: set[str] = field(default_factory=set)  # event ids intake has answered
-    rejected: set[str] = field(default_factory=set)  # event ids intake rejected
-    decided: set[str] = field(default_factory=set)  # invoice ids matching has decided on
-    errors: int = 0
-
-    async def start(self) -> None:
-        self.consumer = AIOKafkaConsumer(
-            **client_options(admin_settings(self.settings)),  # internal topics: admin reads them
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_poll_records=2000,
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(
+            admin_settings(settings), WATCHED, from_beginning=True, survive_errors=True, max_poll_records=2000
         )
-        await self.consumer.start()
-        partitions = [TopicPartition(self.settings.topic(t), p) for t in WATCHED for p in range(t.partitions)]
-        self.consumer.assign(partitions)
-        await self.consumer.seek_to_beginning(*partitions)
-        self.task = asyncio.create_task(self._poll())
+        self.last_progress = time.monotonic()
+        self.causes: set[str] = set()  # event ids intake has answered
+        self.rejected: set[str] = set()  # event ids intake rejected
+        self.decided: set[str] = set()  # invoice ids matching has decided on
 
-    async def _poll(self) -> None:
-        while True:
-            try:
-                batch = await self.consumer.getmany(timeout_ms=200)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                self.errors += 1
-                await asyncio.sleep(1)
-                continue
-            for records in batch.values():
-                for r in records:
-                    try:
-                        env = json.loads(r.value)
-                    except ValueError:
-                        continue
-                    event_id = env.get("event_id")
-                    if event_id in self.ids:
-                        continue
-                    self.ids.add(event_id)
-                    self.seen.append((self.settings.unprefixed(r.topic), env))
-                    if env.get("causation_id"):
-                        self.causes.add(env["causation_id"])
-                    data = env.get("data") or {}
-                    if env.get("event_type") == "document.rejected":
-                        self.causes.add(data.get("rejected_event_id", ""))
-                        self.rejected.add(data.get("rejected_event_id", ""))
-                    if env.get("event_type") in DECISIONS:
-                        self.decided.add(data.get("invoice_id", ""))
-                    if env.get("event_type") not in RECURRING:
-                        self.last_progress = time.monotonic()
+    def on_seen(self, seen: Seen) -> None:
+        env = seen.envelope
+        if env.get("causation_id"):
+            self.causes.add(env["causation_id"])
+        data = seen.data
+        if seen.event_type == "document.rejected":
+            self.causes.add(data.get("rejected_event_id", ""))
+            self.rejected.add(data.get("rejected_event_id", ""))
+        if seen.event_type in DECISIONS:
+            self.decided.add(data.get("invoice_id", ""))
+        if seen.event_type not in RECURRING:
+            self.last_progress = time.monotonic()
 
-    async def stop(self) -> None:
-        self.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.task
-        await self.consumer.stop()
+    def pairs(self) -> list[tuple[str, dict[str, Any]]]:
+        """(topic without prefix, envelope) of each record seen, in arrival order."""
+        return [(self.settings.unprefixed(s.topic), s.envelope) for s in self.seen]
 
-    def of(self, event_type: str) -> list[dict[str, Any]]:
-        return [env["data"] for _, env in self.seen if env.get("event_type") == event_type]
+    def data_of(self, event_type: str) -> list[dict[str, Any]]:
+        return [s.data for s in self.of(event_type)]
 
 
 # --- publishing -------------------------------------------------------------------------------
@@ -320,9 +287,9 @@ class Rail:
             seen = self.watcher.seen
             new = seen[self.cursor :]
             self.cursor = len(seen)
-            for _, env in new:
-                if env.get("event_type") == "payout.released":
-                    await self.answer(env["data"])
+            for s in new:
+                if s.event_type == "payout.released":
+                    await self.answer(s.data)
             await asyncio.sleep(0.2)
 
     async def answer(self, payout: dict[str, Any]) -> None:
@@ -334,22 +301,22 @@ class Rail:
         if to_fail:
             self.failed_once |= to_fail
             kind = "failed"
-            data: dict[str, Any] = {
-                "payout_id": payout_id,
-                "rail_event_id": f"rail-{payout_id}-failed",
-                "failure_code": "R03",
-                "message": "no account / unable to locate account",
-            }
+            data = doc.payout_failed(
+                payout_id,
+                rail_event_id=f"rail-{payout_id}-failed",
+                failure_code="R03",
+                message="no account / unable to locate account",
+            )
             event_type = "payout.failed"
         else:
             kind = "settled"
-            data = {
-                "payout_id": payout_id,
-                "rail_event_id": f"rail-{payout_id}-settled",
-                "amount": payout["amount"],
-                "currency": payout["currency"],
-                "settled_at": datetime.now(UTC).isoformat(),
-            }
+            data = doc.payout_settled(
+                payout_id,
+                rail_event_id=f"rail-{payout_id}-settled",
+                amount=payout["amount"],
+                currency=payout["currency"],
+                settled_at=datetime.now(UTC).isoformat(),
+            )
             event_type = "payout.settled"
         self.answered[payout_id] = kind
         env = _envelope(event_type, data, derived_event_id("chaos-rail", payout_id, kind), "chaos-rail")
@@ -363,10 +330,10 @@ class Rail:
 
     def pending(self) -> list[str]:
         """Answered payouts whose answer payout_release has not recorded yet."""
-        recorded = {d["payout_id"] for d in self.watcher.of("payout.settlement_recorded")} | {
-            d["payout_id"] for d in self.watcher.of("payout.failure_recorded")
+        recorded = {d["payout_id"] for d in self.watcher.data_of("payout.settlement_recorded")} | {
+            d["payout_id"] for d in self.watcher.data_of("payout.failure_recorded")
         }
-        released = {d["payout_id"] for d in self.watcher.of("payout.released")}
+        released = {d["payout_id"] for d in self.watcher.data_of("payout.released")}
         return sorted(released - recorded)
 
 
@@ -654,7 +621,7 @@ async def run_once(
             run_id = f"chaos-final-{label}-{workload.tag}"
             cmd = _envelope(
                 "payout_run.requested",
-                {"run_id": run_id, "requested_by": "treasury@example.com"},
+                doc.payout_run(run_id, requested_by="treasury@example.com"),
                 derived_event_id("chaos-final-run", run_id),
                 "chaos-ops",
             )
@@ -676,7 +643,7 @@ async def run_once(
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await fault_task
                 faults = injector.faults
-        outcome = summarise(label, workload, list(watcher.seen))
+        outcome = summarise(label, workload, watcher.pairs())
         _dump(label, workload, watcher)
         conn = await asyncpg.connect(dsns["ledger"])
         try:
@@ -705,7 +672,7 @@ def _dump(label: str, workload: Workload, watcher: Watcher) -> None:
     path = ROOT / ".cache" / "chaos" / f"{workload.tag}-{label}.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w") as f:
-        for topic, env in watcher.seen:
+        for topic, env in watcher.pairs():
             f.write(json.dumps({"topic": topic, **env}) + "\n")
 
 

@@ -38,6 +38,7 @@ from shared.topics import (
     IN_RECEIPTS,
     Topic,
 )
+from testkit import documents as doc
 
 PHASES = ("A", "B", "C")
 FORGED_SECRET = "not-the-rail-secret"
@@ -116,12 +117,8 @@ class Workload:
         return sorted(self.expected)
 
 
-def _ts(d: date, hour: int = 9) -> str:
-    return datetime(d.year, d.month, d.day, hour, tzinfo=UTC).isoformat().replace("+00:00", "Z")
-
-
-def _money(x: Decimal) -> str:
-    return str(x.quantize(Decimal("0.01")))
+_ts = doc.ts
+_money = doc.money
 
 
 class _Builder:
@@ -197,22 +194,18 @@ def build(seed: int, invoices: int, tag: str | None = None, today: date | None =
         payees.append((payee, "USD" if us else "EUR", "acme-us" if us else "acme-eu", standing))
 
         def profile(version: int, eligible: bool, payee: str = payee, us: bool = us) -> dict[str, Any]:
-            tax_type = "W-9" if us else "W-8BEN-E"
-            data: dict[str, Any] = {
-                "payee_id": payee,
-                "profile_version": version,
-                "entity_type": "business",
-                "country": "US" if us else "DE",
-                "kyb": {"status": "verified", "beneficial_owners_verified": True},
-                "aml": {"status": "clear", "screened_at": screened},
-                "tax_form": {
-                    "type": tax_type,
-                    "status": "valid" if eligible else "missing",
-                    "signed_at": str(today - timedelta(days=60)),
-                },
-                "payout_account_ref": f"tok_{payee}",
-            }
-            return data
+            return doc.payee_profile(
+                payee,
+                version=version,
+                country="US" if us else "DE",
+                screened_at=screened,
+                tax=doc.tax_form(
+                    "W-9" if us else "W-8BEN-E",
+                    str(today - timedelta(days=60)),
+                    status="valid" if eligible else "missing",
+                ),
+                payout_account_ref=f"tok_{payee}",
+            )
 
         b.add("A", IN_PAYEES, payee, "payee.profile_updated", profile(1, standing == "eligible"))
         if standing == "late_eligible":
@@ -230,14 +223,14 @@ def build(seed: int, invoices: int, tag: str | None = None, today: date | None =
                 IN_FUNDING,
                 account,
                 "funding.received",
-                {
-                    "funding_id": f"fund-{currency.lower()}-{tag}-{i}",
-                    "account_id": account,
-                    "legal_entity": entity,
-                    "currency": currency,
-                    "amount": "900000000.00",
-                    "received_at": _ts(today, 7),
-                },
+                doc.funding(
+                    f"fund-{currency.lower()}-{tag}-{i}",
+                    account_id=account,
+                    legal_entity=entity,
+                    currency=currency,
+                    amount="900000000.00",
+                    received_at=_ts(today, 7),
+                ),
             )
 
     kinds = list(FLOW_WEIGHTS)
@@ -269,33 +262,24 @@ def _flow(b: _Builder, i: int, kind: str, payee: str, currency: str, entity: str
     if kind == "partial_receipt" and lines[0][1] < 2:
         lines[0] = (lines[0][0], lines[0][1] + 2, lines[0][2])  # room for a partial receipt
     two_way = kind == "two_way"
-    po_data: dict[str, Any] = {
-        "po_number": po,
-        "version": 1,
-        "legal_entity": entity,
-        "business_unit": rng.choice(["it", "ops", "marketing"]),
-        "payee_id": payee,
-        "currency": currency,
-        "payment_terms": "NET30",
-        "effective_from": str(today - timedelta(days=30)),
-        "effective_to": str(today + timedelta(days=335)),
-        "created_by": "buyer@example.com",
-        "approved_by": "procurement.lead@example.com",
-        "approved_at": _ts(today - timedelta(days=29)),
-        "lines": [
-            {
-                "line_id": lid,
-                "item_ref": f"SKU-{i}-{lid}",
-                "category": "hardware",
-                "quantity": str(qty),
-                "unit_of_measure": "EA",
-                "unit_price": str(price),
-            }
+    po_data = doc.purchase_order(
+        po,
+        legal_entity=entity,
+        business_unit=rng.choice(["it", "ops", "marketing"]),
+        payee_id=payee,
+        currency=currency,
+        payment_terms="NET30",
+        effective_from=str(today - timedelta(days=30)),
+        effective_to=str(today + timedelta(days=335)),
+        created_by="buyer@example.com",
+        approved_by="procurement.lead@example.com",
+        approved_at=_ts(today - timedelta(days=29)),
+        lines=[
+            doc.po_line(lid, f"SKU-{i}-{lid}", "hardware", str(qty), str(price), "EA")
             for lid, qty, price in lines
         ],
-    }
-    if two_way:
-        po_data["match_mode"] = "two_way"
+        match_mode="two_way" if two_way else None,
+    )
 
     # Invoice prices: the PO's, or an amended one, or a mismatching one.
     inv_prices = {lid: price for lid, _, price in lines}
@@ -309,36 +293,29 @@ def _flow(b: _Builder, i: int, kind: str, payee: str, currency: str, entity: str
     po_phase = "C" if kind == "invoice_before_po" else "A"
     b.add(po_phase, IN_PURCHASE_ORDERS, po, "purchase_order.issued", po_data)
     if amended:
-        v2 = {k: v for k, v in po_data.items() if k not in ("approved_by", "approved_at")}
-        v2 |= {
-            "version": 2,
-            "modification_id": f"mod-{tag}-{i}",
-            "amended_by": "buyer@example.com",
-            "reason": "supplier price increase agreed",
-            "lines": [dict(line, unit_price=str(inv_prices[line["line_id"]])) for line in po_data["lines"]],
-        }
-        if kind == "amended":
-            # Approved on the amendment itself by someone other than the amender: in force at once.
-            v2 |= {
-                "approved_by": "procurement.lead@example.com",
-                "approved_at": _ts(today - timedelta(days=2)),
-            }
-            b.add("A", IN_PURCHASE_ORDERS, po, "purchase_order.amended", v2)
-        else:
-            # Self-approved: pending until an independent approval arrives in phase C.
-            v2 |= {"approved_by": "buyer@example.com", "approved_at": _ts(today - timedelta(days=2))}
-            b.add("A", IN_PURCHASE_ORDERS, po, "purchase_order.amended", v2)
+        # "amended": approved on the amendment itself by someone other than the amender, in force
+        # at once; "amended_pending": self-approved, pending until an independent approval
+        # arrives in phase C.
+        v2 = doc.po_amendment(
+            po_data,
+            version=2,
+            modification_id=f"mod-{tag}-{i}",
+            amended_by="buyer@example.com",
+            reason="supplier price increase agreed",
+            lines=[dict(line, unit_price=str(inv_prices[line["line_id"]])) for line in po_data["lines"]],
+            approved_by="procurement.lead@example.com" if kind == "amended" else "buyer@example.com",
+            approved_at=_ts(today - timedelta(days=2)),
+        )
+        b.add("A", IN_PURCHASE_ORDERS, po, "purchase_order.amended", v2)
+        if kind == "amended_pending":
             b.add(
                 "C",
                 IN_PURCHASE_ORDERS,
                 po,
                 "purchase_order.amendment_approved",
-                {
-                    "po_number": po,
-                    "version": 2,
-                    "approved_by": "controller@example.com",
-                    "approved_at": _ts(today - timedelta(days=1)),
-                },
+                doc.amendment_approval(
+                    po, 2, approved_by="controller@example.com", approved_at=_ts(today - timedelta(days=1))
+                ),
             )
 
     # --- receipts --------------------------------------------------------------------------
@@ -348,21 +325,18 @@ def _flow(b: _Builder, i: int, kind: str, payee: str, currency: str, entity: str
             IN_RECEIPTS,
             po,
             "receipt.recorded",
-            {
-                "receipt_id": rid,
-                "po_number": po,
-                "kind": "goods_receipt",
-                "received_at": _ts(today - timedelta(days=3)),
-                "recorded_by": "warehouse@example.com",
-                "lines": [
-                    {
-                        "receipt_line_id": f"{rid}-{lid}",
-                        "po_line_id": lid,
-                        "quantity": str(max(Decimal(0), (qty * fraction).to_integral_value()) or 1),
-                    }
+            doc.receipt(
+                rid,
+                po,
+                [
+                    doc.receipt_line(
+                        f"{rid}-{lid}", lid, str(max(Decimal(0), (qty * fraction).to_integral_value()) or 1)
+                    )
                     for lid, qty, _ in lines
                 ],
-            },
+                received_at=_ts(today - timedelta(days=3)),
+                recorded_by="warehouse@example.com",
+            ),
         )
 
     partial = kind == "partial_receipt"
@@ -378,12 +352,7 @@ def _flow(b: _Builder, i: int, kind: str, payee: str, currency: str, entity: str
             IN_RECEIPTS,
             po,
             "receipt.reversed",
-            {
-                "receipt_id": rid,
-                "po_number": po,
-                "reversed_by": "warehouse@example.com",
-                "reason": "returned",
-            },
+            doc.receipt_reversal(rid, po, reversed_by="warehouse@example.com", reason="returned"),
         )
         if kind == "reversed_then_received":
             receipt("C", f"GRN2-{tag}-{i}")
@@ -398,15 +367,7 @@ def _flow(b: _Builder, i: int, kind: str, payee: str, currency: str, entity: str
     for lid, qty, _ in lines:
         amount = (qty * inv_prices[lid]).quantize(Decimal("0.01"))
         subtotal += amount
-        inv_lines.append(
-            {
-                "line_id": lid,
-                "po_line_id": lid,
-                "quantity": str(qty),
-                "unit_price": str(inv_prices[lid]),
-                "line_amount": _money(amount),
-            }
-        )
+        inv_lines.append(doc.invoice_line(lid, lid, str(qty), str(inv_prices[lid]), _money(amount)))
     if kind == "bad_arithmetic":
         inv_lines[0]["line_amount"] = _money(Decimal(inv_lines[0]["line_amount"]) + 1)
     issue = str(today - timedelta(days=i % 5))
@@ -419,19 +380,18 @@ def _flow(b: _Builder, i: int, kind: str, payee: str, currency: str, entity: str
     # Digits first, then letters: separators are removed before leading zeros are, so a tag
     # ending in digits would merge with the number's digit run ("S7-00009" → "S700009").
     number = f"INV-{i:05d}-X{tag.upper()}"
-    invoice = {
-        "invoice_id": invoice_id,
-        "supplier_invoice_number": number,
-        "payee_id": payee,
-        "legal_entity": entity,
-        "document_type": "invoice",
-        "issue_date": issue,
-        "currency": currency,
-        "po_number": po,
-        "lines": inv_lines,
-        "tax_total": _money(tax),
-        "total_amount": _money(subtotal + tax),
-    }
+    invoice = doc.invoice(
+        invoice_id,
+        number=number,
+        payee_id=payee,
+        legal_entity=entity,
+        currency=currency,
+        issue_date=issue,
+        po_number=po,
+        lines=inv_lines,
+        tax_total=_money(tax),
+        total_amount=_money(subtotal + tax),
+    )
     rec = b.add("B", IN_INVOICES, payee, "invoice.submitted", invoice)
     b.w.invoice_event_ids[rec.event_id] = invoice_id
     b.w.kinds[invoice_id] = kind
@@ -460,16 +420,16 @@ def _flow(b: _Builder, i: int, kind: str, payee: str, currency: str, entity: str
             IN_COMMANDS,
             invoice_id,
             "hold.override_requested",
-            {
-                "override_id": f"ovr-{tag}-{i}",
-                "invoice_id": invoice_id,
-                "hold_reasons": ["price_mismatch"],
-                "reason_code": "price_agreed",
-                "justification": "supplier raised the price after a spec change; agreed by mail",
-                "requested_by": "ap.clerk@example.com",
-                "approved_by": approver,
-                "evidence": [f"mail://procurement/{tag}/{i}"],
-            },
+            doc.hold_override(
+                f"ovr-{tag}-{i}",
+                invoice_id,
+                hold_reasons=["price_mismatch"],
+                reason_code="price_agreed",
+                justification="supplier raised the price after a spec change; agreed by mail",
+                requested_by="ap.clerk@example.com",
+                approved_by=approver,
+                evidence=[f"mail://procurement/{tag}/{i}"],
+            ),
         )
 
     if kind == "corrected":
@@ -547,14 +507,13 @@ def _hostile_records(b: _Builder) -> None:
         schema_version=SCHEMA_VERSION,
         occurred_at=b.occurred_at,
         source="chaos-upstream",
-        data={
-            "receipt_id": f"r-hostile-{tag}",
-            "po_number": f"po-hostile-{tag}",
-            "kind": "goods_receipt",
-            "received_at": _ts(b.today, 8),
-            "recorded_by": "dock@example.com",
-            "lines": [{"receipt_line_id": "1", "po_line_id": "1", "quantity": "1"}],
-        },
+        data=doc.receipt(
+            f"r-hostile-{tag}",
+            f"po-hostile-{tag}",
+            [doc.receipt_line("1", "1", "1")],
+            received_at=_ts(b.today, 8),
+            recorded_by="dock@example.com",
+        ),
     )
     b.add_bad(
         "B",
@@ -605,21 +564,19 @@ def _bad_records(b: _Builder) -> None:
         (
             (
                 "payout.settled",
-                {
-                    "payout_id": f"payout_forged_{tag}",
-                    "rail_event_id": f"rail-forged-{tag}-0",
-                    "amount": "1000000.00",
-                    "currency": "EUR",
-                    "settled_at": _ts(b.today, 10),
-                },
+                doc.payout_settled(
+                    f"payout_forged_{tag}",
+                    rail_event_id=f"rail-forged-{tag}-0",
+                    amount="1000000.00",
+                    currency="EUR",
+                    settled_at=_ts(b.today, 10),
+                ),
             ),
             (
                 "payout.failed",
-                {
-                    "payout_id": f"payout_forged_{tag}",
-                    "rail_event_id": f"rail-forged-{tag}-1",
-                    "failure_code": "R01",
-                },
+                doc.payout_failed(
+                    f"payout_forged_{tag}", rail_event_id=f"rail-forged-{tag}-1", failure_code="R01"
+                ),
             ),
         )
     ):
@@ -646,13 +603,13 @@ def _bad_records(b: _Builder) -> None:
         schema_version=SCHEMA_VERSION,
         occurred_at=b.occurred_at,
         source="forged-rail",
-        data={
-            "payout_id": f"payout_unsigned_{tag}",
-            "rail_event_id": f"rail-unsigned-{tag}",
-            "amount": "5.00",
-            "currency": "EUR",
-            "settled_at": _ts(b.today, 10),
-        },
+        data=doc.payout_settled(
+            f"payout_unsigned_{tag}",
+            rail_event_id=f"rail-unsigned-{tag}",
+            amount="5.00",
+            currency="EUR",
+            settled_at=_ts(b.today, 10),
+        ),
     )
     b.add_bad(
         "B",
@@ -667,7 +624,7 @@ def _bad_records(b: _Builder) -> None:
         schema_version=SCHEMA_VERSION,
         occurred_at=b.occurred_at,
         source="forged-ops",
-        data={"run_id": f"forged-run-{tag}", "requested_by": "mallory@example.com"},
+        data=doc.payout_run(f"forged-run-{tag}", requested_by="mallory@example.com"),
     )
     value = cmd.model_dump_json().encode()
     b.add_bad(

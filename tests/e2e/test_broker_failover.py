@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from bench.pipeline import _flow, prime
+from bench.pipeline import flow, prime
 from services.ledger.queries import check_invariants
 from shared.publish import Publisher
 from shared.settings import Settings
@@ -62,7 +62,7 @@ async def stack(cluster: KafkaCluster) -> AsyncIterator[tuple[Settings, dict[str
 async def _publish_flows(pub: Publisher, tag: str, indices: range) -> None:
     today = datetime.now(UTC).date().isoformat()
     for i in indices:
-        for topic, key, event_type, data in _flow(tag, i, today):
+        for topic, key, event_type, data in flow(tag, i, today):
             await pub.publish_event(topic, key, event_type, data)
 
 

@@ -9,12 +9,12 @@ from decimal import Decimal
 import pytest
 from rich.console import Console
 
-from services.cli.demo import open_holds, print_report, run_demo
 from services.ledger.queries import check_invariants
 from shared.db import connect
 from tests.e2e.conftest import Stack
 from tests.kafka_support import settings_env
 from tests.support import ROOT
+from tools.cli.demo import open_holds, print_report, run_demo
 
 pytestmark = pytest.mark.e2e
 
@@ -65,7 +65,7 @@ async def concord(stack: Stack, *args: str) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "services.cli",
+        "tools.cli",
         *args,
         env=env,
         cwd=ROOT,

@@ -17,8 +17,6 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, TopicAuthorizationFailedError
 
-from services.cli.scenario import build
-from services.cli.watch import TopicWatcher
 from shared.acl import local_password
 from shared.admin import admin_settings
 from shared.envelope import new_envelope, utcnow
@@ -26,6 +24,8 @@ from shared.kafka_auth import as_principal
 from shared.outbox import make_producer
 from shared.publish import Publisher
 from shared.topics import IN_COMMANDS, MATCHING_DECISIONS, OUT_JOURNAL, OUT_PAYOUTS
+from testkit.scenario import build
+from testkit.watch import TopicWatcher
 from tests.e2e.conftest import Stack
 
 pytestmark = pytest.mark.e2e

@@ -164,7 +164,7 @@ async def test_killed_after_commit_before_publish_publishes_after_restart_exactl
 
 
 async def test_a_fixed_deadletter_record_replayed_twice_is_processed_exactly_once(echo_env: Any) -> None:
-    from services.cli.dlq import read_deadletters, replay
+    from tools.cli.dlq import read_deadletters, replay
 
     settings, conn = echo_env
     service = echo_service.build_service(settings)

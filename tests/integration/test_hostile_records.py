@@ -17,7 +17,6 @@ import asyncpg
 import pytest
 from aiokafka import TopicPartition
 
-from services.cli.dlq import DeadLetterEntry, ReplayRefused, read_deadletters, replay
 from services.matching.app import service as matching_service
 from shared.consumer import BatchProcessor
 from shared.db import connect
@@ -33,11 +32,12 @@ from shared.topics import (
     OUT_EXCEPTIONS,
     OUT_JOURNAL,
 )
+from testkit.samples.intake import invoice as accepted_invoice
 from tests.integration import echo_service
-from tests.integration.matching.builders import invoice as accepted_invoice
 from tests.integration.test_at_least_once import ECHO_MIGRATIONS, credits, funding, wait_for
 from tests.kafka_support import create_topics, delete_topics, isolated_settings, read_topic
 from tests.support import record, scratch_database
+from tools.cli.dlq import DeadLetterEntry, ReplayRefused, read_deadletters, replay
 
 pytestmark = pytest.mark.integration
 ECHO_TOPICS = (IN_FUNDING, OUT_JOURNAL, DEADLETTER)

@@ -110,12 +110,12 @@ def test_a_service_connecting_as_a_superuser_refuses_to_start(superuser_dsn: str
 def test_the_cli_refuses_to_start_in_production_with_local_defaults() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONCORD_")}
     env.update(PYTHONPATH=str(ROOT), CONCORD_ENV="production")
-    assert refused_line(start("services.cli", env, "holds", "list")) == (
+    assert refused_line(start("tools.cli", env, "holds", "list")) == (
         "CONCORD_KAFKA_PASSWORD is not set (the default is a local-dev- password)"
     )
     env.update(CONCORD_KAFKA_PASSWORD="s3cret", CONCORD_OPS_SECRET="ops-s3cret")
     assert (
-        refused_line(start("services.cli", env, "holds", "list"))
+        refused_line(start("tools.cli", env, "holds", "list"))
         == "CONCORD_LEDGER_DB_DSN has a local-dev- password"
     )
 

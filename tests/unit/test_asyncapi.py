@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.cli.contract import asyncapi_document, routers
 from shared.contracts.registry import TOPIC_EVENT_TYPES
 from shared.topics import (
     COMPLIANCE_ELIGIBILITY,
@@ -16,6 +15,7 @@ from shared.topics import (
     OUT_REJECTIONS,
     PAYOUTS_EVENTS,
 )
+from tools.cli.contract import asyncapi_document, routers
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "asyncapi.json"
 PRODUCED = (

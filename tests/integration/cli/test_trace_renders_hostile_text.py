@@ -70,7 +70,7 @@ async def concord(dsn: str, *args: str) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "services.cli",
+        "tools.cli",
         *args,
         cwd=ROOT,
         env=env,

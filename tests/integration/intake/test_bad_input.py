@@ -16,7 +16,7 @@ from shared.consumer import DEADLETTER_EVENT_TYPE, RawRecord
 from shared.envelope import new_envelope
 from shared.settings import Settings
 from shared.topics import IN_INVOICES, IN_PURCHASE_ORDERS
-from tests.integration.intake.builders import (
+from testkit.samples.upstream import (
     PAYEE,
     UBL_INVOICE,
     inv_rec,

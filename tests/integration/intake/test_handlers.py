@@ -15,7 +15,7 @@ from services.intake import domain, store
 from services.intake.handlers import router
 from shared.consumer import BatchResult
 from shared.settings import Settings
-from tests.integration.intake.builders import (
+from testkit.samples.upstream import (
     PAYEE,
     UBL_INVOICE,
     amendment_approved,

@@ -13,6 +13,7 @@ from shared.topics import (
     OUT_PAYOUTS,
     PAYOUTS_EVENTS,
 )
+from testkit import documents as doc
 from tests.support import record
 
 PO = "PO-100"
@@ -22,29 +23,21 @@ ENTITY = "LE-1"
 
 
 def po_state(version: int = 1, unit_price: str = "50.00") -> dict[str, Any]:
-    return {
-        "po_number": PO,
-        "version": version,
-        "legal_entity": ENTITY,
-        "business_unit": "marketing",
-        "payee_id": PAYEE,
-        "currency": "USD",
-        "effective_from": "2026-01-01",
-        "effective_to": "2026-12-31",
-        "requisition_id": "REQ-1",
-        "created_by": "buyer@example.com",
-        "approved_by": "manager@example.com",
-        "approved_at": "2026-11-01T09:00:00Z",
-        "lines": [
-            {
-                "line_id": "L1",
-                "item_ref": "SKU-1",
-                "category": "goods",
-                "quantity": "10",
-                "unit_price": unit_price,
-            }
-        ],
-    }
+    return doc.purchase_order(
+        PO,
+        version=version,
+        legal_entity=ENTITY,
+        business_unit="marketing",
+        payee_id=PAYEE,
+        currency="USD",
+        effective_from="2026-01-01",
+        effective_to="2026-12-31",
+        requisition_id="REQ-1",
+        created_by="buyer@example.com",
+        approved_by="manager@example.com",
+        approved_at="2026-11-01T09:00:00Z",
+        lines=[doc.po_line("L1", "SKU-1", "goods", "10", unit_price)],
+    )
 
 
 def po_in_force(version: int = 1, unit_price: str = "50.00", event_id: str | None = None) -> RawRecord:
@@ -64,14 +57,13 @@ def receipt(receipt_id: str = "R-1", quantity: str = "4", event_id: str | None =
     return record(
         INTAKE_DOCUMENTS,
         "receipt.accepted",
-        {
-            "receipt_id": receipt_id,
-            "po_number": PO,
-            "kind": "goods_receipt",
-            "received_at": "2026-11-02T10:00:00Z",
-            "recorded_by": "dock@example.com",
-            "lines": [{"receipt_line_id": "RL1", "po_line_id": "L1", "quantity": quantity}],
-        },
+        doc.receipt(
+            receipt_id,
+            PO,
+            [doc.receipt_line("RL1", "L1", quantity)],
+            received_at="2026-11-02T10:00:00Z",
+            recorded_by="dock@example.com",
+        ),
         key=PO,
         event_id=event_id,
     )
@@ -81,7 +73,7 @@ def receipt_reversed(receipt_id: str = "R-1") -> RawRecord:
     return record(
         INTAKE_DOCUMENTS,
         "receipt.reversal_accepted",
-        {"receipt_id": receipt_id, "po_number": PO, "reversed_by": "dock@example.com", "reason": "damaged"},
+        doc.receipt_reversal(receipt_id, PO, reversed_by="dock@example.com", reason="damaged"),
         key=PO,
     )
 
@@ -90,31 +82,22 @@ def invoice_accepted(invoice_id: str = "INV-1") -> RawRecord:
     return record(
         INTAKE_DOCUMENTS,
         "invoice.accepted",
-        {
-            "invoice_id": invoice_id,
-            "supplier_invoice_number": "A-42",
-            "normalised_invoice_number": "A42",
-            "payee_id": PAYEE,
-            "legal_entity": ENTITY,
-            "document_type": "invoice",
-            "issue_date": "2026-11-03",
-            "currency": "USD",
-            "po_number": PO,
-            "lines": [
-                {
-                    "line_id": "1",
-                    "po_line_id": "L1",
-                    "quantity": "4",
-                    "unit_price": "51.00",
-                    "line_amount": "204.00",
-                }
-            ],
-            "tax_total": "40.80",
-            "total_amount": "244.80",
-            "payable_amount": "244.80",
-            "business_unit": "marketing",
-            "origin": "json",
-        },
+        doc.invoice(
+            invoice_id,
+            number="A-42",
+            normalised_invoice_number="A42",
+            payee_id=PAYEE,
+            legal_entity=ENTITY,
+            issue_date="2026-11-03",
+            currency="USD",
+            po_number=PO,
+            lines=[doc.invoice_line("1", "L1", "4", "51.00", "204.00")],
+            tax_total="40.80",
+            total_amount="244.80",
+            payable_amount="244.80",
+            business_unit="marketing",
+            origin="json",
+        ),
         key=PO,
     )
 
@@ -221,14 +204,14 @@ def funding(amount: str = "1000.00") -> RawRecord:
     return record(
         IN_FUNDING,
         "funding.received",
-        {
-            "funding_id": "F-1",
-            "account_id": ACCOUNT,
-            "legal_entity": ENTITY,
-            "currency": "USD",
-            "amount": amount,
-            "received_at": "2026-11-01T00:00:00Z",
-        },
+        doc.funding(
+            "F-1",
+            account_id=ACCOUNT,
+            legal_entity=ENTITY,
+            currency="USD",
+            amount=amount,
+            received_at="2026-11-01T00:00:00Z",
+        ),
         key=ACCOUNT,
     )
 
@@ -298,15 +281,15 @@ def requisition(requisition_id: str, approved_at: str) -> RawRecord:
     return record(
         INTAKE_DOCUMENTS,
         "requisition.accepted",
-        {
-            "requisition_id": requisition_id,
-            "legal_entity": ENTITY,
-            "business_unit": "marketing",
-            "requested_by": "a@example.com",
-            "approved_by": "b@example.com",
-            "amount": "500.00",
-            "currency": "USD",
-            "approved_at": approved_at,
-        },
+        doc.requisition(
+            requisition_id,
+            legal_entity=ENTITY,
+            business_unit="marketing",
+            requested_by="a@example.com",
+            approved_by="b@example.com",
+            amount="500.00",
+            currency="USD",
+            approved_at=approved_at,
+        ),
         key=requisition_id,
     )

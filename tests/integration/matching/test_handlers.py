@@ -15,7 +15,7 @@ from shared.envelope import utcnow
 from shared.metrics import HOLDS_OPEN
 from shared.settings import Settings
 from shared.unit_of_work import UnitOfWork
-from tests.integration.matching import builders as b
+from testkit.samples import intake as b
 from tests.support import deliver, emitted, scratch_pool
 
 pytestmark = pytest.mark.integration

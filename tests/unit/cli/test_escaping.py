@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from rich.console import Console
 
-from services.cli import views
-from services.cli.console import escaped
-from services.cli.dlq import DeadLetterEntry
-from services.cli.readers import OpenHoldRow
+from tools.cli import views
+from tools.cli.console import escaped
+from tools.cli.dlq import DeadLetterEntry
+from tools.cli.readers import OpenHoldRow
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 HOSTILE = "INV-\x1b[2J\x1b[31mEVIL\x1b]0;pwned\x07 [/bold] [red]x[/red] :warning: \u202eRTL\r\n"

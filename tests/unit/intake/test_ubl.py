@@ -9,7 +9,7 @@ import pytest
 
 from services.intake.domain import MAX_PAYLOAD_BYTES, invoice_form_reasons
 from services.intake.ubl import parse_ubl
-from tests.integration.intake.builders import UBL_INVOICE
+from testkit.samples.upstream import UBL_INVOICE
 
 FIXTURES = Path(__file__).parent / "fixtures"
 D = Decimal

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from bench.pipeline import _flow as bench_flow
+from bench.pipeline import flow as bench_flow
 from chaos.workload import build as chaos_workload
-from services.cli.scenario import build as demo_scenario
 from shared.topics import IN_COMMANDS, IN_FUNDING, INTAKE_DOCUMENTS, Topic
+from testkit.scenario import build as demo_scenario
 
 
 def _key_ok(topic: Topic, key: str, data: dict[str, Any]) -> bool:

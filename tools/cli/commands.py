@@ -12,11 +12,11 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from services.cli.console import shown
-from services.cli.watch import Seen, TopicWatcher
 from shared.publish import Publisher
 from shared.settings import Settings
 from shared.topics import DEADLETTER, IN_COMMANDS, OUT_EXCEPTIONS, OUT_PAYOUTS
+from testkit.watch import Seen, TopicWatcher
+from tools.cli.console import shown
 
 # ops reads out.* and the deadletter (SPEC §11): the answers come from there.
 ANSWERS = (OUT_EXCEPTIONS, OUT_PAYOUTS, DEADLETTER)

@@ -15,10 +15,6 @@ from typing import Any, TypeVar
 import typer
 from rich.text import Text
 
-from services.cli import commands, views
-from services.cli.console import make_console, shown
-from services.cli.dlq import ReplayRefused, is_inbound, read_deadletters, replay
-from services.cli.readers import CliDatabases, NotReachable, OpenHoldRow, connect, open_holds, parse_age
 from services.ledger import queries as ledger_queries
 from services.ledger.queries import Nec1099Total, Reconciliation, Trace, Violation
 from shared.envelope import utcnow
@@ -26,6 +22,10 @@ from shared.kafka_auth import as_principal
 from shared.production import guard_process, signing_secrets
 from shared.settings import Settings, get_settings
 from shared.topics import BY_NAME
+from tools.cli import commands, views
+from tools.cli.console import make_console, shown
+from tools.cli.dlq import ReplayRefused, is_inbound, read_deadletters, replay
+from tools.cli.readers import CliDatabases, NotReachable, OpenHoldRow, connect, open_holds, parse_age
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]
@@ -125,7 +125,7 @@ def down(purge: bool = typer.Option(False, help="Also delete Kafka's and Postgre
 @app.command()
 def demo() -> None:
     """Start the stack and run the demo scenario, printing what was matched, held, released and posted."""
-    from services.cli.demo import print_report, run_demo
+    from tools.cli.demo import print_report, run_demo
 
     _script("up.sh")
     report = run(lambda: run_demo(get_settings(), console=console))  # upstream, rail and ops
@@ -347,7 +347,7 @@ def dlq_replay(
 @app.command()
 def asyncapi(write: Path | None = typer.Option(None, help="Write the document to this file.")) -> None:
     """Print the AsyncAPI document FastStream generates for every service and topic."""
-    from services.cli.contract import asyncapi_document
+    from tools.cli.contract import asyncapi_document
 
     doc = asyncapi_document()
     if write is None:

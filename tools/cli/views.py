@@ -1,6 +1,6 @@
 """Rich renderings of the ledger's answers: trace, reconciliation, invariants, 1099-NEC, holds.
 
-Every stored value goes through `shown` (services/cli/console.py): never markup, never raw
+Every stored value goes through `shown` (tools/cli/console.py): never markup, never raw
 control characters."""
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from services.cli.console import shown
-from services.cli.dlq import DeadLetterEntry
-from services.cli.readers import OpenHoldRow
 from services.ledger.queries import INVARIANTS, Nec1099Total, Reconciliation, Trace, Violation
+from tools.cli.console import shown
+from tools.cli.dlq import DeadLetterEntry
+from tools.cli.readers import OpenHoldRow
 
 
 def _t(value: datetime | None) -> str:

@@ -1,4 +1,5 @@
-"""Watching topics from "now" on: what the demo, the CLI and end-to-end tests see, as an outsider would."""
+"""Watching topics as an outsider would: what the CLI, the demo, the end-to-end tests, the chaos
+run and the benchmark see. From "now" on by default, or from the beginning."""
 
 from __future__ import annotations
 
@@ -44,7 +45,10 @@ class Seen:
 
 @dataclass
 class TopicWatcher:
-    """Collects every record published on some topics after `start()`; dedupes by event_id like a consumer."""
+    """Collects every record published on some topics after `start()` (or all of them,
+    `from_beginning`); dedupes by event_id like a consumer. `on_seen` is called for each new one.
+    With `survive_errors` a failed poll is counted (`errors`) and retried, never fatal: a watcher
+    that must outlive broker restarts (the chaos run's)."""
 
     settings: Settings
     topics: tuple[Topic, ...]
@@ -52,19 +56,32 @@ class TopicWatcher:
     # Like a consumer, one record per event_id; the deadletter listing wants every record, as one
     # bad record read by several services is one entry id written by each of them.
     dedupe: bool = True
+    survive_errors: bool = False
+    max_poll_records: int | None = None
     seen: list[Seen] = field(default_factory=list)
+    errors: int = 0
     _ids: set[str] = field(default_factory=set)
 
     async def start(self) -> None:
+        options: dict[str, Any] = {}
+        if self.max_poll_records is not None:
+            options["max_poll_records"] = self.max_poll_records
         self._consumer = AIOKafkaConsumer(
-            **client_options(reader_settings(self.settings)), group_id=None, enable_auto_commit=False
+            **client_options(reader_settings(self.settings)),
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest" if self.from_beginning else "latest",
+            **options,
         )
         await self._consumer.start()
         partitions: list[TopicPartition] = []
         for topic in self.topics:
             name = self.settings.topic(topic)
-            for p in self._consumer.partitions_for_topic(name) or await self._partitions(name):
-                partitions.append(TopicPartition(name, p))
+            reported = self._consumer.partitions_for_topic(name) or await self._partitions(name)
+            # From the beginning, the topic's declared partitions too: the metadata of a topic
+            # created a moment ago may not list them all yet (the chaos run starts so).
+            declared = set(range(topic.partitions)) if self.from_beginning else set()
+            partitions.extend(TopicPartition(name, p) for p in sorted(set(reported) | declared))
         self._consumer.assign(partitions)
         if self.from_beginning:
             await self._consumer.seek_to_beginning(*partitions)
@@ -78,9 +95,21 @@ class TopicWatcher:
         await self._consumer._client.force_metadata_update()
         return self._consumer.partitions_for_topic(name) or set()
 
+    def on_seen(self, seen: Seen) -> None:
+        """Called for each new record, in arrival order; for subclasses."""
+
     async def _poll(self) -> None:
         while True:
-            batch = await self._consumer.getmany(timeout_ms=200)
+            try:
+                batch = await self._consumer.getmany(timeout_ms=200)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                if not self.survive_errors:
+                    raise
+                self.errors += 1
+                await asyncio.sleep(1)
+                continue
             for records in batch.values():
                 for r in records:
                     try:
@@ -94,7 +123,9 @@ class TopicWatcher:
                         continue
                     self._ids.add(event_id)
                     key = r.key.decode("utf-8", "replace") if r.key else None
-                    self.seen.append(Seen(r.topic, key, env, r.partition, r.offset))
+                    seen = Seen(r.topic, key, env, r.partition, r.offset)
+                    self.seen.append(seen)
+                    self.on_seen(seen)
 
     async def stop(self) -> None:
         self._task.cancel()

@@ -14,9 +14,6 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from services.cli.console import make_console, shown
-from services.cli.scenario import Scenario, build
-from services.cli.watch import TopicWatcher
 from shared.envelope import utcnow
 from shared.observability import services_of, wait_for_invoice_trace, zipkin_trace_link
 from shared.publish import Publisher
@@ -32,6 +29,10 @@ from shared.topics import (
     OUT_PAYOUTS,
     OUT_REJECTIONS,
 )
+from testkit import documents as doc
+from testkit.scenario import Scenario, build
+from testkit.watch import TopicWatcher
+from tools.cli.console import make_console, shown
 
 WATCHED = (
     OUT_REJECTIONS,
@@ -85,7 +86,7 @@ async def run_demo(
                     IN_COMMANDS,
                     f"demo-run-{tag}",
                     "payout_run.requested",
-                    {"run_id": f"demo-run-{tag}", "requested_by": "treasury@example.com"},
+                    doc.payout_run(f"demo-run-{tag}", requested_by="treasury@example.com"),
                 )
                 await watcher.wait_until(lambda: _paid_or_blocked(report), timeout_s)
             with console.status("the payment rail settles what was released…"):
@@ -97,13 +98,13 @@ async def run_demo(
                         IN_RAIL_EVENTS,
                         d["payout_id"],
                         "payout.settled",
-                        {
-                            "payout_id": d["payout_id"],
-                            "rail_event_id": f"rail-{d['payout_id']}",
-                            "amount": d["amount"],
-                            "currency": d["currency"],
-                            "settled_at": utcnow().isoformat(),
-                        },
+                        doc.payout_settled(
+                            d["payout_id"],
+                            rail_event_id=f"rail-{d['payout_id']}",
+                            amount=d["amount"],
+                            currency=d["currency"],
+                            settled_at=utcnow().isoformat(),
+                        ),
                     )
                 await watcher.wait_until(lambda: _settled_posted(report), timeout_s, settle_s=2.0)
     finally:
@@ -121,16 +122,16 @@ async def _override(
             IN_COMMANDS,
             invoice_id,
             "hold.override_requested",
-            {
-                "override_id": f"ovr-{report.scenario.tag}",
-                "invoice_id": invoice_id,
-                "hold_reasons": ["price_mismatch"],
-                "reason_code": "price_agreed",
-                "justification": "Supplier raised the price after a spec change; agreed.",
-                "requested_by": "ap.clerk@example.com",
-                "approved_by": "ap.lead@example.com",
-                "evidence": ["mail://procurement/2026-11-18/monitor-price-change"],
-            },
+            doc.hold_override(
+                f"ovr-{report.scenario.tag}",
+                invoice_id,
+                hold_reasons=["price_mismatch"],
+                reason_code="price_agreed",
+                justification="Supplier raised the price after a spec change; agreed.",
+                requested_by="ap.clerk@example.com",
+                approved_by="ap.lead@example.com",
+                evidence=["mail://procurement/2026-11-18/monitor-price-change"],
+            ),
         )
         await watcher.wait_until(
             lambda: bool(watcher.of("invoice.approved_to_pay", lambda d: d["invoice_id"] == invoice_id)),

@@ -7,10 +7,12 @@ duplicate detection on the previous run's documents.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from shared.topics import IN_FUNDING, IN_INVOICES, IN_PAYEES, IN_PURCHASE_ORDERS, IN_RECEIPTS, Topic
+from testkit import documents as doc
+from testkit.documents import ts
 
 
 @dataclass(frozen=True)
@@ -36,92 +38,68 @@ class Scenario:
         return self.expected_approved | set(self.expected_held) | set(self.expected_rejected)
 
 
-def _ts(d: date, hour: int = 9) -> str:
-    return datetime(d.year, d.month, d.day, hour, tzinfo=UTC).isoformat().replace("+00:00", "Z")
-
-
 def build(tag: str, today: date) -> Scenario:
     t = tag
     eur_entity, usd_entity = "acme-eu", "acme-us"
     de, us, fr = f"payee-de-{t}", f"payee-us-{t}", f"payee-fr-{t}"
-    screened = _ts(today - timedelta(days=40))
+    screened = ts(today - timedelta(days=40))
     pubs: list[Publication] = [
         Publication(
             IN_PAYEES,
             de,
             "payee.profile_updated",
-            {
-                "payee_id": de,
-                "profile_version": 1,
-                "entity_type": "business",
-                "country": "DE",
-                "kyb": {"status": "verified", "beneficial_owners_verified": True},
-                "aml": {"status": "clear", "screened_at": screened},
-                "tax_form": {
-                    "type": "W-8BEN-E",
-                    "status": "valid",
-                    "signed_at": str(today - timedelta(days=200)),
-                },
-                "vat": {"number": "DE811907980", "status": "valid", "checked_at": screened},
-                "payout_account_ref": f"tok_{de}",
-            },
+            doc.payee_profile(
+                de,
+                country="DE",
+                screened_at=screened,
+                tax=doc.tax_form("W-8BEN-E", str(today - timedelta(days=200))),
+                vat_number="DE811907980",
+                payout_account_ref=f"tok_{de}",
+            ),
         ),
         Publication(
             IN_PAYEES,
             us,
             "payee.profile_updated",
-            {
-                "payee_id": us,
-                "profile_version": 1,
-                "entity_type": "individual",
-                "country": "US",
-                "kyc": {"status": "verified", "verified_at": screened},
-                "aml": {"status": "clear", "screened_at": screened},
-                "tax_form": {"type": "W-9", "status": "valid", "signed_at": str(today - timedelta(days=90))},
-                "payout_account_ref": f"tok_{us}",
-            },
+            doc.payee_profile(
+                us,
+                country="US",
+                entity_type="individual",
+                screened_at=screened,
+                tax=doc.tax_form("W-9", str(today - timedelta(days=90))),
+                payout_account_ref=f"tok_{us}",
+            ),
         ),
         Publication(
             IN_PAYEES,
             fr,
             "payee.profile_updated",
-            {
-                "payee_id": fr,
-                "profile_version": 1,
-                "entity_type": "individual",
-                "country": "FR",
-                "kyc": {"status": "verified", "verified_at": screened},
-                "aml": {"status": "clear", "screened_at": screened},
-                "payout_account_ref": f"tok_{fr}",
-            },
-        ),
-        Publication(
-            IN_FUNDING,
-            f"va-eur-{t}",
-            "funding.received",
-            {
-                "funding_id": f"fund-eur-{t}",
-                "account_id": f"va-eur-{t}",
-                "legal_entity": eur_entity,
-                "currency": "EUR",
-                "amount": "100000.00",
-                "received_at": _ts(today, 7),
-            },
-        ),
-        Publication(
-            IN_FUNDING,
-            f"va-usd-{t}",
-            "funding.received",
-            {
-                "funding_id": f"fund-usd-{t}",
-                "account_id": f"va-usd-{t}",
-                "legal_entity": usd_entity,
-                "currency": "USD",
-                "amount": "50000.00",
-                "received_at": _ts(today, 7),
-            },
+            doc.payee_profile(
+                fr,
+                country="FR",
+                entity_type="individual",
+                screened_at=screened,
+                payout_account_ref=f"tok_{fr}",
+            ),
         ),
     ]
+    for currency, entity, amount in (("EUR", eur_entity, "100000.00"), ("USD", usd_entity, "50000.00")):
+        account = f"va-{currency.lower()}-{t}"
+        pubs.append(
+            Publication(
+                IN_FUNDING,
+                account,
+                "funding.received",
+                doc.funding(
+                    f"fund-{currency.lower()}-{t}",
+                    account_id=account,
+                    legal_entity=entity,
+                    currency=currency,
+                    amount=amount,
+                    received_at=ts(today, 7),
+                ),
+            )
+        )
 
     def po(
         number: str,
@@ -132,52 +110,33 @@ def build(tag: str, today: date) -> Scenario:
         lines: list[tuple[str, str, str, str, str]],
         match_mode: str | None = None,
     ) -> Publication:
-        data: dict[str, Any] = {
-            "po_number": number,
-            "version": 1,
-            "legal_entity": entity,
-            "business_unit": bu,
-            "payee_id": payee,
-            "currency": currency,
-            "payment_terms": "NET30",
-            "effective_from": str(today - timedelta(days=30)),
-            "effective_to": str(today + timedelta(days=335)),
-            "created_by": "buyer@example.com",
-            "approved_by": "procurement.lead@example.com",
-            "approved_at": _ts(today - timedelta(days=29)),
-            "lines": [
-                {
-                    "line_id": lid,
-                    "item_ref": item,
-                    "category": cat,
-                    "quantity": qty,
-                    "unit_price": price,
-                    "unit_of_measure": "EA",
-                }
-                for lid, item, cat, qty, price in lines
-            ],
-        }
-        if match_mode:
-            data["match_mode"] = match_mode
+        data = doc.purchase_order(
+            number,
+            payee_id=payee,
+            legal_entity=entity,
+            currency=currency,
+            business_unit=bu,
+            payment_terms="NET30",
+            effective_from=str(today - timedelta(days=30)),
+            effective_to=str(today + timedelta(days=335)),
+            created_by="buyer@example.com",
+            approved_by="procurement.lead@example.com",
+            approved_at=ts(today - timedelta(days=29)),
+            lines=[doc.po_line(lid, item, cat, qty, price, "EA") for lid, item, cat, qty, price in lines],
+            match_mode=match_mode,
+        )
         return Publication(IN_PURCHASE_ORDERS, number, "purchase_order.issued", data)
 
     def receipt(rid: str, po_number: str, kind: str, lines: list[tuple[str, str]]) -> Publication:
-        return Publication(
-            IN_RECEIPTS,
+        data = doc.receipt(
+            rid,
             po_number,
-            "receipt.recorded",
-            {
-                "receipt_id": rid,
-                "po_number": po_number,
-                "kind": kind,
-                "received_at": _ts(today - timedelta(days=2)),
-                "recorded_by": "warehouse@example.com",
-                "lines": [
-                    {"receipt_line_id": f"{rid}-{i}", "po_line_id": pl, "quantity": q}
-                    for i, (pl, q) in enumerate(lines, 1)
-                ],
-            },
+            [doc.receipt_line(f"{rid}-{i}", pl, q) for i, (pl, q) in enumerate(lines, 1)],
+            kind=kind,
+            received_at=ts(today - timedelta(days=2)),
+            recorded_by="warehouse@example.com",
         )
+        return Publication(IN_RECEIPTS, po_number, "receipt.recorded", data)
 
     def invoice(
         iid: str,
@@ -189,28 +148,18 @@ def build(tag: str, today: date) -> Scenario:
         lines: list[tuple[str, str, str, str]],
         tax: str,
     ) -> Publication:
-        total = sum((_dec(amount) for *_, amount in lines), start=_dec("0")) + _dec(tax)
-        return Publication(
-            IN_INVOICES,
-            payee,
-            "invoice.submitted",
-            {
-                "invoice_id": iid,
-                "supplier_invoice_number": number,
-                "payee_id": payee,
-                "legal_entity": entity,
-                "document_type": "invoice",
-                "issue_date": str(today),
-                "currency": currency,
-                "po_number": po_number,
-                "lines": [
-                    {"line_id": str(i), "po_line_id": pl, "quantity": q, "unit_price": p, "line_amount": a}
-                    for i, (pl, q, p, a) in enumerate(lines, 1)
-                ],
-                "tax_total": tax,
-                "total_amount": str(total),
-            },
+        data = doc.invoice(
+            iid,
+            number=number,
+            payee_id=payee,
+            legal_entity=entity,
+            currency=currency,
+            issue_date=str(today),
+            po_number=po_number,
+            lines=[doc.invoice_line(str(i), pl, q, p, a) for i, (pl, q, p, a) in enumerate(lines, 1)],
+            tax_total=tax,
         )
+        return Publication(IN_INVOICES, payee, "invoice.submitted", data)
 
     po_a, po_b, po_c, po_d, po_e = (f"PO-{n}-{t}" for n in ("A100", "B200", "C300", "D400", "E500"))
     pubs += [
@@ -296,9 +245,3 @@ def build(tag: str, today: date) -> Scenario:
         override_invoice=inv["c"],
         blocked_invoice=inv["d"],
     )
-
-
-def _dec(text: str) -> Any:
-    from decimal import Decimal
-
-    return Decimal(text)

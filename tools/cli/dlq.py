@@ -15,11 +15,11 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from services.cli.watch import TopicWatcher
 from shared.publish import Publisher
 from shared.settings import Settings
 from shared.signatures import SIGNATURE_HEADER, sign
 from shared.topics import BY_NAME, DEADLETTER, IN_COMMANDS, Topic
+from testkit.watch import TopicWatcher
 
 REPLAY_REQUESTED = "deadletter.replay_requested"
 

@@ -1,0 +1,44 @@
+"""Records as a service's consumer receives them, without Kafka: for handler tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.consumer import RawRecord
+from shared.envelope import new_envelope
+from shared.settings import Settings
+from shared.signatures import SIGNATURE_HEADER, sign
+from shared.topics import Topic
+
+_offsets: dict[tuple[str, int], int] = {}
+
+
+def record(
+    topic: Topic,
+    event_type: str,
+    data: dict[str, Any],
+    *,
+    key: str | None = None,
+    event_id: str | None = None,
+    partition: int = 0,
+    settings: Settings | None = None,
+    raw_value: bytes | None = None,
+    signed: bool | None = None,
+) -> RawRecord:
+    """A record as the consumer would receive it; signed topics are signed with the default secrets.
+    Keyed as a well-behaved producer keys it (the payload key field, SPEC §3–4) unless `key` is given.
+    Offsets count up per topic partition, as a broker's do."""
+    s = settings or Settings()
+    if key is None:
+        allowed = topic.allowed_keys(data)
+        key = allowed[0] if allowed else ""
+    env = new_envelope(event_type, data, source="test", event_id=event_id)
+    value = raw_value if raw_value is not None else env.model_dump_json().encode()
+    headers: list[tuple[str, bytes]] = [("content-type", b"application/json")]
+    if topic.signed_by is not None and signed is not False:
+        secret = s.rail_secret if topic.signed_by == "rail" else s.ops_secret
+        headers.append((SIGNATURE_HEADER, sign(secret, value).encode()))
+    name = s.topic(topic)
+    offset = _offsets.get((name, partition), 0)
+    _offsets[(name, partition)] = offset + 1
+    return RawRecord(name, partition, offset, key.encode(), value, tuple(headers))
