@@ -202,14 +202,6 @@ DEFAULT_MAX_AMOUNT = Decimal(1_000_000_000)
 
 
 @dataclass(frozen=True)
-class IntakePolicy:
-    """The `intake:` section of the policy file."""
-
-    no_po: NoPoPolicy = field(default_factory=NoPoPolicy)
-    max_amount: Decimal = DEFAULT_MAX_AMOUNT
-
-
-@dataclass(frozen=True)
 class InvoiceVerdict:
     reasons: tuple[Reason, ...]
     business_unit: str | None = None
