@@ -3,15 +3,14 @@ internal events on concord.intake.documents (SPEC §3, §4). UBL is translated i
 
 from __future__ import annotations
 
-import hashlib
-import json
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from services.intake import domain
 from services.intake.domain import Invoice
-from services.intake.domain.invoices import AcceptedInvoice
+from services.intake.domain.common import content_hash
+from services.intake.domain.invoices import AcceptedInvoice, Submission
 from services.intake.domain.purchase_orders import ReceivedVersion, VersionInForce
 from services.intake.domain.receipts import Receipt
 from services.intake.domain.requisitions import Requisition
@@ -20,12 +19,6 @@ from shared.contracts import internal as n
 from shared.contracts.registry import spec_of
 from shared.envelope import derived_event_id
 from shared.text import TextProblem
-
-
-def content_hash(payload: Any) -> str:
-    """Same document → same hash, whatever the key order (tells a redelivery from a conflict)."""
-    text = payload if isinstance(payload, str) else json.dumps(payload, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def event_id(event: Any, *parts: str) -> str:
@@ -210,6 +203,15 @@ def invoice(data: i.InvoiceSubmitted) -> Invoice:
     )
 
 
+def json_submission(data: i.InvoiceSubmitted) -> Submission:
+    return Submission(invoice(data), "json", content_hash(data.model_dump(mode="json")))
+
+
+def ubl_submission(inv: Invoice, data: i.InvoiceSubmittedUbl) -> Submission:
+    """The UBL document is what was sent: its hash tells a redelivery from a conflict."""
+    return Submission(inv, "ubl", content_hash(data.document))
+
+
 def invoice_lines(inv: Invoice) -> list[i.InvoiceLine]:
     return [
         i.InvoiceLine(
@@ -291,7 +293,3 @@ def flip_po(state: dict[str, Any], closed: bool) -> domain.FlipPo:
             for ln in state["lines"]
         ),
     )
-
-
-def flip_hash(flip_id: str) -> str:
-    return content_hash({"flip_id": flip_id})

@@ -11,6 +11,7 @@ so a redelivery or re-run can never publish a second, different event.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
 import structlog
@@ -18,8 +19,9 @@ from pydantic import BaseModel
 
 from services.intake import contract, domain, store
 from services.intake.config import IntakeConfig
-from services.intake.domain import Reason
-from services.intake.domain.invoices import InvoiceBook, Submission
+from services.intake.domain import FlipPo, Invoice, Reason, build_flip_invoice
+from services.intake.domain.flip import FlipDesk
+from services.intake.domain.invoices import InvoiceBook, InvoiceDecision, Submission
 from services.intake.domain.outcome import Outcome
 from services.intake.domain.purchase_orders import PoDecision
 from services.intake.ubl import parse_ubl
@@ -228,26 +230,22 @@ async def on_receipt_reversed(ctx: BatchContext, items: list[Item[i.ReceiptRever
 
 def _submit(ctx: BatchContext, book: InvoiceBook, item: Item[Any], submission: Submission) -> None:
     """Every invoice — JSON, UBL or PO flip — passes the same checks (SPEC §5)."""
-    inv = submission.invoice
-    item.business_ref = f"invoice_id={inv.invoice_id}"
-    decision = book.submit(submission)
-    if decision.accepted is not None:
-        _emit(
-            ctx,
-            item,
-            contract.invoice_accepted(decision.accepted),
-            inv.po_number or inv.invoice_id,
-            inv.invoice_id,
-        )
+    item.business_ref = f"invoice_id={submission.invoice.invoice_id}"
+    _settle_invoice(ctx, item, submission.invoice, book.submit(submission))
+
+
+def _settle_invoice(
+    ctx: BatchContext, item: Item[Any], inv: Invoice | None, decision: InvoiceDecision
+) -> None:
+    if decision.accepted is not None and inv is not None:
+        accepted = contract.invoice_accepted(decision.accepted)
+        _emit(ctx, item, accepted, inv.po_number or inv.invoice_id, inv.invoice_id)
     _settle(ctx, item, decision.outcome, decision.reasons)
 
 
 @router.handles_batch(i.InvoiceSubmitted)
 async def on_invoice_submitted(ctx: BatchContext, items: list[Item[i.InvoiceSubmitted]]) -> None:
-    admitted = [
-        (item, Submission(contract.invoice(d), "json", contract.content_hash(d.model_dump(mode="json"))))
-        for item, d in _admit(ctx, items)
-    ]
+    admitted = [(item, contract.json_submission(d)) for item, d in _admit(ctx, items)]
     book = await store.invoice_book(ctx.conn, [s.invoice for _, s in admitted], _config(ctx))
     for item, submission in admitted:
         _submit(ctx, book, item, submission)
@@ -266,7 +264,7 @@ async def on_invoice_submitted_ubl(ctx: BatchContext, items: list[Item[i.Invoice
         if problems:
             _reject(ctx, item, contract.text_reasons(problems))
         else:
-            admitted.append((item, Submission(inv, "ubl", contract.content_hash(data.document))))
+            admitted.append((item, contract.ubl_submission(inv, data)))
     book = await store.invoice_book(ctx.conn, [s.invoice for _, s in admitted], _config(ctx))
     for item, submission in admitted:
         _submit(ctx, book, item, submission)
@@ -278,39 +276,38 @@ async def on_invoice_submitted_ubl(ctx: BatchContext, items: list[Item[i.Invoice
 
 @router.handles_batch(i.PoFlipRequested)
 async def on_po_flip_requested(ctx: BatchContext, items: list[Item[i.PoFlipRequested]]) -> None:
-    """SPEC §5 PO flip: an invoice from the PO in force. Two flips of one PO in a batch: the
-    second counts what the first invoiced, as if it came alone after it."""
+    """SPEC §5 PO flip: an invoice from the PO in force, checked as any other invoice."""
     admitted = _admit(ctx, items)
     po_numbers = [d.po_number for _, d in admitted]
-    done = await store.flipped(ctx.conn, [d.flip_id for _, d in admitted])
-    in_force = await store.pos_in_force(ctx.conn, po_numbers)
-    invoiced = await store.invoiced_quantities(ctx.conn, po_numbers)
-    today = ctx.now.date()
-    planned = [
-        domain.build_flip_invoice(
-            d.flip_id, contract.flip_po(*in_force[d.po_number]), d.line_quantities, {}, today
-        )[0]
-        for _, d in admitted
-        if d.po_number in in_force
-    ]
-    book = await store.invoice_book(
-        ctx.conn, [p for p in planned if p is not None], _config(ctx), any_total=True
+    pos = {
+        p: contract.flip_po(*found) for p, found in (await store.pos_in_force(ctx.conn, po_numbers)).items()
+    }
+    desk = FlipDesk(
+        book=await store.invoice_book(
+            ctx.conn, _flip_shapes(admitted, pos, ctx.now), _config(ctx), any_total=True
+        ),
+        pos=pos,
+        invoiced=await store.invoiced_quantities(ctx.conn, po_numbers),
+        done=await store.flipped(ctx.conn, [d.flip_id for _, d in admitted]),
+        today=ctx.now.date(),
     )
     for item, data in admitted:
         item.business_ref = f"flip_id={data.flip_id}"
-        if data.flip_id in done or domain.flip_invoice_id(data.flip_id) in book.invoices:
-            item.outcome = Outcome.DUPLICATE  # one flip_id, one invoice, ever
-            continue
-        if data.po_number not in in_force:
-            _reject(ctx, item, [Reason("unknown_po", "po_number", f"no PO {data.po_number} in force")])
-            continue
-        po = contract.flip_po(*in_force[data.po_number])
-        quantities = invoiced.setdefault(data.po_number, {})
-        inv, reasons = domain.build_flip_invoice(data.flip_id, po, data.line_quantities, quantities, today)
-        if inv is None:
-            _reject(ctx, item, reasons)
-            continue
-        _submit(ctx, book, item, Submission(inv, "po_flip", contract.flip_hash(data.flip_id), data.flip_id))
-        if item.outcome is Outcome.ACCEPTED:
-            store.add_invoiced(quantities, inv.document_type, contract.stored_lines(inv))
-    await store.save_invoices(ctx.conn, book, ctx.now)
+        invoice, decision = desk.flip(data.flip_id, data.po_number, data.line_quantities)
+        if invoice is not None:
+            item.business_ref = f"invoice_id={invoice.invoice_id}"
+        _settle_invoice(ctx, item, invoice, decision)
+    await store.save_invoices(ctx.conn, desk.book, ctx.now)
+
+
+def _flip_shapes(
+    admitted: list[tuple[Item[i.PoFlipRequested], i.PoFlipRequested]], pos: dict[str, FlipPo], now: datetime
+) -> list[Invoice]:
+    """The invoices the flips would make on their own: their ids, numbers, payees and POs are
+    what the InvoiceBook loads (their totals may still change: any_total)."""
+    shapes = [
+        build_flip_invoice(d.flip_id, pos[d.po_number], d.line_quantities, {}, now.date())[0]
+        for _, d in admitted
+        if d.po_number in pos
+    ]
+    return [s for s in shapes if s is not None]

@@ -425,13 +425,11 @@ async def invoiced_quantities(
     )
     out: dict[str, dict[str, Decimal]] = {}
     for r in rows:
-        add_invoiced(out.setdefault(r["po_number"], {}), r["document_type"], r["lines"])
+        quantities = out.setdefault(r["po_number"], {})
+        sign = Decimal(-1) if r["document_type"] == "credit_note" else Decimal(1)
+        for line in r["lines"]:
+            if po_line := line.get("po_line_id"):
+                quantities[po_line] = quantities.get(po_line, Decimal(0)) + sign * Decimal(
+                    str(line["quantity"])
+                )
     return out
-
-
-def add_invoiced(quantities: dict[str, Decimal], document_type: str, lines: Sequence[dict[str, Any]]) -> None:
-    sign = Decimal(-1) if document_type == "credit_note" else Decimal(1)
-    for line in lines:
-        po_line = line.get("po_line_id")
-        if po_line:
-            quantities[po_line] = quantities.get(po_line, Decimal(0)) + sign * Decimal(str(line["quantity"]))

@@ -1,4 +1,4 @@
-"""A PO's versions, decided in memory (SPEC §5): issue, amend, approve, close.
+"""A PO's versions: the rules, and decided in memory (SPEC §5): issue, amend, approve, close.
 
 A batch's POs are loaded once (`PoBook`), every record is decided against the book in offset
 order — so a batch that issues, amends and approves one PO gives what one record at a time
@@ -7,22 +7,178 @@ gives — and what changed is written once at the end (the book remembers what i
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from services.intake.domain import (
-    PoTerms,
+from services.intake.domain.common import (
+    DEFAULT_MAX_AMOUNT,
+    Charge,
     Reason,
-    VersionSlot,
-    is_independent_approval,
-    po_changes,
-    po_terms_reasons,
-    sod_reasons_for_issue,
-    versions_coming_into_force,
+    amount_range_reasons,
+    amount_scale_reasons,
+    currency_reasons,
 )
 from services.intake.domain.outcome import Outcome
+from shared.text import same_person
+
+# --- PO versions -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PoLineTerms:
+    line_id: str
+    quantity: Decimal
+    unit_price: Decimal
+
+
+@dataclass(frozen=True)
+class PoTerms:
+    """The parts of a PO version the rules look at."""
+
+    po_number: str
+    version: int
+    currency: str
+    effective_from: date
+    effective_to: date
+    created_by: str
+    lines: tuple[PoLineTerms, ...]
+    charges: tuple[Charge, ...] = ()
+
+
+def sod_reasons_for_issue(created_by: str, approved_by: str | None) -> list[Reason]:
+    """SPEC §5: a PO approved by nobody, or by its own creator, is rejected. People compare
+    case-insensitively (SPEC §15): `Buyer.Case@x` approving for `buyer.case@x` is self-approval."""
+    if not approved_by or not approved_by.strip():
+        return [Reason("sod_violation", "approved_by", "a PO must be approved")]
+    if same_person(approved_by, created_by):
+        return [
+            Reason("sod_violation", "approved_by", "a PO cannot be approved by the person who created it")
+        ]
+    return []
+
+
+def is_independent_approval(amended_by: str, approved_by: str | None) -> bool:
+    """An amendment is in force only once approved by someone other than `amended_by`."""
+    return bool(approved_by and approved_by.strip()) and not same_person(approved_by, amended_by)
+
+
+def po_terms_reasons(po: PoTerms, max_amount: Decimal = DEFAULT_MAX_AMOUNT) -> list[Reason]:
+    out = currency_reasons(po.currency)
+    out += amount_range_reasons(
+        [(f"lines[{i}].unit_price", ln.quantity * ln.unit_price) for i, ln in enumerate(po.lines)]
+        + [(f"charges[{i}].amount", c.amount) for i, c in enumerate(po.charges)],
+        max_amount,
+        po.currency,
+    )
+    if po.effective_from > po.effective_to:
+        out.append(Reason("invalid_effective_dates", "effective_to", "effective_to is before effective_from"))
+    seen: set[str] = set()
+    for i, line in enumerate(po.lines):
+        where = f"lines[{i}]"
+        if line.line_id in seen:
+            out.append(Reason("duplicate_line_id", f"{where}.line_id", f"line_id {line.line_id} repeated"))
+        seen.add(line.line_id)
+        if line.quantity <= 0:
+            code = "zero_quantity" if line.quantity == 0 else "negative_quantity"
+            out.append(
+                Reason(code, f"{where}.quantity", f"line {line.line_id}: ordered quantity must be > 0")
+            )
+        if line.unit_price < 0:
+            out.append(
+                Reason("negative_unit_price", f"{where}.unit_price", f"line {line.line_id}: unit price < 0")
+            )
+    for i, c in enumerate(po.charges):
+        if c.amount < 0:
+            out.append(
+                Reason("negative_amount", f"charges[{i}].amount", "an allowed charge cannot be negative")
+            )
+    out += amount_scale_reasons(
+        po.currency, [(f"charges[{i}].amount", c.amount) for i, c in enumerate(po.charges)]
+    )
+    return out
+
+
+_IGNORED_KEYS = frozenset(
+    {"version", "modification_id", "amended_by", "reason", "approved_by", "approved_at", "created_by"}
+)
+
+
+def _index(items: Sequence[Mapping[str, Any]], key: str) -> dict[str, Mapping[str, Any]]:
+    return {str(item.get(key)): item for item in items}
+
+
+def po_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """Field paths that differ between two PO states, e.g. `lines[L1].unit_price`, `sow_ref`,
+    `lines[L3]` (added or removed), `charges[freight]`. Lines are compared by line_id."""
+    changes: list[str] = []
+    for key in sorted((set(old) | set(new)) - _IGNORED_KEYS - {"lines", "charges"}):
+        if _canon(old.get(key)) != _canon(new.get(key)):
+            changes.append(key)
+    old_lines, new_lines = _index(old.get("lines", []), "line_id"), _index(new.get("lines", []), "line_id")
+    for line_id in sorted(set(old_lines) | set(new_lines)):
+        a, b = old_lines.get(line_id), new_lines.get(line_id)
+        if a is None or b is None:
+            changes.append(f"lines[{line_id}]")
+            continue
+        for key in sorted(set(a) | set(b)):
+            if _canon(a.get(key)) != _canon(b.get(key)):
+                changes.append(f"lines[{line_id}].{key}")
+    old_charges, new_charges = _index(old.get("charges", []), "type"), _index(new.get("charges", []), "type")
+    for ctype in sorted(set(old_charges) | set(new_charges)):
+        if _canon(old_charges.get(ctype)) != _canon(new_charges.get(ctype)):
+            changes.append(f"charges[{ctype}]")
+    return changes
+
+
+def _canon(value: Any) -> Any:
+    """Compare decimals by value ("10.0" = "10"), everything else as given."""
+    if isinstance(value, Mapping):
+        return {k: _canon(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_canon(v) for v in value]
+    if isinstance(value, str) and re.fullmatch(r"-?[0-9]+(\.[0-9]+)?", value):
+        return Decimal(value).normalize()
+    if isinstance(value, Decimal):
+        return value.normalize()
+    return value
+
+
+@dataclass(frozen=True)
+class VersionSlot:
+    """One received version of a PO. Version 1 is approved on issue (or rejected); every
+    amendment waits for an approval by someone other than its author (SPEC §5)."""
+
+    version: int
+    amended_by: str | None = None
+    approved_by: str | None = None
+
+    @property
+    def approved(self) -> bool:
+        if self.amended_by is None:
+            return True
+        return is_independent_approval(self.amended_by, self.approved_by)
+
+
+def versions_coming_into_force(in_force: int | None, received: Mapping[int, VersionSlot]) -> list[int]:
+    """SPEC §5: versions are applied strictly in order. Starting after the version in force,
+    each next version comes into force if it has been received and approved; the first gap
+    (not yet received) or pending approval stops the walk — later versions wait."""
+    out: list[int] = []
+    current = in_force
+    while True:
+        nxt = 1 if current is None else current + 1
+        slot = received.get(nxt)
+        if slot is None or not slot.approved:
+            return out
+        out.append(nxt)
+        current = nxt
+
+
+# --- decided in memory, a batch at a time ---------------------------------------------------
 
 
 @dataclass(frozen=True)

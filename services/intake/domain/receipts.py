@@ -2,12 +2,43 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
-from services.intake.domain import Reason, ReceiptLineQty, receipt_reasons
+from services.intake.domain.common import Reason
 from services.intake.domain.outcome import Outcome
+
+# --- rules ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReceiptLineQty:
+    receipt_line_id: str
+    po_line_id: str
+    quantity: Decimal
+
+
+def receipt_reasons(lines: Sequence[ReceiptLineQty], known_po_lines: set[str] | None) -> list[Reason]:
+    out: list[Reason] = []
+    seen: set[str] = set()
+    for i, line in enumerate(lines):
+        where = f"lines[{i}]"
+        if line.receipt_line_id in seen:
+            out.append(
+                Reason("duplicate_line_id", f"{where}.receipt_line_id", f"{line.receipt_line_id} repeated")
+            )
+        seen.add(line.receipt_line_id)
+        if line.quantity <= 0:
+            code = "zero_quantity" if line.quantity == 0 else "negative_quantity"
+            out.append(
+                Reason(code, f"{where}.quantity", "a received quantity must be > 0 (reverse the receipt)")
+            )
+        if known_po_lines is not None and line.po_line_id not in known_po_lines:
+            out.append(Reason("invalid_po_line_ref", f"{where}.po_line_id", f"no PO line {line.po_line_id}"))
+    return out
 
 
 @dataclass(frozen=True)

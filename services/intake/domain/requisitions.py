@@ -6,8 +6,36 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 
-from services.intake.domain import DEFAULT_MAX_AMOUNT, Reason, requisition_reasons
+from services.intake.domain.common import (
+    DEFAULT_MAX_AMOUNT,
+    Reason,
+    amount_range_reasons,
+    amount_scale_reasons,
+    currency_reasons,
+)
 from services.intake.domain.outcome import Outcome
+from shared.text import same_person
+
+# --- rules ----------------------------------------------------------------------------------
+
+
+def requisition_reasons(
+    requested_by: str,
+    approved_by: str,
+    amount: Decimal,
+    currency: str,
+    max_amount: Decimal = DEFAULT_MAX_AMOUNT,
+) -> list[Reason]:
+    out = currency_reasons(currency)
+    out += amount_range_reasons([("amount", amount)], max_amount, currency)
+    out += amount_scale_reasons(currency, [("amount", amount)])
+    if amount <= 0:
+        out.append(Reason("non_positive_amount", "amount", "a requisition must be for a positive amount"))
+    if same_person(approved_by, requested_by):
+        out.append(
+            Reason("sod_violation", "approved_by", "a requisition cannot be approved by its requester")
+        )
+    return out
 
 
 @dataclass(frozen=True)

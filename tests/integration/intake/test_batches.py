@@ -4,15 +4,18 @@ same records one batch each, and the statements a batch issues do not grow with 
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import asyncpg
 import pytest
 
+from services.intake import contract, store
 from services.intake.config import IntakeConfig
+from services.intake.domain.outcome import Outcome
 from services.intake.handlers import router
 from shared.consumer import BatchProcessor, RawRecord
+from shared.contracts import inbound as i
 from shared.settings import Settings
 from tests.integration.intake.builders import (
     amendment_approved,
@@ -26,7 +29,7 @@ from tests.integration.intake.builders import (
     req_rec,
     requisition,
 )
-from tests.support import deliver, scratch_pool
+from tests.support import deliver, emitted, scratch_pool
 
 pytestmark = pytest.mark.integration
 
@@ -196,3 +199,21 @@ async def test_statements_per_batch_do_not_grow_with_the_batch(make: Any) -> Non
         await statements_for(conn, range(5000, 5001))  # asyncpg introspects array types once per connection
         small, large = await statements_for(conn, range(10)), await statements_for(conn, range(1000, 1200))
     assert large - small <= 2, (small, large)
+
+
+async def test_a_number_another_instance_claimed_meanwhile_rolls_the_batch_back() -> None:
+    """Two instances briefly holding one partition: the registry's key still decides. The batch
+    that loses fails as a whole (ConcurrentWrite) and, run again, refuses the duplicate."""
+    rival = i.InvoiceSubmitted.model_validate(invoice("INV-B", "INV-0042"))
+    async with scratch_pool("intake") as pool:
+        with pytest.raises(store.ConcurrentWrite):
+            async with pool.acquire() as conn, conn.transaction():
+                submission = contract.json_submission(rival)
+                book = await store.invoice_book(conn, [submission.invoice], CONFIG)
+                assert book.submit(submission).outcome is Outcome.ACCEPTED
+                # meanwhile another instance accepts INV-A with the same number and commits
+                await deliver(pool, router, inv_rec(invoice("INV-A", "INV-0042")), config=CONFIG)
+                await store.save_invoices(conn, book, datetime.now(UTC))
+        again = await deliver(pool, router, inv_rec(rival.model_dump(mode="json")), config=CONFIG)
+        assert [r["code"] for e in emitted(again) for r in e["data"]["reasons"]] == ["duplicate_invoice"]
+        assert await pool.fetchval("SELECT count(*) FROM invoices") == 1
