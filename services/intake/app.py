@@ -4,23 +4,17 @@ Consumes concord.in.requisitions, concord.in.purchase-orders, concord.in.receipt
 concord.in.invoices (JSON and UBL/Peppol) and the `po_flip.requested` command; publishes
 accepted documents on concord.intake.documents and refusals on concord.out.rejections.
 
-Configuration: the `intake:` section of CONCORD_POLICY_FILE (no-PO policy per business unit,
-see services/intake/policy.py); read and validated at start. Run with `python -m services.intake`.
+Configuration: the `intake:` section of the policy file (services/intake/config.py), read and
+validated once at start. Run with `python -m services.intake`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from services.intake.config import IntakeConfig
 from services.intake.handlers import router
-from services.intake.policy import load_intake_policy
 from shared.service import Service
-from shared.settings import Settings
 
-
-def _check_policy(settings: Settings) -> None:
-    load_intake_policy(settings.policy_file)  # a malformed intake section stops the start, naming the key
-
-
-service = Service(router, Path(__file__).parent / "migrations", on_startup=_check_policy)
+service = Service(router, Path(__file__).parent / "migrations", config=IntakeConfig.load)
 app = service.app

@@ -1,83 +1,97 @@
-"""The SQL intake needs, in one place. Every function takes the handler's connection, so it runs
-inside the batch's transaction (inbox + state + outbox commit together)."""
+"""The SQL intake needs, in one place, set-based: a batch loads what it needs in a constant
+number of queries (`= ANY`, `unnest`) and writes each table once (multi-row statements). It takes
+and returns domain objects. Every function runs on the batch's connection, inside its
+transaction (inbox + state + outbox commit together)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import date, datetime
+from collections.abc import Iterable, Sequence
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import asyncpg
 
-from services.intake.domain import DocumentType, KnownInvoice, KnownPo
+from services.intake import contract
+from services.intake.domain import Invoice, KnownInvoice
+from services.intake.domain.invoices import InvoiceBook, NumberKey, number_key
+from services.intake.domain.purchase_orders import EarlyApproval, Po, PoBook, PoVersion
+from services.intake.domain.receipts import Receipt, ReceiptBook
+from services.intake.domain.requisitions import Requisition, RequisitionBook
 
 
-def content_hash(payload: Any) -> str:
-    """Same document → same hash, whatever the key order (tells a redelivery from a conflict)."""
-    text = payload if isinstance(payload, str) else json.dumps(payload, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
+class ConcurrentWrite(RuntimeError):
+    """Another instance wrote what this batch decided on since it was loaded (a rebalance gave a
+    partition to two instances for a moment). The batch rolls back and is run again record by
+    record, which then sees the other instance's write and decides as it would have."""
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, default=str)
+
+
+def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
+    return [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
+
+
+def _count(status: str) -> int:
+    return int(status.split()[-1])
 
 
 # --- requisitions ----------------------------------------------------------------------------
 
+_REQUISITION_FIELDS = tuple(Requisition.__dataclass_fields__)
 
-async def requisition(conn: asyncpg.Connection, requisition_id: str) -> asyncpg.Record | None:
-    return await conn.fetchrow(
-        "SELECT * FROM requisitions WHERE requisition_id = $1 FOR UPDATE", requisition_id
+
+async def requisitions(conn: asyncpg.Connection, ids: Iterable[str], now: datetime) -> RequisitionBook:
+    rows = await conn.fetch(
+        f"""SELECT {", ".join(_REQUISITION_FIELDS)} FROM requisitions
+            WHERE requisition_id = ANY($1::text[]) ORDER BY requisition_id FOR UPDATE""",
+        sorted(set(ids)),
     )
+    return RequisitionBook({r["requisition_id"]: Requisition(**dict(r)) for r in rows}, now)
 
 
-async def save_requisition_approval(
-    conn: asyncpg.Connection,
-    *,
-    requisition_id: str,
-    legal_entity: str,
-    business_unit: str,
-    requested_by: str,
-    approved_by: str,
-    amount: Decimal,
-    currency: str,
-    approved_at: datetime,
-    content_hash: str,
-) -> None:
+async def save_requisitions(conn: asyncpg.Connection, book: RequisitionBook) -> None:
+    """Approvals and closures, one upsert (conversions are the POs' to write: conversions())."""
+    rows = [
+        (r.requisition_id, r.legal_entity, r.business_unit, r.requested_by, r.approved_by, r.amount,
+         r.currency, r.approved_at, r.content_hash, r.closed_by, r.closed_reason, r.closed_at)
+        for r in book.changed.values()
+    ]  # fmt: skip
+    if not rows:
+        return
     await conn.execute(
         """INSERT INTO requisitions (requisition_id, legal_entity, business_unit, requested_by, approved_by,
-                                     amount, currency, approved_at, content_hash)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                                     amount, currency, approved_at, content_hash, closed_by, closed_reason,
+                                     closed_at)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::numeric[],
+                                $7::text[], $8::timestamptz[], $9::text[], $10::text[], $11::text[],
+                                $12::timestamptz[])
            ON CONFLICT (requisition_id) DO UPDATE SET
                legal_entity = EXCLUDED.legal_entity, business_unit = EXCLUDED.business_unit,
                requested_by = EXCLUDED.requested_by, approved_by = EXCLUDED.approved_by,
                amount = EXCLUDED.amount, currency = EXCLUDED.currency,
-               approved_at = EXCLUDED.approved_at, content_hash = EXCLUDED.content_hash""",
-        requisition_id, legal_entity, business_unit, requested_by, approved_by, amount, currency,
-        approved_at, content_hash,
-    )  # fmt: skip
+               approved_at = EXCLUDED.approved_at, content_hash = EXCLUDED.content_hash,
+               closed_by = EXCLUDED.closed_by, closed_reason = EXCLUDED.closed_reason,
+               closed_at = EXCLUDED.closed_at""",
+        *_columns(rows, 12),
+    )
 
 
-async def close_requisition(
-    conn: asyncpg.Connection, requisition_id: str, closed_by: str, reason: str, at: datetime
-) -> None:
+async def convert_requisitions(conn: asyncpg.Connection, conversions: dict[str, str], at: datetime) -> None:
+    """A PO naming a requisition converts it, even if the approval has not arrived yet; the
+    first PO to do so stays."""
+    if not conversions:
+        return
     await conn.execute(
-        """UPDATE requisitions SET closed_by = $2, closed_reason = $3, closed_at = $4
-           WHERE requisition_id = $1""",
-        requisition_id, closed_by, reason, at,
-    )  # fmt: skip
-
-
-async def mark_requisition_converted(
-    conn: asyncpg.Connection, requisition_id: str, po_number: str, at: datetime
-) -> None:
-    """A PO naming the requisition converts it, even if the approval has not arrived yet."""
-    await conn.execute(
-        """INSERT INTO requisitions (requisition_id, converted_po_number, converted_at) VALUES ($1, $2, $3)
+        """INSERT INTO requisitions (requisition_id, converted_po_number, converted_at)
+           SELECT r, p, $3 FROM unnest($1::text[], $2::text[]) AS c(r, p)
            ON CONFLICT (requisition_id) DO UPDATE SET
                converted_po_number = COALESCE(requisitions.converted_po_number, EXCLUDED.converted_po_number),
                converted_at = COALESCE(requisitions.converted_at, EXCLUDED.converted_at)""",
-        requisition_id, po_number, at,
+        list(conversions), list(conversions.values()), at,
     )  # fmt: skip
 
 
@@ -98,193 +112,128 @@ async def open_requisitions(conn: asyncpg.Connection, approved_before: datetime)
 
 # --- purchase orders -------------------------------------------------------------------------
 
-
-@dataclass(frozen=True)
-class PoHeader:
-    po_number: str
-    in_force_version: int | None
-    closed: bool
+_VERSION_FIELDS = tuple(PoVersion.__dataclass_fields__)
 
 
-async def lock_po(conn: asyncpg.Connection, po_number: str) -> PoHeader:
-    """Create-if-missing and lock the PO row: one PO's versions are decided one at a time even
-    if a rebalance briefly gives its partition to two instances. One statement instead of
-    INSERT .. DO NOTHING + SELECT .. FOR UPDATE: the no-op DO UPDATE row-locks an existing row
-    just as FOR UPDATE does (waiting for a concurrent holder, or for a concurrent insert of the
-    same PO to commit) and RETURNING gives its latest committed version."""
-    row = await conn.fetchrow(
-        """INSERT INTO purchase_orders (po_number) VALUES ($1)
+async def lock_pos(conn: asyncpg.Connection, po_numbers: Iterable[str], now: datetime) -> PoBook:
+    """Create-if-missing and lock the batch's PO rows (in po_number order, so two instances
+    never deadlock), with every version and parked approval: one PO's versions are decided one
+    at a time even if a rebalance briefly gives its partition to two instances. The no-op DO
+    UPDATE row-locks an existing row just as FOR UPDATE does."""
+    wanted = sorted(set(po_numbers))
+    headers = await conn.fetch(
+        """INSERT INTO purchase_orders (po_number) SELECT unnest($1::text[]) ORDER BY 1
            ON CONFLICT (po_number) DO UPDATE SET po_number = EXCLUDED.po_number
            RETURNING *""",
-        po_number,
+        wanted,
     )
-    assert row is not None
-    return PoHeader(row["po_number"], row["in_force_version"], row["closed_at"] is not None)
+    pos = {h["po_number"]: Po(**dict(h)) for h in headers}
+    for v in await conn.fetch(
+        f"SELECT {', '.join(_VERSION_FIELDS)} FROM po_versions WHERE po_number = ANY($1::text[])", wanted
+    ):
+        pos[v["po_number"]].versions[v["version"]] = PoVersion(**dict(v))
+    for e in await conn.fetch(
+        """SELECT po_number, version, approved_by, approved_at, source_event_id FROM po_early_approvals
+           WHERE po_number = ANY($1::text[])""",
+        wanted,
+    ):
+        pos[e["po_number"]].early_approvals.append(EarlyApproval(**dict(e)))
+    return PoBook(pos, now)
 
 
-async def po_versions(conn: asyncpg.Connection, po_number: str) -> dict[int, asyncpg.Record]:
-    rows = await conn.fetch("SELECT * FROM po_versions WHERE po_number = $1 ORDER BY version", po_number)
-    return {r["version"]: r for r in rows}
-
-
-@dataclass(frozen=True)
-class InForce:
-    """How a version comes into force: what changed from the version before it, and when."""
-
-    changes: Sequence[str]
-    previous_sow_ref: Any
-    at: datetime
-
-
-def _previous(version: int) -> int | None:
-    return version - 1 if version > 1 else None
-
-
-async def _supersede_previous(conn: asyncpg.Connection, po_number: str, version: int, at: datetime) -> None:
-    # Version 1 has no predecessor: nothing to supersede, so no statement.
-    if (previous := _previous(version)) is not None:
+async def save_pos(conn: asyncpg.Connection, book: PoBook) -> None:
+    """Everything the batch decided about its POs: at most one statement per table."""
+    await _insert_versions(conn, list(book.new_versions.values()))
+    await _update_versions(conn, list(book.changed_versions.values()))
+    headers = [book.pos[p] for p in sorted(book.changed_headers)]
+    if headers:
         await conn.execute(
-            """UPDATE po_versions SET status = 'superseded', superseded_at = $3
-               WHERE po_number = $1 AND version = $2 AND status = 'in_force'""",
-            po_number, previous, at,
+            """UPDATE purchase_orders p SET in_force_version = h.v, closed_by = h.by, closed_reason = h.why,
+                                            closed_at = h.at
+               FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::timestamptz[])
+                    AS h(po_number, v, by, why, at)
+               WHERE p.po_number = h.po_number""",
+            [h.po_number for h in headers], [h.in_force_version for h in headers],
+            [h.closed_by for h in headers], [h.closed_reason for h in headers],
+            [h.closed_at for h in headers],
         )  # fmt: skip
+    if book.new_early_approvals:
+        rows = [
+            (e.po_number, e.version, e.approved_by, e.approved_at, e.source_event_id)
+            for e in book.new_early_approvals
+        ]
+        await conn.execute(
+            """INSERT INTO po_early_approvals (po_number, version, approved_by, approved_at, source_event_id)
+               SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::timestamptz[], $5::text[])
+               ON CONFLICT DO NOTHING""",
+            *_columns(rows, 5),
+        )
+    await convert_requisitions(conn, book.conversions, book.now)
 
 
-async def insert_po_version(
-    conn: asyncpg.Connection,
-    *,
-    po_number: str,
-    version: int,
-    kind: str,
-    status: str,
-    state: Mapping[str, Any],
-    content_hash: str,
-    created_by: str,
-    amended_by: str | None,
-    modification_id: str | None,
-    reason: str | None,
-    approved_by: str | None,
-    approved_at: datetime | None,
-    received_at: datetime,
-    source_event_id: str,
-    in_force: InForce | None = None,
-) -> None:
-    """Record a received version. With `in_force` it comes into force as it is written (what
-    put_in_force would do right after; one INSERT instead of INSERT + UPDATE)."""
-    if in_force is not None:
-        await _supersede_previous(conn, po_number, version, in_force.at)
-        status = "in_force"
+async def _insert_versions(conn: asyncpg.Connection, versions: list[PoVersion]) -> None:
+    if not versions:
+        return
+    rows = [
+        (v.po_number, v.version, v.kind, v.status, _json(v.state), v.content_hash, v.created_by, v.amended_by,
+         v.modification_id, v.reason, v.approved_by, v.approved_at, v.received_at, v.source_event_id,
+         v.previous_version, _json(v.changes), _json(v.previous_sow_ref), v.in_force_since, v.superseded_at)
+        for v in versions
+    ]  # fmt: skip
     await conn.execute(
         """INSERT INTO po_versions (po_number, version, kind, status, state, content_hash, created_by,
                amended_by, modification_id, reason, approved_by, approved_at, received_at, source_event_id,
-               in_force_since, previous_version, changes, previous_sow_ref)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)""",
-        po_number, version, kind, status, dict(state), content_hash, created_by, amended_by,
-        modification_id, reason, approved_by, approved_at, received_at, source_event_id,
-        in_force.at if in_force else None,
-        _previous(version) if in_force else None,
-        list(in_force.changes) if in_force else None,
-        in_force.previous_sow_ref if in_force else None,
-    )  # fmt: skip
-
-
-async def approve_po_version(
-    conn: asyncpg.Connection, po_number: str, version: int, approved_by: str, approved_at: datetime
-) -> None:
-    await conn.execute(
-        """UPDATE po_versions SET approved_by = $3, approved_at = $4, status = 'approved'
-           WHERE po_number = $1 AND version = $2 AND status = 'pending'""",
-        po_number, version, approved_by, approved_at,
-    )  # fmt: skip
-
-
-async def put_in_force(conn: asyncpg.Connection, po_number: str, version: int, in_force: InForce) -> None:
-    """Bring an already recorded version into force (the header is set by set_in_force_version)."""
-    await _supersede_previous(conn, po_number, version, in_force.at)
-    await conn.execute(
-        """UPDATE po_versions SET status = 'in_force', in_force_since = $3, previous_version = $4,
-                                  changes = $5, previous_sow_ref = $6
-           WHERE po_number = $1 AND version = $2""",
-        po_number, version, in_force.at, _previous(version), list(in_force.changes),
-        in_force.previous_sow_ref,
-    )  # fmt: skip
-
-
-async def set_in_force_version(conn: asyncpg.Connection, po_number: str, version: int) -> None:
-    await conn.execute(
-        "UPDATE purchase_orders SET in_force_version = $2 WHERE po_number = $1", po_number, version
+               previous_version, changes, previous_sow_ref, in_force_since, superseded_at)
+           SELECT po_number, version, kind, status, state::jsonb, content_hash, created_by, amended_by,
+                  modification_id, reason, approved_by, approved_at, received_at, source_event_id,
+                  previous_version, changes::jsonb, previous_sow_ref::jsonb, in_force_since, superseded_at
+           FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                       $8::text[], $9::text[], $10::text[], $11::text[], $12::timestamptz[],
+                       $13::timestamptz[], $14::text[], $15::int[], $16::text[], $17::text[],
+                       $18::timestamptz[], $19::timestamptz[])
+                AS v(po_number, version, kind, status, state, content_hash, created_by, amended_by,
+                     modification_id, reason, approved_by, approved_at, received_at, source_event_id,
+                     previous_version, changes, previous_sow_ref, in_force_since, superseded_at)""",
+        *_columns(rows, 19),
     )
 
 
-async def early_approvals(conn: asyncpg.Connection, po_number: str, version: int) -> list[asyncpg.Record]:
-    return list(
-        await conn.fetch(
-            "SELECT * FROM po_early_approvals WHERE po_number = $1 AND version = $2 ORDER BY approved_at",
-            po_number,
-            version,
-        )
+async def _update_versions(conn: asyncpg.Connection, versions: list[PoVersion]) -> None:
+    """Approvals, versions coming into force and the ones they supersede."""
+    if not versions:
+        return
+    rows = [
+        (v.po_number, v.version, v.status, v.approved_by, v.approved_at, v.previous_version, _json(v.changes),
+         _json(v.previous_sow_ref), v.in_force_since, v.superseded_at)
+        for v in versions
+    ]  # fmt: skip
+    await conn.execute(
+        """UPDATE po_versions p SET status = v.status, approved_by = v.approved_by,
+               approved_at = v.approved_at,
+               previous_version = v.previous_version, changes = v.changes::jsonb,
+               previous_sow_ref = v.previous_sow_ref::jsonb, in_force_since = v.in_force_since,
+               superseded_at = v.superseded_at
+           FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::timestamptz[], $6::int[],
+                       $7::text[], $8::text[], $9::timestamptz[], $10::timestamptz[])
+                AS v(po_number, version, status, approved_by, approved_at, previous_version, changes,
+                     previous_sow_ref, in_force_since, superseded_at)
+           WHERE p.po_number = v.po_number AND p.version = v.version""",
+        *_columns(rows, 10),
     )
 
 
-async def park_approval(
-    conn: asyncpg.Connection,
-    po_number: str,
-    version: int,
-    approved_by: str,
-    approved_at: datetime,
-    event_id: str,
-) -> None:
-    await conn.execute(
-        """INSERT INTO po_early_approvals (po_number, version, approved_by, approved_at, source_event_id)
-           VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING""",
-        po_number, version, approved_by, approved_at, event_id,
-    )  # fmt: skip
-
-
-async def close_po(
-    conn: asyncpg.Connection, po_number: str, closed_by: str, reason: str, at: datetime
-) -> None:
-    await conn.execute(
-        "UPDATE purchase_orders SET closed_by = $2, closed_reason = $3, closed_at = $4 WHERE po_number = $1",
-        po_number, closed_by, reason, at,
-    )  # fmt: skip
-
-
-async def po_in_force(conn: asyncpg.Connection, po_number: str) -> tuple[dict[str, Any], bool] | None:
-    """The in-force version's state and whether the PO is closed; None if intake never accepted it."""
-    row = await conn.fetchrow(
-        """SELECT v.state, v.version, v.approved_by, v.approved_at, p.closed_at IS NOT NULL AS closed
+async def pos_in_force(
+    conn: asyncpg.Connection, po_numbers: Iterable[str]
+) -> dict[str, tuple[dict[str, Any], bool]]:
+    """Each PO's in-force state and whether it is closed; absent: intake never accepted it."""
+    rows = await conn.fetch(
+        """SELECT p.po_number, v.state, p.closed_at IS NOT NULL AS closed
            FROM purchase_orders p JOIN po_versions v
              ON v.po_number = p.po_number AND v.version = p.in_force_version
-           WHERE p.po_number = $1""",
-        po_number,
+           WHERE p.po_number = ANY($1::text[])""",
+        sorted(set(po_numbers)),
     )
-    if row is None:
-        return None
-    return dict(row["state"]), bool(row["closed"])
-
-
-async def known_po(conn: asyncpg.Connection, po_number: str) -> KnownPo | None:
-    found = await po_in_force(conn, po_number)
-    if found is None:
-        return None
-    state, closed = found
-    return KnownPo(
-        po_number=po_number,
-        payee_id=state["payee_id"],
-        legal_entity=state["legal_entity"],
-        currency=state["currency"],
-        business_unit=state["business_unit"],
-        closed=closed,
-    )
-
-
-def _line_ids(states: Sequence[Mapping[str, Any]] | None) -> set[str] | None:
-    """Line ids of every received version (a receipt may name a line of a pending amendment);
-    None if no version was received."""
-    if not states:
-        return None
-    return {str(line["line_id"]) for state in states for line in state.get("lines", [])}
+    return {r["po_number"]: (dict(r["state"]), bool(r["closed"])) for r in rows}
 
 
 async def po_history(conn: asyncpg.Connection, po_number: str) -> list[asyncpg.Record]:
@@ -302,202 +251,185 @@ async def po_history(conn: asyncpg.Connection, po_number: str) -> list[asyncpg.R
 
 # --- receipts --------------------------------------------------------------------------------
 
-
-async def receipt(conn: asyncpg.Connection, receipt_id: str) -> asyncpg.Record | None:
-    return await conn.fetchrow("SELECT * FROM receipts WHERE receipt_id = $1 FOR UPDATE", receipt_id)
+_RECEIPT_FIELDS = tuple(Receipt.__dataclass_fields__)
 
 
-async def receipt_check(
-    conn: asyncpg.Connection, receipt_id: str, po_number: str
-) -> tuple[str | None, set[str] | None]:
-    """For a new receipt, in one round trip: the content hash of a receipt already recorded under
-    its id (row locked, as receipt() does) and the line ids of its PO."""
-    row = await conn.fetchrow(
-        """SELECT (SELECT content_hash FROM receipts WHERE receipt_id = $1 FOR UPDATE) AS content_hash,
-                  (SELECT jsonb_agg(state) FROM po_versions WHERE po_number = $2) AS po_states""",
-        receipt_id, po_number,
-    )  # fmt: skip
-    assert row is not None
-    return row["content_hash"], _line_ids(row["po_states"])
+async def receipts(
+    conn: asyncpg.Connection, receipt_ids: Iterable[str], po_numbers: Iterable[str], now: datetime
+) -> ReceiptBook:
+    """The receipts named (rows locked) and the line ids of every version of the POs named."""
+    rows = await conn.fetch(
+        f"""SELECT {", ".join(_RECEIPT_FIELDS)} FROM receipts WHERE receipt_id = ANY($1::text[])
+            ORDER BY receipt_id FOR UPDATE""",
+        sorted(set(receipt_ids)),
+    )
+    po_lines: dict[str, set[str]] = {}
+    wanted = sorted(set(po_numbers))
+    if wanted:
+        for r in await conn.fetch(
+            """SELECT po_number, jsonb_agg(state) AS states FROM po_versions
+               WHERE po_number = ANY($1::text[]) GROUP BY po_number""",
+            wanted,
+        ):
+            po_lines[r["po_number"]] = {
+                str(line["line_id"]) for state in r["states"] for line in state.get("lines", [])
+            }
+    return ReceiptBook({r["receipt_id"]: Receipt(**dict(r)) for r in rows}, po_lines, now)
 
 
-async def insert_receipt(
-    conn: asyncpg.Connection,
-    receipt_id: str,
-    po_number: str,
-    kind: str,
-    received_at: datetime,
-    lines: list[dict[str, Any]],
-    content_hash: str,
-) -> None:
-    await conn.execute(
-        """INSERT INTO receipts (receipt_id, po_number, kind, received_at, lines, content_hash)
-           VALUES ($1, $2, $3, $4, $5, $6)""",
-        receipt_id, po_number, kind, received_at, lines, content_hash,
-    )  # fmt: skip
-
-
-async def reverse_receipt(
-    conn: asyncpg.Connection, receipt_id: str, reversed_by: str, reason: str, at: datetime
-) -> None:
-    await conn.execute(
-        "UPDATE receipts SET reversed_by = $2, reversal_reason = $3, reversed_at = $4 WHERE receipt_id = $1",
-        receipt_id, reversed_by, reason, at,
-    )  # fmt: skip
+async def save_receipts(conn: asyncpg.Connection, book: ReceiptBook) -> None:
+    if book.recorded:
+        rows = [
+            (r.receipt_id, r.po_number, r.kind, r.received_at, _json(r.lines), r.content_hash)
+            for r in book.recorded
+        ]
+        await conn.execute(
+            """INSERT INTO receipts (receipt_id, po_number, kind, received_at, lines, content_hash)
+               SELECT r, p, k, at, l::jsonb, h
+               FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::text[])
+                    AS x(r, p, k, at, l, h)""",
+            *_columns(rows, 6),
+        )
+    if book.reversed:
+        rows2 = [(r.receipt_id, r.reversed_by, r.reversal_reason, r.reversed_at) for r in book.reversed]
+        await conn.execute(
+            """UPDATE receipts SET reversed_by = x.by, reversal_reason = x.why, reversed_at = x.at
+               FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[]) AS x(r, by, why, at)
+               WHERE receipts.receipt_id = x.r""",
+            *_columns(rows2, 4),
+        )
 
 
 # --- invoices --------------------------------------------------------------------------------
 
+_KNOWN_FIELDS = tuple(KnownInvoice.__dataclass_fields__)
 
-def _known_invoice(row: asyncpg.Record) -> KnownInvoice:
-    return KnownInvoice(
-        invoice_id=row["invoice_id"],
-        payee_id=row["payee_id"],
-        normalised_number=row["normalised_number"],
-        document_type=row["document_type"],
-        currency=row["currency"],
-        total_amount=row["total_amount"],
-        issue_date=row["issue_date"],
-        superseded_by=row["superseded_by"],
-        content_hash=row["content_hash"],
+
+async def invoice_book(
+    conn: asyncpg.Connection, invoices: Sequence[Invoice], config: Any, *, any_total: bool = False
+) -> InvoiceBook:
+    """What the batch's invoices are checked against, in three queries: the invoices they name
+    (by id, the ones they replace) and their suspected-duplicate candidates (same payee +
+    currency + total + issue date; with `any_total`, any total: a PO flip's total is known only
+    as it is decided), the POs in force they name, and the registry rows of their numbers."""
+    ids = sorted(
+        {i.invoice_id for i in invoices} | {i.replaces_invoice_id for i in invoices if i.replaces_invoice_id}
     )
-
-
-@dataclass(frozen=True)
-class InvoiceLookup:
-    """What intake knows about an incoming invoice before deciding on it."""
-
-    earlier: KnownInvoice | None  # an accepted invoice with the same invoice_id
-    original: KnownInvoice | None  # the invoice it says it replaces
-    candidates: list[KnownInvoice]  # same payee + currency + total + issue date (suspected duplicates)
-
-
-async def invoice_lookup(
-    conn: asyncpg.Connection,
-    invoice_id: str,
-    replaces_invoice_id: str | None,
-    payee_id: str,
-    currency: str,
-    total_amount: Decimal,
-    issue_date: date,
-) -> InvoiceLookup:
-    """The invoice by its id, the one it replaces and the suspected-duplicate candidates: one
-    round trip instead of three. A UNION ALL, not one WHERE with OR: each branch keeps its own
-    index (primary key, invoices_suspected); the OR form was planned as a scan of the table
-    (0.44 ms an invoice under the benchmark, growing with the table)."""
+    keys = sorted({(i.payee_id, i.currency, i.total_amount, i.issue_date) for i in invoices})
+    fields = ", ".join(f"i.{f}" for f in _KNOWN_FIELDS)
+    match_total = "" if any_total else "AND i.total_amount = k.t"
     rows = await conn.fetch(
-        """SELECT *, false AS suspect FROM invoices WHERE invoice_id IN ($1, $2)
-           UNION ALL
-           SELECT *, true AS suspect FROM invoices
-            WHERE payee_id = $3 AND currency = $4 AND total_amount = $5 AND issue_date = $6""",
-        invoice_id, replaces_invoice_id, payee_id, currency, total_amount, issue_date,
+        f"""SELECT {fields} FROM invoices i WHERE i.invoice_id = ANY($1::text[])
+            UNION
+            SELECT {fields} FROM unnest($2::text[], $3::text[], $4::numeric[], $5::date[]) AS k(p, c, t, d)
+              JOIN invoices i
+                ON i.payee_id = k.p AND i.currency = k.c AND i.issue_date = k.d {match_total}""",
+        ids, *_columns(keys, 4),
     )  # fmt: skip
-    by_id = {r["invoice_id"]: r for r in rows}
-    earlier = by_id.get(invoice_id)
-    original = by_id.get(replaces_invoice_id) if replaces_invoice_id is not None else None
-    return InvoiceLookup(
-        earlier=_known_invoice(earlier) if earlier is not None else None,
-        original=_known_invoice(original) if original is not None else None,
-        candidates=[_known_invoice(r) for r in rows if r["suspect"]],
-    )
+    known = {r["invoice_id"]: KnownInvoice(**dict(r)) for r in rows}
+    pos = {
+        p: contract.known_po(p, state, closed)
+        for p, (state, closed) in (
+            await pos_in_force(conn, {i.po_number for i in invoices if i.po_number})
+        ).items()
+    }
+    number_keys = sorted({number_key(i) for i in invoices})
+    numbers: dict[NumberKey, str] = {
+        (r["payee_id"], r["normalised_number"], r["document_type"]): r["invoice_id"]
+        for r in await conn.fetch(
+            """SELECT n.payee_id, n.normalised_number, n.document_type, n.invoice_id
+               FROM unnest($1::text[], $2::text[], $3::text[]) AS k(p, n, d)
+               JOIN invoice_numbers n
+                 ON n.payee_id = k.p AND n.normalised_number = k.n AND n.document_type = k.d""",
+            *_columns(number_keys, 3),
+        )
+    }
+    return InvoiceBook(known, pos, numbers, config.no_po, config.max_amount)
 
 
-async def invoice_by_flip(conn: asyncpg.Connection, flip_id: str) -> str | None:
-    value = await conn.fetchval("SELECT invoice_id FROM invoices WHERE flip_id = $1", flip_id)
-    return str(value) if value is not None else None
-
-
-async def registered_number(
-    conn: asyncpg.Connection, payee_id: str, normalised_number: str, document_type: str
-) -> str | None:
-    value = await conn.fetchval(
-        """SELECT invoice_id FROM invoice_numbers
-           WHERE payee_id = $1 AND normalised_number = $2 AND document_type = $3""",
-        payee_id, normalised_number, document_type,
-    )  # fmt: skip
-    return str(value) if value is not None else None
-
-
-async def register_number(
-    conn: asyncpg.Connection,
-    payee_id: str,
-    normalised_number: str,
-    document_type: DocumentType,
-    invoice_id: str,
-    replaces_invoice_id: str | None,
-) -> str | None:
-    """Claim the (payee, number, document type) for this invoice. Returns None when claimed, else
-    the invoice that holds it. The primary key decides: a concurrent instance inserting the same
-    number waits for our commit and then sees the conflict (no check-then-insert race)."""
-    if replaces_invoice_id is not None:
-        # A correction may reuse the number of the invoice it supersedes.
-        await conn.execute(
-            """UPDATE invoice_numbers SET invoice_id = $5
-               WHERE payee_id = $1 AND normalised_number = $2 AND document_type = $3 AND invoice_id = $4""",
-            payee_id, normalised_number, document_type, replaces_invoice_id, invoice_id,
+async def save_invoices(conn: asyncpg.Connection, book: InvoiceBook, accepted_at: datetime) -> None:
+    """The accepted invoices, their numbers and what they supersede. The registry's primary key
+    still decides between two instances racing on one number: a claim another instance made
+    since the book was loaded is a ConcurrentWrite."""
+    if not book.accepted:
+        return
+    claimed = book.claimed_numbers()
+    if claimed:
+        inserted = await conn.fetch(
+            """INSERT INTO invoice_numbers (payee_id, normalised_number, document_type, invoice_id)
+               SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
+               ON CONFLICT (payee_id, normalised_number, document_type) DO NOTHING
+               RETURNING invoice_id""",
+            *_columns([(*k, holder) for k, holder in claimed], 4),
+        )
+        if len(inserted) != len(claimed):
+            raise ConcurrentWrite("an invoice number was claimed by another instance meanwhile")
+    moved = book.moved_numbers()
+    if moved:
+        status = await conn.execute(
+            """UPDATE invoice_numbers n SET invoice_id = m.holder
+               FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
+                    AS m(p, num, d, was, holder)
+               WHERE n.payee_id = m.p AND n.normalised_number = m.num AND n.document_type = m.d
+                 AND n.invoice_id = m.was""",
+            *_columns([(*k, was, holder) for k, was, holder in moved], 5),
+        )
+        if _count(status) != len(moved):
+            raise ConcurrentWrite("an invoice number changed hands in another instance meanwhile")
+    rows = []
+    for a in book.accepted:
+        inv, s = a.submission.invoice, a.submission
+        rows.append(
+            (inv.invoice_id, inv.payee_id, inv.legal_entity, inv.document_type, inv.supplier_invoice_number,
+             inv.normalised_number, inv.currency, inv.issue_date, inv.total_amount, inv.payable_amount,
+             inv.po_number, _json(contract.stored_lines(inv)), s.origin, s.flip_id, inv.replaces_invoice_id,
+             book.superseded_by(inv.invoice_id), s.content_hash, accepted_at)
         )  # fmt: skip
-    claimed = await conn.fetchval(
-        """INSERT INTO invoice_numbers (payee_id, normalised_number, document_type, invoice_id)
-           VALUES ($1, $2, $3, $4)
-           ON CONFLICT (payee_id, normalised_number, document_type) DO NOTHING
-           RETURNING invoice_id""",
-        payee_id, normalised_number, document_type, invoice_id,
-    )  # fmt: skip
-    if claimed is not None:
-        return None
-    holder = await registered_number(conn, payee_id, normalised_number, document_type)
-    return None if holder == invoice_id else holder
-
-
-async def insert_invoice(
-    conn: asyncpg.Connection,
-    *,
-    invoice_id: str,
-    payee_id: str,
-    legal_entity: str,
-    document_type: str,
-    supplier_invoice_number: str,
-    normalised_number: str,
-    currency: str,
-    issue_date: date,
-    total_amount: Decimal,
-    payable_amount: Decimal,
-    po_number: str | None,
-    lines: list[dict[str, Any]],
-    origin: str,
-    flip_id: str | None,
-    replaces_invoice_id: str | None,
-    content_hash: str,
-    accepted_at: datetime,
-) -> None:
     await conn.execute(
         """INSERT INTO invoices (invoice_id, payee_id, legal_entity, document_type, supplier_invoice_number,
                normalised_number, currency, issue_date, total_amount, payable_amount, po_number, lines,
-               origin, flip_id, replaces_invoice_id, content_hash, accepted_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)""",
-        invoice_id, payee_id, legal_entity, document_type, supplier_invoice_number, normalised_number,
-        currency, issue_date, total_amount, payable_amount, po_number, lines, origin, flip_id,
-        replaces_invoice_id, content_hash, accepted_at,
-    )  # fmt: skip
-    if replaces_invoice_id is not None:
-        await conn.execute(
-            "UPDATE invoices SET superseded_by = $2 WHERE invoice_id = $1 AND superseded_by IS NULL",
-            replaces_invoice_id, invoice_id,
-        )  # fmt: skip
-
-
-async def invoiced_quantities(conn: asyncpg.Connection, po_number: str) -> dict[str, Decimal]:
-    """Quantity already invoiced per PO line by accepted, not superseded documents (credit notes
-    count negative) — what a PO flip without quantities leaves out."""
-    rows = await conn.fetch(
-        """SELECT document_type, lines FROM invoices WHERE po_number = $1 AND superseded_by IS NULL""",
-        po_number,
+               origin, flip_id, replaces_invoice_id, superseded_by, content_hash, accepted_at)
+           SELECT i, p, le, dt, sn, nn, c, d, t, pa, po, l::jsonb, o, f, r, sb, h, at
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                       $8::date[], $9::numeric[], $10::numeric[], $11::text[], $12::text[], $13::text[],
+                       $14::text[], $15::text[], $16::text[], $17::text[], $18::timestamptz[])
+                AS x(i, p, le, dt, sn, nn, c, d, t, pa, po, l, o, f, r, sb, h, at)""",
+        *_columns(rows, 18),
     )
-    out: dict[str, Decimal] = {}
+    if book.superseded_earlier:
+        await conn.execute(
+            """UPDATE invoices SET superseded_by = s.by
+               FROM unnest($1::text[], $2::text[]) AS s(id, by)
+               WHERE invoices.invoice_id = s.id AND invoices.superseded_by IS NULL""",
+            *_columns(book.superseded_earlier, 2),
+        )
+
+
+async def flipped(conn: asyncpg.Connection, flip_ids: Iterable[str]) -> set[str]:
+    """The flip ids that already made an invoice (one flip_id, one invoice, ever)."""
+    rows = await conn.fetch(
+        "SELECT flip_id FROM invoices WHERE flip_id = ANY($1::text[])", sorted(set(flip_ids))
+    )
+    return {r["flip_id"] for r in rows}
+
+
+async def invoiced_quantities(
+    conn: asyncpg.Connection, po_numbers: Iterable[str]
+) -> dict[str, dict[str, Decimal]]:
+    """Per PO, the quantity already invoiced per line by accepted, not superseded documents
+    (credit notes count negative) — what a PO flip without quantities leaves out."""
+    rows = await conn.fetch(
+        """SELECT po_number, document_type, lines FROM invoices
+           WHERE po_number = ANY($1::text[]) AND superseded_by IS NULL""",
+        sorted(set(po_numbers)),
+    )
+    out: dict[str, dict[str, Decimal]] = {}
     for r in rows:
+        quantities = out.setdefault(r["po_number"], {})
         sign = Decimal(-1) if r["document_type"] == "credit_note" else Decimal(1)
         for line in r["lines"]:
-            po_line = line.get("po_line_id")
-            if po_line:
-                out[po_line] = out.get(po_line, Decimal(0)) + sign * Decimal(str(line["quantity"]))
+            if po_line := line.get("po_line_id"):
+                quantities[po_line] = quantities.get(po_line, Decimal(0)) + sign * Decimal(
+                    str(line["quantity"])
+                )
     return out
