@@ -171,16 +171,7 @@ async def on_po_version_in_force(ctx: BatchContext, items: list[Item[PurchaseOrd
     inserted = await post(
         ctx, [(ctx.on_behalf_of(i), p) for i, s in zip(items, steps, strict=True) for _, p in s.postings]
     )
-    await store.set_receipt_statuses(
-        ctx.conn,
-        [
-            (receipt_id, "posted", p.entry_id)
-            if p is not None and p.entry_id in inserted
-            else (receipt_id, "no_value", None)
-            for s in steps
-            for receipt_id, p in s.postings
-        ],
-    )
+    await store.set_receipt_statuses(ctx.conn, d.pending_statuses(steps, inserted))
     for item, step in zip(items, steps, strict=True):
         item.outcome = step.outcome
         # A price change moves the GRNI of received, not yet invoiced quantities: the true-up does it.

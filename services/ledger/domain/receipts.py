@@ -168,3 +168,15 @@ def plan_versions_in_force(
             step.outcome = Outcome.PENDING_RECEIPTS_POSTED
         steps.append(step)
     return steps
+
+
+def pending_statuses(steps: Sequence[VersionStep], inserted: set[str]) -> list[tuple[str, str, str | None]]:
+    """(receipt_id, status, entry_id) of the receipts that waited: posted, or no_value when they
+    were worth nothing or their fact was in the journal already."""
+    return [
+        (receipt_id, "posted", p.entry_id)
+        if p is not None and p.entry_id in inserted
+        else (receipt_id, "no_value", None)
+        for step in steps
+        for receipt_id, p in step.postings
+    ]
