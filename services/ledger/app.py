@@ -21,7 +21,7 @@ fact posts once. The journal tables refuse UPDATE, DELETE and TRUNCATE (trigger;
 role may only SELECT and INSERT them, SPEC §11) and every entry is checked to balance per
 currency at commit (deferred constraint trigger).
 
-Queries for the CLI, tests and chaos run: services/ledger/queries.py (`trace`, `reconcile`,
+Queries for the CLI, tests and chaos run: services/ledger/queries/ (`trace`, `reconcile`,
 `check_invariants`, `totals_1099_nec`, `entries`).
 """
 

@@ -1,8 +1,17 @@
-"""The SQL the ledger needs, in one place. Functions take a connection (the batch's transaction)."""
+"""The ledger's SQL, in one place, set-based: every function takes a whole batch (arrays,
+`unnest`, `= ANY`) and issues a constant number of statements for it; each table is written
+once per batch. Journal functions take and return domain objects; the documents projection
+(requisitions, POs, receipts, invoices, decisions, payouts, funding, eligibility) is written
+from the contract events themselves, kept whole for trace and reconciliation.
+
+Functions take a connection in the batch's transaction.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -10,8 +19,49 @@ from typing import Any
 import asyncpg
 
 from services.ledger import domain as d
+from shared.contracts.inbound import FundingReceived
+from shared.contracts.internal import (
+    InvoiceAccepted,
+    PayeeEligibilityChanged,
+    PayoutRailRecorded,
+    PurchaseOrderAmendmentPending,
+    PurchaseOrderClosureAccepted,
+    PurchaseOrderVersionInForce,
+    ReceiptAccepted,
+    ReceiptReversalAccepted,
+    RequisitionAccepted,
+    RequisitionClosureAccepted,
+)
+from shared.contracts.outbound import PayoutReleased
 
-# --- journal -----------------------------------------------------------------------------
+
+def _json(value: Any) -> str:
+    """jsonb parameters travel as text (cast in SQL): asyncpg has no codec for jsonb[] arrays."""
+    return json.dumps(value)
+
+
+def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """Rows → one list per column, for `unnest($1::t[], $2::u[], …)`."""
+    return [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
+
+
+def _first_per_key(rows: Iterable[Any], key: Any) -> list[Any]:
+    """Rows in order, the first of each key: what `ON CONFLICT DO NOTHING` keeps one by one."""
+    seen: dict[Any, Any] = {}
+    for row in rows:
+        seen.setdefault(key(row), row)
+    return list(seen.values())
+
+
+def _last_per_key(rows: Iterable[Any], key: Any) -> list[Any]:
+    """Rows in order, the last of each key: what a full-row upsert keeps one by one."""
+    seen: dict[Any, Any] = {}
+    for row in rows:
+        seen[key(row)] = row
+    return list(seen.values())
+
+
+# --- journal ----------------------------------------------------------------------------
 
 
 def links_json(links: d.Links) -> dict[str, Any]:
@@ -49,58 +99,85 @@ def links_from_json(raw: dict[str, Any]) -> d.Links:
     )
 
 
-async def insert_entry(
-    conn: asyncpg.Connection,
-    entry: d.Entry,
-    *,
-    entry_id: str,
-    source_event_id: str,
-    source_event_type: str,
-    posted_at: datetime,
-) -> bool:
-    """Append one entry and its lines; False (and nothing written) if this source event or
-    business fact was already posted, or the reversed entry was already reversed."""
-    # One round trip: the entry and its lines in one statement (the balance check is deferred
-    # to commit); nothing is inserted into journal_lines when the entry already existed.
-    inserted: int = await conn.fetchval(
+async def insert_entries(
+    conn: asyncpg.Connection, postings: Sequence[d.Posting], posted_at: datetime
+) -> set[str]:
+    """Append a batch's entries and their lines in one statement; returns the ids inserted.
+
+    An entry whose source event, business fact or reversed entry is already in the journal is
+    not inserted (and none of its lines): a redelivered or re-published fact posts once. Within
+    the batch the first posting of each wins, as one by one. Balance is checked at commit
+    (deferred constraint trigger) on top of the domain's own check."""
+    unique: dict[tuple[str, str], d.Posting] = {}
+    taken: set[tuple[str, str]] = set()
+    for p in postings:
+        keys = {("id", p.entry_id), ("fact", p.entry.fact_key)}
+        if p.entry.reverses_entry_id is not None:
+            keys.add(("reverses", p.entry.reverses_entry_id))
+        if keys & taken:
+            continue
+        taken |= keys
+        unique[("id", p.entry_id)] = p
+    if not unique:
+        return set()
+    entries = [
+        (
+            p.entry_id,
+            p.source_event_id,
+            p.source_event_type,
+            p.entry.fact_key,
+            p.entry.kind,
+            p.entry.description,
+            _json(links_json(p.entry.links)),
+            p.entry.links.po_number,
+            p.entry.links.payout_id,
+            _json(list(p.entry.links.invoice_ids)),
+            _json(list(p.entry.links.receipt_ids)),
+            p.entry.reverses_entry_id,
+        )
+        for p in unique.values()
+    ]
+    lines = [
+        (p.entry_id, n, ln.account, ln.currency, ln.debit, ln.credit)
+        for p in unique.values()
+        for n, ln in enumerate(p.entry.lines, start=1)
+    ]
+    rows = await conn.fetch(
         """WITH entry AS (
                INSERT INTO journal_entries (entry_id, source_event_id, source_event_type, fact_key, kind,
                                             description, posted_at, links, po_number, payout_id,
                                             invoice_ids, receipt_ids, reverses_entry_id)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+               SELECT e.entry_id, e.source_event_id, e.source_event_type, e.fact_key, e.kind,
+                      e.description, $13, e.links::jsonb, e.po_number, e.payout_id,
+                      ARRAY(SELECT jsonb_array_elements_text(e.invoice_ids::jsonb)),
+                      ARRAY(SELECT jsonb_array_elements_text(e.receipt_ids::jsonb)),
+                      e.reverses_entry_id
+                 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                             $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[])
+                          WITH ORDINALITY
+                          AS e(entry_id, source_event_id, source_event_type, fact_key, kind, description,
+                               links, po_number, payout_id, invoice_ids, receipt_ids, reverses_entry_id, n)
+                ORDER BY e.n
                ON CONFLICT DO NOTHING
                RETURNING entry_id
            ), lines AS (
                INSERT INTO journal_lines (entry_id, line_no, account, currency, debit, credit)
-               SELECT entry.entry_id, line.line_no, line.account, line.currency, line.debit, line.credit
-                 FROM entry,
-                      unnest($14::text[], $15::text[], $16::numeric[], $17::numeric[])
-                          WITH ORDINALITY AS line(account, currency, debit, credit, line_no)
+               SELECT l.entry_id, l.line_no, l.account, l.currency, l.debit, l.credit
+                 FROM unnest($14::text[], $15::int[], $16::text[], $17::text[],
+                             $18::numeric[], $19::numeric[])
+                          AS l(entry_id, line_no, account, currency, debit, credit)
+                 JOIN entry USING (entry_id)
            )
-           SELECT count(*) FROM entry""",
-        entry_id,
-        source_event_id,
-        source_event_type,
-        entry.fact_key,
-        entry.kind,
-        entry.description,
+           SELECT entry_id FROM entry""",
+        *_columns(entries, 12),
         posted_at,
-        links_json(entry.links),
-        entry.links.po_number,
-        entry.links.payout_id,
-        list(entry.links.invoice_ids),
-        list(entry.links.receipt_ids),
-        entry.reverses_entry_id,
-        [ln.account for ln in entry.lines],
-        [ln.currency for ln in entry.lines],
-        [ln.debit for ln in entry.lines],
-        [ln.credit for ln in entry.lines],
+        *_columns(lines, 6),
     )
-    return inserted == 1
+    return {r["entry_id"] for r in rows}
 
 
-# Lookups that need an entry fetch it with its lines, in line order, in the same row: one round
-# trip. Parallel arrays rather than JSON keep debit and credit exact numerics.
+# Lookups that need an entry fetch it with its lines, in line order, in the same row. Parallel
+# arrays rather than JSON keep debit and credit exact numerics.
 _ENTRY_COLUMNS = """e.kind, e.fact_key, e.description, e.links, e.reverses_entry_id,
        entry_lines.accounts, entry_lines.currencies, entry_lines.debits, entry_lines.credits"""
 _LINES_OF_E = """LATERAL (
@@ -129,108 +206,131 @@ def _entry(row: asyncpg.Record) -> d.Entry:
     )
 
 
-# --- documents: requisitions and POs -----------------------------------------------------
+async def posted_fact_keys(conn: asyncpg.Connection, fact_keys: Sequence[str]) -> set[str]:
+    """Which of these business facts the journal already holds."""
+    rows = await conn.fetch(
+        "SELECT fact_key FROM journal_entries JOIN unnest($1::text[]) AS asked(fact_key) USING (fact_key)",
+        list(fact_keys),
+    )
+    return {r["fact_key"] for r in rows}
 
 
-async def save_requisition(
-    conn: asyncpg.Connection,
-    *,
-    requisition_id: str,
-    legal_entity: str,
-    business_unit: str,
-    currency: str,
-    amount: Decimal,
-    requested_by: str,
-    approved_by: str,
-    approved_at: datetime,
-) -> None:
+async def active_approvals(
+    conn: asyncpg.Connection, invoice_ids: Sequence[str]
+) -> dict[str, d.ActiveApproval]:
+    """Each invoice's approval entry in force (posted and not reversed), if any."""
+    rows = await conn.fetch(
+        f"""SELECT asked.invoice_id, e.entry_id, {_ENTRY_COLUMNS}
+              FROM unnest($1::text[]) AS asked(invoice_id)
+              CROSS JOIN LATERAL (
+                  SELECT * FROM journal_entries a
+                   WHERE a.kind = 'invoice_approval' AND a.invoice_ids @> ARRAY[asked.invoice_id]
+                     AND NOT EXISTS (SELECT 1 FROM journal_entries r WHERE r.reverses_entry_id = a.entry_id)
+                   ORDER BY a.posted_at DESC, a.entry_id DESC LIMIT 1) AS e
+              CROSS JOIN {_LINES_OF_E}""",
+        sorted(set(invoice_ids)),
+    )
+    return {r["invoice_id"]: d.ActiveApproval(r["entry_id"], _entry(r)) for r in rows}
+
+
+# --- documents: requisitions and POs -------------------------------------------------------
+
+
+async def save_requisitions(conn: asyncpg.Connection, events: Sequence[RequisitionAccepted]) -> None:
+    rows = [
+        (
+            e.requisition_id,
+            e.legal_entity,
+            e.business_unit,
+            e.currency,
+            e.amount,
+            e.requested_by,
+            e.approved_by,
+            e.approved_at,
+        )
+        for e in _last_per_key(events, lambda e: e.requisition_id)
+    ]
     await conn.execute(
         """INSERT INTO requisitions (requisition_id, legal_entity, business_unit, currency, amount,
                                      requested_by, approved_by, approved_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::numeric[],
+                                $6::text[], $7::text[], $8::timestamptz[])
            ON CONFLICT (requisition_id) DO UPDATE SET
                legal_entity = EXCLUDED.legal_entity, business_unit = EXCLUDED.business_unit,
                currency = EXCLUDED.currency, amount = EXCLUDED.amount,
                requested_by = EXCLUDED.requested_by, approved_by = EXCLUDED.approved_by,
                approved_at = EXCLUDED.approved_at""",
-        requisition_id,
-        legal_entity,
-        business_unit,
-        currency,
-        amount,
-        requested_by,
-        approved_by,
-        approved_at,
+        *_columns(rows, 8),
     )
 
 
-async def close_requisition(
-    conn: asyncpg.Connection, requisition_id: str, closed_by: str, reason: str, closed_at: datetime
+async def close_requisitions(
+    conn: asyncpg.Connection, closures: Sequence[tuple[RequisitionClosureAccepted, datetime]]
 ) -> None:
+    rows = [
+        (e.requisition_id, e.closed_by, e.reason, at)
+        for e, at in _last_per_key(closures, lambda c: c[0].requisition_id)
+    ]
     await conn.execute(
         """INSERT INTO requisitions (requisition_id, closed_by, closed_reason, closed_at)
-           VALUES ($1, $2, $3, $4)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
            ON CONFLICT (requisition_id) DO UPDATE SET
                closed_by = EXCLUDED.closed_by, closed_reason = EXCLUDED.closed_reason,
                closed_at = EXCLUDED.closed_at""",
-        requisition_id,
-        closed_by,
-        reason,
-        closed_at,
+        *_columns(rows, 4),
     )
 
 
-async def save_po_version(conn: asyncpg.Connection, version: dict[str, Any]) -> tuple[d.PurchaseOrder, bool]:
-    """`version` is the `purchase_order.version_in_force` payload (JSON mode). Returns the PO in
-    force once it is saved (the latest version we know: intake publishes versions in order, once
-    in force) and whether receipts are waiting for it, so the handler needs no further reads."""
-    po = version["po"]
-    row = await conn.fetchrow(
-        """WITH saved AS (
-               INSERT INTO po_versions (po_number, version, legal_entity, business_unit, payee_id, currency,
-                                        requisition_id, created_by, approved_by, approved_at, amended_by,
-                                        modification_id, reason, changes, in_force_since, state)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
-               ON CONFLICT (po_number, version) DO NOTHING
-               RETURNING version, state
-           ), known AS (
-               -- the statement's snapshot does not show the row `saved` inserts: add it
-               SELECT version, state FROM saved
-               UNION ALL
-               SELECT version, state FROM po_versions WHERE po_number = $1
-           )
-           SELECT version, state,
-                  EXISTS (SELECT 1 FROM receipts WHERE po_number = $1 AND status = 'pending')
-                      AS receipts_pending
-             FROM known ORDER BY version DESC LIMIT 1""",
-        po["po_number"],
-        po["version"],
-        po["legal_entity"],
-        po["business_unit"],
-        po["payee_id"],
-        po["currency"],
-        po.get("requisition_id"),
-        po["created_by"],
-        po["approved_by"],
-        datetime.fromisoformat(po["approved_at"]),
-        version.get("amended_by"),
-        version.get("modification_id"),
-        version.get("reason"),
-        version.get("changes") or [],
-        datetime.fromisoformat(version["in_force_since"]),
-        po,
+async def save_po_versions(conn: asyncpg.Connection, events: Sequence[PurchaseOrderVersionInForce]) -> None:
+    """Each version once (the first one seen wins, as before)."""
+    rows = []
+    for e in _first_per_key(events, lambda e: (e.po.po_number, e.po.version)):
+        po = e.model_dump(mode="json")["po"]
+        rows.append(
+            (
+                e.po.po_number,
+                e.po.version,
+                e.po.legal_entity,
+                e.po.business_unit,
+                e.po.payee_id,
+                e.po.currency,
+                e.po.requisition_id,
+                e.po.created_by,
+                e.po.approved_by,
+                e.po.approved_at,
+                e.amended_by,
+                e.modification_id,
+                e.reason,
+                _json(list(e.changes)),
+                e.in_force_since,
+                _json(po),
+            )
+        )
+    await conn.execute(
+        """INSERT INTO po_versions (po_number, version, legal_entity, business_unit, payee_id, currency,
+                                    requisition_id, created_by, approved_by, approved_at, amended_by,
+                                    modification_id, reason, changes, in_force_since, state)
+           SELECT v.po_number, v.version, v.legal_entity, v.business_unit, v.payee_id, v.currency,
+                  v.requisition_id, v.created_by, v.approved_by, v.approved_at, v.amended_by,
+                  v.modification_id, v.reason, v.changes::jsonb, v.in_force_since, v.state::jsonb
+             FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                         $8::text[], $9::text[], $10::timestamptz[], $11::text[], $12::text[], $13::text[],
+                         $14::text[], $15::timestamptz[], $16::text[])
+                  AS v(po_number, version, legal_entity, business_unit, payee_id, currency, requisition_id,
+                       created_by, approved_by, approved_at, amended_by, modification_id, reason, changes,
+                       in_force_since, state)
+           ON CONFLICT (po_number, version) DO NOTHING""",
+        *_columns(rows, 16),
     )
-    assert row is not None  # `known` holds at least the version just saved
-    return _po(po["po_number"], row), row["receipts_pending"]
 
 
 async def pos_in_force(conn: asyncpg.Connection, po_numbers: Sequence[str]) -> dict[str, d.PurchaseOrder]:
-    """The PO in force (the latest version we know) of each PO we know, in one round trip."""
+    """The PO in force (the latest version we know) of each PO we know."""
     rows = await conn.fetch(
         """SELECT DISTINCT ON (po_number) po_number, version, state
              FROM po_versions JOIN unnest($1::text[]) AS wanted(po_number) USING (po_number)
             ORDER BY po_number, version DESC""",
-        list(po_numbers),
+        sorted(set(po_numbers)),
     )
     return {r["po_number"]: _po(r["po_number"], r) for r in rows}
 
@@ -248,39 +348,34 @@ def _po(po_number: str, row: asyncpg.Record) -> d.PurchaseOrder:
     )
 
 
-async def save_pending_amendment(
-    conn: asyncpg.Connection,
-    *,
-    po_number: str,
-    version: int,
-    modification_id: str | None,
-    amended_by: str,
-    reason: str,
-    recorded_at: datetime,
+async def save_pending_amendments(
+    conn: asyncpg.Connection, amendments: Sequence[tuple[PurchaseOrderAmendmentPending, datetime]]
 ) -> None:
+    rows = [
+        (e.po_number, e.version, e.modification_id, e.amended_by, e.reason, at)
+        for e, at in _first_per_key(amendments, lambda a: (a[0].po_number, a[0].version))
+    ]
     await conn.execute(
         """INSERT INTO po_amendments_pending
                (po_number, version, modification_id, amended_by, reason, recorded_at)
-           VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING""",
-        po_number,
-        version,
-        modification_id,
-        amended_by,
-        reason,
-        recorded_at,
+           SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])
+           ON CONFLICT DO NOTHING""",
+        *_columns(rows, 6),
     )
 
 
-async def save_po_closure(
-    conn: asyncpg.Connection, po_number: str, closed_by: str, reason: str, closed_at: datetime
+async def save_po_closures(
+    conn: asyncpg.Connection, closures: Sequence[tuple[PurchaseOrderClosureAccepted, datetime]]
 ) -> None:
+    rows = [
+        (e.po_number, e.closed_by, e.reason, at)
+        for e, at in _first_per_key(closures, lambda c: c[0].po_number)
+    ]
     await conn.execute(
-        "INSERT INTO po_closures (po_number, closed_by, reason, closed_at) VALUES ($1, $2, $3, $4) "
-        "ON CONFLICT DO NOTHING",
-        po_number,
-        closed_by,
-        reason,
-        closed_at,
+        """INSERT INTO po_closures (po_number, closed_by, reason, closed_at)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
+           ON CONFLICT DO NOTHING""",
+        *_columns(rows, 4),
     )
 
 
@@ -296,132 +391,144 @@ def _receipt(row: asyncpg.Record) -> d.Receipt:
     )
 
 
-async def receipt_state_and_po(
-    conn: asyncpg.Connection, receipt_id: str, po_number: str
-) -> tuple[d.ReceiptState | None, d.PurchaseOrder | None]:
-    """Where the receipt stands, and its PO in force (the latest version we know): a receipt
-    needs both, so they come in one round trip."""
-    row = await conn.fetchrow(
-        """SELECT r.status, r.entry_id, po.version, po.state
-             FROM (VALUES ($1::text, $2::text)) AS asked(receipt_id, po_number)
-             LEFT JOIN receipts r ON r.receipt_id = asked.receipt_id
-             LEFT JOIN LATERAL (
-                 SELECT version, state FROM po_versions p WHERE p.po_number = asked.po_number
-                  ORDER BY version DESC LIMIT 1
-             ) AS po ON true""",
-        receipt_id,
-        po_number,
+async def receipt_states(conn: asyncpg.Connection, receipt_ids: Sequence[str]) -> dict[str, d.ReceiptState]:
+    rows = await conn.fetch(
+        """SELECT receipt_id, status, entry_id
+             FROM receipts JOIN unnest($1::text[]) AS asked(receipt_id) USING (receipt_id)""",
+        sorted(set(receipt_ids)),
     )
-    assert row is not None  # one row for the one `asked`
-    state = d.ReceiptState(receipt_id, row["status"], row["entry_id"]) if row["status"] is not None else None
-    po = _po(po_number, row) if row["version"] is not None else None
-    return state, po
+    return {r["receipt_id"]: d.ReceiptState(r["receipt_id"], r["status"], r["entry_id"]) for r in rows}
 
 
-async def receipt_state_and_entry(
-    conn: asyncpg.Connection, receipt_id: str
-) -> tuple[d.ReceiptState | None, d.Entry | None]:
-    """Where the receipt stands and, if it is posted, its entry: what a reversal reverses."""
-    row = await conn.fetchrow(
-        f"""SELECT r.status, r.entry_id, {_ENTRY_COLUMNS}
+async def receipt_states_and_entries(
+    conn: asyncpg.Connection, receipt_ids: Sequence[str]
+) -> dict[str, tuple[d.ReceiptState, d.Entry | None]]:
+    """Where each receipt stands and, if it is posted, its entry: what a reversal reverses."""
+    rows = await conn.fetch(
+        f"""SELECT r.receipt_id, r.status, r.entry_id, {_ENTRY_COLUMNS}
               FROM receipts r
+              JOIN unnest($1::text[]) AS asked(receipt_id) USING (receipt_id)
               LEFT JOIN journal_entries e ON e.entry_id = r.entry_id AND r.status = 'posted'
-              LEFT JOIN {_LINES_OF_E} ON true
-             WHERE r.receipt_id = $1""",
-        receipt_id,
+              LEFT JOIN {_LINES_OF_E} ON true""",
+        sorted(set(receipt_ids)),
     )
-    if row is None:
-        return None, None
-    entry = _entry(row) if row["kind"] is not None else None
-    return d.ReceiptState(receipt_id, row["status"], row["entry_id"]), entry
+    return {
+        r["receipt_id"]: (
+            d.ReceiptState(r["receipt_id"], r["status"], r["entry_id"]),
+            _entry(r) if r["kind"] is not None else None,
+        )
+        for r in rows
+    }
 
 
-async def save_receipt(
-    conn: asyncpg.Connection,
-    *,
-    receipt: dict[str, Any],
-    source_event_id: str,
-    source_event_type: str,
-    status: str,
-    entry_id: str | None,
-) -> None:
-    """`receipt` is the `receipt.accepted` payload (JSON mode). A reversal seen first keeps its
-    status: the receipt's details are filled in, nothing is posted."""
+@dataclass(frozen=True)
+class ReceiptRow:
+    """A `receipt.accepted` to remember, with the status the plan gave it."""
+
+    event: ReceiptAccepted
+    source_event_id: str
+    status: str
+    entry_id: str | None
+
+
+async def save_receipts(conn: asyncpg.Connection, rows: Sequence[ReceiptRow]) -> None:
+    """A receipt's details, once per receipt for the batch. A receipt seen before (a reversal
+    first, or pending) keeps its status and the first event that carried it; its details are
+    the latest (one upsert per record would leave the same row)."""
+    merged: dict[str, tuple[ReceiptRow, ReceiptRow]] = {}
+    for row in rows:
+        first, _ = merged.get(row.event.receipt_id, (row, row))
+        merged[row.event.receipt_id] = (first, row)
+    values = []
+    for first, last in merged.values():
+        e = last.event
+        values.append(
+            (
+                e.receipt_id,
+                e.po_number,
+                e.kind,
+                e.received_at,
+                e.recorded_by,
+                _json(e.model_dump(mode="json")["lines"]),
+                first.source_event_id,
+                "receipt.accepted",
+                first.status,
+                first.entry_id,
+            )
+        )
     await conn.execute(
         """INSERT INTO receipts (receipt_id, po_number, kind, received_at, recorded_by, lines,
                                  source_event_id, source_event_type, status, entry_id)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+           SELECT r.receipt_id, r.po_number, r.kind, r.received_at, r.recorded_by, r.lines::jsonb,
+                  r.source_event_id, r.source_event_type, r.status, r.entry_id
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::text[],
+                         $7::text[], $8::text[], $9::text[], $10::text[])
+                  AS r(receipt_id, po_number, kind, received_at, recorded_by, lines, source_event_id,
+                       source_event_type, status, entry_id)
            ON CONFLICT (receipt_id) DO UPDATE SET
                kind = EXCLUDED.kind, received_at = EXCLUDED.received_at,
                recorded_by = EXCLUDED.recorded_by, lines = EXCLUDED.lines,
                -- the first event that carried the receipt names its entry, whichever arrives later
                source_event_id = coalesce(receipts.source_event_id, EXCLUDED.source_event_id),
                source_event_type = coalesce(receipts.source_event_type, EXCLUDED.source_event_type)""",
-        receipt["receipt_id"],
-        receipt["po_number"],
-        receipt["kind"],
-        datetime.fromisoformat(receipt["received_at"]),
-        receipt["recorded_by"],
-        receipt["lines"],
-        source_event_id,
-        source_event_type,
-        status,
-        entry_id,
+        *_columns(values, 10),
     )
 
 
-async def set_receipt_status(
-    conn: asyncpg.Connection, receipt_id: str, status: str, entry_id: str | None = None
+async def set_receipt_statuses(
+    conn: asyncpg.Connection, statuses: Sequence[tuple[str, str, str | None]]
 ) -> None:
+    """(receipt_id, status, entry_id) for receipts that waited for their PO and posted now."""
+    rows = _last_per_key(statuses, lambda s: s[0])
     await conn.execute(
-        "UPDATE receipts SET status = $2, entry_id = coalesce($3, entry_id) WHERE receipt_id = $1",
-        receipt_id,
-        status,
-        entry_id,
+        """UPDATE receipts SET status = s.status, entry_id = coalesce(s.entry_id, receipts.entry_id)
+             FROM unnest($1::text[], $2::text[], $3::text[]) AS s(receipt_id, status, entry_id)
+            WHERE receipts.receipt_id = s.receipt_id""",
+        *_columns(rows, 3),
     )
 
 
-async def record_receipt_reversal(
-    conn: asyncpg.Connection,
-    *,
-    receipt_id: str,
-    po_number: str,
-    reversed_by: str,
-    reason: str,
-    reversed_at: datetime,
-    status: str,
+async def record_receipt_reversals(
+    conn: asyncpg.Connection, reversals: Sequence[tuple[ReceiptReversalAccepted, datetime, str]]
 ) -> None:
+    """(event, reversed_at, status to remember): the last reversal of a receipt wins, as one by one."""
+    rows = [
+        (e.receipt_id, e.po_number, status, e.reversed_by, e.reason, at)
+        for e, at, status in _last_per_key(reversals, lambda r: r[0].receipt_id)
+    ]
     await conn.execute(
         """INSERT INTO receipts (receipt_id, po_number, status, reversed_by, reversal_reason, reversed_at)
-           VALUES ($1, $2, $6, $3, $4, $5)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])
            ON CONFLICT (receipt_id) DO UPDATE SET
                status = EXCLUDED.status, reversed_by = EXCLUDED.reversed_by,
                reversal_reason = EXCLUDED.reversal_reason, reversed_at = EXCLUDED.reversed_at""",
-        receipt_id,
-        po_number,
-        reversed_by,
-        reason,
-        reversed_at,
-        status,
+        *_columns(rows, 6),
     )
 
 
-async def pending_receipts(conn: asyncpg.Connection, po_number: str) -> list[tuple[d.Receipt, str, str]]:
-    """Receipts waiting for their PO: (receipt, source_event_id, source_event_type), oldest first."""
+async def pending_receipts(
+    conn: asyncpg.Connection, po_numbers: Sequence[str]
+) -> dict[str, list[d.PendingReceipt]]:
+    """Receipts waiting for these POs, oldest first, locked until the batch commits."""
     rows = await conn.fetch(
         """SELECT receipt_id, po_number, recorded_by, lines, source_event_id, source_event_type
-             FROM receipts WHERE po_number = $1 AND status = 'pending'
-            ORDER BY received_at, receipt_id FOR UPDATE""",
-        po_number,
+             FROM receipts JOIN unnest($1::text[]) AS wanted(po_number) USING (po_number)
+            WHERE status = 'pending'
+            ORDER BY po_number, received_at, receipt_id FOR UPDATE OF receipts""",
+        sorted(set(po_numbers)),
     )
-    return [(_receipt(r), r["source_event_id"], r["source_event_type"]) for r in rows]
+    out: dict[str, list[d.PendingReceipt]] = {}
+    for r in rows:
+        out.setdefault(r["po_number"], []).append(
+            d.PendingReceipt(_receipt(r), r["source_event_id"], r["source_event_type"])
+        )
+    return out
 
 
 async def posted_receipts_of(
     conn: asyncpg.Connection, po_numbers: Sequence[str]
 ) -> dict[str, list[d.Receipt]]:
-    """Each PO's receipts whose accrual is in the journal (not pending, reversed or dropped), in
-    one round trip."""
+    """Each PO's receipts whose accrual is in the journal (not pending, reversed or dropped)."""
     rows = await conn.fetch(
         """SELECT receipt_id, po_number, recorded_by, lines
              FROM receipts JOIN unnest($1::text[]) AS wanted(po_number) USING (po_number)
@@ -438,7 +545,7 @@ async def approvals_in_force_of(
     conn: asyncpg.Connection, po_numbers: Sequence[str]
 ) -> dict[str, list[dict[str, Any]]]:
     """Each PO's `invoice.approved_to_pay` payloads in force (the latest approval of each invoice,
-    unless revoked since), as the journal recorded them, in one round trip."""
+    unless revoked since), as the journal recorded them."""
     current: dict[str, dict[str, dict[str, Any]]] = {po: {} for po in po_numbers}
     for row in await conn.fetch(
         """SELECT po_number, invoice_id, kind, payload
@@ -446,186 +553,265 @@ async def approvals_in_force_of(
             ORDER BY seq""",
         list(po_numbers),
     ):
-        _apply_decision(current[row["po_number"]], row)
+        approvals = current[row["po_number"]]
+        if row["kind"] == "approved_to_pay":
+            approvals[row["invoice_id"]] = dict(row["payload"])
+        elif row["kind"] == "approval_revoked":
+            approvals.pop(row["invoice_id"], None)
     return {po: list(approvals.values()) for po, approvals in current.items()}
-
-
-def _apply_decision(current: dict[str, dict[str, Any]], row: asyncpg.Record) -> None:
-    if row["kind"] == "approved_to_pay":
-        current[row["invoice_id"]] = dict(row["payload"])
-    elif row["kind"] == "approval_revoked":
-        current.pop(row["invoice_id"], None)
 
 
 # --- invoices and decisions ---------------------------------------------------------------
 
 
-async def save_invoice(conn: asyncpg.Connection, invoice: dict[str, Any], accepted_at: datetime) -> None:
-    """`invoice` is the `invoice.accepted` payload (JSON mode)."""
+async def save_invoices(
+    conn: asyncpg.Connection, invoices: Sequence[tuple[InvoiceAccepted, datetime]]
+) -> None:
+    rows = []
+    for e, accepted_at in _first_per_key(invoices, lambda i: i[0].invoice_id):
+        rows.append(
+            (
+                e.invoice_id,
+                e.supplier_invoice_number,
+                e.payee_id,
+                e.legal_entity,
+                e.document_type,
+                str(e.model_dump(mode="json")["issue_date"]),
+                e.currency,
+                e.po_number,
+                e.business_unit,
+                e.total_amount,
+                e.payable_amount,
+                e.origin,
+                accepted_at,
+                _json(e.model_dump(mode="json")),
+            )
+        )
     await conn.execute(
         """INSERT INTO invoices (invoice_id, supplier_invoice_number, payee_id, legal_entity, document_type,
                                  issue_date, currency, po_number, business_unit, total_amount,
                                  payable_amount, origin, accepted_at, document)
-           VALUES ($1, $2, $3, $4, $5, $6::text::date, $7, $8, $9, $10, $11, $12, $13, $14)
+           SELECT i.invoice_id, i.supplier_invoice_number, i.payee_id, i.legal_entity, i.document_type,
+                  i.issue_date::date, i.currency, i.po_number, i.business_unit, i.total_amount,
+                  i.payable_amount, i.origin, i.accepted_at, i.document::jsonb
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                         $8::text[], $9::text[], $10::numeric[], $11::numeric[], $12::text[],
+                         $13::timestamptz[], $14::text[])
+                  AS i(invoice_id, supplier_invoice_number, payee_id, legal_entity, document_type, issue_date,
+                       currency, po_number, business_unit, total_amount, payable_amount, origin, accepted_at,
+                       document)
            ON CONFLICT (invoice_id) DO NOTHING""",
-        invoice["invoice_id"],
-        invoice["supplier_invoice_number"],
-        invoice["payee_id"],
-        invoice["legal_entity"],
-        invoice["document_type"],
-        invoice["issue_date"],
-        invoice["currency"],
-        invoice.get("po_number"),
-        invoice.get("business_unit"),
-        Decimal(invoice["total_amount"]),
-        Decimal(invoice["payable_amount"]),
-        invoice["origin"],
-        accepted_at,
-        invoice,
+        *_columns(rows, 14),
     )
 
 
-_INSERT_DECISION = """
-    INSERT INTO decisions (source_event_id, invoice_id, kind, decision_id, po_number, po_version,
-                           payee_id, currency, payable_amount, document_type, decided_at, payload)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-    ON CONFLICT (source_event_id) DO NOTHING"""
+@dataclass(frozen=True)
+class DecisionRow:
+    """A matching decision to record: kind approved_to_pay | approval_revoked | held | superseded;
+    `payload` is the event's data (JSON mode), its common fields lifted into columns."""
+
+    source_event_id: str
+    kind: str
+    payload: dict[str, Any]
 
 
-def _decision_args(source_event_id: str, kind: str, payload: dict[str, Any]) -> tuple[Any, ...]:
-    """_INSERT_DECISION's parameters; $2 is the invoice id."""
-    decided_at = payload.get("decided_at")
-    return (
-        source_event_id,
-        payload["invoice_id"],
-        kind,
-        payload.get("decision_id"),
-        payload.get("po_number"),
-        payload.get("po_version"),
-        payload.get("payee_id"),
-        payload.get("currency"),
-        Decimal(payload["payable_amount"]) if payload.get("payable_amount") is not None else None,
-        payload.get("document_type"),
-        datetime.fromisoformat(decided_at) if decided_at else None,
-        payload,
+async def save_decisions(conn: asyncpg.Connection, decisions: Sequence[DecisionRow]) -> None:
+    """In arrival order (`seq`): the order decides which approval of an invoice is in force."""
+    rows = []
+    for dec in decisions:
+        p = dec.payload
+        rows.append(
+            (
+                dec.source_event_id,
+                p["invoice_id"],
+                dec.kind,
+                p.get("decision_id"),
+                p.get("po_number"),
+                p.get("po_version"),
+                p.get("payee_id"),
+                p.get("currency"),
+                Decimal(p["payable_amount"]) if p.get("payable_amount") is not None else None,
+                p.get("document_type"),
+                datetime.fromisoformat(p["decided_at"]) if p.get("decided_at") else None,
+                _json(p),
+            )
+        )
+    await conn.execute(
+        """INSERT INTO decisions (source_event_id, invoice_id, kind, decision_id, po_number, po_version,
+                                 payee_id, currency, payable_amount, document_type, decided_at, payload)
+           SELECT x.source_event_id, x.invoice_id, x.kind, x.decision_id, x.po_number, x.po_version,
+                  x.payee_id, x.currency, x.payable_amount, x.document_type, x.decided_at, x.payload::jsonb
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::text[],
+                         $8::text[], $9::numeric[], $10::text[], $11::timestamptz[], $12::text[])
+                      WITH ORDINALITY
+                  AS x(source_event_id, invoice_id, kind, decision_id, po_number, po_version, payee_id,
+                       currency, payable_amount, document_type, decided_at, payload, n)
+            ORDER BY x.n
+           ON CONFLICT (source_event_id) DO NOTHING""",
+        *_columns(rows, 12),
     )
-
-
-async def save_decision(
-    conn: asyncpg.Connection,
-    *,
-    source_event_id: str,
-    kind: str,
-    payload: dict[str, Any],
-) -> None:
-    """`payload` is the decision event's data (JSON mode); common fields are lifted into columns."""
-    await conn.execute(_INSERT_DECISION, *_decision_args(source_event_id, kind, payload))
-
-
-async def save_decision_and_active_approval(
-    conn: asyncpg.Connection,
-    *,
-    source_event_id: str,
-    kind: str,
-    payload: dict[str, Any],
-) -> tuple[str, d.Entry] | None:
-    """save_decision, and the invoice's approval entry still in force (posted and not reversed),
-    if any, with its id. Every approval and revocation needs both: one round trip. The insert
-    touches only `decisions`, so the journal read sees what it would see after it."""
-    row = await conn.fetchrow(
-        f"""WITH saved AS ({_INSERT_DECISION})
-           SELECT e.entry_id, {_ENTRY_COLUMNS}
-             FROM (SELECT * FROM journal_entries a
-                    WHERE a.kind = 'invoice_approval' AND a.invoice_ids @> ARRAY[$2::text]
-                      AND NOT EXISTS (SELECT 1 FROM journal_entries r WHERE r.reverses_entry_id = a.entry_id)
-                    ORDER BY a.posted_at DESC, a.entry_id DESC LIMIT 1) AS e
-            CROSS JOIN {_LINES_OF_E}""",
-        *_decision_args(source_event_id, kind, payload),
-    )
-    return (row["entry_id"], _entry(row)) if row is not None else None
 
 
 # --- payouts, funding, eligibility ---------------------------------------------------------
 
 
-async def save_payout(conn: asyncpg.Connection, payout: dict[str, Any]) -> None:
-    """`payout` is the `payout.released` payload (JSON mode)."""
+async def save_payouts(conn: asyncpg.Connection, events: Sequence[PayoutReleased]) -> None:
+    rows = [
+        (
+            e.payout_id,
+            e.run_id,
+            e.payee_id,
+            e.legal_entity,
+            e.funding_account_id,
+            e.currency,
+            e.amount,
+            _json(e.model_dump(mode="json")["invoices"]),
+            _json([i.invoice_id for i in e.invoices]),
+            e.released_at,
+        )
+        for e in _first_per_key(events, lambda e: e.payout_id)
+    ]
     await conn.execute(
         """INSERT INTO payouts (payout_id, run_id, payee_id, legal_entity, funding_account_id, currency,
                                 amount, invoices, invoice_ids, released_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+           SELECT p.payout_id, p.run_id, p.payee_id, p.legal_entity, p.funding_account_id, p.currency,
+                  p.amount, p.invoices::jsonb, ARRAY(SELECT jsonb_array_elements_text(p.invoice_ids::jsonb)),
+                  p.released_at
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                         $7::numeric[], $8::text[], $9::text[], $10::timestamptz[])
+                  AS p(payout_id, run_id, payee_id, legal_entity, funding_account_id, currency, amount,
+                       invoices, invoice_ids, released_at)
            ON CONFLICT (payout_id) DO NOTHING""",
-        payout["payout_id"],
-        payout["run_id"],
-        payout["payee_id"],
-        payout["legal_entity"],
-        payout["funding_account_id"],
-        payout["currency"],
-        Decimal(payout["amount"]),
-        payout["invoices"],
-        [i["invoice_id"] for i in payout["invoices"]],
-        datetime.fromisoformat(payout["released_at"]),
+        *_columns(rows, 10),
     )
 
 
-async def save_payout_outcome(conn: asyncpg.Connection, outcome: str, event: dict[str, Any]) -> None:
-    """`event` is a payout.*_recorded payload (JSON mode); outcome settled | failed | returned."""
+async def save_payout_outcomes(
+    conn: asyncpg.Connection, outcomes: Sequence[tuple[str, PayoutRailRecorded]]
+) -> None:
+    """(outcome settled | failed | returned, the payout.*_recorded event)."""
+    rows = [
+        (
+            e.rail_event_id,
+            e.payout_id,
+            outcome,
+            e.payee_id,
+            e.funding_account_id,
+            e.currency,
+            e.amount,
+            _json(list(e.invoice_ids)),
+            e.at,
+            e.failure_code,
+            e.reason,
+        )
+        for outcome, e in _first_per_key(outcomes, lambda o: o[1].rail_event_id)
+    ]
     await conn.execute(
         """INSERT INTO payout_outcomes (rail_event_id, payout_id, outcome, payee_id, funding_account_id,
                                         currency, amount, invoice_ids, at, failure_code, reason)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+           SELECT o.rail_event_id, o.payout_id, o.outcome, o.payee_id, o.funding_account_id, o.currency,
+                  o.amount, ARRAY(SELECT jsonb_array_elements_text(o.invoice_ids::jsonb)), o.at,
+                  o.failure_code, o.reason
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                         $7::numeric[], $8::text[], $9::timestamptz[], $10::text[], $11::text[])
+                  AS o(rail_event_id, payout_id, outcome, payee_id, funding_account_id, currency, amount,
+                       invoice_ids, at, failure_code, reason)
            ON CONFLICT (rail_event_id) DO NOTHING""",
-        event["rail_event_id"],
-        event["payout_id"],
-        outcome,
-        event["payee_id"],
-        event["funding_account_id"],
-        event["currency"],
-        Decimal(event["amount"]),
-        list(event.get("invoice_ids") or ()),
-        datetime.fromisoformat(event["at"]),
-        event.get("failure_code"),
-        event.get("reason"),
+        *_columns(rows, 11),
     )
 
 
-async def funding_account_owner(conn: asyncpg.Connection, account_id: str) -> tuple[str, str] | None:
-    """The (legal_entity, currency) an account's recorded funding is for; None before any.
-    Only funding for the account's own pair is recorded, so every row agrees."""
-    row = await conn.fetchrow(
-        "SELECT legal_entity, currency FROM funding_receipts WHERE account_id = $1 LIMIT 1", account_id
+@dataclass(frozen=True)
+class FundingOwners:
+    """What funding needs to know before the batch: each account's owner (legal entity,
+    currency) — only funding for the account's own pair is recorded, so every row agrees — and
+    which of the batch's funding ids are recorded already."""
+
+    owners: dict[str, tuple[str, str]]
+    known_ids: set[str]
+
+
+async def funding_owners(
+    conn: asyncpg.Connection, account_ids: Sequence[str], funding_ids: Sequence[str]
+) -> FundingOwners:
+    rows = await conn.fetch(
+        """SELECT f.funding_id, f.account_id, f.legal_entity, f.currency,
+                  f.funding_id = ANY($2::text[]) AS asked_id
+             FROM funding_receipts f
+            WHERE f.funding_id = ANY($2::text[])
+               OR f.funding_id IN (SELECT DISTINCT ON (account_id) funding_id FROM funding_receipts
+                                    WHERE account_id = ANY($1::text[]) ORDER BY account_id, funding_id)""",
+        sorted(set(account_ids)),
+        sorted(set(funding_ids)),
     )
-    return None if row is None else (row["legal_entity"], row["currency"])
+    owners: dict[str, tuple[str, str]] = {}
+    for r in rows:
+        if r["account_id"] in account_ids:
+            owners.setdefault(r["account_id"], (r["legal_entity"], r["currency"]))
+    return FundingOwners(owners, {r["funding_id"] for r in rows if r["asked_id"]})
 
 
-async def save_funding(
-    conn: asyncpg.Connection,
-    *,
-    funding_id: str,
-    account_id: str,
-    legal_entity: str,
-    currency: str,
-    amount: Decimal,
-    received_at: datetime,
-) -> None:
+async def save_fundings(conn: asyncpg.Connection, events: Sequence[FundingReceived]) -> None:
+    rows = [
+        (e.funding_id, e.account_id, e.legal_entity, e.currency, e.amount, e.received_at)
+        for e in _first_per_key(events, lambda e: e.funding_id)
+    ]
     await conn.execute(
         """INSERT INTO funding_receipts (funding_id, account_id, legal_entity, currency, amount, received_at)
-           VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING""",
-        funding_id,
-        account_id,
-        legal_entity,
-        currency,
-        amount,
-        received_at,
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::numeric[],
+                                $6::timestamptz[])
+           ON CONFLICT DO NOTHING""",
+        *_columns(rows, 6),
     )
 
 
-async def save_eligibility(conn: asyncpg.Connection, event: dict[str, Any]) -> None:
-    """Keep the latest evaluation per payee; an older one arriving late does not win."""
+async def save_eligibilities(conn: asyncpg.Connection, events: Sequence[PayeeEligibilityChanged]) -> None:
+    """Keep the latest evaluation per payee; an older one arriving late does not win; a missing
+    country or entity type keeps the one known. The batch is folded onto what is stored exactly
+    as one upsert per record would, so one row per payee is written."""
+    stored = {
+        r["payee_id"]: r
+        for r in await conn.fetch(
+            """SELECT payee_id, evaluated_at, country, entity_type FROM payee_eligibility
+                WHERE payee_id = ANY($1::text[])""",
+            sorted({e.payee_id for e in events}),
+        )
+    }
+    latest: dict[str, tuple[PayeeEligibilityChanged, str | None, str | None]] = {}
+    for e in events:
+        before = latest.get(e.payee_id)
+        if before is not None:
+            at, country, entity_type = before[0].evaluated_at, before[1], before[2]
+        elif e.payee_id in stored:
+            row = stored[e.payee_id]
+            at, country, entity_type = row["evaluated_at"], row["country"], row["entity_type"]
+        else:
+            latest[e.payee_id] = (e, e.country, e.entity_type)
+            continue
+        if at <= e.evaluated_at:
+            latest[e.payee_id] = (e, e.country or country, e.entity_type or entity_type)
+    rows = [
+        (
+            e.payee_id,
+            e.eligible,
+            _json(list(e.reasons)),
+            e.profile_version,
+            e.evaluated_at,
+            country,
+            entity_type,
+            bool(e.reportable_1099_nec),
+        )
+        for e, country, entity_type in latest.values()
+    ]
     await conn.execute(
         """INSERT INTO payee_eligibility (payee_id, eligible, reasons, profile_version, evaluated_at,
                                           country, entity_type, reportable_1099_nec)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+           SELECT p.payee_id, p.eligible, p.reasons::jsonb, p.profile_version, p.evaluated_at, p.country,
+                  p.entity_type, p.reportable_1099_nec
+             FROM unnest($1::text[], $2::bool[], $3::text[], $4::int[], $5::timestamptz[], $6::text[],
+                         $7::text[], $8::bool[])
+                  AS p(payee_id, eligible, reasons, profile_version, evaluated_at, country, entity_type,
+                       reportable_1099_nec)
            ON CONFLICT (payee_id) DO UPDATE SET
                eligible = EXCLUDED.eligible, reasons = EXCLUDED.reasons,
                profile_version = EXCLUDED.profile_version, evaluated_at = EXCLUDED.evaluated_at,
@@ -633,23 +819,25 @@ async def save_eligibility(conn: asyncpg.Connection, event: dict[str, Any]) -> N
                entity_type = coalesce(EXCLUDED.entity_type, payee_eligibility.entity_type),
                reportable_1099_nec = EXCLUDED.reportable_1099_nec
            WHERE payee_eligibility.evaluated_at <= EXCLUDED.evaluated_at""",
-        event["payee_id"],
-        event["eligible"],
-        list(event.get("reasons") or ()),
-        event.get("profile_version"),
-        datetime.fromisoformat(event["evaluated_at"]),
-        event.get("country"),
-        event.get("entity_type"),
-        bool(event.get("reportable_1099_nec")),
+        *_columns(rows, 8),
     )
+
+
+# --- GRNI ------------------------------------------------------------------------------------
 
 
 async def lock_grni_of(conn: asyncpg.Connection, po_numbers: Sequence[str]) -> None:
     """Until this transaction ends, no other truing up of these POs' GRNI: two transactions (two
     consumers of one group, or two topics of one process) that each read the balance before the
-    other commits would each post the same correction. In a fixed order, so two never deadlock."""
-    for po_number in sorted(set(po_numbers)):
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"ledger:grni:{po_number}")
+    other commits would each post the same correction. All of the batch's POs in one statement,
+    in ascending order of the lock key, so two transactions never deadlock (PostgreSQL evaluates
+    a volatile function in the select list after ORDER BY)."""
+    await conn.execute(
+        """SELECT pg_advisory_xact_lock(k)
+             FROM (SELECT DISTINCT hashtext('ledger:grni:' || po) AS k FROM unnest($1::text[]) AS po) AS keys
+            ORDER BY k""",
+        sorted(set(po_numbers)),
+    )
 
 
 async def grni_balances(

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from shared.consumer import RawRecord
+from shared.settings import Settings
 from shared.topics import (
+    BY_NAME,
     COMPLIANCE_ELIGIBILITY,
     IN_FUNDING,
     INTAKE_DOCUMENTS,
@@ -293,3 +296,20 @@ def requisition(requisition_id: str, approved_at: str) -> RawRecord:
         ),
         key=requisition_id,
     )
+
+
+def renamed(rec: RawRecord, suffix: str) -> RawRecord:
+    """The same record for another flow: every id of this module's flow gets `suffix` (a new
+    event id too), so many independent flows can share one batch."""
+    ids = {PO, PAYEE, ACCOUNT, "R-1", "R-2", "INV-1", "DEC-1", "DEC-2", "PAY-1", "RAIL-1", "F-1", "H-1"}
+    env = json.loads(rec.value)
+
+    def walk(x: Any) -> Any:
+        if isinstance(x, dict):
+            return {k: walk(v) for k, v in x.items()}
+        if isinstance(x, list):
+            return [walk(v) for v in x]
+        return f"{x}-{suffix}" if isinstance(x, str) and x in ids else x
+
+    topic = BY_NAME[Settings().unprefixed(rec.topic)]
+    return record(topic, env["event_type"], walk(env["data"]))

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from services.ledger import queries as q
+from services.ledger.queries import decisions, invariants, nec1099, reconciliation, views
 
 T1 = datetime(2026, 11, 1, tzinfo=UTC)
 T2 = datetime(2026, 11, 2, tzinfo=UTC)
@@ -42,7 +42,7 @@ def test_holds_keep_when_first_seen_and_are_open_only_if_the_latest_decision_lis
         decision("held", "INV-2", at=T2, holds=[hold("H3")]),
         decision("approved_to_pay", "INV-2", at=T3, payable_amount=D(1)),
     ]
-    views = {h.hold_id: (h.first_held_at, h.open) for h in q.holds_from_decisions(rows)}
+    views = {h.hold_id: (h.first_held_at, h.open) for h in decisions.holds_from_decisions(rows)}
     assert views == {"H1": (T1, False), "H2": (T1, True), "H3": (T2, False)}
 
 
@@ -94,14 +94,17 @@ def test_holds_keep_when_first_seen_and_are_open_only_if_the_latest_decision_lis
     ],
 )
 def test_current_approvals(rows: list[dict[str, Any]], expected: dict[str, tuple[str, str, D]]) -> None:
-    assert q.current_approvals(rows) == expected
+    assert invariants.current_approvals(rows) == expected
 
 
 def test_expected_ap_is_approved_minus_released_plus_failed_and_returned() -> None:
     approvals = {"I1": ("P", "USD", D("100")), "I2": ("P", "USD", D("-30")), "I3": ("Q", "EUR", D("5"))}
     released = [("P", "USD", D("70"))]
     reinstated = [("P", "USD", D("70")), ("Q", "EUR", D("0"))]
-    assert q.expected_ap(approvals, released, reinstated) == {("P", "USD"): D("70"), ("Q", "EUR"): D("5")}
+    assert invariants.expected_ap(approvals, released, reinstated) == {
+        ("P", "USD"): D("70"),
+        ("Q", "EUR"): D("5"),
+    }
 
 
 def test_paid_counts_settled_payouts_that_were_not_returned() -> None:
@@ -115,7 +118,7 @@ def test_paid_counts_settled_payouts_that_were_not_returned() -> None:
         {"payout_id": "D", "invoices": [{"invoice_id": "I5", "amount": "9.00"}]},
     ]
     outcomes = {"A": {"settled"}, "B": {"settled", "returned"}, "C": {"failed"}}
-    assert q.paid_per_invoice(payouts, outcomes) == {"I1": D("10.00"), "I2": D("-2.00")}
+    assert reconciliation.paid_per_invoice(payouts, outcomes) == {"I1": D("10.00"), "I2": D("-2.00")}
 
 
 def test_overrides_come_with_approver_reason_and_evidence() -> None:
@@ -137,7 +140,7 @@ def test_overrides_come_with_approver_reason_and_evidence() -> None:
             {"by": "ops.lead@example.com", "what": "override O2 (late_receipt) released missing_receipt@1"}
         ],
     )
-    views = {o.override_id: o for o in q.overrides_from_decisions([detailed])}
+    views = {o.override_id: o for o in decisions.overrides_from_decisions([detailed])}
     assert (views["O1"].approved_by, views["O1"].reason_code, views["O1"].evidence) == (
         "ap.lead@example.com",
         "price_agreed",
@@ -149,7 +152,7 @@ def test_overrides_come_with_approver_reason_and_evidence() -> None:
 
 
 def test_approvals_list_po_approvers_once_then_decision_approvals() -> None:
-    po = q.PoVersionView("PO", 1, "bu", "P", "USD", "buyer", "mgr", T1, None, None, None, (), T1, None)
+    po = views.PoVersionView("PO", 1, "bu", "P", "USD", "buyer", "mgr", T1, None, None, None, (), T1, None)
     row = decision(
         "approved_to_pay",
         approvals=[
@@ -157,7 +160,7 @@ def test_approvals_list_po_approvers_once_then_decision_approvals() -> None:
             {"by": "lead", "role": "override_approver", "what": "override O1"},
         ],
     )
-    assert [(a.by, a.source) for a in q.approvals_from([po], [row, row])] == [
+    assert [(a.by, a.source) for a in decisions.approvals_from([po], [row, row])] == [
         ("mgr", "po"),
         ("lead", "INV-1"),
     ]
@@ -168,7 +171,7 @@ def test_ordered_value_rounds_each_line_to_the_currency() -> None:
         "currency": "USD",
         "lines": [{"quantity": "3", "unit_price": "0.333333"}, {"quantity": "2", "unit_price": "10.005"}],
     }
-    assert q.ordered_value(state) == D("1.00") + D("20.01")
+    assert reconciliation.ordered_value(state) == D("1.00") + D("20.01")
 
 
 def nec_row(payee: str, outcome: str, amount: str, payout: str = "X") -> dict[str, Any]:
@@ -190,7 +193,7 @@ def test_1099_totals_net_returns_and_apply_the_threshold_inclusively() -> None:
         nec_row("B", "settled", "599.99"),
         nec_row("C", "settled", "600"),
     ]
-    totals = q.nec_totals(rows, D("600"))
+    totals = nec1099.nec_totals(rows, D("600"))
     assert [(t.payee_id, t.paid, t.payouts) for t in totals] == [("A", D("600"), 2), ("C", D("600"), 1)]
 
 
@@ -199,11 +202,11 @@ def test_1099_totals_net_returns_and_apply_the_threshold_inclusively() -> None:
     [(T1, T3, 2), (T3, T1, 0), (None, T1, 0)],
 )
 def test_age_days(since: datetime | None, now: datetime, days: int) -> None:
-    assert q.age_days(since, now) == days
+    assert reconciliation.age_days(since, now) == days
 
 
 def test_invariant_names_stay_stable_for_the_cli_and_the_chaos_run() -> None:
-    assert set(q.INVARIANTS) == {
+    assert set(invariants.INVARIANTS) == {
         "entry_balances_per_currency",
         "ap_is_approved_minus_released_plus_failed_returned",
         "in_transit_is_released_minus_settled_failed",

@@ -1,0 +1,163 @@
+"""The ledger's rules, pure (SPEC §9): financial facts in, balanced journal entries out.
+
+journal.py   the vocabulary: accounts, lines, entries that refuse to exist unbalanced, postings
+facts.py     the facts posted from (PO in force, receipt, approval, payout, rail outcome, funding)
+posting.py   one posting rule per row of the SPEC §9 table
+funding.py   an account funds one owner
+grni.py      what GRNI should hold per PO, and the true-up that brings the journal there
+receipts.py  receipts over a batch: arrivals, reversals, receipts that waited for their PO
+approvals.py approvals and revocations over a batch: one approval entry in force per invoice
+outcomes.py  what the ledger made of a record (a closed set)
+reporting.py pure comparisons for reconciliation and the invariants
+"""
+
+from services.ledger.domain.approvals import (
+    ActiveApproval,
+    DecisionStep,
+    Revocation,
+    approval_fact_key,
+    plan_approvals,
+    plan_revocations,
+    revocation_fact_key,
+)
+from services.ledger.domain.facts import (
+    ApprovedLine,
+    FundingReceipt,
+    InvoiceApproval,
+    PayoutRelease,
+    PurchaseOrder,
+    RailOutcome,
+    Receipt,
+    ReceiptLine,
+    ReceiptState,
+)
+from services.ledger.domain.funding import fundings_for_their_owners
+from services.ledger.domain.grni import (
+    GRNI_TRUE_UP,
+    grni_target,
+    open_received_quantities,
+    plan_true_up,
+    post_grni_true_up,
+    received_minus_approved,
+)
+from services.ledger.domain.journal import (
+    AP_PREFIX,
+    CHARGES,
+    GRNI,
+    IN_TRANSIT,
+    INPUT_TAX,
+    PREPAYMENTS,
+    PRICE_VARIANCE,
+    ZERO,
+    Approval,
+    Entry,
+    Line,
+    Links,
+    Posting,
+    UnbalancedEntry,
+    accounts_payable,
+    entry_id_for,
+    expense,
+    funding_account,
+    funding_equity,
+    imbalances,
+    net_lines,
+    posting_of,
+    reverse_entry,
+)
+from services.ledger.domain.outcomes import Outcome
+from services.ledger.domain.posting import (
+    post_funding_received,
+    post_invoice_approval,
+    post_payout_failed,
+    post_payout_released,
+    post_payout_returned,
+    post_payout_settled,
+    post_reapproval,
+    post_receipt,
+    receipt_value,
+)
+from services.ledger.domain.receipts import (
+    RECEIPT_ACCEPTED,
+    PendingReceipt,
+    ReceiptStep,
+    Reversal,
+    VersionStep,
+    on_receipt_reversed,
+    pending_statuses,
+    plan_arrivals,
+    plan_reversals,
+    plan_versions_in_force,
+)
+from services.ledger.domain.reporting import ageing_bucket, balance_differences
+
+__all__ = [
+    "AP_PREFIX",
+    "CHARGES",
+    "GRNI",
+    "GRNI_TRUE_UP",
+    "INPUT_TAX",
+    "IN_TRANSIT",
+    "PREPAYMENTS",
+    "PRICE_VARIANCE",
+    "RECEIPT_ACCEPTED",
+    "ZERO",
+    "ActiveApproval",
+    "Approval",
+    "ApprovedLine",
+    "DecisionStep",
+    "Entry",
+    "FundingReceipt",
+    "InvoiceApproval",
+    "Line",
+    "Links",
+    "Outcome",
+    "PayoutRelease",
+    "PendingReceipt",
+    "Posting",
+    "PurchaseOrder",
+    "RailOutcome",
+    "Receipt",
+    "ReceiptLine",
+    "ReceiptState",
+    "ReceiptStep",
+    "Reversal",
+    "Revocation",
+    "UnbalancedEntry",
+    "VersionStep",
+    "accounts_payable",
+    "ageing_bucket",
+    "approval_fact_key",
+    "balance_differences",
+    "entry_id_for",
+    "expense",
+    "funding_account",
+    "funding_equity",
+    "fundings_for_their_owners",
+    "grni_target",
+    "imbalances",
+    "net_lines",
+    "on_receipt_reversed",
+    "open_received_quantities",
+    "pending_statuses",
+    "plan_approvals",
+    "plan_arrivals",
+    "plan_reversals",
+    "plan_revocations",
+    "plan_true_up",
+    "plan_versions_in_force",
+    "post_funding_received",
+    "post_grni_true_up",
+    "post_invoice_approval",
+    "post_payout_failed",
+    "post_payout_released",
+    "post_payout_returned",
+    "post_payout_settled",
+    "post_reapproval",
+    "post_receipt",
+    "posting_of",
+    "receipt_value",
+    "received_minus_approved",
+    "reverse_entry",
+    "revocation_fact_key",
+]
