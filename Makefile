@@ -67,3 +67,4 @@ status:
 	@$(ROOT)/deploy/zipkin.sh status || true
 	@$(ROOT)/deploy/services.sh status || true
 	@$(ROOT)/deploy/prometheus.sh status || true
+	@$(ROOT)/deploy/console.sh status || true
