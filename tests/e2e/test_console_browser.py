@@ -115,25 +115,27 @@ def start_console(stack: Stack, db: Any, port: int) -> subprocess.Popen[bytes]:
     )
 
 
+def _answers_ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/health/ready", timeout=1) as r:
+            return bool(r.status == 200)
+    except OSError:
+        return False
+
+
 async def wait_ready(proc: subprocess.Popen[bytes], url: str, timeout_s: float = 60) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"the console exited with {proc.returncode}; see {LOG_DIR}")
-        try:
-            with urllib.request.urlopen(f"{url}/health/ready", timeout=1) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
+        if await asyncio.to_thread(_answers_ready, url):
+            return
         await asyncio.sleep(0.2)
     raise TimeoutError("the console is not ready")
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def console() -> AsyncIterator[Console]:
-    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
-        pytest.fail("chromium and chromedriver are missing: run deploy/install.sh (make deps)")
     settings = isolated_settings(payout_run_interval_s=3600, relay_poll_interval_s=0.1)
     async with AsyncExitStack() as stack_cm:
         stack = await stack_cm.enter_async_context(running_stack(settings))
@@ -161,6 +163,8 @@ def browser() -> Iterator[Any]:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
+    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
+        pytest.fail("chromium and chromedriver are missing: run deploy/install.sh (make deps)")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1440,1000"):
