@@ -76,7 +76,9 @@ def main() -> None:
             raise SystemExit("no open hold: run `make demo` first")
         invoice_id = rows[-1].get_attribute("data-invoice")
         rows[-1].find_element(By.LINK_TEXT, "Open").click()
-        driver.find_element(By.ID, "justification").send_keys("The warehouse confirmed the extra units by phone.")
+        driver.find_element(By.ID, "justification").send_keys(
+            "The warehouse confirmed the extra units by phone."
+        )
         driver.find_element(By.ID, "evidence").send_keys("mail://warehouse/receipt-correction")
         shoot(driver, "hold")
         driver.find_element(By.ID, "request-override").click()
