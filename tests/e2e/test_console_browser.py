@@ -10,6 +10,7 @@ clear them through the pages, as people would, and look at what reached `concord
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import shutil
@@ -28,12 +29,15 @@ import asyncpg
 import httpx
 import pytest
 import pytest_asyncio
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from services.cli.scenario import Scenario, build
+from shared.admin import admin_settings
+from shared.kafka_auth import client_options
 from shared.publish import Publisher
 from shared.topics import IN_COMMANDS
 from tests.e2e.conftest import Stack, running_stack
-from tests.kafka_support import LOG_DIR, free_port, isolated_settings, read_topic, settings_env
+from tests.kafka_support import LOG_DIR, free_port, isolated_settings, settings_env
 from tests.support import ROOT, scratch_service_database
 
 pytestmark = pytest.mark.e2e
@@ -170,7 +174,7 @@ def browser() -> Iterator[Any]:
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1440,1000"):
         options.add_argument(arg)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.implicitly_wait(2)
+    driver.implicitly_wait(5)
     try:
         yield driver
     finally:
@@ -227,7 +231,7 @@ def approve(driver: Any, c: Console, request_id: str) -> None:
     driver.find_element(By.ID, "approve").click()
 
 
-def wait_for_answer(driver: Any, timeout_s: float = 45) -> str:
+def wait_for_answer(driver: Any, timeout_s: float = 90) -> str:
     from selenium.webdriver.common.by import By
 
     deadline = time.monotonic() + timeout_s
@@ -254,13 +258,37 @@ def form_fields(driver: Any, form_id: str) -> dict[str, str]:
 
 
 async def commands_sent(c: Console, override_id: str) -> list[dict[str, Any]]:
-    records = await read_topic(c.stack.settings, IN_COMMANDS, timeout_s=4)
-    return [
-        r
-        for r in records
-        if r["value"]["event_type"] == "hold.override_requested"
-        and r["value"]["data"]["override_id"] == override_id
-    ]
+    """Every hold.override_requested for this override on concord.in.commands, read to the topic's
+    end as it is now (not for a fixed time: under load a short read would miss a record, and an
+    assertion that nothing was sent would pass for the wrong reason)."""
+    settings = c.stack.settings
+    name = settings.topic(IN_COMMANDS)
+    consumer = AIOKafkaConsumer(
+        **client_options(admin_settings(settings)), group_id=None, enable_auto_commit=False
+    )
+    await consumer.start()
+    found: list[dict[str, Any]] = []
+    try:
+        await consumer.topics()  # fetches the metadata partitions_for_topic answers from
+        partitions = [TopicPartition(name, p) for p in sorted(consumer.partitions_for_topic(name) or ())]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        end = await consumer.end_offsets(partitions)
+        deadline = time.monotonic() + 60
+        while any(await consumer.position(tp) < end[tp] for tp in partitions):
+            assert time.monotonic() < deadline, "concord.in.commands not read to its end in 60 s"
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                for r in records:
+                    value = json.loads(r.value)
+                    if (
+                        value["event_type"] == "hold.override_requested"
+                        and value["data"]["override_id"] == override_id
+                    ):
+                        headers = {k: v.decode() for k, v in (r.headers or ())}
+                        found.append({"value": value, "headers": headers})
+    finally:
+        await consumer.stop()
+    return found
 
 
 async def request_row(c: Console, request_id: str) -> asyncpg.Record | None:
@@ -419,6 +447,11 @@ async def test_bad_input_gets_a_clear_message_and_nothing_is_sent_twice(
     assert pending
     approve(browser, console, pending[0]["request_id"])
     assert "no longer open (already released)" in messages(browser)
+    # Declined instead, with a note: recorded on the request; nothing is sent either way.
+    browser.find_element(By.ID, "note").send_keys("hold already released by another request")
+    browser.find_element(By.ID, "decline").click()
+    assert "Declined. Nothing was sent" in messages(browser)
+    assert browser.find_element(By.ID, "request-status").text == "declined"
     assert await commands_sent(console, pending[0]["request_id"]) == []
 
 
