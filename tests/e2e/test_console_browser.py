@@ -184,6 +184,21 @@ def browser() -> Iterator[Any]:
 # --- what a person does ----------------------------------------------------------------------------
 
 
+def submit(driver: Any, button_id: str | None = None, script: str | None = None) -> None:
+    """Click a form's button (or run a script that submits one) and wait for the next page: a
+    click returns before the browser has navigated, and under load the old page is still there."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.expected_conditions import staleness_of
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    page = driver.find_element(By.TAG_NAME, "html")
+    if script is not None:
+        driver.execute_script(script)
+    else:
+        driver.find_element(By.ID, button_id).click()
+    WebDriverWait(driver, 60).until(staleness_of(page))
+
+
 def sign_in(driver: Any, c: Console, email: str) -> None:
     from selenium.webdriver.common.by import By
 
@@ -192,7 +207,7 @@ def sign_in(driver: Any, c: Console, email: str) -> None:
     driver.get(f"{c.url}/signin")
     driver.find_element(By.ID, "email").send_keys(email)
     driver.find_element(By.ID, "password").send_keys(password(email))
-    driver.find_element(By.ID, "signin").click()
+    submit(driver, "signin")
     assert driver.find_element(By.ID, "signed-in-as").text == email
 
 
@@ -207,7 +222,7 @@ def open_hold_of(driver: Any, c: Console, invoice_id: str) -> None:
 
     driver.get(f"{c.url}/holds")
     row = driver.find_element(By.CSS_SELECTOR, f'tr[data-invoice="{invoice_id}"]')
-    row.find_element(By.LINK_TEXT, "Open").click()
+    driver.get(row.find_element(By.LINK_TEXT, "Open").get_attribute("href"))  # get waits for the page
 
 
 def request_override(driver: Any, justification: str, evidence: str = "mail://ap/price-agreed") -> str:
@@ -218,17 +233,16 @@ def request_override(driver: Any, justification: str, evidence: str = "mail://ap
     driver.find_element(By.ID, "reason_code").send_keys("price_agreed")
     driver.find_element(By.ID, "justification").send_keys(justification)
     driver.find_element(By.ID, "evidence").send_keys(evidence)
-    driver.find_element(By.ID, "request-override").click()
+    submit(driver, "request-override")
     match = re.search(r"/overrides/(ovr-[0-9a-f]{16})$", driver.current_url)
     assert match, (driver.current_url, messages(driver))
     return match.group(1)
 
 
 def approve(driver: Any, c: Console, request_id: str) -> None:
-    from selenium.webdriver.common.by import By
 
     driver.get(f"{c.url}/overrides/{request_id}")
-    driver.find_element(By.ID, "approve").click()
+    submit(driver, "approve")
 
 
 def wait_for_answer(driver: Any, timeout_s: float = 90) -> str:
@@ -269,13 +283,12 @@ async def commands_sent(c: Console, override_id: str) -> list[dict[str, Any]]:
     await consumer.start()
     found: list[dict[str, Any]] = []
     try:
-        await consumer.topics()  # fetches the metadata partitions_for_topic answers from
-        partitions = [TopicPartition(name, p) for p in sorted(consumer.partitions_for_topic(name) or ())]
+        partitions = [TopicPartition(name, p) for p in range(IN_COMMANDS.partitions)]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         end = await consumer.end_offsets(partitions)
         deadline = time.monotonic() + 60
-        while any(await consumer.position(tp) < end[tp] for tp in partitions):
+        while [tp for tp in partitions if await consumer.position(tp) < end[tp]]:
             assert time.monotonic() < deadline, "concord.in.commands not read to its end in 60 s"
             for records in (await consumer.getmany(timeout_ms=500)).values():
                 for r in records:
@@ -367,11 +380,12 @@ async def test_a_form_posted_without_its_csrf_token_is_refused(console: Console,
     sign_in(browser, console, CLERK)
     open_hold_of(browser, console, console.qty_held)
     request_id = form_fields(browser, "override-form")["request_id"]
-    browser.execute_script(
-        "document.querySelector('#override-form [name=csrf_token]').remove();"
+    submit(
+        browser,
+        script="document.querySelector('#override-form [name=csrf_token]').remove();"
         "document.getElementById('justification').value = 'no token';"
         "document.getElementById('evidence').value = 'mail://x';"
-        "document.getElementById('override-form').submit();"
+        "document.getElementById('override-form').submit();",
     )
     assert "CSRF" in browser.find_element(By.ID, "error").text
     assert await request_row(console, request_id) is None
@@ -408,7 +422,7 @@ async def test_bad_input_gets_a_clear_message_and_nothing_is_sent_twice(
         )
         browser.find_element(By.ID, "justification").send_keys("tampered")
         browser.find_element(By.ID, "evidence").send_keys("mail://x")
-        browser.find_element(By.ID, "request-override").click()
+        submit(browser, "request-override")
         assert expected in messages(browser), (name, messages(browser))
 
     # HTML in the justification is shown as text; the form posted twice is one request.
@@ -416,7 +430,7 @@ async def test_bad_input_gets_a_clear_message_and_nothing_is_sent_twice(
     browser.find_element(By.ID, "justification").send_keys('<b id="injected">bold</b><script>x=1</script>')
     browser.find_element(By.ID, "evidence").send_keys("mail://ops/warehouse-call")
     fields = form_fields(browser, "override-form")
-    browser.find_element(By.ID, "request-override").click()
+    submit(browser, "request-override")
     request_id = fields["request_id"]
     assert browser.current_url.endswith(f"/overrides/{request_id}")
     assert '<b id="injected">' in browser.find_element(By.ID, "justification").text
@@ -449,7 +463,7 @@ async def test_bad_input_gets_a_clear_message_and_nothing_is_sent_twice(
     assert "no longer open (already released)" in messages(browser)
     # Declined instead, with a note: recorded on the request; nothing is sent either way.
     browser.find_element(By.ID, "note").send_keys("hold already released by another request")
-    browser.find_element(By.ID, "decline").click()
+    submit(browser, "decline")
     assert "Declined. Nothing was sent" in messages(browser)
     assert browser.find_element(By.ID, "request-status").text == "declined"
     assert await commands_sent(console, pending[0]["request_id"]) == []
