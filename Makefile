@@ -68,3 +68,4 @@ status:
 	@$(ROOT)/deploy/zipkin.sh status || true
 	@$(ROOT)/deploy/services.sh status || true
 	@$(ROOT)/deploy/prometheus.sh status || true
+	@$(ROOT)/deploy/console.sh status || true

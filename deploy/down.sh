@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Stops Prometheus, the services (every replica), Zipkin, Kafka (every node) and PostgreSQL.
+# Stops the console, Prometheus, the services (every replica), Zipkin, Kafka (every node) and PostgreSQL.
 # Data is kept unless --purge.
 #   deploy/down.sh [--purge]
 set -euo pipefail
@@ -13,6 +13,7 @@ case "${1:-}" in
 *) die "unknown option $1 (use --purge)" ;;
 esac
 
+"$DEPLOY_DIR/console.sh" stop
 "$DEPLOY_DIR/prometheus.sh" stop
 "$DEPLOY_DIR/services.sh" stop
 "$DEPLOY_DIR/zipkin.sh" stop

@@ -113,6 +113,18 @@ ensure_postgres() {
     compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || die "postgresql installed but no server binary found"
 }
 
+# SPEC §14.2: the console's browser tests drive Debian's headless chromium through its chromedriver
+# (/usr/bin/chromium, /usr/bin/chromedriver); nothing downloads a browser build of its own.
+ensure_chromium() {
+    if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then
+        ok "chromium ok ($(chromium --version 2>/dev/null | head -n1))"
+        return 0
+    fi
+    need_root_for chromium "chromium chromium-driver"
+    apt_install chromium chromium-driver
+    command -v chromedriver >/dev/null || die "chromium-driver installed but chromedriver not found"
+}
+
 pick_python() {
     local c
     for c in "${CONCORD_PYTHON:-}" python3.11 python3; do
@@ -166,5 +178,6 @@ ensure_kafka_libs
 ensure_zipkin_jar
 ensure_postgres
 ensure_prometheus
+ensure_chromium
 ensure_venv
 ok "done"

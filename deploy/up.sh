@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole local stack, without Docker: PostgreSQL, Kafka, topics, Zipkin, the five
-# services and Prometheus. Starts only what is not running yet.
+# services, Prometheus and the console (http://127.0.0.1:8090/). Starts only what is not running yet.
 #   deploy/up.sh [--no-services] [--no-install]
 # --no-services (the tests, the benchmark, the chaos run: they start their own processes, and
 # their own Zipkin and Prometheus where they need them): PostgreSQL, Kafka and topics only.
@@ -39,6 +39,7 @@ if ((with_services)); then
     wait "$zipkin_pid" || die "zipkin did not start"
     "$DEPLOY_DIR/services.sh" start
     "$DEPLOY_DIR/prometheus.sh" start
+    "$DEPLOY_DIR/console.sh" start
     say "traces: http://127.0.0.1:$ZIPKIN_PORT/zipkin/   metrics and alerts: http://127.0.0.1:$PROMETHEUS_PORT/alerts"
 fi
 say "up in $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')s"

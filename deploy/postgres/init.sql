@@ -2,7 +2,9 @@
 --   <service>_owner  owns the service's database and runs its migrations;
 --   <service>        the runtime role the service connects as (named like the service); what it
 --                    may do on each table the service grants it after migrating (shared/db.py);
---   concord_reader   the CLI's login: SELECT on ledger's and matching's tables, nothing else;
+--   concord_reader   the CLI's and the console's login: SELECT on ledger's, matching's and
+--                    payout_release's tables (the console's "why not paid": payout blocks), nothing else;
+--   console          the console's runtime role, in its own database (override requests);
 --   concord_admin    the superuser the tests create and drop scratch databases with.
 -- None but concord_admin is a superuser, and none reaches another service's database. Every
 -- password is local-dev-<role>: local development only (shared/production.py refuses them).
@@ -15,9 +17,9 @@
 
 SELECT format('CREATE ROLE %I', r)
   FROM unnest(ARRAY['concord_admin', 'concord_reader',
-                    'intake', 'matching', 'compliance_gate', 'payout_release', 'ledger',
+                    'intake', 'matching', 'compliance_gate', 'payout_release', 'ledger', 'console',
                     'intake_owner', 'matching_owner', 'compliance_gate_owner',
-                    'payout_release_owner', 'ledger_owner']) AS r
+                    'payout_release_owner', 'ledger_owner', 'console_owner']) AS r
  WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r)
 \gexec
 
@@ -26,27 +28,27 @@ ALTER ROLE concord_admin WITH LOGIN SUPERUSER CREATEDB CREATEROLE PASSWORD 'loca
 SELECT format('ALTER ROLE %I WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS '
               'PASSWORD %L', r, 'local-dev-' || r)
   FROM unnest(ARRAY['concord_reader',
-                    'intake', 'matching', 'compliance_gate', 'payout_release', 'ledger',
+                    'intake', 'matching', 'compliance_gate', 'payout_release', 'ledger', 'console',
                     'intake_owner', 'matching_owner', 'compliance_gate_owner',
-                    'payout_release_owner', 'ledger_owner']) AS r
+                    'payout_release_owner', 'ledger_owner', 'console_owner']) AS r
 \gexec
 
 SELECT format('CREATE DATABASE %I OWNER %I', d, d || '_owner')
-  FROM unnest(ARRAY['intake', 'matching', 'compliance_gate', 'payout_release', 'ledger']) AS d
+  FROM unnest(ARRAY['intake', 'matching', 'compliance_gate', 'payout_release', 'ledger', 'console']) AS d
  WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = d)
 \gexec
 
 -- v1 made the runtime role the database's owner.
 SELECT format('ALTER DATABASE %I OWNER TO %I', d, d || '_owner')
-  FROM unnest(ARRAY['intake', 'matching', 'compliance_gate', 'payout_release', 'ledger']) AS d
+  FROM unnest(ARRAY['intake', 'matching', 'compliance_gate', 'payout_release', 'ledger', 'console']) AS d
 \gexec
 
--- A role reaches only its own service's database (concord_reader: ledger's and matching's).
+-- A role reaches only its own service's database (concord_reader: ledger's, matching's, payout_release's).
 SELECT format('REVOKE CONNECT, TEMPORARY ON DATABASE %I FROM PUBLIC', d)
      || format('; GRANT CONNECT ON DATABASE %I TO %I, %I', d, d, d || '_owner')
-  FROM unnest(ARRAY['intake', 'matching', 'compliance_gate', 'payout_release', 'ledger']) AS d
+  FROM unnest(ARRAY['intake', 'matching', 'compliance_gate', 'payout_release', 'ledger', 'console']) AS d
 \gexec
-GRANT CONNECT ON DATABASE ledger, matching TO concord_reader;
+GRANT CONNECT ON DATABASE ledger, matching, payout_release TO concord_reader;
 
 -- Inside each database (database.psql reads these variables).
 \set db intake
@@ -55,10 +57,12 @@ GRANT CONNECT ON DATABASE ledger, matching TO concord_reader;
 \ir database.psql
 \set db compliance_gate
 \ir database.psql
-\set db payout_release
+\set db console
 \ir database.psql
 \set db matching
 \set reader true
+\ir database.psql
+\set db payout_release
 \ir database.psql
 \set db ledger
 \set append_only 'journal_entries,journal_lines'

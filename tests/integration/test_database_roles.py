@@ -28,6 +28,8 @@ from tests.support import ADMIN_DSN, ROOT, ServiceDatabase, dsn_for, role_dsn, s
 pytestmark = pytest.mark.integration
 
 SERVICES = ("intake", "matching", "compliance_gate", "payout_release", "ledger")
+# The console (SPEC §14.2) has a database and roles of its own, provisioned the same way.
+DATABASES = (*SERVICES, "console")
 LEDGER_MIGRATIONS = ROOT / "services" / "ledger" / "migrations"
 
 
@@ -125,9 +127,9 @@ async def test_no_role_but_concord_admin_and_postgres_is_a_superuser() -> None:
 
 
 async def test_each_service_role_reaches_its_own_database_and_no_other() -> None:
-    for service in SERVICES:
+    for service in DATABASES:
         for role in (service, f"{service}_owner"):
-            for database in SERVICES:
+            for database in DATABASES:
                 if database == service:
                     conn = await asyncpg.connect(role_dsn(role, database))
                     assert (
@@ -140,9 +142,10 @@ async def test_each_service_role_reaches_its_own_database_and_no_other() -> None
                         await asyncpg.connect(role_dsn(role, database))
 
 
-async def test_concord_reader_reads_ledger_and_matching_and_changes_nothing() -> None:
+async def test_concord_reader_reads_ledger_matching_and_payout_release_and_changes_nothing() -> None:
     # Their tables exist once each service has started (as its owner role) once: do that part.
-    for service in ("ledger", "matching"):
+    # payout_release: the console's "why not paid" shows every payout block's reasons.
+    for service in ("ledger", "matching", "payout_release"):
         app = importlib.import_module(f"services.{service}.app")
         await migrate_as_owner(
             role_dsn(f"{service}_owner", service),
@@ -150,7 +153,11 @@ async def test_concord_reader_reads_ledger_and_matching_and_changes_nothing() ->
             service,
             append_only=app.service.append_only,
         )
-    for database, table in (("ledger", "journal_entries"), ("matching", "holds")):
+    for database, table in (
+        ("ledger", "journal_entries"),
+        ("matching", "holds"),
+        ("payout_release", "payout_blocks"),
+    ):
         conn = await asyncpg.connect(role_dsn("concord_reader", database))
         try:
             await conn.fetchval(f"SELECT count(*) FROM {table}")
@@ -169,7 +176,7 @@ async def test_concord_reader_reads_ledger_and_matching_and_changes_nothing() ->
                 await conn.execute("CREATE TABLE sneaky (id int)")
         finally:
             await conn.close()
-    for database in ("intake", "compliance_gate", "payout_release"):
+    for database in ("intake", "compliance_gate", "console"):
         with pytest.raises(asyncpg.InsufficientPrivilegeError, match="CONNECT privilege"):
             await asyncpg.connect(role_dsn("concord_reader", database))
 

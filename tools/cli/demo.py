@@ -304,12 +304,26 @@ def _print_prometheus(settings: Settings, console: Console) -> None:
     console.print(f"metrics and alerts: {settings.prometheus_url}/alerts (targets: /targets)")
 
 
+def print_console_hint(r: DemoReport, console: Console) -> None:
+    """Where a newcomer clears the hold the demo leaves open, with two people (SPEC §14.2)."""
+    from services.console.config import ConsoleSettings
+
+    port = ConsoleSettings().console_port
+    held = ", ".join(sorted(h["invoice_id"] for h in open_holds(r.watcher)))
+    console.print(
+        f"console: http://127.0.0.1:{port}/ — still held: {shown(held or 'nothing')}; "
+        "request the override as ap.clerk@example.com / local-dev-ap.clerk, "
+        "approve it as ops.lead@example.com / local-dev-ops.lead"
+    )
+
+
 def main() -> int:
     console = make_console()
     settings = get_settings()
     report = asyncio.run(run_demo(settings, console=console))
     print_report(report, console)
     print_observability(report, settings, console)
+    print_console_hint(report, console)
     return 1 if report.problems else 0
 
 

@@ -134,6 +134,14 @@ def demo() -> None:
         raise typer.Exit(1)
 
 
+@app.command("console")
+def serve_console() -> None:
+    """Serve the web console on 127.0.0.1:8090 (CONCORD_CONSOLE_PORT) until Ctrl-C; `make up` runs it too."""
+    from services.console.__main__ import main as serve
+
+    serve()
+
+
 @holds_app.command("list")
 def holds_list(
     queue: str | None = typer.Option(None, help="Only this queue: ap, ops, procurement, no_po_review."),
