@@ -6,7 +6,6 @@ import sys
 
 import uvicorn
 
-from tools.cli.readers import CliDatabases
 from services.console.app import create_app
 from services.console.config import ConsoleConfig, ConsoleSettings
 from services.console.users import UsersFileError
@@ -14,6 +13,7 @@ from services.matching.policy import PolicyError
 from shared.production import guard_process, signing_secrets
 from shared.settings import Settings
 from shared.telemetry import configure_logging
+from tools.cli.readers import CliDatabases
 
 
 def main() -> None:

@@ -30,8 +30,6 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from tools.cli.dlq import ReplayRefused, is_inbound, read_deadletters, replay
-from tools.cli.readers import NotReachable, connect, parse_age
 from services.console import readers, store
 from services.console.config import ConsoleConfig
 from services.console.overrides import (
@@ -48,6 +46,8 @@ from shared.db import create_pool, migrate
 from shared.envelope import utcnow
 from shared.publish import Publisher
 from shared.topics import BY_NAME, IN_COMMANDS
+from tools.cli.dlq import ReplayRefused, is_inbound, read_deadletters, replay
+from tools.cli.readers import NotReachable, connect, parse_age
 
 log = structlog.get_logger(__name__)
 HERE = Path(__file__).parent

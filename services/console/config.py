@@ -11,12 +11,12 @@ from pathlib import Path
 
 from pydantic_settings import SettingsConfigDict
 
-from tools.cli.readers import CliDatabases
 from services.console.users import Users, load_users
 from services.matching.domain import Roles
 from services.matching.policy import load_roles
 from shared.kafka_auth import as_principal
 from shared.settings import Settings, local_dsn
+from tools.cli.readers import CliDatabases
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_USERS_FILE = ROOT / "deploy" / "console-users.yaml"

@@ -31,11 +31,11 @@ import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from testkit.scenario import Scenario, build
 from shared.admin import admin_settings
 from shared.kafka_auth import client_options
 from shared.publish import Publisher
 from shared.topics import IN_COMMANDS
+from testkit.scenario import Scenario, build
 from tests.e2e.conftest import Stack, running_stack
 from tests.kafka_support import LOG_DIR, free_port, isolated_settings, settings_env
 from tests.support import ROOT, scratch_service_database
