@@ -7,6 +7,7 @@
 | `CONCORD_COMPLIANCE_SWEEP_INTERVAL_S`  | 60      | seconds between two eligibility sweeps           |
 
 They are typed fields of shared.settings.Settings: a bad value stops the start naming the field.
+The sweep's interval is read by its PeriodicTask (app.py), which the shared runtime hands Settings.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from shared.settings import Settings
 @dataclass(frozen=True)
 class GateConfig:
     policy: CompliancePolicy = field(default_factory=CompliancePolicy)
-    sweep_interval_s: float = 60.0
 
     @classmethod
     def load(cls, settings: Settings) -> GateConfig:
@@ -29,6 +29,5 @@ class GateConfig:
             policy=CompliancePolicy(
                 aml_max_age=timedelta(days=settings.aml_max_age_days),
                 eu_vat_check=settings.eu_vat_check,
-            ),
-            sweep_interval_s=settings.compliance_sweep_interval_s,
+            )
         )

@@ -34,13 +34,12 @@ async def on_payee_profile_updated(ctx: BatchContext, items: list[Item[PayeeProf
     profiles = [contract.profile_from(item.data, now) for item in items]
     stored = await store.load_payees_for_update(ctx.conn, sorted({p.payee_id for p in profiles}))
     decisions = domain.decide_profile_updates(stored, profiles, now, config.policy)
-    applied = {
-        id(d): store.AppliedProfile(d.profile, d.eligibility, item.envelope.event_id)
+    applied = [
+        store.AppliedProfile(d.profile, d.eligibility, item.envelope.event_id)
         for item, d in zip(items, decisions, strict=True)
         if d.eligibility is not None
-    }
-    latest = [applied[id(d)] for d in domain.latest_applied(decisions)]
-    await store.save_profiles(ctx.conn, latest, list(applied.values()), now)
+    ]
+    await store.save_profiles(ctx.conn, applied, now)
     for item, d in zip(items, decisions, strict=True):
         item.outcome = d.outcome
         if d.status is not None:

@@ -51,15 +51,13 @@ class AppliedProfile:
 
 
 async def save_profiles(
-    conn: asyncpg.Connection,
-    latest: Sequence[AppliedProfile],
-    applied: Sequence[AppliedProfile],
-    evaluated_at: datetime,
+    conn: asyncpg.Connection, applied: Sequence[AppliedProfile], evaluated_at: datetime
 ) -> None:
-    """Each payee's new current profile with its evaluation (`latest`: one per payee), and every
-    applied version in the version history: one statement per table."""
+    """Every applied version in the version history, and each payee's last one as its current
+    profile with its evaluation: one statement per table."""
     if not applied:
         return
+    latest = list({a.profile.payee_id: a for a in applied}.values())
     await conn.execute(
         """INSERT INTO payees (payee_id, profile_version, profile, eligible, reasons, evaluated_at)
            SELECT p.payee_id, p.profile_version, p.profile, p.reasons = '',

@@ -39,7 +39,6 @@ from services.compliance_gate.domain.updates import (
     ProfileOutcome,
     SweepChange,
     decide_profile_updates,
-    latest_applied,
     plan_sweep,
 )
 
@@ -76,7 +75,6 @@ __all__ = [
     "is_dated_in_future",
     "is_newer_profile",
     "is_reportable_1099_nec",
-    "latest_applied",
     "needs_publication",
     "plan_sweep",
     "required_tax_form",

@@ -83,15 +83,6 @@ def decide_profile_updates(
     return decisions
 
 
-def latest_applied(decisions: Sequence[ProfileDecision]) -> list[ProfileDecision]:
-    """The last applied decision of each payee: the row each payee ends the batch with."""
-    latest: dict[str, ProfileDecision] = {}
-    for d in decisions:
-        if d.outcome is not ProfileOutcome.STALE_VERSION:
-            latest[d.profile.payee_id] = d
-    return list(latest.values())
-
-
 @dataclass(frozen=True)
 class SweepChange:
     """A payee whose eligibility at the sweep's instant differs from what was published."""

@@ -23,7 +23,7 @@ def test_defaults_are_365_days_of_aml_age_vat_check_on_and_a_60_second_sweep() -
     config = GateConfig.load(Settings())
     assert config.policy.aml_max_age == timedelta(days=365)
     assert config.policy.eu_vat_check is True
-    assert config.sweep_interval_s == 60.0
+    assert Settings().compliance_sweep_interval_s == 60.0
     assert config == GateConfig()
 
 
@@ -34,7 +34,7 @@ def test_overrides_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch
     config = GateConfig.load(Settings())
     assert config.policy.aml_max_age == timedelta(days=180)
     assert config.policy.eu_vat_check is False
-    assert config.sweep_interval_s == 2.5
+    assert Settings().compliance_sweep_interval_s == 2.5
 
 
 @pytest.mark.parametrize(
