@@ -34,6 +34,11 @@ class Settings(BaseSettings):
     rail_secret: str = "local-dev-rail-secret"
     ops_secret: str = "local-dev-ops-secret"
     payout_run_interval_s: float = 30.0
+    # compliance_gate (SPEC §7): an AML screening older than this many days is stale (exactly this
+    # old is still fresh); EU businesses with a VAT number need it valid; seconds between sweeps.
+    aml_max_age_days: int = Field(default=365, gt=0)
+    eu_vat_check: bool = True
+    compliance_sweep_interval_s: float = Field(default=60.0, gt=0, allow_inf_nan=False)
     policy_file: str | None = None
     roles_file: str | None = None
     inbox_retention_days: int = Field(default=30, ge=30)

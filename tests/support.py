@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import uuid
@@ -131,9 +132,10 @@ async def deliver(
     config: Any = None,
 ) -> BatchResult:
     """Run the service's handlers on records in one transaction, exactly as the consumer does (no Kafka).
-    `config` is the service's configuration object, as Service(config=…) loads it at start."""
+    `config` is the service's configuration object, as Service(config=…) loads it at start;
+    None: the one the service's own loader builds from `settings` (for a service with a config.py)."""
     processor = BatchProcessor(router, settings or Settings(service=router.service))
-    processor.config = config
+    processor.config = config if config is not None else service_config(router.service, processor.settings)
     async with pool.acquire() as conn, conn.transaction():
         return await processor.process(conn, list(records))
 
@@ -144,9 +146,19 @@ async def deliver_counted(
     """`deliver`, and the SQL statements the batch issued (testkit.sql): a set-based handler
     issues as many for 200 records as for 10, give or take a small constant."""
     processor = BatchProcessor(router, settings or Settings(service=router.service))
+    processor.config = service_config(router.service, processor.settings)
     async with pool.acquire() as conn, count_statements(conn) as counted, conn.transaction():
         result = await processor.process(conn, list(records))
     return result, counted
+
+
+def service_config(service: str, settings: Settings) -> Any:
+    """What Service(config=…) of `service` loads at start, or None where it has no config.py."""
+    if not (ROOT / "services" / service / "config.py").is_file():
+        return None
+    app = importlib.import_module(f"services.{service}.app")
+    loader = app.service.config_loader
+    return loader(settings) if loader is not None else None
 
 
 def emitted(result: BatchResult, event_type: str | None = None) -> list[dict[str, Any]]:

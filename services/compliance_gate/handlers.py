@@ -1,178 +1,67 @@
-"""compliance_gate entry points: `payee.profile_updated` and the periodic eligibility sweep.
+"""compliance_gate's entry point: `payee.profile_updated`, a batch at a time (SPEC §3, §7).
 
-Both load → evaluate (pure, domain.py) → save → emit `payee.eligibility_changed` on
-concord.compliance.eligibility (key payee_id) in one transaction. Neither a tax id nor a VAT
-number nor a name reaches the domain, the database, a log line or an event: the translation
-below drops them at the edge. `payout_account_ref` is an opaque token and is forwarded.
-
-Invariant: a payee's row always describes exactly what was last published for it (profile
-facts and eligibility), so "changed" is always judged against what downstream already knows.
+translate (contract) → load every payee of the batch, locked (store) → decide each version in
+order (domain) → write each table once (store) → emit `payee.eligibility_changed` on
+concord.compliance.eligibility (key payee_id) for what downstream must hear.
 """
 
 from __future__ import annotations
 
-import os
-from datetime import datetime
-
 import structlog
 
-from services.compliance_gate import domain, store
-from services.compliance_gate.domain import CompliancePolicy, Eligibility, PayeeProfile, PayeeStatus
-from services.compliance_gate.policy import load_policy
-from shared.consumer import HandlerContext, Router
+from services.compliance_gate import contract, domain, store
+from services.compliance_gate.config import GateConfig
+from services.compliance_gate.domain import ProfileOutcome
+from shared.consumer import BatchContext, Item, Router
 from shared.contracts.inbound import PayeeProfileUpdated
 from shared.contracts.internal import PayeeEligibilityChanged
+from shared.contracts.registry import spec_of
 from shared.envelope import derived_event_id
-from shared.topics import COMPLIANCE_ELIGIBILITY, IN_PAYEES
-from shared.unit_of_work import UnitOfWork
+from shared.topics import IN_PAYEES
 
 log = structlog.get_logger(__name__)
 
 router = Router("compliance_gate", topics=[IN_PAYEES])
-router.emits(COMPLIANCE_ELIGIBILITY, "payee.eligibility_changed")
-
-ELIGIBILITY_CHANGED = "payee.eligibility_changed"
-
-# Read once at import, i.e. at process start: a bad value stops the service before it consumes.
-policy: CompliancePolicy = load_policy(os.environ)
+ELIGIBILITY_CHANGED = spec_of(PayeeEligibilityChanged)
+router.emits(ELIGIBILITY_CHANGED.topic, ELIGIBILITY_CHANGED.type)
 
 
-@router.handles("payee.profile_updated")
-async def on_payee_profile_updated(ctx: HandlerContext, data: PayeeProfileUpdated) -> str:
-    """Apply a newer profile version, re-evaluate, publish if what downstream knows changed.
-
-    Results (the inbox row's `result`): "stale_version" (not newer than the stored version:
-    nothing changes), "unchanged" (applied, nothing to publish), "published".
-    """
-    log_ = log.bind(payee_id=data.payee_id, profile_version=data.profile_version)
-    stored = await store.load_payee_for_update(ctx.conn, data.payee_id)
-    stored_version = stored.profile.profile_version if stored is not None else None
-    if not domain.is_newer_profile(stored_version, data.profile_version):
-        log_.info("payee_profile_stale", stored_version=stored_version)
-        return "stale_version"
-
+@router.handles_batch(PayeeProfileUpdated)
+async def on_payee_profile_updated(ctx: BatchContext, items: list[Item[PayeeProfileUpdated]]) -> None:
+    """Apply each newer profile version, re-evaluate, publish when what downstream knows changed."""
+    config: GateConfig = ctx.config
     now = ctx.now
-    profile = profile_from_contract(data, now)
-    eligibility = domain.evaluate(profile, now, policy)
-    await store.save_profile(ctx.conn, profile, eligibility, now, ctx.envelope.event_id)
-
-    previous = domain.status_of(stored.profile, stored.eligibility) if stored is not None else None
-    current = domain.status_of(profile, eligibility)
-    if not domain.needs_publication(previous, current):
-        log_.info("payee_profile_applied", eligible=eligibility.eligible, reasons=eligibility.codes)
-        return "unchanged"
-    _publish(
-        ctx,
-        current,
-        profile.profile_version,
-        now,
-        # The inbox already drops a redelivery; a derived id also makes a re-run harmless downstream.
-        event_id=derived_event_id(ELIGIBILITY_CHANGED, ctx.envelope.event_id),
-    )
-    log_.info(
-        "payee_eligibility_changed",
-        eligible=eligibility.eligible,
-        reasons=eligibility.codes,
-        was_eligible=previous.eligibility.eligible if previous is not None else None,
-    )
-    return "published"
+    profiles = [contract.profile_from(item.data, now) for item in items]
+    stored = await store.load_payees_for_update(ctx.conn, sorted({p.payee_id for p in profiles}))
+    decisions = domain.decide_profile_updates(stored, profiles, now, config.policy)
+    applied = [
+        store.AppliedProfile(d.profile, d.eligibility, item.envelope.event_id)
+        for item, d in zip(items, decisions, strict=True)
+        if d.eligibility is not None
+    ]
+    await store.save_profiles(ctx.conn, applied, now)
+    for item, d in zip(items, decisions, strict=True):
+        item.outcome = d.outcome
+        if d.status is not None:
+            # The inbox already drops a redelivery; a derived id also makes a re-run harmless downstream.
+            event_id = derived_event_id(ELIGIBILITY_CHANGED.type, item.envelope.event_id)
+            event = contract.eligibility_changed(d.status, d.profile.profile_version, now)
+            ctx.emit_for(item, event, key=d.status.payee_id, event_id=event_id)
+    _log_batch(decisions)
 
 
-async def sweep_eligibility(
-    uow: UnitOfWork, now: datetime, sweep_policy: CompliancePolicy | None = None
-) -> int:
-    """Re-evaluate every payee at `now` and publish each change (W-8 expiries, stale AML
-    screenings, a policy changed at restart) without any new event. Returns how many it published.
-
-    Event ids derive from (payee, profile version, outcome), so a sweep re-run after a crash
-    emits the very same ids (dropped by the outbox and by downstream dedupe), and a re-run after
-    a commit finds nothing changed and emits nothing.
-    """
-    rules = sweep_policy or policy
-    payees = await store.load_payees(uow.conn)
-    published = 0
-    for stored in payees:
-        profile = stored.profile
-        eligibility = domain.evaluate(profile, now, rules)
-        previous = domain.status_of(profile, stored.eligibility)
-        current = domain.status_of(profile, eligibility)
-        if not domain.needs_publication(previous, current):
-            continue
-        saved = await store.save_swept_eligibility(
-            uow.conn, profile.payee_id, profile.profile_version, eligibility, now
+def _log_batch(decisions: list[domain.ProfileDecision]) -> None:
+    for d in decisions:
+        log.debug(
+            "payee_profile_handled",
+            payee_id=d.profile.payee_id,
+            profile_version=d.profile.profile_version,
+            stored_version=d.stored_version,
+            outcome=str(d.outcome),
+            eligible=d.eligibility.eligible if d.eligibility is not None else None,
+            reasons=d.eligibility.codes if d.eligibility is not None else None,
+            was_eligible=d.was_eligible,
         )
-        if not saved:
-            continue  # a newer profile was applied meanwhile; its own evaluation published
-        _publish(uow, current, profile.profile_version, now, event_id=sweep_event_id(profile, eligibility))
-        published += 1
-        log.info(
-            "payee_eligibility_changed",
-            payee_id=profile.payee_id,
-            profile_version=profile.profile_version,
-            eligible=eligibility.eligible,
-            reasons=eligibility.codes,
-            by="sweep",
-        )
-    log.info("eligibility_sweep_done", payees=len(payees), published=published, at=now.isoformat())
-    return published
-
-
-def sweep_event_id(profile: PayeeProfile, eligibility: Eligibility) -> str:
-    return derived_event_id(
-        ELIGIBILITY_CHANGED, "sweep", profile.payee_id, str(profile.profile_version), eligibility.fingerprint
-    )
-
-
-def _publish(
-    uow: UnitOfWork, status: PayeeStatus, profile_version: int, evaluated_at: datetime, *, event_id: str
-) -> None:
-    uow.emit(
-        COMPLIANCE_ELIGIBILITY,
-        status.payee_id,
-        ELIGIBILITY_CHANGED,
-        eligibility_changed(status, profile_version, evaluated_at),
-        event_id=event_id,
-    )
-
-
-def eligibility_changed(
-    status: PayeeStatus, profile_version: int, evaluated_at: datetime
-) -> PayeeEligibilityChanged:
-    return PayeeEligibilityChanged(
-        payee_id=status.payee_id,
-        eligible=status.eligibility.eligible,
-        reasons=status.eligibility.codes,
-        profile_version=profile_version,
-        evaluated_at=evaluated_at,
-        country=status.country,
-        entity_type=status.entity_type,
-        payout_account_ref=status.payout_account_ref,
-        reportable_1099_nec=status.reportable_1099_nec,
-    )
-
-
-def profile_from_contract(data: PayeeProfileUpdated, received_at: datetime) -> PayeeProfile:
-    """The inbound profile as the rules see it; tin_last4 and the VAT number stop here."""
-    return PayeeProfile(
-        payee_id=data.payee_id,
-        profile_version=data.profile_version,
-        entity_type=data.entity_type,
-        country=data.country,
-        aml=domain.AmlScreening(data.aml.status, data.aml.screened_at),
-        kyc_status=data.kyc.status if data.kyc is not None else None,
-        kyc_verified_at=data.kyc.verified_at if data.kyc is not None else None,
-        kyb_status=data.kyb.status if data.kyb is not None else None,
-        beneficial_owners_verified=data.kyb.beneficial_owners_verified if data.kyb is not None else False,
-        tax_form=None
-        if data.tax_form is None
-        else domain.TaxForm(
-            type=data.tax_form.type,
-            status=data.tax_form.status,
-            signed_at=data.tax_form.signed_at,
-            expires_at=data.tax_form.expires_at,
-        ),
-        vat_status=data.vat.status if data.vat is not None else None,
-        vat_checked_at=data.vat.checked_at if data.vat is not None else None,
-        payout_account_ref=data.payout_account_ref,
-        received_at=received_at,
-    )
+    published = sum(d.outcome is ProfileOutcome.PUBLISHED for d in decisions)
+    stale = sum(d.outcome is ProfileOutcome.STALE_VERSION for d in decisions)
+    log.info("payee_profiles_applied", records=len(decisions), published=published, stale=stale)

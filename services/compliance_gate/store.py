@@ -1,10 +1,12 @@
 """compliance_gate's SQL: payee profiles with their version and last published eligibility.
 
-Every function takes the connection of the open unit of work; none commits.
+Every function takes the connection of the open unit of work; none commits. Set-based: a
+batch costs the same few statements whatever its size.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -15,94 +17,106 @@ from services.compliance_gate.domain import (
     AmlScreening,
     Eligibility,
     PayeeProfile,
+    PayeeRecord,
     Reason,
+    SweepChange,
     TaxForm,
     eligibility_from,
 )
 
 
-@dataclass(frozen=True)
-class StoredPayee:
-    profile: PayeeProfile
-    eligibility: Eligibility  # as last published
-    evaluated_at: datetime
-
-
-async def load_payee_for_update(conn: asyncpg.Connection, payee_id: str) -> StoredPayee | None:
-    """Locks the row, so a concurrent sweep cannot publish between our read and our write."""
-    row = await conn.fetchrow(
-        "SELECT profile, reasons, evaluated_at FROM payees WHERE payee_id = $1 FOR UPDATE", payee_id
+async def load_payees_for_update(
+    conn: asyncpg.Connection, payee_ids: Sequence[str]
+) -> dict[str, PayeeRecord]:
+    """The stored payees among `payee_ids`, their rows locked (in one order, so two batches
+    never deadlock): a concurrent sweep cannot publish between our read and our write."""
+    rows = await conn.fetch(
+        """SELECT profile, reasons, evaluated_at FROM payees
+            WHERE payee_id = ANY($1::text[]) ORDER BY payee_id FOR UPDATE""",
+        list(payee_ids),
     )
-    return _stored(row) if row is not None else None
+    return {r["profile"]["payee_id"]: _record(r) for r in rows}
 
 
-async def load_payees(conn: asyncpg.Connection) -> list[StoredPayee]:
+async def load_payees(conn: asyncpg.Connection) -> list[PayeeRecord]:
     rows = await conn.fetch("SELECT profile, reasons, evaluated_at FROM payees ORDER BY payee_id")
-    return [_stored(r) for r in rows]
+    return [_record(r) for r in rows]
 
 
-async def save_profile(
-    conn: asyncpg.Connection,
-    profile: PayeeProfile,
-    eligibility: Eligibility,
-    evaluated_at: datetime,
-    event_id: str,
+@dataclass(frozen=True)
+class AppliedProfile:
+    profile: PayeeProfile
+    eligibility: Eligibility
+    event_id: str  # of the payee.profile_updated that carried it
+
+
+async def save_profiles(
+    conn: asyncpg.Connection, applied: Sequence[AppliedProfile], evaluated_at: datetime
 ) -> None:
-    """The new current profile with its evaluation, plus its row in the version history."""
-    document = profile_to_json(profile)
+    """Every applied version in the version history, and each payee's last one as its current
+    profile with its evaluation: one statement per table."""
+    if not applied:
+        return
+    latest = list({a.profile.payee_id: a for a in applied}.values())
     await conn.execute(
         """INSERT INTO payees (payee_id, profile_version, profile, eligible, reasons, evaluated_at)
-           VALUES ($1, $2, $3, $4, $5, $6)
+           SELECT p.payee_id, p.profile_version, p.profile, p.reasons = '',
+                  string_to_array(p.reasons, ','), $5
+             FROM unnest($1::text[], $2::bigint[], $3::jsonb[], $4::text[])
+                  AS p(payee_id, profile_version, profile, reasons)
            ON CONFLICT (payee_id) DO UPDATE SET
                profile_version = EXCLUDED.profile_version, profile = EXCLUDED.profile,
                eligible = EXCLUDED.eligible, reasons = EXCLUDED.reasons,
                evaluated_at = EXCLUDED.evaluated_at, updated_at = now()
            -- never let an older version overwrite a newer one, whatever the caller checked
            WHERE payees.profile_version < EXCLUDED.profile_version""",
-        profile.payee_id,
-        profile.profile_version,
-        document,
-        eligibility.eligible,
-        list(eligibility.reasons),
+        [a.profile.payee_id for a in latest],
+        [a.profile.profile_version for a in latest],
+        [profile_to_json(a.profile) for a in latest],
+        [_joined(a.eligibility) for a in latest],
         evaluated_at,
     )
     await conn.execute(
         """INSERT INTO payee_profile_versions (payee_id, profile_version, profile, event_id)
-           VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING""",
-        profile.payee_id,
-        profile.profile_version,
-        document,
-        event_id,
+           SELECT * FROM unnest($1::text[], $2::bigint[], $3::jsonb[], $4::text[])
+           ON CONFLICT DO NOTHING""",
+        [a.profile.payee_id for a in applied],
+        [a.profile.profile_version for a in applied],
+        [profile_to_json(a.profile) for a in applied],
+        [a.event_id for a in applied],
     )
 
 
-async def save_swept_eligibility(
-    conn: asyncpg.Connection,
-    payee_id: str,
-    profile_version: int,
-    eligibility: Eligibility,
-    evaluated_at: datetime,
-) -> bool:
-    """Record a sweep's new outcome for the profile version it evaluated; False (nothing written)
-    when a newer profile was applied meanwhile — that profile's own evaluation wins."""
-    row = await conn.fetchrow(
-        """UPDATE payees SET eligible = $3, reasons = $4, evaluated_at = $5, updated_at = now()
-           WHERE payee_id = $1 AND profile_version = $2
-           RETURNING payee_id""",
-        payee_id,
-        profile_version,
-        eligibility.eligible,
-        list(eligibility.reasons),
+async def save_swept(
+    conn: asyncpg.Connection, changes: Sequence[SweepChange], evaluated_at: datetime
+) -> set[str]:
+    """Record a sweep's new outcomes for the profile versions it evaluated; the payees written.
+    A payee whose newer profile was applied meanwhile is left out: that profile's evaluation wins."""
+    if not changes:
+        return set()
+    rows = await conn.fetch(
+        """UPDATE payees SET eligible = s.reasons = '', reasons = string_to_array(s.reasons, ','),
+                  evaluated_at = $4, updated_at = now()
+             FROM unnest($1::text[], $2::bigint[], $3::text[]) AS s(payee_id, profile_version, reasons)
+            WHERE payees.payee_id = s.payee_id AND payees.profile_version = s.profile_version
+        RETURNING payees.payee_id""",
+        [c.profile.payee_id for c in changes],
+        [c.profile.profile_version for c in changes],
+        [_joined(c.eligibility) for c in changes],
         evaluated_at,
     )
-    return row is not None
+    return {r["payee_id"] for r in rows}
 
 
-def _stored(row: asyncpg.Record) -> StoredPayee:
-    return StoredPayee(
+def _joined(eligibility: Eligibility) -> str:
+    """Reason codes as one text (they never hold a comma): ragged text[][] do not exist."""
+    return ",".join(eligibility.codes)
+
+
+def _record(row: asyncpg.Record) -> PayeeRecord:
+    return PayeeRecord(
         profile=profile_from_json(row["profile"], row["evaluated_at"]),
         eligibility=eligibility_from(Reason(r) for r in row["reasons"]),
-        evaluated_at=row["evaluated_at"],
     )
 
 

@@ -1,25 +1,34 @@
 """The SQL payout release needs, in one place. Functions take a connection inside the caller's
-transaction; none of them commits."""
+transaction; none of them commits. Set-based: each takes or returns every subject of a batch
+(`= ANY`, `unnest`), so a batch costs the same few statements whatever its size, and each
+table is written once per batch. Domain objects in, domain objects out."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 
 from services.payout_release.domain import (
+    Approval,
     Block,
     Candidate,
+    Funding,
     FundingAccount,
+    InvoiceState,
+    NotApproved,
     PayeeStanding,
-    PayoutStatus,
+    Payout,
     PlannedPayout,
     PoInForce,
+    PoVersion,
     RailKind,
+    RunRequest,
+    Verdict,
 )
 
 # All payout runs of one database take this lock for their transaction: two instances (or a
@@ -27,95 +36,42 @@ from services.payout_release.domain import (
 # and the one-live-payout-per-invoice index hold even if something bypassed it.
 RUN_LOCK = "payout_release:payout_run"
 
+T = TypeVar("T")
+
 
 class FundingOverdrawn(RuntimeError):
     """A reservation found less available funding than the plan assumed: roll the run back."""
 
 
-# --- payees, POs, invoices -----------------------------------------------------------------
+# --- invoices: matching's decisions --------------------------------------------------------
 
 
-async def save_payee_standing(
-    conn: asyncpg.Connection,
-    payee_id: str,
-    standing: PayeeStanding,
-    profile_version: int | None,
-    evaluated_at: datetime,
-) -> bool:
-    """Keep the latest evaluation; an older one arriving late changes nothing."""
-    row = await conn.fetchrow(
-        """INSERT INTO payees (payee_id, eligible, reasons, profile_version, evaluated_at, payout_account_ref)
-           VALUES ($1, $2, $3, $4, $5, $6)
-           ON CONFLICT (payee_id) DO UPDATE
-              SET eligible = EXCLUDED.eligible, reasons = EXCLUDED.reasons,
-                  profile_version = EXCLUDED.profile_version, evaluated_at = EXCLUDED.evaluated_at,
-                  payout_account_ref = EXCLUDED.payout_account_ref, updated_at = now()
-            WHERE payees.evaluated_at <= EXCLUDED.evaluated_at
-           RETURNING payee_id""",
-        payee_id,
-        standing.eligible,
-        list(standing.reasons),
-        profile_version,
-        evaluated_at,
-        standing.payout_account_ref,
+async def invoice_states(conn: asyncpg.Connection, invoice_ids: Sequence[str]) -> dict[str, InvoiceState]:
+    rows = await conn.fetch(
+        "SELECT invoice_id, superseded, decided_at FROM invoices WHERE invoice_id = ANY($1::text[])",
+        list(invoice_ids),
     )
-    return row is not None
+    return {r["invoice_id"]: InvoiceState(r["superseded"], r["decided_at"]) for r in rows}
 
 
-async def save_po_version(
-    conn: asyncpg.Connection, po_number: str, version: int, effective_from: date, effective_to: date
-) -> bool:
-    """A newer version in force replaces an older one, never the reverse; closure is final."""
-    row = await conn.fetchrow(
-        """INSERT INTO purchase_orders (po_number, version_in_force, effective_from, effective_to)
-           VALUES ($1, $2, $3, $4)
-           ON CONFLICT (po_number) DO UPDATE
-              SET version_in_force = EXCLUDED.version_in_force, effective_from = EXCLUDED.effective_from,
-                  effective_to = EXCLUDED.effective_to, updated_at = now()
-            WHERE purchase_orders.version_in_force IS NULL
-               OR purchase_orders.version_in_force <= EXCLUDED.version_in_force
-           RETURNING po_number""",
-        po_number,
-        version,
-        effective_from,
-        effective_to,
-    )
-    return row is not None
-
-
-async def close_po(conn: asyncpg.Connection, po_number: str) -> None:
+async def save_approvals(conn: asyncpg.Connection, approvals: Sequence[Approval]) -> None:
+    """One row per invoice. The guard repeats the domain's: matching's decisions for one invoice
+    arrive in order (keyed by invoice_id); decided_at only protects against a stale replay."""
+    if not approvals:
+        return
     await conn.execute(
-        """INSERT INTO purchase_orders (po_number, closed) VALUES ($1, true)
-           ON CONFLICT (po_number) DO UPDATE SET closed = true, updated_at = now()""",
-        po_number,
-    )
-
-
-@dataclass(frozen=True)
-class Approval:
-    invoice_id: str
-    payee_id: str
-    legal_entity: str
-    business_unit: str
-    currency: str
-    document_type: str
-    issue_date: date
-    payable_amount: Decimal
-    po_number: str | None
-    po_version: int | None
-    decision_id: str
-    decided_at: datetime
-    traceparent: str | None = None  # of the span that handled the approval: payout runs link to it
-
-
-async def save_approval(conn: asyncpg.Connection, a: Approval) -> bool:
-    """Matching's decisions for one invoice arrive in order (keyed by invoice_id); the
-    decided_at guard only protects against a stale replay."""
-    row = await conn.fetchrow(
         """INSERT INTO invoices (invoice_id, payee_id, approved, legal_entity, business_unit, currency,
                                  document_type, issue_date, payable_amount, po_number, po_version,
                                  decision_id, decided_at, traceparent)
-           VALUES ($1, $2, true, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+           SELECT a.invoice_id, a.payee_id, true, a.legal_entity, a.business_unit, a.currency,
+                  a.document_type, a.issue_date, a.payable_amount, a.po_number, a.po_version,
+                  a.decision_id, a.decided_at, a.traceparent
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                         $7::date[], $8::numeric[], $9::text[], $10::int[], $11::text[],
+                         $12::timestamptz[], $13::text[])
+                  AS a(invoice_id, payee_id, legal_entity, business_unit, currency, document_type,
+                       issue_date, payable_amount, po_number, po_version, decision_id, decided_at,
+                       traceparent)
            ON CONFLICT (invoice_id) DO UPDATE
               SET payee_id = EXCLUDED.payee_id, approved = true, legal_entity = EXCLUDED.legal_entity,
                   business_unit = EXCLUDED.business_unit, currency = EXCLUDED.currency,
@@ -125,131 +81,218 @@ async def save_approval(conn: asyncpg.Connection, a: Approval) -> bool:
                   decided_at = EXCLUDED.decided_at, traceparent = EXCLUDED.traceparent,
                   updated_at = now()
             WHERE NOT invoices.superseded
-              AND (invoices.decided_at IS NULL OR invoices.decided_at <= EXCLUDED.decided_at)
-           RETURNING invoice_id""",
-        a.invoice_id,
-        a.payee_id,
-        a.legal_entity,
-        a.business_unit,
-        a.currency,
-        a.document_type,
-        a.issue_date,
-        a.payable_amount,
-        a.po_number,
-        a.po_version,
-        a.decision_id,
-        a.decided_at,
-        a.traceparent,
+              AND (invoices.decided_at IS NULL OR invoices.decided_at <= EXCLUDED.decided_at)""",
+        *_columns(
+            approvals,
+            lambda a: (
+                a.invoice_id,
+                a.payee_id,
+                a.legal_entity,
+                a.business_unit,
+                a.currency,
+                a.document_type,
+                a.issue_date,
+                a.payable_amount,
+                a.po_number,
+                a.po_version,
+                a.decision_id,
+                a.decided_at,
+                a.traceparent,
+            ),
+        ),
     )
-    return row is not None
 
 
-async def invoice_traceparents(conn: asyncpg.Connection, invoice_ids: list[str]) -> dict[str, str]:
+async def save_holds(conn: asyncpg.Connection, holds: Sequence[NotApproved]) -> None:
+    """Held invoices stay known (candidates that are blocked) but are not payable."""
+    if not holds:
+        return
+    await conn.execute(
+        """INSERT INTO invoices (invoice_id, payee_id, approved, po_number, decided_at)
+           SELECT h.invoice_id, h.payee_id, false, h.po_number, h.decided_at
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
+                  AS h(invoice_id, payee_id, po_number, decided_at)
+           ON CONFLICT (invoice_id) DO UPDATE SET approved = false, decided_at = EXCLUDED.decided_at,
+                  updated_at = now()
+            WHERE invoices.decided_at IS NULL OR invoices.decided_at <= EXCLUDED.decided_at""",
+        *_columns(holds, lambda h: (h.invoice_id, h.payee_id, h.po_number, h.decided_at)),
+    )
+
+
+async def save_revocations(conn: asyncpg.Connection, revocations: Sequence[NotApproved]) -> None:
+    """A revocation changes only an invoice already known: there is no payee to keep otherwise."""
+    if not revocations:
+        return
+    await conn.execute(
+        """UPDATE invoices SET approved = false, decided_at = r.decided_at, updated_at = now()
+             FROM unnest($1::text[], $2::timestamptz[]) AS r(invoice_id, decided_at)
+            WHERE invoices.invoice_id = r.invoice_id
+              AND (invoices.decided_at IS NULL OR invoices.decided_at <= r.decided_at)""",
+        *_columns(revocations, lambda r: (r.invoice_id, r.decided_at)),
+    )
+
+
+async def mark_superseded(conn: asyncpg.Connection, invoice_ids: Sequence[str]) -> set[str]:
+    """The invoices known here, now superseded (never approved again)."""
     rows = await conn.fetch(
-        "SELECT invoice_id, traceparent FROM invoices WHERE invoice_id = ANY($1) AND traceparent IS NOT NULL",
-        invoice_ids,
+        """UPDATE invoices SET superseded = true, approved = false, updated_at = now()
+            WHERE invoice_id = ANY($1::text[]) RETURNING invoice_id""",
+        list(invoice_ids),
+    )
+    return {r["invoice_id"] for r in rows}
+
+
+async def live_payouts_of(conn: asyncpg.Connection, invoice_ids: Sequence[str]) -> dict[str, str]:
+    """The live payout of each invoice that has one."""
+    rows = await conn.fetch(
+        "SELECT invoice_id, payout_id FROM payout_invoices WHERE invoice_id = ANY($1::text[]) AND live",
+        list(invoice_ids),
+    )
+    return {r["invoice_id"]: r["payout_id"] for r in rows}
+
+
+async def invoice_traceparents(conn: asyncpg.Connection, invoice_ids: Sequence[str]) -> dict[str, str]:
+    rows = await conn.fetch(
+        """SELECT invoice_id, traceparent FROM invoices
+            WHERE invoice_id = ANY($1::text[]) AND traceparent IS NOT NULL""",
+        list(invoice_ids),
     )
     return {r["invoice_id"]: r["traceparent"] for r in rows}
 
 
-async def save_not_approved(
-    conn: asyncpg.Connection,
-    invoice_id: str,
-    payee_id: str | None,
-    po_number: str | None,
-    decided_at: datetime,
-) -> bool:
-    """A hold or a revocation: the invoice stays known (a candidate that is blocked) but is not
-    payable. Without a payee (a revocation of an invoice never seen) there is nothing to keep."""
-    if payee_id is None:
-        status = await conn.execute(
-            """UPDATE invoices SET approved = false, decided_at = $2, updated_at = now()
-                WHERE invoice_id = $1 AND (decided_at IS NULL OR decided_at <= $2)""",
-            invoice_id,
-            decided_at,
-        )
-        return bool(status != "UPDATE 0")
-    row = await conn.fetchrow(
-        """INSERT INTO invoices (invoice_id, payee_id, approved, po_number, decided_at)
-           VALUES ($1, $2, false, $3, $4)
-           ON CONFLICT (invoice_id) DO UPDATE SET approved = false, decided_at = EXCLUDED.decided_at,
-                  updated_at = now()
-            WHERE invoices.decided_at IS NULL OR invoices.decided_at <= EXCLUDED.decided_at
-           RETURNING invoice_id""",
-        invoice_id,
-        payee_id,
-        po_number,
-        decided_at,
+# --- payees and POs ------------------------------------------------------------------------
+
+
+async def payee_evaluations(conn: asyncpg.Connection, payee_ids: Sequence[str]) -> dict[str, datetime]:
+    """When each known payee's standing was last evaluated."""
+    rows = await conn.fetch(
+        "SELECT payee_id, evaluated_at FROM payees WHERE payee_id = ANY($1::text[])", list(payee_ids)
     )
-    return row is not None
+    return {r["payee_id"]: r["evaluated_at"] for r in rows}
 
 
-async def mark_superseded(conn: asyncpg.Connection, invoice_id: str) -> bool:
-    status = await conn.execute(
-        "UPDATE invoices SET superseded = true, approved = false, updated_at = now() WHERE invoice_id = $1",
-        invoice_id,
+async def save_verdicts(conn: asyncpg.Connection, verdicts: Sequence[Verdict]) -> None:
+    """Keep the latest evaluation of each payee; an older one arriving late changes nothing."""
+    if not verdicts:
+        return
+    await conn.execute(
+        """INSERT INTO payees (payee_id, eligible, reasons, profile_version, evaluated_at, payout_account_ref)
+           SELECT v.payee_id, v.eligible, string_to_array(v.reasons, ','), v.profile_version,
+                  v.evaluated_at, v.payout_account_ref
+             FROM unnest($1::text[], $2::bool[], $3::text[], $4::int[], $5::timestamptz[], $6::text[])
+                  AS v(payee_id, eligible, reasons, profile_version, evaluated_at, payout_account_ref)
+           ON CONFLICT (payee_id) DO UPDATE
+              SET eligible = EXCLUDED.eligible, reasons = EXCLUDED.reasons,
+                  profile_version = EXCLUDED.profile_version, evaluated_at = EXCLUDED.evaluated_at,
+                  payout_account_ref = EXCLUDED.payout_account_ref, updated_at = now()
+            WHERE payees.evaluated_at <= EXCLUDED.evaluated_at""",
+        *_columns(
+            verdicts,
+            lambda v: (
+                v.payee_id,
+                v.standing.eligible,
+                # reason codes never hold a comma; ragged text[][] do not exist
+                ",".join(v.standing.reasons),
+                v.profile_version,
+                v.evaluated_at,
+                v.standing.payout_account_ref,
+            ),
+        ),
     )
-    return bool(status != "UPDATE 0")
 
 
-async def live_payout_of(conn: asyncpg.Connection, invoice_id: str) -> str | None:
-    value = await conn.fetchval(
-        "SELECT payout_id FROM payout_invoices WHERE invoice_id = $1 AND live",
-        invoice_id,
+async def po_versions(conn: asyncpg.Connection, po_numbers: Sequence[str]) -> dict[str, int | None]:
+    """The version in force of each known PO (None when only its closure was heard)."""
+    rows = await conn.fetch(
+        "SELECT po_number, version_in_force FROM purchase_orders WHERE po_number = ANY($1::text[])",
+        list(po_numbers),
     )
-    return str(value) if value is not None else None
+    return {r["po_number"]: r["version_in_force"] for r in rows}
+
+
+async def save_po_versions(conn: asyncpg.Connection, versions: Sequence[PoVersion]) -> None:
+    """A newer version in force replaces an older one, never the reverse; closure is final."""
+    if not versions:
+        return
+    await conn.execute(
+        """INSERT INTO purchase_orders (po_number, version_in_force, effective_from, effective_to)
+           SELECT * FROM unnest($1::text[], $2::int[], $3::date[], $4::date[])
+           ON CONFLICT (po_number) DO UPDATE
+              SET version_in_force = EXCLUDED.version_in_force, effective_from = EXCLUDED.effective_from,
+                  effective_to = EXCLUDED.effective_to, updated_at = now()
+            WHERE purchase_orders.version_in_force IS NULL
+               OR purchase_orders.version_in_force <= EXCLUDED.version_in_force""",
+        *_columns(versions, lambda v: (v.po_number, v.version, v.effective_from, v.effective_to)),
+    )
+
+
+async def close_pos(conn: asyncpg.Connection, po_numbers: Sequence[str]) -> None:
+    await conn.execute(
+        """INSERT INTO purchase_orders (po_number, closed) SELECT DISTINCT unnest($1::text[]), true
+           ON CONFLICT (po_number) DO UPDATE SET closed = true, updated_at = now()""",
+        list(po_numbers),
+    )
 
 
 # --- funding -------------------------------------------------------------------------------
 
 
-async def record_funding(
-    conn: asyncpg.Connection,
-    *,
-    funding_id: str,
-    account_id: str,
-    legal_entity: str,
-    currency: str,
-    amount: Decimal,
-    received_at: datetime,
-    event_id: str,
-) -> str:
-    """Credit the account once per funding_id. Returns applied | duplicate_funding | account_mismatch."""
+async def account_owners_for_update(
+    conn: asyncpg.Connection, opening: Sequence[Funding]
+) -> dict[str, tuple[str, str]]:
+    """The (legal_entity, currency) each account funds, locked; an account not yet known is
+    created for the first funding of it (`opening`: one per account)."""
     await conn.execute(
-        """INSERT INTO funding_accounts (account_id, legal_entity, currency) VALUES ($1, $2, $3)
-           ON CONFLICT (account_id) DO NOTHING""",
-        account_id,
-        legal_entity,
-        currency,
+        """INSERT INTO funding_accounts (account_id, legal_entity, currency)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) ON CONFLICT (account_id) DO NOTHING""",
+        *_columns(opening, lambda f: (f.account_id, f.legal_entity, f.currency)),
     )
-    account = await conn.fetchrow(
-        "SELECT legal_entity, currency FROM funding_accounts WHERE account_id = $1 FOR UPDATE", account_id
+    rows = await conn.fetch(
+        """SELECT account_id, legal_entity, currency FROM funding_accounts
+            WHERE account_id = ANY($1::text[]) ORDER BY account_id FOR UPDATE""",
+        [f.account_id for f in opening],
     )
-    if (account["legal_entity"], account["currency"]) != (legal_entity, currency):
-        return "account_mismatch"
-    inserted = await conn.fetchval(
+    return {r["account_id"]: (r["legal_entity"], r["currency"]) for r in rows}
+
+
+async def known_funding_ids(conn: asyncpg.Connection, funding_ids: Sequence[str]) -> set[str]:
+    rows = await conn.fetch(
+        "SELECT funding_id FROM funding_receipts WHERE funding_id = ANY($1::text[])", list(funding_ids)
+    )
+    return {r["funding_id"] for r in rows}
+
+
+@dataclass(frozen=True)
+class Receipt:
+    funding: Funding
+    event_id: str  # of the funding.received that carried it
+
+
+async def credit_funding(conn: asyncpg.Connection, receipts: Sequence[Receipt]) -> None:
+    """Each receipt once (funding_id is upstream's own dedupe key), each account credited once."""
+    if not receipts:
+        return
+    await conn.execute(
         """INSERT INTO funding_receipts (funding_id, account_id, amount, received_at, event_id)
-           VALUES ($1, $2, $3, $4, $5) ON CONFLICT (funding_id) DO NOTHING RETURNING funding_id""",
-        funding_id,
-        account_id,
-        amount,
-        received_at,
-        event_id,
+           SELECT * FROM unnest($1::text[], $2::text[], $3::numeric[], $4::timestamptz[], $5::text[])""",
+        *_columns(
+            receipts,
+            lambda r: (
+                r.funding.funding_id,
+                r.funding.account_id,
+                r.funding.amount,
+                r.funding.received_at,
+                r.event_id,
+            ),
+        ),
     )
-    if inserted is None:
-        return "duplicate_funding"
     await conn.execute(
-        "UPDATE funding_accounts SET received = received + $2 WHERE account_id = $1", account_id, amount
+        """UPDATE funding_accounts SET received = received + c.amount
+             FROM (SELECT account_id, sum(amount) AS amount
+                     FROM unnest($1::text[], $2::numeric[]) AS r(account_id, amount) GROUP BY account_id) AS c
+            WHERE funding_accounts.account_id = c.account_id""",
+        *_columns(receipts, lambda r: (r.funding.account_id, r.funding.amount)),
     )
-    return "applied"
-
-
-async def funding_account_owner(conn: asyncpg.Connection, account_id: str) -> tuple[str, str] | None:
-    """The (legal_entity, currency) an account funds, once it has been funded."""
-    row = await conn.fetchrow(
-        "SELECT legal_entity, currency FROM funding_accounts WHERE account_id = $1", account_id
-    )
-    return None if row is None else (row["legal_entity"], row["currency"])
 
 
 async def funding_accounts(conn: asyncpg.Connection) -> list[FundingAccount]:
@@ -260,27 +303,40 @@ async def funding_accounts(conn: asyncpg.Connection) -> list[FundingAccount]:
     return [FundingAccount(r["account_id"], r["legal_entity"], r["currency"], r["available"]) for r in rows]
 
 
-async def reserve_funding(conn: asyncpg.Connection, account_id: str, amount: Decimal) -> None:
-    """Atomic check-and-reserve: succeeds only if the account still has `amount` available."""
-    status = await conn.execute(
-        """UPDATE funding_accounts SET reserved = reserved + $2
-            WHERE account_id = $1 AND received - reserved - consumed >= $2""",
-        account_id,
-        amount,
+async def reserve_funding(conn: asyncpg.Connection, reservations: Mapping[str, Decimal]) -> None:
+    """Atomic check-and-reserve of every account at once: each succeeds only if the account
+    still has its amount available; any shortfall raises and the run rolls back."""
+    if not reservations:
+        return
+    accounts = sorted(reservations)
+    rows = await conn.fetch(
+        """UPDATE funding_accounts AS f SET reserved = f.reserved + r.amount
+             FROM unnest($1::text[], $2::numeric[]) AS r(account_id, amount)
+            WHERE f.account_id = r.account_id AND f.received - f.reserved - f.consumed >= r.amount
+        RETURNING f.account_id""",
+        accounts,
+        [reservations[a] for a in accounts],
     )
-    if status == "UPDATE 0":
-        raise FundingOverdrawn(f"funding account {account_id} has less than {amount} available")
+    short = set(accounts) - {r["account_id"] for r in rows}
+    if short:
+        raise FundingOverdrawn(f"funding accounts {sorted(short)} have less available than reserved")
 
 
-async def apply_funding_effect(
-    conn: asyncpg.Connection, account_id: str, effect: str, amount: Decimal
-) -> None:
-    change = {
-        "consume": "reserved = reserved - $2, consumed = consumed + $2",
-        "unreserve": "reserved = reserved - $2",
-        "refund": "consumed = consumed - $2",
-    }[effect]
-    await conn.execute(f"UPDATE funding_accounts SET {change} WHERE account_id = $1", account_id, amount)
+async def change_funding(conn: asyncpg.Connection, changes: Mapping[str, tuple[Decimal, Decimal]]) -> None:
+    """Apply rail responses' changes of (reserved, consumed) per account."""
+    if not changes:
+        return
+    accounts = sorted(changes)
+    await conn.execute(
+        """UPDATE funding_accounts AS f SET reserved = f.reserved + c.reserved_change,
+                  consumed = f.consumed + c.consumed_change
+             FROM unnest($1::text[], $2::numeric[], $3::numeric[])
+                  AS c(account_id, reserved_change, consumed_change)
+            WHERE f.account_id = c.account_id""",
+        accounts,
+        [changes[a][0] for a in accounts],
+        [changes[a][1] for a in accounts],
+    )
 
 
 async def available_funding(conn: asyncpg.Connection, account_id: str) -> Decimal | None:
@@ -297,25 +353,16 @@ async def lock_runs(conn: asyncpg.Connection) -> None:
     await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", RUN_LOCK)
 
 
-async def start_run(
-    conn: asyncpg.Connection,
-    run_id: str,
-    *,
-    trigger: str,
-    requested_by: str | None,
-    legal_entity: str | None,
-    currency: str | None,
-    executed_at: datetime,
-) -> bool:
+async def start_run(conn: asyncpg.Connection, run: RunRequest, executed_at: datetime) -> bool:
     """False when this run_id has already been executed (a redelivery or a restarted slot)."""
     inserted = await conn.fetchval(
         """INSERT INTO payout_runs (run_id, trigger, requested_by, legal_entity, currency, executed_at)
            VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (run_id) DO NOTHING RETURNING run_id""",
-        run_id,
-        trigger,
-        requested_by,
-        legal_entity,
-        currency,
+        run.run_id,
+        run.trigger,
+        run.requested_by,
+        run.legal_entity,
+        run.currency,
         executed_at,
     )
     return inserted is not None
@@ -371,42 +418,69 @@ async def pos_in_force(conn: asyncpg.Connection, po_numbers: Sequence[str]) -> d
     }
 
 
-async def save_payout(conn: asyncpg.Connection, payout: PlannedPayout, released_at: datetime) -> None:
-    """The payout, its invoices (the unique live index refuses a second live payout for an
-    invoice) and its funding reservation, all in the run's transaction."""
+async def save_payouts(
+    conn: asyncpg.Connection,
+    payouts: Sequence[PlannedPayout],
+    reservations: Mapping[str, Decimal],
+    released_at: datetime,
+) -> None:
+    """The payouts, their invoices (the unique live index refuses a second live payout for an
+    invoice) and their funding reservations, all in the run's transaction."""
+    if not payouts:
+        return
     await conn.execute(
         """INSERT INTO payouts (payout_id, run_id, payee_id, payout_account_ref, legal_entity, currency,
                                 funding_account_id, amount, status, released_at, status_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'released', $9, $9)""",
-        payout.payout_id,
-        payout.run_id,
-        payout.payee_id,
-        payout.payout_account_ref,
-        payout.legal_entity,
-        payout.currency,
-        payout.funding_account_id,
-        payout.amount,
+           SELECT p.*, 'released', $9, $9
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                         $7::text[], $8::numeric[]) AS p""",
+        *_columns(
+            payouts,
+            lambda p: (
+                p.payout_id,
+                p.run_id,
+                p.payee_id,
+                p.payout_account_ref,
+                p.legal_entity,
+                p.currency,
+                p.funding_account_id,
+                p.amount,
+            ),
+        ),
         released_at,
     )
-    await conn.executemany(
-        "INSERT INTO payout_invoices (payout_id, invoice_id, amount) VALUES ($1, $2, $3)",
-        [(payout.payout_id, line.invoice_id, line.amount) for line in payout.lines],
+    lines = [(p.payout_id, line.invoice_id, line.amount) for p in payouts for line in p.lines]
+    await conn.execute(
+        """INSERT INTO payout_invoices (payout_id, invoice_id, amount)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::numeric[])""",
+        *_columns(lines, lambda line: line),
     )
-    await reserve_funding(conn, payout.funding_account_id, payout.amount)
+    await reserve_funding(conn, reservations)
 
 
 async def save_blocks(conn: asyncpg.Connection, run_id: str, blocks: Sequence[Block]) -> None:
-    if blocks:
-        await conn.executemany(
-            "INSERT INTO payout_blocks (run_id, invoice_id, payee_id, reasons) VALUES ($1, $2, $3, $4)",
-            [(run_id, b.invoice_id, b.payee_id, list(b.reasons)) for b in blocks],
-        )
-        await conn.executemany(
-            """INSERT INTO published_blocks (invoice_id, reasons, run_id) VALUES ($1, $2, $3)
-               ON CONFLICT (invoice_id) DO UPDATE
-                   SET reasons = excluded.reasons, run_id = excluded.run_id, updated_at = now()""",
-            [(b.invoice_id, list(b.reasons), run_id) for b in blocks],
-        )
+    if not blocks:
+        return
+    ids, payees, reasons = _columns(blocks, lambda b: (b.invoice_id, b.payee_id, ",".join(b.reasons)))
+    await conn.execute(
+        """INSERT INTO payout_blocks (run_id, invoice_id, payee_id, reasons)
+           SELECT $1, b.invoice_id, b.payee_id, string_to_array(b.reasons, ',')
+             FROM unnest($2::text[], $3::text[], $4::text[]) AS b(invoice_id, payee_id, reasons)""",
+        run_id,
+        ids,
+        payees,
+        reasons,
+    )
+    await conn.execute(
+        """INSERT INTO published_blocks (invoice_id, reasons, run_id)
+           SELECT b.invoice_id, string_to_array(b.reasons, ','), $1
+             FROM unnest($2::text[], $3::text[]) AS b(invoice_id, reasons)
+           ON CONFLICT (invoice_id) DO UPDATE
+               SET reasons = excluded.reasons, run_id = excluded.run_id, updated_at = now()""",
+        run_id,
+        ids,
+        reasons,
+    )
 
 
 async def changed_blocks(conn: asyncpg.Connection, blocks: Sequence[Block]) -> list[Block]:
@@ -442,79 +516,87 @@ async def finish_run(conn: asyncpg.Connection, run_id: str, released: int, block
 # --- rail responses ------------------------------------------------------------------------
 
 
+async def recorded_rail_events(
+    conn: asyncpg.Connection, rail_event_ids: Sequence[str]
+) -> dict[str, tuple[RailKind, dict[str, Any]]]:
+    """What was first received under each rail event id already seen: its kind and data."""
+    rows = await conn.fetch(
+        "SELECT rail_event_id, kind, data FROM rail_events WHERE rail_event_id = ANY($1::text[])",
+        list(rail_event_ids),
+    )
+    return {r["rail_event_id"]: (r["kind"], r["data"]) for r in rows}
+
+
+async def payouts_for_update(conn: asyncpg.Connection, payout_ids: Sequence[str]) -> dict[str, Payout]:
+    rows = await conn.fetch(
+        """SELECT p.*, ARRAY(SELECT invoice_id FROM payout_invoices i
+                              WHERE i.payout_id = p.payout_id ORDER BY invoice_id) AS invoice_ids
+             FROM payouts p WHERE p.payout_id = ANY($1::text[]) ORDER BY p.payout_id FOR UPDATE OF p""",
+        list(payout_ids),
+    )
+    return {
+        r["payout_id"]: Payout(
+            payout_id=r["payout_id"],
+            payee_id=r["payee_id"],
+            legal_entity=r["legal_entity"],
+            currency=r["currency"],
+            funding_account_id=r["funding_account_id"],
+            amount=r["amount"],
+            status=r["status"],
+            invoice_ids=tuple(r["invoice_ids"]),
+        )
+        for r in rows
+    }
+
+
 @dataclass(frozen=True)
-class PayoutRow:
+class RailRecord:
+    """A rail event kept under the rail's own id, with what it did."""
+
+    rail_event_id: str
     payout_id: str
-    payee_id: str
-    legal_entity: str
-    currency: str
-    funding_account_id: str
-    amount: Decimal
-    status: PayoutStatus
-    invoice_ids: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class RecordedRailEvent:
     kind: RailKind
-    data: dict[str, Any]  # the event's data as first received
+    event_id: str
+    result: str
+    data: dict[str, Any]  # the event's data as received
 
 
-async def record_rail_event(
-    conn: asyncpg.Connection,
-    rail_event_id: str,
-    payout_id: str,
-    kind: str,
-    event_id: str,
-    data: dict[str, Any],
-) -> RecordedRailEvent | None:
-    """Record a rail event by the rail's own id. None when it is new; else what was recorded
-    first under that id (a replay under a new event_id, or a reuse with another body)."""
-    inserted = await conn.fetchval(
-        """INSERT INTO rail_events (rail_event_id, payout_id, kind, event_id, result, data)
-           VALUES ($1, $2, $3, $4, 'received', $5) ON CONFLICT (rail_event_id) DO NOTHING
-           RETURNING rail_event_id""",
-        rail_event_id,
-        payout_id,
-        kind,
-        event_id,
-        data,
-    )
-    if inserted is not None:
-        return None
-    row = await conn.fetchrow("SELECT kind, data FROM rail_events WHERE rail_event_id = $1", rail_event_id)
-    return RecordedRailEvent(row["kind"], row["data"])
-
-
-async def set_rail_event_result(conn: asyncpg.Connection, rail_event_id: str, result: str) -> None:
-    await conn.execute("UPDATE rail_events SET result = $2 WHERE rail_event_id = $1", rail_event_id, result)
-
-
-async def payout_for_update(conn: asyncpg.Connection, payout_id: str) -> PayoutRow | None:
-    row = await conn.fetchrow("SELECT * FROM payouts WHERE payout_id = $1 FOR UPDATE", payout_id)
-    if row is None:
-        return None
-    invoice_ids = await conn.fetch(
-        "SELECT invoice_id FROM payout_invoices WHERE payout_id = $1 ORDER BY invoice_id", payout_id
-    )
-    return PayoutRow(
-        payout_id=row["payout_id"],
-        payee_id=row["payee_id"],
-        legal_entity=row["legal_entity"],
-        currency=row["currency"],
-        funding_account_id=row["funding_account_id"],
-        amount=row["amount"],
-        status=row["status"],
-        invoice_ids=tuple(r["invoice_id"] for r in invoice_ids),
-    )
-
-
-async def set_payout_status(conn: asyncpg.Connection, payout_id: str, status: str, at: datetime) -> None:
+async def save_rail_events(conn: asyncpg.Connection, records: Sequence[RailRecord]) -> None:
+    if not records:
+        return
     await conn.execute(
-        "UPDATE payouts SET status = $2, status_at = $3 WHERE payout_id = $1", payout_id, status, at
+        """INSERT INTO rail_events (rail_event_id, payout_id, kind, event_id, result, data)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[])""",
+        *_columns(records, lambda r: (r.rail_event_id, r.payout_id, r.kind, r.event_id, r.result, r.data)),
     )
 
 
-async def make_invoices_payable_again(conn: asyncpg.Connection, payout_id: str) -> None:
-    """The payout's invoices are payable again: a later run may pay them under a new payout."""
-    await conn.execute("UPDATE payout_invoices SET live = false WHERE payout_id = $1", payout_id)
+async def set_payout_statuses(conn: asyncpg.Connection, statuses: Mapping[str, tuple[str, datetime]]) -> None:
+    """Each payout's new status and when it took it."""
+    if not statuses:
+        return
+    ids = sorted(statuses)
+    await conn.execute(
+        """UPDATE payouts SET status = s.status, status_at = s.at
+             FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS s(payout_id, status, at)
+            WHERE payouts.payout_id = s.payout_id""",
+        ids,
+        [statuses[i][0] for i in ids],
+        [statuses[i][1] for i in ids],
+    )
+
+
+async def make_invoices_payable_again(conn: asyncpg.Connection, payout_ids: Sequence[str]) -> None:
+    """The payouts' invoices are payable again: a later run may pay them under a new payout."""
+    if payout_ids:
+        await conn.execute(
+            "UPDATE payout_invoices SET live = false WHERE payout_id = ANY($1::text[])", list(payout_ids)
+        )
+
+
+def _columns(rows: Sequence[T], fields: Callable[[T], tuple[Any, ...]]) -> list[list[Any]]:
+    """Rows → one list per column, for unnest."""
+    values = [tuple(fields(r)) for r in rows]
+    if not values:
+        return []
+    return [list(c) for c in zip(*values, strict=True)]

@@ -14,8 +14,6 @@ from typing import Any
 import asyncpg
 import pytest
 
-from services.compliance_gate import handlers
-from services.compliance_gate.domain import CompliancePolicy
 from services.compliance_gate.handlers import router
 from shared.consumer import DEADLETTER_EVENT_TYPE, RawRecord
 from shared.unit_of_work import UnitOfWork
@@ -23,11 +21,12 @@ from tests.integration.compliance_gate.test_handlers import (
     CLOCK,
     business_profile,
     changes,
+    deliver,
     profile,
     profile_updated,
     run_sweep,
 )
-from tests.support import deliver, emitted, scratch_pool
+from tests.support import emitted, scratch_pool
 
 pytestmark = pytest.mark.integration
 
@@ -52,7 +51,6 @@ async def pool() -> AsyncIterator[asyncpg.Pool]:
 @pytest.fixture(autouse=True)
 def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(UnitOfWork, "now", property(lambda self: CLOCK))
-    monkeypatch.setattr(handlers, "policy", CompliancePolicy())
     yield
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,15 +14,18 @@ import pytest
 import structlog
 import structlog.testing
 
-from services.compliance_gate import handlers, store
-from services.compliance_gate.domain import CompliancePolicy, eligibility_from
-from services.compliance_gate.handlers import router, sweep_eligibility
-from shared.consumer import BatchProcessor, BatchResult
+from services.compliance_gate import store
+from services.compliance_gate.config import GateConfig
+from services.compliance_gate.domain import CompliancePolicy, Reason, SweepChange, eligibility_from, status_of
+from services.compliance_gate.handlers import router
+from services.compliance_gate.sweep import sweep_eligibility
+from shared.consumer import BatchProcessor, BatchResult, RawRecord, Router
 from shared.outbox import OutboxMessage, write_outbox
 from shared.settings import Settings
 from shared.topics import COMPLIANCE_ELIGIBILITY, IN_PAYEES
 from shared.unit_of_work import UnitOfWork
-from tests.support import deliver, emitted, record, scratch_pool
+from tests import support
+from tests.support import emitted, record, scratch_pool
 
 pytestmark = pytest.mark.integration
 
@@ -42,8 +46,17 @@ async def pool() -> AsyncIterator[asyncpg.Pool]:
 @pytest.fixture(autouse=True)
 def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(UnitOfWork, "now", property(lambda self: CLOCK))
-    monkeypatch.setattr(handlers, "policy", CompliancePolicy())  # ignore the developer's env
     yield
+
+
+# The defaults, whatever the developer's environment says.
+CONFIG = GateConfig()
+
+
+async def deliver(
+    pool: asyncpg.Pool, router: Router, *records: RawRecord, config: GateConfig = CONFIG
+) -> BatchResult:
+    return await support.deliver(pool, router, *records, config=config)
 
 
 def profile(payee_id: str = "payee-ind-de", version: int = 1, **changes: Any) -> dict[str, Any]:
@@ -96,8 +109,9 @@ async def run_sweep(
 ) -> list[OutboxMessage]:
     """One sweep in its own transaction, exactly as Service.run_unit_of_work runs it."""
     async with pool.acquire() as conn, conn.transaction():
-        uow = UnitOfWork(conn, Settings(service="compliance_gate"), "compliance_gate")
-        await sweep_eligibility(uow, now, policy)
+        config = GateConfig(policy or CompliancePolicy())
+        uow = UnitOfWork(conn, Settings(service="compliance_gate"), "compliance_gate", config=config)
+        await sweep_eligibility(uow, now)
         await write_outbox(conn, uow.outbox)
     return uow.outbox
 
@@ -174,7 +188,7 @@ async def test_no_tax_id_or_vat_number_reaches_a_log_line(pool: asyncpg.Pool) ->
         await run_sweep(pool, datetime(2030, 1, 1, tzinfo=UTC))
     assert {entry["event"] for entry in logs} >= {
         "payee_eligibility_changed",
-        "payee_profile_stale",
+        "payee_profiles_applied",
         "eligibility_sweep_done",
     }
     text = repr(logs)
@@ -308,7 +322,7 @@ async def test_a_sweep_rerun_after_a_crash_publishes_the_same_event_ids(pool: as
     crashed: list[str] = []
     with pytest.raises(Crash):
         async with pool.acquire() as conn, conn.transaction():
-            uow = UnitOfWork(conn, Settings(service="compliance_gate"), "compliance_gate")
+            uow = UnitOfWork(conn, Settings(service="compliance_gate"), "compliance_gate", config=CONFIG)
             await sweep_eligibility(uow, new_year)
             crashed = [m.envelope.event_id for m in uow.outbox]
             raise Crash  # before the commit: nothing of this attempt is kept
@@ -359,15 +373,18 @@ async def test_a_profile_update_after_a_sweep_compares_with_what_the_sweep_publi
 async def test_a_sweep_outcome_never_overwrites_a_newer_profile(pool: asyncpg.Pool) -> None:
     await deliver(pool, router, profile_updated(profile(version=3)))
     async with pool.acquire() as conn:
+        [payee] = await store.load_payees(conn)
+        blocked = eligibility_from([Reason.AML_NOT_CLEAR])
+
+        def swept(version: int) -> SweepChange:
+            at = replace(payee.profile, profile_version=version)
+            return SweepChange(at, blocked, status_of(at, blocked))
+
         # The sweep evaluated version 2, but version 3 was applied meanwhile.
-        written = await store.save_swept_eligibility(
-            conn, "payee-ind-de", 2, eligibility_from([]), datetime(2028, 1, 1, tzinfo=UTC)
-        )
-        assert written is False
-        written = await store.save_swept_eligibility(
-            conn, "payee-ind-de", 3, eligibility_from([]), datetime(2028, 1, 1, tzinfo=UTC)
-        )
-        assert written is True
+        written = await store.save_swept(conn, [swept(2)], datetime(2028, 1, 1, tzinfo=UTC))
+        assert written == set()
+        written = await store.save_swept(conn, [swept(3)], datetime(2028, 1, 1, tzinfo=UTC))
+        assert written == {"payee-ind-de"}
 
 
 async def test_a_sweep_racing_a_newer_profile_leaves_the_payee_to_that_profile(pool: asyncpg.Pool) -> None:
@@ -380,6 +397,7 @@ async def test_a_sweep_racing_a_newer_profile_leaves_the_payee_to_that_profile(p
         tax_form={"type": "W-8BEN", "status": "valid", "signed_at": "2027-05-01"},
     )
     processor = BatchProcessor(router, Settings(service="compliance_gate"))
+    processor.config = CONFIG
     async with pool.acquire() as conn:
         tx = conn.transaction()
         await tx.start()
@@ -409,16 +427,16 @@ async def _waits_for_a_lock(pool: asyncpg.Pool) -> bool:
 async def test_the_service_sweeps_periodically_at_its_own_clock(
     pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from services.compliance_gate.app import SWEEP_INTERVAL_S, service
+    from services.compliance_gate.app import service
 
     await deliver(
         pool, router, profile_updated(profile(aml={"status": "clear", "screened_at": "2027-06-01T09:00:00Z"}))
     )
     [task] = service.periodic
-    assert task.interval_s(Settings()) == SWEEP_INTERVAL_S
+    assert task.interval_s(Settings(compliance_sweep_interval_s=2.5)) == 2.5
     monkeypatch.setattr(UnitOfWork, "now", property(lambda self: datetime(2028, 1, 1, tzinfo=UTC)))
     async with pool.acquire() as conn, conn.transaction():
-        uow = UnitOfWork(conn, Settings(service="compliance_gate"), "compliance_gate")
+        uow = UnitOfWork(conn, Settings(service="compliance_gate"), "compliance_gate", config=CONFIG)
         await task.run(uow)
     [event] = envelopes(uow.outbox)
     assert event["data"]["reasons"] == ["tax_form_expired"]

@@ -16,8 +16,10 @@ import asyncpg
 import pytest
 
 from services.payout_release import store
-from services.payout_release.domain import payout_id_for
-from services.payout_release.handlers import execute_run, router, scheduled_payout_run
+from services.payout_release.config import PayoutConfig
+from services.payout_release.domain import RunRequest, payout_id_for
+from services.payout_release.handlers import router
+from services.payout_release.runs import execute_run, scheduled_payout_run
 from shared.consumer import BatchProcessor, BatchResult, RawRecord
 from shared.outbox import write_outbox
 from shared.settings import Settings
@@ -233,7 +235,7 @@ async def live_payouts(pool: asyncpg.Pool) -> dict[str, str]:
 async def scheduled(pool: asyncpg.Pool, settings: Settings = SETTINGS) -> BatchResult:
     """What the PeriodicTask does, minus the advisory try-lock of Service.run_unit_of_work."""
     async with pool.acquire() as conn, conn.transaction():
-        uow = UnitOfWork(conn, settings, "payout_release")
+        uow = UnitOfWork(conn, settings, "payout_release", config=PayoutConfig.load(settings))
         await scheduled_payout_run(uow)
         await write_outbox(conn, uow.outbox)
     return BatchResult(outbox=uow.outbox)
@@ -370,6 +372,7 @@ async def test_rerun_after_crash_releases_the_same_payouts_and_no_more(pool: asy
 
     # First attempt crashes before its transaction commits: nothing of it survives.
     processor = BatchProcessor(router, SETTINGS)
+    processor.config = PayoutConfig.load(SETTINGS)
     async with pool.acquire() as conn:
         tx = conn.transaction()
         await tx.start()
@@ -463,8 +466,8 @@ async def test_a_run_that_starts_while_another_is_open_waits_and_sees_its_payout
     await send(pool, *(approved(f"inv-{p}", "100.00", payee_id=p) for p in payees))
 
     async def run(conn: asyncpg.Connection, run_id: str) -> UnitOfWork:
-        uow = UnitOfWork(conn, SETTINGS, "payout_release")
-        await execute_run(uow, run_id, trigger="command")
+        uow = UnitOfWork(conn, SETTINGS, "payout_release", config=PayoutConfig.load(SETTINGS))
+        await execute_run(uow, RunRequest(run_id, "command"))
         await write_outbox(conn, uow.outbox)
         return uow
 
@@ -500,7 +503,7 @@ async def test_database_refuses_an_overdraft_and_a_second_live_payout(pool: asyn
     async with pool.acquire() as conn:
         with pytest.raises(store.FundingOverdrawn):
             async with conn.transaction():
-                await store.reserve_funding(conn, "fund-1", Decimal("0.01"))
+                await store.reserve_funding(conn, {"fund-1": Decimal("0.01")})
         with pytest.raises(asyncpg.CheckViolationError):
             await conn.execute(
                 "UPDATE funding_accounts SET reserved = reserved + 1 WHERE account_id = 'fund-1'"

@@ -7,43 +7,59 @@ from typing import Any
 
 import pytest
 
+from services.payout_release.config import PayoutConfig, parse_cohorts
 from services.payout_release.domain import ALL_AUTOMATED, Cohorts
-from services.payout_release.policy import PolicyError, load_cohorts, parse_cohorts
+from shared.config import ConfigError
 from shared.settings import Settings
+
+
+def load_cohorts(settings: Settings) -> Cohorts:
+    return PayoutConfig.load(settings).cohorts
 
 
 @pytest.mark.parametrize(
     ("document", "expected"),
     [
-        (None, ALL_AUTOMATED),
-        ({}, ALL_AUTOMATED),
-        ({"matching": {"defaults": {}}}, ALL_AUTOMATED),
-        ({"payout_release": {}}, ALL_AUTOMATED),
-        ({"payout_release": {"automated_business_units": "all"}}, ALL_AUTOMATED),
+        ("", ALL_AUTOMATED),
+        ("matching:\n  defaults: {}\n", ALL_AUTOMATED),
+        ("payout_release: {}\n", ALL_AUTOMATED),
+        ("payout_release:\n  automated_business_units: all\n", ALL_AUTOMATED),
         (
-            {"payout_release": {"automated_business_units": ["BU-A", "BU-B"]}},
+            "payout_release:\n  automated_business_units: [BU-A, BU-B]\n",
             Cohorts(frozenset({"BU-A", "BU-B"})),
         ),
-        ({"payout_release": {"automated_business_units": []}}, Cohorts(frozenset())),
+        ("payout_release:\n  automated_business_units: []\n", Cohorts(frozenset())),
     ],
-    ids=["empty file", "empty mapping", "no section", "empty section", "all", "a list", "nobody"],
+    ids=["empty file", "no section", "empty section", "all", "a list", "nobody"],
 )
-def test_cohorts_from_the_policy_file(document: Any, expected: Cohorts) -> None:
-    assert parse_cohorts(document) == expected
+def test_cohorts_from_the_policy_file(tmp_path: Path, document: str, expected: Cohorts) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text(document)
+    assert load_cohorts(Settings(policy_file=str(path))) == expected
+
+
+def test_the_payout_run_interval_is_a_setting() -> None:
+    assert PayoutConfig.load(Settings(payout_run_interval_s=7.5)).run_interval_s == 7.5
 
 
 @pytest.mark.parametrize(
     ("document", "names"),
     [
-        ([1, 2], "top level"),
-        ({"payout_release": ["BU-A"]}, "payout_release"),
-        ({"payout_release": {"automated_business_units": "some"}}, "automated_business_units"),
-        ({"payout_release": {"automated_business_units": ["BU-A", 7]}}, "automated_business_units"),
+        (["BU-A"], "payout_release"),
+        ({"automated_business_units": "some"}, "payout_release.automated_business_units"),
+        ({"automated_business_units": ["BU-A", 7]}, "payout_release.automated_business_units"),
     ],
 )
 def test_malformed_section_fails_naming_the_key(document: Any, names: str) -> None:
-    with pytest.raises(PolicyError, match=names):
+    with pytest.raises(ConfigError, match=names):
         parse_cohorts(document)
+
+
+def test_a_policy_file_whose_top_level_is_not_a_mapping_fails_at_start(tmp_path: Path) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="top level"):
+        load_cohorts(Settings(policy_file=str(path)))
 
 
 def test_cohort_membership() -> None:
@@ -61,14 +77,14 @@ def test_named_policy_file_is_read(tmp_path: Path) -> None:
 
 
 def test_named_policy_file_that_does_not_exist_fails_at_start(tmp_path: Path) -> None:
-    with pytest.raises(PolicyError, match="does not exist"):
+    with pytest.raises(ConfigError, match="cannot be read"):
         load_cohorts(Settings(policy_file=str(tmp_path / "missing.yaml")))
 
 
 def test_invalid_yaml_fails_at_start(tmp_path: Path) -> None:
     path = tmp_path / "policy.yaml"
     path.write_text("payout_release: [unclosed\n")
-    with pytest.raises(PolicyError, match="not valid YAML"):
+    with pytest.raises(ConfigError, match="not valid YAML"):
         load_cohorts(Settings(policy_file=str(path)))
 
 

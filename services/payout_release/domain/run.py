@@ -1,7 +1,7 @@
-"""Payout release, pure: the six release gates, grouping and netting, rail responses (SPEC §8).
-
-No I/O, no async. The store loads what a run needs into these dataclasses; `plan_run` decides
-which invoices are paid in which payout and why every other candidate is not.
+"""Payout runs, pure: the six release gates, grouping and netting, and the run's invariants
+(SPEC §8). No I/O, no async. The store loads what a run needs into these dataclasses;
+`plan_run` decides which invoices are paid in which payout and why every other candidate is
+not; `plan_violations` checks the plan before anything is saved.
 """
 
 from __future__ import annotations
@@ -11,10 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Final, Literal
-
-from shared.contracts.outbound import RailAnomalyWhat
-from shared.money import format_decimal
+from typing import Literal
 
 DocumentType = Literal["invoice", "credit_note"]
 
@@ -108,6 +105,22 @@ class Cohorts:
 
 
 ALL_AUTOMATED = Cohorts()
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """One payout run: its id (the schedule slot's, or the operator's), what started it, and
+    the scope an operator may narrow it to."""
+
+    run_id: str
+    trigger: Literal["schedule", "command"]
+    requested_by: str | None = None
+    legal_entity: str | None = None
+    currency: str | None = None
+
+    @property
+    def requested(self) -> bool:
+        return self.trigger == "command"
 
 
 # --- what a run decides ------------------------------------------------------------------
@@ -351,125 +364,6 @@ def plan_run(
     payee_of = {c.invoice_id: c.payee_id for c in in_run}
     blocks = tuple(Block(i, payee_of[i], tuple(blocked[i])) for i in sorted(blocked))
     return RunPlan(releases=tuple(releases), blocks=blocks, reservations=reservations)
-
-
-# --- rail responses ------------------------------------------------------------------------
-
-PayoutStatus = Literal["released", "settled", "failed", "returned"]
-RailKind = Literal["settled", "failed", "returned"]
-FundingEffect = Literal["consume", "unreserve", "refund"]
-
-
-@dataclass(frozen=True)
-class RailOutcome:
-    """What a rail response does to a payout. `result` is stored as the processing result."""
-
-    result: str
-    new_status: PayoutStatus | None = None
-    # consume: a settlement spends the reservation for good; unreserve: a failure gives it
-    # back; refund: a return puts settled money back into the account.
-    funding: FundingEffect | None = None
-    invoices_payable_again: bool = False
-    exception_reason: Literal["payout_failed", "payout_returned"] | None = None
-
-
-_TRANSITIONS: dict[tuple[PayoutStatus, RailKind], RailOutcome] = {
-    ("released", "settled"): RailOutcome("settled", "settled", "consume"),
-    ("released", "failed"): RailOutcome("failed", "failed", "unreserve", True, "payout_failed"),
-    ("settled", "returned"): RailOutcome("returned", "returned", "refund", True, "payout_returned"),
-    ("settled", "settled"): RailOutcome("already_settled"),
-    ("failed", "failed"): RailOutcome("already_failed"),
-    ("returned", "returned"): RailOutcome("already_returned"),
-}
-
-
-def apply_rail_event(status: PayoutStatus | None, kind: RailKind) -> RailOutcome:
-    """SPEC §8 rail responses. Anything else (a failure after settlement, a return of an
-    unsettled payout, a settlement of a failed one) changes nothing; `rail_anomaly` says why,
-    for treasury."""
-    if status is None:
-        return RailOutcome("unknown_payout")
-    return _TRANSITIONS.get((status, kind), RailOutcome(f"invalid_transition_{status}_to_{kind}"))
-
-
-# --- rail anomalies (SPEC §15 "Rails") ---------------------------------------------------------
-
-# Each is a closed code of `rail_anomaly.opened`'s `what`; nothing it concerns is applied.
-UNKNOWN_PAYOUT: Final = "unknown_payout"  # no payout of ours has this id
-CURRENCY_MISMATCH: Final = "currency_mismatch"  # settled/returned in another currency than the payout
-AMOUNT_MISMATCH: Final = "amount_mismatch"  # settled/returned another amount: a short settlement is not one
-STATUS_CONFLICT: Final = "status_conflict"  # e.g. a failure after settlement: expected released, got settled
-RAIL_EVENT_ID_REUSED: Final = "rail_event_id_reused"  # the rail's id again, with a different body
-
-# The status a rail response applies to; from any other (but its own result) it is a conflict.
-_APPLIES_TO: dict[RailKind, PayoutStatus] = {
-    "settled": "released",
-    "failed": "released",
-    "returned": "settled",
-}
-
-
-@dataclass(frozen=True)
-class RailEvent:
-    """What a rail says about a payout. Two equal RailEvents are one event told twice."""
-
-    kind: RailKind
-    payout_id: str
-    amount: Decimal | None = None  # settled and returned only
-    currency: str | None = None
-    at: datetime | None = None  # settled_at / returned_at
-    failure_code: str | None = None
-    detail: str | None = None  # the failure's message / the return's reason
-
-    def describe(self) -> str:
-        """One line for treasury: what the rail said, with every fact that can differ."""
-        parts = [f"{self.kind} {self.payout_id}"]
-        if self.amount is not None:
-            parts.append(f"{format_decimal(self.amount)} {self.currency}")
-        if self.at is not None:
-            parts.append(f"at {self.at.astimezone(UTC).isoformat()}")
-        parts += [p for p in (self.failure_code, self.detail) if p]
-        return " ".join(parts)
-
-
-@dataclass(frozen=True)
-class PayoutFacts:
-    """What the payout a rail event names was released as, and where it stands."""
-
-    status: PayoutStatus
-    amount: Decimal
-    currency: str
-
-
-@dataclass(frozen=True)
-class RailAnomaly:
-    what: RailAnomalyWhat
-    expected: str | None
-    got: str | None
-
-
-def rail_anomaly(payout: PayoutFacts | None, event: RailEvent) -> RailAnomaly | None:
-    """Why `event` cannot be applied to `payout` as it stands (SPEC §15), or None when it can —
-    or when it is the same outcome the payout already has (a replay under a new rail id)."""
-    if payout is None:
-        return RailAnomaly(UNKNOWN_PAYOUT, None, event.describe())
-    if event.amount is not None:
-        expected = f"{format_decimal(payout.amount)} {payout.currency}"
-        got = f"{format_decimal(event.amount)} {event.currency}"
-        if event.currency != payout.currency:
-            return RailAnomaly(CURRENCY_MISMATCH, expected, got)
-        if event.amount != payout.amount:
-            return RailAnomaly(AMOUNT_MISMATCH, expected, got)
-    if (payout.status, event.kind) not in _TRANSITIONS:
-        return RailAnomaly(STATUS_CONFLICT, _APPLIES_TO[event.kind], payout.status)
-    return None
-
-
-def reused_rail_event_id(first: RailEvent, again: RailEvent) -> RailAnomaly | None:
-    """A rail event id seen before: a replay when the bodies agree, an anomaly when not."""
-    if first == again:
-        return None
-    return RailAnomaly(RAIL_EVENT_ID_REUSED, first.describe(), again.describe())
 
 
 # --- invariants ------------------------------------------------------------------------------

@@ -82,7 +82,7 @@ FUTURE_TOLERANCE = timedelta(minutes=5)
 
 @dataclass(frozen=True)
 class CompliancePolicy:
-    """The configurable parts of SPEC §7 (loaded from the environment by policy.py)."""
+    """The configurable parts of SPEC §7 (GateConfig loads them from the settings at start)."""
 
     aml_max_age: timedelta = timedelta(days=365)
     eu_vat_check: bool = True

@@ -1,0 +1,235 @@
+"""payout_release, a batch at a time: records that depend on each other in one batch end exactly
+as they do one by one, and a batch costs the same statements whatever its size (issue 13)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Sequence
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+
+from services.payout_release.config import PayoutConfig
+from services.payout_release.domain import payout_id_for
+from services.payout_release.handlers import router
+from shared.consumer import BatchProcessor, RawRecord
+from shared.topics import MATCHING_DECISIONS
+from tests.integration.payout_release.test_handlers import (  # noqa: F401 - frozen_clock: autouse fixture
+    SETTINGS,
+    T0,
+    approved,
+    eligibility,
+    frozen_clock,
+    funding,
+    held,
+    po_closed,
+    po_in_force,
+    rail,
+    run_requested,
+)
+from tests.support import record, scratch_pool
+
+pytestmark = pytest.mark.integration
+
+# Every table payout_release writes, without the columns that say when a row was written.
+STATE = {
+    "payees": "payee_id, eligible, reasons, profile_version, evaluated_at, payout_account_ref",
+    "purchase_orders": "po_number, version_in_force, effective_from, effective_to, closed",
+    "invoices": """invoice_id, payee_id, approved, superseded, legal_entity, business_unit, currency,
+                   document_type, issue_date, payable_amount, po_number, po_version, decision_id,
+                   decided_at, traceparent IS NOT NULL""",
+    "funding_accounts": "*",
+    "funding_receipts": "*",
+    "payout_runs": "*",
+    "payouts": "*",
+    "payout_invoices": "*",
+    "payout_blocks": "*",
+    "published_blocks": "invoice_id, reasons, run_id",
+    "rail_events": "rail_event_id, payout_id, kind, event_id, result, data",
+    "inbox": "event_id, event_type, business_ref, result",
+}
+
+
+@pytest.fixture
+async def pools() -> AsyncIterator[tuple[asyncpg.Pool, asyncpg.Pool]]:
+    async with scratch_pool("payout_release") as one, scratch_pool("payout_release") as other:
+        yield one, other
+
+
+async def deliver_on(conn: asyncpg.Connection, records: Sequence[RawRecord]) -> list[dict[str, Any]]:
+    processor = BatchProcessor(router, SETTINGS)
+    processor.config = PayoutConfig.load(SETTINGS)
+    async with conn.transaction():
+        result = await processor.process(conn, list(records))
+    return [_emitted(m.topic, m.key, json.loads(m.value())) for m in result.outbox]
+
+
+def _emitted(topic: str, key: Any, envelope: dict[str, Any]) -> dict[str, Any]:
+    fields = ("event_id", "event_type", "data", "causation_id", "correlation_id")
+    return {"topic": topic, "key": key, **{f: envelope.get(f) for f in fields}}
+
+
+async def state(pool: asyncpg.Pool) -> dict[str, list[tuple[Any, ...]]]:
+    out = {}
+    async with pool.acquire() as conn:
+        for table, columns in STATE.items():
+            rows = await conn.fetch(f"SELECT {columns} FROM {table}")
+            out[table] = sorted((tuple(r) for r in rows), key=repr)
+    return out
+
+
+def revoked(invoice_id: str) -> RawRecord:
+    data = {
+        "invoice_id": invoice_id,
+        "po_number": "PO-1",
+        "reason": "receipt reversed",
+        "decided_at": T0.isoformat(),
+        "decision_id": f"dec-r-{invoice_id}",
+    }
+    return record(MATCHING_DECISIONS, "invoice.approval_revoked", data, key=invoice_id)
+
+
+def superseded(invoice_id: str) -> RawRecord:
+    data = {"invoice_id": invoice_id, "superseded_by": f"{invoice_id}b", "po_number": "PO-1"}
+    return record(MATCHING_DECISIONS, "invoice.superseded", data, key=invoice_id)
+
+
+def payout(run_id: str, payee_id: str) -> str:
+    return payout_id_for(run_id, payee_id, "EUR", "LE-1", "fund-1")
+
+
+def a_day_of_records() -> list[RawRecord]:
+    """Records about the same subjects, in an order where each depends on those before it."""
+    return [
+        eligibility("payee-1", False, "tax_form_missing", at=T0 - timedelta(hours=2)),
+        eligibility("payee-1", True, at=T0 - timedelta(hours=1)),
+        eligibility("payee-1", False, "aml_not_clear", at=T0 - timedelta(hours=3)),  # late: stale
+        eligibility("payee-2"),
+        po_in_force("PO-1", 1),
+        po_in_force("PO-2", 2),
+        po_in_force("PO-2", 1),  # older: ignored
+        funding("500.00", funding_id="F1"),
+        funding("500.00", funding_id="F1"),  # a replay: credited once
+        funding("9.00", funding_id="F2", legal_entity="LE-2"),  # another entity's money: refused
+        approved("inv-1", "100.00"),
+        approved("inv-2", "50.00"),
+        approved("inv-3", "70.00", payee_id="payee-2"),
+        approved("inv-1", "100.00", decided_at=T0 - timedelta(hours=2)),  # an older decision: stale
+        revoked("inv-2"),
+        revoked("inv-9"),  # never seen: nothing to revoke
+        held("inv-4", "payee-2"),
+        superseded("inv-5"),
+        po_closed("PO-3"),
+        run_requested("run-A"),
+        rail("payout.settled", payout("run-A", "payee-1"), "r1"),
+        rail("payout.settled", payout("run-A", "payee-1"), "r1"),  # replayed under a fresh envelope
+        rail("payout.returned", payout("run-A", "payee-1"), "r2"),
+        rail("payout.failed", payout("run-A", "payee-2"), "r3"),
+        rail("payout.settled", payout("run-A", "payee-2"), "r3", "70.00"),  # r3 reused: an anomaly
+        rail("payout.settled", "payout_nobody", "r4"),
+        run_requested("run-B"),
+        run_requested("run-B"),  # the same run again: already executed
+        revoked("inv-1"),  # after its release
+    ]
+
+
+async def test_one_batch_ends_exactly_as_one_record_at_a_time(
+    pools: tuple[asyncpg.Pool, asyncpg.Pool],
+) -> None:
+    batched, one_by_one = pools
+    records = a_day_of_records()
+    async with batched.acquire() as conn:
+        in_one_batch = await deliver_on(conn, records)
+    singly: list[dict[str, Any]] = []
+    async with one_by_one.acquire() as conn:
+        for rec in records:
+            singly += await deliver_on(conn, [rec])
+    assert in_one_batch == singly
+    assert await state(batched) == await state(one_by_one)
+    # The scenario does what it says: every kind of outcome is there.
+    results = {r[3] for r in (await state(batched))["inbox"]}
+    assert {
+        "stale_evaluation",
+        "older_version",
+        "duplicate_funding",
+        "account_mismatch",
+        "stale_decision",
+        "revoked",
+        "not_applied",
+        "unknown_invoice",
+        "run_executed",
+        "run_already_executed",
+        "settled",
+        "duplicate_rail_event",
+        "returned",
+        "failed",
+        "rail_event_id_reused",
+        "unknown_payout",
+        "revoked_after_release",
+    } <= results
+    types = [e["event_type"] for e in in_one_batch]
+    assert types.count("payout.released") == 4  # run-A pays two payees; run-B pays them again
+
+
+async def statements(conn: asyncpg.Connection, records: Sequence[RawRecord]) -> int:
+    count = 0
+
+    def counted(_query: Any) -> None:
+        nonlocal count
+        count += 1
+
+    conn.add_query_logger(counted)
+    try:
+        await deliver_on(conn, records)
+    finally:
+        conn.remove_query_logger(counted)
+    return count
+
+
+async def test_statements_per_batch_do_not_grow_with_the_batch(
+    pools: tuple[asyncpg.Pool, asyncpg.Pool],
+) -> None:
+    pool, _ = pools
+    payees = [f"payee-{n}" for n in range(210)]
+    small, large = payees[:10], payees[10:]
+
+    def settled(run_id: str, ps: Sequence[str]) -> list[RawRecord]:
+        return [rail("payout.settled", payout(run_id, p), f"r-{p}") for p in ps]
+
+    counts: dict[str, tuple[int, int]] = {}
+    async with pool.acquire() as conn:
+        await deliver_on(conn, [po_in_force("PO-1", 1), funding("1000000.00", funding_id="F1")])
+        # asyncpg introspects array types once per connection: one batch of each kind first.
+        await deliver_on(conn, [eligibility("warm"), approved("inv-warm", payee_id="warm")])
+        await deliver_on(
+            conn, [run_requested("run-warm"), *settled("run-warm", ["warm"]), revoked("inv-warm")]
+        )
+        counts["payee.eligibility_changed"] = (
+            await statements(conn, [eligibility(p) for p in small]),
+            await statements(conn, [eligibility(p) for p in large]),
+        )
+        # Approvals of 10 invoices and a run that pays them; then of 200 and a run that pays those.
+        approve_small = await statements(conn, [approved(f"inv-{p}", payee_id=p) for p in small])
+        run_small = await statements(conn, [run_requested("run-small")])
+        approve_large = await statements(conn, [approved(f"inv-{p}", payee_id=p) for p in large])
+        run_large = await statements(conn, [run_requested("run-large")])
+        counts["invoice.approved_to_pay"] = (approve_small, approve_large)
+        counts["payout_run.requested"] = (run_small, run_large)
+        counts["payout.settled"] = (
+            await statements(conn, settled("run-small", small)),
+            await statements(conn, settled("run-large", large)),
+        )
+        counts["invoice.approval_revoked"] = (
+            await statements(conn, [revoked(f"inv-{p}") for p in small]),
+            await statements(conn, [revoked(f"inv-{p}") for p in large]),
+        )
+        counts["funding.received"] = (
+            await statements(conn, [funding("1.00", funding_id=f"f-{n}") for n in range(10)]),
+            await statements(conn, [funding("1.00", funding_id=f"f-{n}") for n in range(10, 210)]),
+        )
+    assert await pool.fetchval("SELECT count(*) FROM payouts WHERE run_id = 'run-large'") == 200
+    assert await pool.fetchval("SELECT count(*) FROM payouts WHERE status = 'settled'") == 211
+    for kind, (ten, two_hundred) in counts.items():
+        assert two_hundred - ten <= 1, (kind, ten, two_hundred)
