@@ -230,7 +230,26 @@ async def active_approvals(
               CROSS JOIN {_LINES_OF_E}""",
         sorted(set(invoice_ids)),
     )
-    return {r["invoice_id"]: d.ActiveApproval(r["entry_id"], _entry(r)) for r in rows}
+    active = {r["invoice_id"]: _entry(r) for r in rows}
+    nets: dict[str, dict[tuple[str, str], Decimal]] = {}
+    for r in await conn.fetch(
+        """SELECT asked.invoice_id, l.account, l.currency, sum(l.debit - l.credit) AS net
+             FROM unnest($1::text[]) AS asked(invoice_id)
+             JOIN journal_entries e ON e.kind IN ('invoice_approval', 'approval_reversal')
+                                   AND e.invoice_ids @> ARRAY[asked.invoice_id]
+             JOIN journal_lines l ON l.entry_id = e.entry_id
+            GROUP BY 1, 2, 3""",
+        sorted(active),
+    ):
+        nets.setdefault(r["invoice_id"], {})[(r["account"], r["currency"].strip())] = r["net"]
+    return {
+        r["invoice_id"]: d.ActiveApproval(
+            r["entry_id"],
+            active[r["invoice_id"]],
+            d.in_force_lines(active[r["invoice_id"]], nets.get(r["invoice_id"], {})),
+        )
+        for r in rows
+    }
 
 
 # --- documents: requisitions and POs -------------------------------------------------------

@@ -9,18 +9,38 @@ so two decisions on one invoice in one batch end as they would one by one.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from decimal import Decimal
 
 from services.ledger.domain.facts import InvoiceApproval
-from services.ledger.domain.journal import Entry, Posting, reverse_entry
+from services.ledger.domain.journal import Entry, Line, Posting, reverse_entry
 from services.ledger.domain.outcomes import Outcome
 from services.ledger.domain.posting import post_invoice_approval, post_reapproval
 
 
 @dataclass(frozen=True)
 class ActiveApproval:
+    """An invoice's approval entry in force, and what it has approved: `lines`, the net of every
+    approval, re-approval and revocation of the invoice. A re-approval's entry also holds the
+    mirror of what it replaced, so taking back the entry itself would not take back the approval."""
+
     entry_id: str
     entry: Entry
+    lines: tuple[Line, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.lines:
+            object.__setattr__(self, "lines", self.entry.lines)
+
+
+def in_force_lines(entry: Entry, net: Mapping[tuple[str, str], Decimal]) -> tuple[Line, ...]:
+    """The approval in force as lines, from the net per (account, currency) of the invoice's
+    approval entries, in the order its accounts last appear in the entry in force."""
+    last = {(ln.account, ln.currency): i for i, ln in enumerate(entry.lines)}
+    keys = sorted((k for k, amount in net.items() if amount != 0), key=lambda k: (last.get(k, -1), k))
+    return tuple(
+        Line(a, c, debit=net[(a, c)]) if net[(a, c)] > 0 else Line(a, c, credit=-net[(a, c)]) for a, c in keys
+    )
 
 
 @dataclass(frozen=True)
@@ -55,14 +75,15 @@ def plan_approvals(
         entry = (
             post_invoice_approval(approval)
             if in_force is None
-            else post_reapproval(approval, in_force.entry, in_force.entry_id)
+            else post_reapproval(approval, in_force.lines, in_force.entry_id)
         )
         if entry is None or entry.fact_key in facts:
             steps.append(DecisionStep(Outcome.NOTHING_TO_POST, true_up_po=approval.po_number))
             continue
         posting = Posting(entry, event_id, event_type)
         facts.add(entry.fact_key)
-        current[approval.invoice_id] = ActiveApproval(posting.entry_id, entry)
+        approved = entry.lines[len(in_force.lines) :] if in_force is not None else entry.lines
+        current[approval.invoice_id] = ActiveApproval(posting.entry_id, entry, approved)
         steps.append(DecisionStep(Outcome.POSTED, posting, approval.po_number))
     return steps
 
@@ -89,7 +110,7 @@ def plan_revocations(
             steps.append(DecisionStep(Outcome.NOTHING_TO_REVERSE))
             continue
         entry = reverse_entry(
-            in_force.entry,
+            replace(in_force.entry, lines=in_force.lines),
             in_force.entry_id,
             kind="approval_reversal",
             fact_key=revocation_fact_key(revocation.decision_id),

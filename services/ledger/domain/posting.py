@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 
 from services.ledger.domain.facts import (
@@ -140,15 +141,16 @@ def post_invoice_approval(approval: InvoiceApproval) -> Entry | None:
     )
 
 
-def post_reapproval(approval: InvoiceApproval, active: Entry, active_entry_id: str) -> Entry:
+def post_reapproval(approval: InvoiceApproval, in_force: Sequence[Line], active_entry_id: str) -> Entry:
     """A new approval while an earlier one is still in force (matching re-approves when a
     rematch changes the result, e.g. another receipt or a new PO version) replaces it in one
-    entry: the earlier entry's mirror lines, then the new approval's lines."""
+    entry: the mirror of what is approved now (`in_force`: ActiveApproval.lines), then the new
+    approval's lines."""
     return Entry(
         "invoice_approval",
         f"approval:{approval.decision_id}",
         f"{_approval_description(approval)}, replacing {active_entry_id}",
-        tuple(ln.reversed() for ln in active.lines) + _approval_lines(approval),
+        tuple(ln.reversed() for ln in in_force) + _approval_lines(approval),
         _approval_links(approval),
         active_entry_id,
     )

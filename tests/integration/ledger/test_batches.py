@@ -296,11 +296,6 @@ async def test_statements_per_batch_do_not_grow_with_the_batch() -> None:
     assert not grown, counts
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="found while batching, kept as it was: revoking a re-approval "
-    "reverses only the replacing entry, so the first approval's AP stays posted",
-)
 async def test_revoking_a_reapproval_leaves_nothing_approved() -> None:
     records = [
         flow.po_in_force(),

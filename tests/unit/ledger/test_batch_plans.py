@@ -109,3 +109,34 @@ def test_the_first_funding_of_an_account_makes_its_owner() -> None:
     assert d.fundings_for_their_owners(fundings, {}, set()) == [True, False, False, True]
     # a funding id recorded before (for another account) records nothing: no owner is made
     assert d.fundings_for_their_owners(fundings[1:3], {}, {"F2"}) == [True, True]
+
+
+def _ap(entries: list[d.Entry]) -> D:
+    return sum(
+        (ln.credit - ln.debit for e in entries for ln in e.lines if ln.account.startswith("liability:ap:")),
+        D(0),
+    )
+
+
+def test_re_approvals_and_a_revocation_take_back_only_what_is_approved() -> None:
+    """approve 80 → re-approve 90 → re-approve 70 (one run), then revoke in a later batch, with the
+    approval in force loaded as the store loads it (the net of the invoice's approval entries):
+    70 is owed before the revocation and nothing after it."""
+    kind = "invoice.approved_to_pay"
+    runs = [
+        (approval(f"D{n}", amount), f"e{n}", kind) for n, amount in enumerate(("80.00", "90.00", "70.00"))
+    ]
+    steps = d.plan_approvals(runs, {}, set())
+    entries = [s.posting.entry for s in steps if s.posting is not None]
+    assert len(entries) == 3 and _ap(entries) == D("70.00")
+    net: dict[tuple[str, str], D] = {}
+    for ln in (ln for e in entries for ln in e.lines):
+        net[(ln.account, ln.currency)] = net.get((ln.account, ln.currency), D(0)) + ln.signed()
+    last = steps[-1].posting
+    assert last is not None
+    active = {"INV-1": d.ActiveApproval(last.entry_id, last.entry, d.in_force_lines(last.entry, net))}
+    (revoked,) = d.plan_revocations(
+        [(d.Revocation("INV-1", "D9", "receipt reversed"), "e9", "invoice.approval_revoked")], active, set()
+    )
+    assert revoked.posting is not None
+    assert _ap([*entries, revoked.posting.entry]) == D(0)

@@ -293,7 +293,7 @@ def test_reapproval_replaces_the_active_approval_in_one_balanced_entry() -> None
     )
     assert first is not None
     second = d.post_reapproval(
-        approval(approved_line("two_way", "90.00", "0", "90.00"), payable="90.00"), first, "je_1"
+        approval(approved_line("two_way", "90.00", "0", "90.00"), payable="90.00"), first.lines, "je_1"
     )
     assert second is not None and second.reverses_entry_id == "je_1"
     net_ap = sum((ln.credit - ln.debit for ln in second.lines if ln.account == AP), D(0))
