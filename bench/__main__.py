@@ -171,8 +171,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     figures["baseline_hop_records_per_s"] = round(baseline, 1)
     figures["baseline_hop_cpu_ms"] = round(hop.cpu_ms_per_record, 4)
     # Issue 13 counted "today ~110 hops" as CPU per flow ÷ (cores ÷ hop rate), as if the hop kept
-    # every core busy; measured, a hop costs less than that. Both are kept; the target is checked
-    # against the measured one.
+    # every core busy; measured, a hop costs less than that (the hop waits on Kafka and fsync).
+    # The target (≤ 40) was set on the issue's scale, so it is checked on that scale
+    # (`cpu_baseline_hops_per_flow`); the measured-hop figure is kept beside it.
     cores = os.cpu_count() or 1
     figures["baseline_hop_cpu_ms_if_all_cores"] = round(1000 * cores / baseline, 4) if baseline else None
     figures["baseline_hop_cpu_s"] = {k: round(v, 2) for k, v in hop.cpu_s.items()}
@@ -285,10 +286,10 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             }
             figures["cpu_ms_per_flow"]["total"] = round(sum(figures["cpu_ms_per_flow"].values()), 2)
             total_ms = figures["cpu_ms_per_flow"]["total"]
-            figures["cpu_baseline_hops_per_flow_if_all_cores"] = (
+            figures["cpu_baseline_hops_per_flow"] = (
                 round(total_ms / figures["baseline_hop_cpu_ms_if_all_cores"], 1) if baseline else None
             )
-            figures["cpu_baseline_hops_per_flow"] = (
+            figures["cpu_baseline_hops_per_flow_measured_hop_cpu"] = (
                 round(figures["cpu_ms_per_flow"]["total"] / hop.cpu_ms_per_record, 1)
                 if hop.cpu_ms_per_record
                 else None
@@ -411,14 +412,14 @@ def _print(console: Console, f: dict[str, Any]) -> None:
         t.add_row(f"CPU per completed flow: {name}", f"{ms:.2f} ms", "", "")
     hops = targets_["cpu_baseline_hops_per_flow"]
     t.add_row(
-        "CPU per flow in baseline hops (measured hop CPU)",
+        "CPU per flow in baseline hops (as issue 13 counts: hop = cores ÷ hop rate)",
         f"{hops['value']}",
         hops["target"],
         _met(hops["met"]),
     )
     t.add_row(
-        "  counted as issue 13 did (hop CPU = cores ÷ hop rate)",
-        f"{f['cpu_baseline_hops_per_flow_if_all_cores']}",
+        "  in hops of the hop's measured CPU",
+        f"{f['cpu_baseline_hops_per_flow_measured_hop_cpu']}",
         "",
         "",
     )
