@@ -17,7 +17,7 @@ from services.intake.handlers import router
 from shared.consumer import BatchProcessor, RawRecord
 from shared.contracts import inbound as i
 from shared.settings import Settings
-from tests.integration.intake.builders import (
+from testkit.samples.upstream import (
     amendment_approved,
     flip_rec,
     inv_rec,

@@ -13,7 +13,7 @@ from services.intake.domain.invoices import InvoiceBook, KnownPo
 from services.intake.domain.outcome import Outcome
 from services.intake.domain.purchase_orders import PoBook
 from shared.contracts import inbound as i
-from tests.integration.intake.builders import PAYEE, amendment_approved, invoice, po_amended, po_issued
+from testkit.samples.upstream import PAYEE, amendment_approved, invoice, po_amended, po_issued
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 CONFIG = IntakeConfig()
