@@ -11,7 +11,8 @@
 #   CONCORD_DB_OWNER_DSN=postgresql://<name>_owner:local-dev-<name>_owner@127.0.0.1:$CONCORD_PG_PORT/<name>
 #   CONCORD_HEALTH_PORT=8081..8085 (intake, matching, compliance_gate, payout_release, ledger;
 #     CONCORD_HEALTH_PORT_BASE moves them, e.g. 18081 for a second stack on one machine);
-#     replica r adds 5(r-1): 8086..8090 for the second replicas, and so on
+#     replica r adds 10(r-1): 8091..8095 for the second replicas, and so on (8086..8090 stay
+#     free for the next services and the console's 8090)
 #   CONCORD_KAFKA_BOOTSTRAP (kept if set, else 127.0.0.1:$CONCORD_KAFKA_PORT)
 #   CONCORD_OTEL_EXPORTER=zipkin (kept if set) to the local Zipkin on $CONCORD_ZIPKIN_PORT (9411),
 #     spans batched for at most OTEL_BSP_SCHEDULE_DELAY=1000 ms (kept if set)
@@ -47,7 +48,7 @@ instance_name() { if (($2 == 1)); then echo "$1"; else echo "$1-$2"; fi; }
 health_port() {
     local idx
     idx="$(service_index "$(service_of "$1")")" || return 1
-    echo $((HEALTH_PORT_BASE + ${#SERVICES[@]} * ($(replica_of "$1") - 1) + idx))
+    echo $((HEALTH_PORT_BASE + 10 * ($(replica_of "$1") - 1) + idx))
 }
 
 match_of() { echo "services.$(service_of "$1")"; }
