@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Final, Literal
@@ -300,6 +300,7 @@ class PurchaseOrder:
     approved_by: str = ""
     approved_at: datetime | None = None
     created_by: str = ""
+    requisition_id: str | None = None
 
     def line(self, line_id: str | None) -> PoLine | None:
         return next((pl for pl in self.lines if pl.line_id == line_id), None)
@@ -369,6 +370,9 @@ class Override:
     scope: frozenset[HoldKey]
     at: datetime | None = None
     reason_code: str = ""
+    requested_by: str = ""
+    justification: str = ""
+    evidence: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -962,7 +966,3 @@ def decide_override(
     if reasons:
         return OverrideDecision(False, tuple(dict.fromkeys(reasons)))
     return OverrideDecision(True, (), frozenset(h.key for h in named))
-
-
-def with_override(state: PoState, override: Override) -> PoState:
-    return replace(state, overrides=(*state.overrides, override))
