@@ -1,262 +1,199 @@
-"""Matching, pure (SPEC §6): policy, line checks, holds, overrides (`rules`) and the batch
-plan (`batch`). No I/O, no async, no SQL. `rules` says what one PO's documents come to;
-`batch` replays a batch's records over them, step by step, and says what to write and publish."""
+"""Matching, pure (SPEC §6): no I/O, no async, no SQL. `policy` (reasons, tolerances, rules),
+`documents` (PO, receipts, invoices), `checks` (`evaluate`), `holds` (`reconcile`), `overrides`,
+and `batch` (a batch of records replayed over one another, as a plan to write and publish).
 
-from services.matching.domain.rules import (
-    ALL_REASONS as ALL_REASONS,
-)
-from services.matching.domain.rules import (
-    ANY_RECEIPT as ANY_RECEIPT,
-)
-from services.matching.domain.rules import (
-    AP as AP,
-)
-from services.matching.domain.rules import (
-    AWAITING_PO as AWAITING_PO,
-)
-from services.matching.domain.rules import (
-    CURRENCY_MISMATCH as CURRENCY_MISMATCH,
-)
-from services.matching.domain.rules import (
-    DEFAULT_HOLD_TEXTS as DEFAULT_HOLD_TEXTS,
-)
-from services.matching.domain.rules import (
-    DUPLICATE_LINE_MAPPING as DUPLICATE_LINE_MAPPING,
-)
-from services.matching.domain.rules import (
-    ENTITY_MISMATCH as ENTITY_MISMATCH,
-)
-from services.matching.domain.rules import (
-    EXACT as EXACT,
-)
-from services.matching.domain.rules import (
-    FIXED_REASONS as FIXED_REASONS,
-)
-from services.matching.domain.rules import (
-    HARD_FAIL as HARD_FAIL,
-)
-from services.matching.domain.rules import (
-    HEADER_TOTAL_MISMATCH as HEADER_TOTAL_MISMATCH,
-)
-from services.matching.domain.rules import (
-    HOLD as HOLD,
-)
-from services.matching.domain.rules import (
-    HUNDRED as HUNDRED,
-)
-from services.matching.domain.rules import (
-    INVALID_PO_LINE_REF as INVALID_PO_LINE_REF,
-)
-from services.matching.domain.rules import (
-    LINE_CHARGE_TYPE as LINE_CHARGE_TYPE,
-)
-from services.matching.domain.rules import (
-    MISSING_RECEIPT as MISSING_RECEIPT,
-)
-from services.matching.domain.rules import (
-    NO_PO as NO_PO,
-)
-from services.matching.domain.rules import (
-    NO_PO_QUEUE as NO_PO_QUEUE,
-)
-from services.matching.domain.rules import (
-    NO_PO_REVIEW as NO_PO_REVIEW,
-)
-from services.matching.domain.rules import (
-    OPS as OPS,
-)
-from services.matching.domain.rules import (
-    PAYEE_MISMATCH as PAYEE_MISMATCH,
-)
-from services.matching.domain.rules import (
-    PO_NOT_IN_FORCE as PO_NOT_IN_FORCE,
-)
-from services.matching.domain.rules import (
-    PRICE_MISMATCH as PRICE_MISMATCH,
-)
-from services.matching.domain.rules import (
-    PROCUREMENT as PROCUREMENT,
-)
-from services.matching.domain.rules import (
-    QTY_OVER_ORDERED as QTY_OVER_ORDERED,
-)
-from services.matching.domain.rules import (
-    QTY_OVER_RECEIVED as QTY_OVER_RECEIVED,
-)
-from services.matching.domain.rules import (
-    QUEUES as QUEUES,
-)
-from services.matching.domain.rules import (
-    RECEIPT_KINDS as RECEIPT_KINDS,
-)
-from services.matching.domain.rules import (
-    REPLACES_SETTLED_INVOICE as REPLACES_SETTLED_INVOICE,
-)
-from services.matching.domain.rules import (
-    REQUESTER_OWNED as REQUESTER_OWNED,
-)
-from services.matching.domain.rules import (
-    SOFT_REVIEW as SOFT_REVIEW,
-)
-from services.matching.domain.rules import (
-    SUSPECTED_DUPLICATE as SUSPECTED_DUPLICATE,
-)
-from services.matching.domain.rules import (
-    TAX_REVIEW as TAX_REVIEW,
-)
-from services.matching.domain.rules import (
-    THREE_WAY as THREE_WAY,
-)
-from services.matching.domain.rules import (
-    TOLERATED as TOLERATED,
-)
-from services.matching.domain.rules import (
-    TOLERATED_QUEUES as TOLERATED_QUEUES,
-)
-from services.matching.domain.rules import (
-    TWO_WAY as TWO_WAY,
-)
-from services.matching.domain.rules import (
-    UNEXPECTED_CHARGE as UNEXPECTED_CHARGE,
-)
-from services.matching.domain.rules import (
-    ZERO as ZERO,
-)
-from services.matching.domain.rules import (
-    Action as Action,
-)
-from services.matching.domain.rules import (
-    Approved as Approved,
-)
-from services.matching.domain.rules import (
-    Band as Band,
-)
-from services.matching.domain.rules import (
-    Changes as Changes,
-)
-from services.matching.domain.rules import (
-    Charge as Charge,
-)
-from services.matching.domain.rules import (
-    DecisionChange as DecisionChange,
-)
-from services.matching.domain.rules import (
-    Finding as Finding,
-)
-from services.matching.domain.rules import (
-    Held as Held,
-)
-from services.matching.domain.rules import (
-    HoldDetails as HoldDetails,
-)
-from services.matching.domain.rules import (
-    HoldKey as HoldKey,
-)
-from services.matching.domain.rules import (
-    HoldOpening as HoldOpening,
-)
-from services.matching.domain.rules import (
-    HoldRelease as HoldRelease,
-)
-from services.matching.domain.rules import (
-    HoldText as HoldText,
-)
-from services.matching.domain.rules import (
-    Invoice as Invoice,
-)
-from services.matching.domain.rules import (
-    InvoiceLine as InvoiceLine,
-)
-from services.matching.domain.rules import (
-    LinePolicy as LinePolicy,
-)
-from services.matching.domain.rules import (
-    Outcome as Outcome,
-)
-from services.matching.domain.rules import (
-    Override as Override,
-)
-from services.matching.domain.rules import (
-    OverrideDecision as OverrideDecision,
-)
-from services.matching.domain.rules import (
-    OverrideRequest as OverrideRequest,
-)
-from services.matching.domain.rules import (
-    Policy as Policy,
-)
-from services.matching.domain.rules import (
-    PoLine as PoLine,
-)
-from services.matching.domain.rules import (
-    PoState as PoState,
-)
-from services.matching.domain.rules import (
-    PurchaseOrder as PurchaseOrder,
-)
-from services.matching.domain.rules import (
-    Receipt as Receipt,
-)
-from services.matching.domain.rules import (
-    ReceiptLine as ReceiptLine,
-)
-from services.matching.domain.rules import (
-    Roles as Roles,
-)
-from services.matching.domain.rules import (
-    Rule as Rule,
-)
-from services.matching.domain.rules import (
-    StoredDecision as StoredDecision,
-)
-from services.matching.domain.rules import (
-    StoredHold as StoredHold,
-)
-from services.matching.domain.rules import (
-    Superseded as Superseded,
-)
-from services.matching.domain.rules import (
-    Tolerance as Tolerance,
-)
-from services.matching.domain.rules import (
-    ValuedLine as ValuedLine,
-)
-from services.matching.domain.rules import (
-    apply_changes as apply_changes,
-)
-from services.matching.domain.rules import (
-    decide_override as decide_override,
-)
-from services.matching.domain.rules import (
-    describe_hold as describe_hold,
-)
-from services.matching.domain.rules import (
-    evaluate as evaluate,
-)
-from services.matching.domain.rules import (
-    fingerprint as fingerprint,
-)
-from services.matching.domain.rules import (
-    header_ok as header_ok,
-)
-from services.matching.domain.rules import (
-    next_run_cutoff as next_run_cutoff,
-)
-from services.matching.domain.rules import (
-    overridable as overridable,
-)
-from services.matching.domain.rules import (
-    price_ok as price_ok,
-)
-from services.matching.domain.rules import (
-    quantity_ok as quantity_ok,
-)
-from services.matching.domain.rules import (
-    reconcile as reconcile,
-)
-from services.matching.domain.rules import (
-    superseded_by as superseded_by,
-)
-from services.matching.domain.rules import (
-    tax_needs_review as tax_needs_review,
-)
+The whole service is one function applied again and again: `evaluate(po_state, policy)` looks at
+everything known about one PO (version in force, receipts still standing, every invoice, accepted
+overrides) and says, per invoice, whether it is approved to pay, held (and why) or superseded.
+`reconcile` compares that with what was decided before and lists only the changes. Every trigger
+(a receipt, a reversal, a PO version, a corrected invoice, a rematch command, an override) is the
+same rematch, so a redelivery or a second rematch changes nothing, and the final state depends
+only on the set of documents, never on the order they arrived in.
+
+Invariants kept here (checked by the property test):
+- received quantity is never consumed twice: invoices consume in acceptance order (`seq`) and
+  every earlier approved *or held* invoice counts, credit notes and negative lines give back;
+- the outcome of a PO is a function of its documents, not of their arrival order;
+- a hard fail is never released by an override; only a rematch or a correction clears it.
+"""
+
+from services.matching.domain.checks import (
+    LINE_CHARGE_TYPE,
+    Approved,
+    Finding,
+    Held,
+    Outcome,
+    Superseded,
+    ValuedLine,
+    evaluate,
+    header_ok,
+    price_ok,
+    quantity_ok,
+    superseded_by,
+    tax_needs_review,
+)
+from services.matching.domain.documents import (
+    Charge,
+    HoldKey,
+    Invoice,
+    InvoiceLine,
+    Override,
+    PoLine,
+    PoState,
+    PurchaseOrder,
+    Receipt,
+    ReceiptLine,
+)
+from services.matching.domain.holds import (
+    Changes,
+    DecisionChange,
+    HoldDetails,
+    HoldOpening,
+    HoldRelease,
+    StoredDecision,
+    StoredHold,
+    apply_changes,
+    describe_hold,
+    fingerprint,
+    next_run_cutoff,
+    reconcile,
+)
+from services.matching.domain.overrides import OverrideDecision, OverrideRequest, Roles, decide_override
+from services.matching.domain.policy import (
+    ALL_REASONS,
+    ANY_RECEIPT,
+    AP,
+    AWAITING_PO,
+    CURRENCY_MISMATCH,
+    DEFAULT_HOLD_TEXTS,
+    DUPLICATE_LINE_MAPPING,
+    ENTITY_MISMATCH,
+    EXACT,
+    FIXED_REASONS,
+    HARD_FAIL,
+    HEADER_TOTAL_MISMATCH,
+    HOLD,
+    HUNDRED,
+    INVALID_PO_LINE_REF,
+    MISSING_RECEIPT,
+    NO_PO,
+    NO_PO_QUEUE,
+    NO_PO_REVIEW,
+    OPS,
+    PAYEE_MISMATCH,
+    PO_NOT_IN_FORCE,
+    PRICE_MISMATCH,
+    PROCUREMENT,
+    QTY_OVER_ORDERED,
+    QTY_OVER_RECEIVED,
+    QUEUES,
+    RECEIPT_KINDS,
+    REPLACES_SETTLED_INVOICE,
+    REQUESTER_OWNED,
+    SOFT_REVIEW,
+    SUSPECTED_DUPLICATE,
+    TAX_REVIEW,
+    THREE_WAY,
+    TOLERATED,
+    TOLERATED_QUEUES,
+    TWO_WAY,
+    UNEXPECTED_CHARGE,
+    ZERO,
+    Action,
+    Band,
+    HoldText,
+    LinePolicy,
+    Policy,
+    Rule,
+    Tolerance,
+    overridable,
+)
+
+__all__ = [
+    "ALL_REASONS",
+    "ANY_RECEIPT",
+    "AP",
+    "AWAITING_PO",
+    "CURRENCY_MISMATCH",
+    "DEFAULT_HOLD_TEXTS",
+    "DUPLICATE_LINE_MAPPING",
+    "ENTITY_MISMATCH",
+    "EXACT",
+    "FIXED_REASONS",
+    "HARD_FAIL",
+    "HEADER_TOTAL_MISMATCH",
+    "HOLD",
+    "HUNDRED",
+    "INVALID_PO_LINE_REF",
+    "LINE_CHARGE_TYPE",
+    "MISSING_RECEIPT",
+    "NO_PO",
+    "NO_PO_QUEUE",
+    "NO_PO_REVIEW",
+    "OPS",
+    "PAYEE_MISMATCH",
+    "PO_NOT_IN_FORCE",
+    "PRICE_MISMATCH",
+    "PROCUREMENT",
+    "QTY_OVER_ORDERED",
+    "QTY_OVER_RECEIVED",
+    "QUEUES",
+    "RECEIPT_KINDS",
+    "REPLACES_SETTLED_INVOICE",
+    "REQUESTER_OWNED",
+    "SOFT_REVIEW",
+    "SUSPECTED_DUPLICATE",
+    "TAX_REVIEW",
+    "THREE_WAY",
+    "TOLERATED",
+    "TOLERATED_QUEUES",
+    "TWO_WAY",
+    "UNEXPECTED_CHARGE",
+    "ZERO",
+    "Action",
+    "Approved",
+    "Band",
+    "Changes",
+    "Charge",
+    "DecisionChange",
+    "Finding",
+    "Held",
+    "HoldDetails",
+    "HoldKey",
+    "HoldOpening",
+    "HoldRelease",
+    "HoldText",
+    "Invoice",
+    "InvoiceLine",
+    "LinePolicy",
+    "Outcome",
+    "Override",
+    "OverrideDecision",
+    "OverrideRequest",
+    "PoLine",
+    "PoState",
+    "Policy",
+    "PurchaseOrder",
+    "Receipt",
+    "ReceiptLine",
+    "Roles",
+    "Rule",
+    "StoredDecision",
+    "StoredHold",
+    "Superseded",
+    "Tolerance",
+    "ValuedLine",
+    "apply_changes",
+    "decide_override",
+    "describe_hold",
+    "evaluate",
+    "fingerprint",
+    "header_ok",
+    "next_run_cutoff",
+    "overridable",
+    "price_ok",
+    "quantity_ok",
+    "reconcile",
+    "superseded_by",
+    "tax_needs_review",
+]

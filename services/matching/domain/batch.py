@@ -21,7 +21,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from services.matching.domain.rules import (
+from services.matching.domain import (
     Approved,
     Changes,
     Held,
