@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
+from functools import cached_property
 from typing import Any, Literal
 
 from services.matching.domain import (
@@ -308,7 +309,7 @@ class Decided:
     def event_type(self) -> str:
         return f"invoice.{self.kind}"
 
-    @property
+    @cached_property
     def event_id(self) -> str:
         return derived_event_id("matching", self.event_type, self.invoice.invoice_id, str(self.seq))
 
@@ -379,6 +380,12 @@ class _Planner:
         self.by_group: dict[str, list[str]] = defaultdict(list)
         for si in sorted(loaded.invoices.values(), key=lambda si: si.invoice.seq):
             self.by_group[si.group].append(si.invoice.invoice_id)
+        self.receipts_of: dict[str, set[str]] = defaultdict(set)  # po_number → receipt ids
+        for r in loaded.receipts.values():
+            self.receipts_of[r.po_number].add(r.receipt_id)
+        self.overrides_of: dict[str, set[str]] = defaultdict(set)  # invoice_id → override ids
+        for o in loaded.overrides.values():
+            self.overrides_of[o.invoice_id].add(o.override_id)
 
     # -- one record ----------------------------------------------------------------------------
     def step(self, step: Step) -> StepPlan:
@@ -458,6 +465,7 @@ class _Planner:
 
     def _save_receipt(self, row: StoredReceipt) -> None:
         self.w.receipts[row.receipt_id] = row
+        self.receipts_of[row.po_number].add(row.receipt_id)
         self.writes.receipts[row.receipt_id] = row
 
     def _add_invoice(self, step: AddInvoice) -> StepPlan:
@@ -511,6 +519,7 @@ class _Planner:
             event_id=step.event_id,
         )
         self.w.overrides[req.override_id] = record
+        self.overrides_of[req.invoice_id].add(req.override_id)
         self.writes.overrides[req.override_id] = record
         if not decision.accepted:
             refused_id = derived_event_id("matching", "override.refused", req.override_id, step.event_id)
@@ -533,32 +542,24 @@ class _Planner:
 
     def _state(self, group: str, ids: Sequence[str]) -> PoState:
         invoices = [self.w.invoices[i].invoice for i in ids]
-        members = set(ids)
         originals = {inv.replaces_invoice_id for inv in invoices if inv.replaces_invoice_id}
-        overrides = sorted(
-            (o for o in self.w.overrides.values() if o.status == "accepted" and o.invoice_id in members),
-            key=lambda o: o.override_id,
-        )
         po_number = None if group.startswith("invoice:") else group
-        receipts = tuple(
-            Receipt(r.receipt_id, r.kind or "", r.received_at, r.lines)
-            for r in sorted(self.w.receipts.values(), key=lambda r: r.receipt_id)
-            if po_number is not None
-            and r.po_number == po_number
-            and r.reversed_at is None
-            and r.lines is not None
-            and r.received_at is not None
-        )
+        rows = (self.w.receipts[i] for i in sorted(self.receipts_of.get(po_number or "", ())))
+        standing = tuple(r for r in map(_standing, rows) if r is not None)
         return PoState(
             po_number=po_number,
             po=self.w.pos.get(group),
             closed_after_seq=self.w.closures.get(group),
-            receipts=receipts,
+            receipts=standing,
             invoices=tuple(invoices),
-            overrides=tuple(o.as_override for o in overrides),
-            replacements={k: v for k, v in self.w.replacements.items() if k in members},
-            settled=frozenset(i for i in self.w.settled if i in members or i in originals),
+            overrides=tuple(o.as_override for i in ids for o in self._accepted_overrides(i)),
+            replacements={i: self.w.replacements[i] for i in ids if i in self.w.replacements},
+            settled=frozenset(i for i in (*ids, *originals) if i in self.w.settled),
         )
+
+    def _accepted_overrides(self, invoice_id: str) -> list[StoredOverride]:
+        overrides = (self.w.overrides[o] for o in sorted(self.overrides_of.get(invoice_id, ())))
+        return [o for o in overrides if o.status == "accepted"]
 
     def _apply(self, group: str, changes: Changes, cause: str) -> tuple[Notice, ...]:
         notices: list[Notice] = []
@@ -654,21 +655,19 @@ class _Planner:
             holds = tuple(sorted(self.w.open_holds.get(invoice_id, []), key=_hold_order))
             out.append(Decided("held", invoice, seq, decision_id, outcome, holds=holds))
         else:
-            overrides = tuple(
-                sorted(
-                    (
-                        o
-                        for o in self.w.overrides.values()
-                        if o.status == "accepted" and o.invoice_id == invoice_id
-                    ),
-                    key=lambda o: o.override_id,
-                )
-            )
+            overrides = tuple(self._accepted_overrides(invoice_id))
             po = self.w.pos.get(group) if outcome.po_version is not None else None
             out.append(
                 Decided("approved_to_pay", invoice, seq, decision_id, outcome, po=po, overrides=overrides)
             )
         return out
+
+
+def _standing(r: StoredReceipt) -> Receipt | None:
+    """A receipt that counts: recorded (not a reversal's tombstone) and not reversed."""
+    if r.reversed_at is not None or r.lines is None or r.received_at is None:
+        return None
+    return Receipt(r.receipt_id, r.kind or "", r.received_at, r.lines)
 
 
 def _hold_order(h: Hold) -> tuple[str, bool, str]:
