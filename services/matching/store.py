@@ -438,6 +438,34 @@ _HOLD_COLUMNS = (
 
 
 async def _write_holds(conn: asyncpg.Connection, w: Writes) -> None:
+    # Released first: a hold reopened in the same batch is a new open hold of the same
+    # (invoice, reason, line), and only one may be open at a time (holds_one_open).
+    if w.released_holds:
+        holds = list(w.released_holds.values())
+        released = await conn.fetchval(
+            """WITH done AS (
+                   UPDATE holds SET status = 'released', released_by = x.rb, released_at = x.ra,
+                                    releasing_event_id = x.re, override_id = x.ov, approved_by = x.ap
+                     FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[],
+                                 $6::text[])
+                          AS x(h, rb, ra, re, ov, ap)
+                    WHERE holds.hold_id = x.h AND holds.status = 'open' RETURNING 1)
+               SELECT count(*) FROM done""",
+            *_columns(
+                [
+                    (
+                        h.hold_id,
+                        h.released_by,
+                        h.released_at,
+                        h.releasing_event_id,
+                        h.override_id,
+                        h.approved_by,
+                    )
+                    for h in holds
+                ]
+            ),
+        )
+        assert released == len(holds), "a hold to release is not open"
     if w.new_holds:
         await conn.execute(
             f"""INSERT INTO holds ({_HOLD_COLUMNS})
@@ -475,32 +503,6 @@ async def _write_holds(conn: asyncpg.Connection, w: Writes) -> None:
                 ]
             ),
         )
-    if w.released_holds:
-        holds = list(w.released_holds.values())
-        released = await conn.fetchval(
-            """WITH done AS (
-                   UPDATE holds SET status = 'released', released_by = x.rb, released_at = x.ra,
-                                    releasing_event_id = x.re, override_id = x.ov, approved_by = x.ap
-                     FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[],
-                                 $6::text[])
-                          AS x(h, rb, ra, re, ov, ap)
-                    WHERE holds.hold_id = x.h AND holds.status = 'open' RETURNING 1)
-               SELECT count(*) FROM done""",
-            *_columns(
-                [
-                    (
-                        h.hold_id,
-                        h.released_by,
-                        h.released_at,
-                        h.releasing_event_id,
-                        h.override_id,
-                        h.approved_by,
-                    )
-                    for h in holds
-                ]
-            ),
-        )
-        assert released == len(holds), "a hold to release is not open"
 
 
 async def _write_overrides(conn: asyncpg.Connection, overrides: list[StoredOverride]) -> None:

@@ -150,6 +150,32 @@ async def test_a_batch_equals_its_records_one_by_one(scenario: str) -> None:
         assert await stored(together) == await stored(apart)
 
 
+@pytest.mark.parametrize(
+    ("before", "batch"),
+    [
+        # A hold open from an earlier batch, released and reopened (a new hold) in this one.
+        (lambda: [b.po_in_force(), b.invoice()], lambda: [b.receipt(), b.receipt_reversed()]),
+        # An approval from an earlier batch, revoked and given again in this one.
+        (
+            lambda: [b.po_in_force(), b.receipt(), b.invoice()],
+            lambda: [b.receipt_reversed(), b.receipt("GR-2"), b.rematch()],
+        ),
+    ],
+    ids=["hold reopened", "approval revoked and given again"],
+)
+async def test_a_batch_over_earlier_state_equals_its_records_one_by_one(
+    before: Callable[[], list[RawRecord]], batch: Callable[[], list[RawRecord]]
+) -> None:
+    earlier, records = before(), batch()
+    async with scratch_pool("matching") as together, scratch_pool("matching") as apart:
+        for pool in (together, apart):
+            await support.deliver(pool, router, *earlier, config=CONFIG)
+        as_batch = [await support.deliver(together, router, *records, config=CONFIG)]
+        one_by_one = [await support.deliver(apart, router, r, config=CONFIG) for r in records]
+        assert published(as_batch) == published(one_by_one)
+        assert await stored(together) == await stored(apart)
+
+
 async def test_statements_per_batch_do_not_grow_with_the_batch() -> None:
     """10 or 200 invoices of distinct POs (each with its PO and receipt already known): the same
     number of statements, so the cost per record falls with the batch."""
