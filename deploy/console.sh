@@ -5,7 +5,7 @@
 #   CONCORD_SERVICE=console, its own database `console` (runtime role console, migrated as
 #   console_owner), the service databases read as concord_reader, Kafka as principal ops.
 # Env: CONCORD_CONSOLE_PORT (8090), CONCORD_CONSOLE_START_TIMEOUT (60 s), and every other
-#      CONCORD_* variable of the caller's environment (CONCORD_CONSOLE_USERS_FILE, CONCORD_ROLES_FILE…).
+#      CONCORD_* variable of the caller's environment (CONCORD_ROLES_FILE: who may sign in and approve…).
 set -euo pipefail
 COMPONENT=console
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"

@@ -275,7 +275,8 @@ class Router:
         """Register a batch handler by event class: every run of consecutive new records of its
         type in a batch arrives as one list, in offset order, so the handler can load what they
         need in a constant number of queries and write each table once. It must set every
-        item's `outcome`; the result must equal handling the items one by one, in order."""
+        item's `outcome`; the result must equal handling the items one by one, in order.
+        Registered for several classes, one function gets their consecutive records as one run."""
         event_type = spec_of(model).type
 
         def register(fn: BatchHandler) -> BatchHandler:
@@ -396,11 +397,17 @@ def _batchable(p: _Parsed) -> bool:
     )
 
 
+def _same_handler(p: _Parsed, q: _Parsed) -> bool:
+    assert p.route is not None and q.route is not None
+    return p.route.batch is q.route.batch
+
+
 def _runs(parsed: list[_Parsed]) -> Iterator[list[_Parsed]]:
-    """Consecutive records of one batch route form one run; any other record is a run alone."""
+    """Consecutive records of one batch handler form one run (a handler registered for several
+    event classes gets their consecutive records together); any other record is a run alone."""
     run: list[_Parsed] = []
     for p in parsed:
-        if run and _batchable(p) and _batchable(run[0]) and p.route is run[0].route:
+        if run and _batchable(p) and _batchable(run[0]) and _same_handler(p, run[0]):
             run.append(p)
             continue
         if run:
@@ -637,14 +644,13 @@ class BatchProcessor:
     ) -> list[tuple[_Parsed, str, str | None]]:
         route = run[0].route
         assert route is not None and route.batch is not None
-        event_type = run[0].envelope.event_type if run[0].envelope else ""
         spans: list[trace.Span] = []
         items: list[Item[Any]] = []
         for p in run:
             env, rec = p.envelope, p.record
             assert env is not None
             span = tracer().start_span(
-                f"{self.service} handle {event_type}",
+                f"{self.service} handle {env.event_type}",
                 context=context_from_headers(_header_text(rec)),
                 kind=trace.SpanKind.CONSUMER,
                 attributes={
@@ -667,7 +673,7 @@ class BatchProcessor:
         for p, item in zip(run, items, strict=True):
             if not isinstance(item.outcome, StrEnum):
                 raise TypeError(
-                    f"{self.service}: the {event_type} handler left {item.envelope.event_id} "
+                    f"{self.service}: the {item.envelope.event_type} handler left {item.envelope.event_id} "
                     f"without an outcome from its enum (got {item.outcome!r})"
                 )
             out.append((p, item.outcome.value, item.business_ref or _business_ref(item.envelope.data)))

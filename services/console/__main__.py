@@ -9,7 +9,7 @@ import uvicorn
 from services.console.app import create_app
 from services.console.config import ConsoleConfig, ConsoleSettings
 from services.console.users import UsersFileError
-from services.matching.policy import PolicyError
+from shared.config import ConfigError
 from shared.production import guard_process, signing_secrets
 from shared.settings import Settings
 from shared.telemetry import configure_logging
@@ -22,7 +22,7 @@ def main() -> None:
     configure_logging("console", level=settings.log_level, fmt=settings.log_format)
     try:
         cfg = ConsoleConfig.load(settings, env)
-    except (UsersFileError, PolicyError) as exc:
+    except (UsersFileError, ConfigError) as exc:
         print(f"console: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     databases: CliDatabases = env

@@ -12,14 +12,15 @@ from pathlib import Path
 from pydantic_settings import SettingsConfigDict
 
 from services.console.users import Users, load_users
+from services.matching.config import parse_roles
 from services.matching.domain import Roles
-from services.matching.policy import load_roles
+from shared import config
 from shared.kafka_auth import as_principal
 from shared.settings import Settings, local_dsn
 from tools.cli.readers import CliDatabases
 
 ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_USERS_FILE = ROOT / "deploy" / "console-users.yaml"
+DEFAULT_USERS_FILE = config.DEFAULT_ROLES_FILE  # the users: section of the roles file (SPEC §14.2)
 DEFAULT_PORT = 8090
 LOCAL_SESSION_SECRET = "local-dev-console-session-secret"
 
@@ -32,7 +33,6 @@ class ConsoleSettings(CliDatabases):
     console_host: str = "127.0.0.1"
     console_port: int = DEFAULT_PORT
     console_session_secret: str = LOCAL_SESSION_SECRET
-    console_users_file: str | None = None
     console_session_hours: float = 8.0
     # Empty: the local stack's payout_release database as concord_reader (payout blocks).
     payout_release_db_dsn: str = ""
@@ -64,8 +64,8 @@ class ConsoleConfig:
             port=e.console_port,
             session_secret=e.console_session_secret,
             session_max_age_s=int(e.console_session_hours * 3600),
-            users=load_users(Path(e.console_users_file) if e.console_users_file else DEFAULT_USERS_FILE),
-            roles=load_roles(s.roles_file),
+            users=load_users(config.roles_path(s)),
+            roles=parse_roles(config.roles_document(s)),
             kafka=kafka,
             console_dsn=s.runtime_dsn,
             console_owner_dsn=s.owner_dsn,

@@ -1,4 +1,5 @@
-"""Who may sign in to the console: e-mail → argon2 password hash (deploy/console-users.yaml).
+"""Who may sign in to the console: e-mail → argon2 password hash, the `users:` section of the roles
+file (SPEC §14.2; deploy/roles.yaml, CONCORD_ROLES_FILE replaces it).
 
 The roles file (deploy/roles.yaml) says which queues a person may release; this file says who
 the people are and how they prove it. It is a file of its own because matching reads the roles
@@ -54,8 +55,9 @@ def hash_password(password: str) -> str:
 
 
 def parse_users(document: Any) -> Users:
-    if not isinstance(document, dict) or set(document) - {"users"}:
-        raise UsersFileError("users file: must be a mapping with one key, users")
+    """The `users:` section of a roles document (its other keys are matching's)."""
+    if not isinstance(document, dict) or not isinstance(document.get("users"), dict):
+        raise UsersFileError("users: must be a mapping of e-mail → name and password_hash")
     users: dict[str, User] = {}
     for email, entry in (document.get("users") or {}).items():
         where = f"users.{email}"
@@ -70,10 +72,11 @@ def parse_users(document: Any) -> Users:
 
 
 def load_users(path: Path) -> Users:
+    """The users of a roles file."""
     try:
         return parse_users(yaml.safe_load(path.read_text(encoding="utf-8")))
     except OSError as exc:
-        raise UsersFileError(f"users file {path}: cannot be read: {exc}") from exc
+        raise UsersFileError(f"roles file {path}: cannot be read: {exc}") from exc
     except (yaml.YAMLError, UsersFileError) as exc:
         raise UsersFileError(f"{path}: {exc}") from None
 

@@ -18,6 +18,7 @@ import pytest
 
 from services.intake import domain as intake_domain
 from services.intake.handlers import router as intake_router
+from services.matching.config import MatchingConfig
 from services.matching.handlers import router as matching_router
 from shared.consumer import BatchResult, RawRecord
 from shared.db import migrate
@@ -29,6 +30,7 @@ pytestmark = pytest.mark.integration
 
 PAYEE = "0088:5790000000001"
 ENTITY = "9930:DE123456789"
+MATCHING_CONFIG = MatchingConfig.load(Settings(service="matching"))
 
 
 @dataclass
@@ -53,11 +55,11 @@ class Stack:
             )
             for m in documents
         ]
-        second = await deliver(self.matching, matching_router, *forwarded)
+        second = await deliver(self.matching, matching_router, *forwarded, config=MATCHING_CONFIG)
         return first, second
 
     async def command(self, rec: RawRecord) -> BatchResult:
-        return await deliver(self.matching, matching_router, rec)
+        return await deliver(self.matching, matching_router, rec, config=MATCHING_CONFIG)
 
 
 @pytest.fixture

@@ -9,16 +9,24 @@ from typing import Any
 import asyncpg
 import pytest
 
-from services.matching.handlers import escalate_overdue_holds, router
-from shared.consumer import BatchResult, RawRecord
+from services.matching.config import MatchingConfig
+from services.matching.escalation import escalate_overdue_holds
+from services.matching.handlers import router
+from shared.consumer import BatchResult, RawRecord, Router
 from shared.envelope import utcnow
 from shared.metrics import HOLDS_OPEN
 from shared.settings import Settings
 from shared.unit_of_work import UnitOfWork
 from testkit.samples import intake as b
-from tests.support import deliver, emitted, scratch_pool
+from tests import support
+from tests.support import emitted, scratch_pool
 
 pytestmark = pytest.mark.integration
+CONFIG = MatchingConfig.load(Settings(service="matching"))
+
+
+async def deliver(pool: asyncpg.Pool, router: Router, *records: RawRecord) -> BatchResult:
+    return await support.deliver(pool, router, *records, config=CONFIG)
 
 
 def data(result: BatchResult, event_type: str) -> list[dict[str, Any]]:
@@ -85,13 +93,23 @@ async def test_redelivery_and_repeated_rematch_publish_nothing() -> None:
         assert decisions == decided == 2  # held (no receipt yet), then approved
 
 
-async def test_documents_arriving_in_one_batch_are_matched_once_on_the_whole_po() -> None:
+async def test_documents_arriving_in_one_batch_are_matched_as_if_one_by_one() -> None:
     async with scratch_pool("matching") as pool:
-        together = await deliver(pool, router, b.po_in_force(), b.invoice(), b.receipt())
-        # One rematch after the batch: straight to approved, no transient missing-receipt hold.
-        assert data(together, "hold.opened") == []
-        assert [d["invoice_id"] for d in data(together, "invoice.approved_to_pay")] == ["INV-1"]
-        assert await pool.fetchval("SELECT count(*) FROM decisions WHERE invoice_id = 'INV-1'") == 1
+        inv, gr = b.invoice(), b.receipt()
+        together = await deliver(pool, router, b.po_in_force(), inv, gr)
+        # As one by one: the invoice finds no receipt yet, the receipt then releases it.
+        (opened,) = data(together, "hold.opened")
+        (released,) = data(together, "hold.released")
+        assert (opened["reason"], released["hold_id"]) == ("missing_receipt", opened["hold_id"])
+        assert released["releasing_event_id"] == event_id(gr)
+        assert [e["event_type"] for e in emitted(together)] == [
+            "hold.opened",
+            "invoice.held",
+            "hold.released",
+            "invoice.approved_to_pay",
+        ]
+        assert [e["causation_id"] for e in emitted(together)] == [event_id(inv)] * 2 + [event_id(gr)] * 2
+        assert await pool.fetchval("SELECT count(*) FROM decisions WHERE invoice_id = 'INV-1'") == 2
 
 
 async def test_an_invoice_before_its_po_waits_then_is_checked_against_it() -> None:

@@ -20,7 +20,9 @@ from services.console.overrides import (
 )
 from services.console.readers import compared_lines
 from services.console.users import UsersFileError, hash_password, load_users, parse_users
-from services.matching.policy import SPEC_DEFAULT_ROLES, load_roles
+from services.matching.config import SPEC_DEFAULT_ROLES, parse_roles
+from shared import config
+from shared.settings import Settings
 
 SHIPPED_PEOPLE = (
     "ap.clerk@example.com",
@@ -102,13 +104,13 @@ def test_the_shipped_users_file_lets_every_person_of_the_spec_in_with_the_local_
         assert users.authenticate(email, "wrong") is None
     assert users.authenticate("nobody@example.com", "local-dev-nobody") is None
     # The roles file the console checks approvals against is matching's own.
-    assert load_roles(None).may_release("ops.lead@example.com", "ops")
+    assert parse_roles(config.roles_document(Settings())).may_release("ops.lead@example.com", "ops")
 
 
 @pytest.mark.parametrize(
     ("document", "where"),
     [
-        ({"people": {}}, "one key, users"),
+        ({"people": {}}, "users: must be a mapping"),
         ({"users": {"not-an-email": {"password_hash": "$argon2id$x"}}}, "e-mail address"),
         ({"users": {"a@example.com": {"password_hash": "plain"}}}, "not an argon2 hash"),
         ({"users": {"a@example.com": {}}}, "password_hash: missing"),

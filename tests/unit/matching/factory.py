@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from services.matching import domain as d
-from services.matching.policy import SPEC_DEFAULT, SPEC_RULES
+from services.matching.config import SPEC_DEFAULT, SPEC_RULES
 
 D = Decimal
 PAYEE, ENTITY = "payee-1", "entity-1"

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from services.matching import domain as d
-from services.matching.policy import SPEC_DEFAULT_ROLES
+from services.matching.config import SPEC_DEFAULT_ROLES
 from tests.unit.matching.factory import invoice, line, policy, receipt, state
 
 PRICE = d.Finding("price_mismatch", "1", "ap", "soft_review")

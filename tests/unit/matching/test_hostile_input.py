@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from services.matching import domain as d
-from services.matching.policy import SPEC_DEFAULT_ROLES, parse_policy
+from services.matching.config import SPEC_DEFAULT_ROLES, parse_policy
 from tests.unit.matching.factory import D, invoice, line, po, policy, reasons, state
 
 TWO_WAY = po(d.PoLine("L1", "goods", D("10"), D("100.00")), match_mode="two_way")

@@ -10,16 +10,8 @@ import pytest
 import yaml
 
 from services.matching import domain as d
-from services.matching.handlers import configure
-from services.matching.policy import (
-    DEFAULT_POLICY_FILE,
-    DEFAULT_ROLES_FILE,
-    PolicyError,
-    load_policy,
-    load_roles,
-    parse_policy,
-    parse_roles,
-)
+from services.matching.config import MatchingConfig, parse_policy, parse_roles
+from shared.config import DEFAULT_POLICY_FILE, DEFAULT_ROLES_FILE, ConfigError
 from shared.settings import Settings
 
 
@@ -29,7 +21,7 @@ def shipped() -> dict[str, Any]:
 
 
 def test_shipped_policy_carries_the_spec_defaults() -> None:
-    policy = load_policy(str(DEFAULT_POLICY_FILE))
+    policy = MatchingConfig.load(Settings(policy_file=str(DEFAULT_POLICY_FILE))).policy
     goods = policy.for_line("engineering", "goods")
     services = policy.for_line("engineering", "services")
     assert (goods.mode, services.mode, services.receipt_kind) == (
@@ -47,7 +39,7 @@ def test_shipped_policy_carries_the_spec_defaults() -> None:
 
 
 def test_shipped_roles_are_the_spec_defaults() -> None:
-    roles = load_roles(str(DEFAULT_ROLES_FILE))
+    roles = MatchingConfig.load(Settings(roles_file=str(DEFAULT_ROLES_FILE))).roles
     assert roles.may_release("ap.lead@example.com", "ap")
     assert not roles.may_release("ap.lead@example.com", "ops")
     assert roles.may_release("ops.lead@example.com", "ops")
@@ -153,7 +145,7 @@ BAD = [
 
 @pytest.mark.parametrize(("document", "message"), BAD, ids=[m for _, m in BAD])
 def test_a_bad_key_is_named(document: Any, message: str) -> None:
-    with pytest.raises(PolicyError) as exc:
+    with pytest.raises(ConfigError) as exc:
         parse_policy(document)
     assert message in str(exc.value)
 
@@ -170,7 +162,7 @@ def test_a_bad_key_is_named(document: Any, message: str) -> None:
     ],
 )
 def test_a_bad_roles_file_is_named(document: Any, message: str) -> None:
-    with pytest.raises(PolicyError) as exc:
+    with pytest.raises(ConfigError) as exc:
         parse_roles(document)
     assert message in str(exc.value)
 
@@ -178,13 +170,13 @@ def test_a_bad_roles_file_is_named(document: Any, message: str) -> None:
 def test_the_service_refuses_to_start_on_a_bad_policy_file(tmp_path: Path) -> None:
     bad = tmp_path / "policy.yaml"
     bad.write_text("matching:\n  default:\n    tolerances:\n      price_mismatch: {percent: 1, amont: 2}\n")
-    with pytest.raises(PolicyError, match=r"policy.yaml: matching.default.tolerances.price_mismatch.amont"):
-        configure(Settings(policy_file=str(bad)))
+    with pytest.raises(ConfigError, match=r"matching.default.tolerances.price_mismatch.amont: .*policy.yaml"):
+        MatchingConfig.load(Settings(policy_file=str(bad)))
 
 
 def test_the_service_refuses_to_start_on_a_missing_policy_file(tmp_path: Path) -> None:
-    with pytest.raises(PolicyError, match="cannot be read"):
-        configure(Settings(policy_file=str(tmp_path / "nope.yaml")))
+    with pytest.raises(ConfigError, match="cannot be read"):
+        MatchingConfig.load(Settings(policy_file=str(tmp_path / "nope.yaml")))
 
 
 def test_unquoted_yaml_numbers_are_read_as_written() -> None:

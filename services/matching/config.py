@@ -1,20 +1,18 @@
-"""Load and validate the `matching:` section of the policy file and the roles file (SPEC §6, §10).
+"""MatchingConfig: the `matching:` section of the policy file and the roles file, typed and
+validated once at start by the shared loader (SPEC §6, §10; shared/config.py).
 
-Both are read once at start; anything malformed stops the service with a message naming the
-bad key (e.g. `matching.rules[2].tolerances.price_mismatch.percnt: unknown key`), so it never
-runs on a half-read policy. Other top-level sections (`intake:`, `payout_release:`) belong to
-other services and are ignored here. The shipped `deploy/policy.yaml` documents every knob.
+Anything malformed stops the service with a ConfigError naming the bad key (e.g.
+`matching.rules[2].tolerances.price_mismatch.percnt: unknown key`), so it never runs on a
+half-read policy. Other top-level sections (`intake:`, `payout_release:`) belong to other
+services and are ignored here. The shipped `deploy/policy.yaml` documents every knob.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from pathlib import Path
 from typing import Any, cast
-
-import yaml
 
 from services.matching.domain import (
     ALL_REASONS,
@@ -36,10 +34,43 @@ from services.matching.domain import (
     Rule,
     Tolerance,
 )
+from services.matching.domain.batch import Rules
+from shared import config
+from shared.config import ConfigError
+from shared.settings import Settings
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_POLICY_FILE = REPO_ROOT / "deploy" / "policy.yaml"
-DEFAULT_ROLES_FILE = REPO_ROOT / "deploy" / "roles.yaml"
+
+@dataclass(frozen=True)
+class MatchingConfig:
+    policy: Policy
+    roles: Roles
+    # Hold due_by is the cutoff of the next payout run: runs start on this grid.
+    payout_run_interval_s: float
+
+    @classmethod
+    def load(cls, settings: Settings) -> MatchingConfig:
+        try:
+            policy = parse_policy(config.policy_document(settings))
+        except ConfigError as exc:
+            raise ConfigError(
+                exc.key, f"{_message(exc)} (policy file {config.policy_path(settings)})"
+            ) from None
+        try:
+            roles = parse_roles(config.roles_document(settings))
+        except ConfigError as exc:
+            raise ConfigError(
+                exc.key, f"{_message(exc)} (roles file {config.roles_path(settings)})"
+            ) from None
+        return cls(policy, roles, settings.payout_run_interval_s)
+
+    @property
+    def rules(self) -> Rules:
+        return Rules(self.policy, self.roles, self.payout_run_interval_s)
+
+
+def _message(exc: ConfigError) -> str:
+    return str(exc).removeprefix(f"{exc.key}: ")
+
 
 _MODES = (TWO_WAY, THREE_WAY)
 _ACTIONS = (HARD_FAIL, SOFT_REVIEW)
@@ -68,37 +99,33 @@ SPEC_DEFAULT_ROLES = Roles(
 )
 
 
-class PolicyError(ValueError):
-    """The policy or roles file is malformed; the message names the bad key."""
-
-
 def _mapping(value: Any, where: str, allowed: tuple[str, ...] | None = None) -> Mapping[str, Any]:
     if not isinstance(value, dict):
-        raise PolicyError(f"{where}: must be a mapping")
+        raise ConfigError(f"{where}", "must be a mapping")
     for key in value:
         if not isinstance(key, str):
-            raise PolicyError(f"{where}.{key}: keys must be strings")
+            raise ConfigError(f"{where}.{key}", "keys must be strings")
         if allowed is not None and key not in allowed:
-            raise PolicyError(f"{where}.{key}: unknown key (allowed: {', '.join(allowed)})")
+            raise ConfigError(f"{where}.{key}", f"unknown key (allowed: {', '.join(allowed)})")
     return cast(Mapping[str, Any], value)
 
 
 def _choice(value: Any, where: str, options: tuple[str, ...]) -> str:
     if value not in options:
-        raise PolicyError(f"{where}: {value!r} is not one of {', '.join(options)}")
+        raise ConfigError(f"{where}", f"{value!r} is not one of {', '.join(options)}")
     return cast(str, value)
 
 
 def _non_negative(value: Any, where: str) -> Decimal:
     # YAML reads 0.01 as a float; its shortest repr is the decimal the author wrote.
     if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise PolicyError(f"{where}: must be a decimal number")
+        raise ConfigError(f"{where}", "must be a decimal number")
     try:
         result = Decimal(repr(value) if isinstance(value, float) else str(value))
     except InvalidOperation:
-        raise PolicyError(f"{where}: {value!r} is not a decimal number") from None
+        raise ConfigError(f"{where}", f"{value!r} is not a decimal number") from None
     if not result.is_finite() or result < 0:
-        raise PolicyError(f"{where}: must be a finite number ≥ 0")
+        raise ConfigError(f"{where}", "must be a finite number ≥ 0")
     return result
 
 
@@ -147,10 +174,10 @@ def _line_policy(value: Any, where: str, base: LinePolicy) -> LinePolicy:
 def _rule(value: Any, where: str) -> Rule:
     m = _mapping(value, where, ("business_unit", "category", *_KNOBS))
     if "business_unit" not in m and "category" not in m:
-        raise PolicyError(f"{where}: names neither business_unit nor category")
+        raise ConfigError(f"{where}", "names neither business_unit nor category")
     for key in ("business_unit", "category"):
         if key in m and (not isinstance(m[key], str) or not m[key]):
-            raise PolicyError(f'{where}.{key}: must be a non-empty string ("*" for any)')
+            raise ConfigError(f"{where}.{key}", 'must be a non-empty string ("*" for any)')
     return Rule(
         business_unit=m.get("business_unit", "*"),
         category=m.get("category", "*"),
@@ -170,10 +197,10 @@ def _hold_texts(value: Any, where: str) -> dict[str, HoldText]:
         m = _mapping(spec, here, ("evidence_required", "next_action"))
         evidence = m.get("evidence_required", [])
         if not isinstance(evidence, list) or not all(isinstance(e, str) and e for e in evidence):
-            raise PolicyError(f"{here}.evidence_required: must be a list of non-empty strings")
+            raise ConfigError(f"{here}.evidence_required", "must be a list of non-empty strings")
         action = m.get("next_action")
         if not isinstance(action, str) or not action:
-            raise PolicyError(f"{here}.next_action: must be a non-empty string")
+            raise ConfigError(f"{here}.next_action", "must be a non-empty string")
         out[reason] = HoldText(tuple(evidence), action)
     return out
 
@@ -193,21 +220,21 @@ def parse_policy(document: Any) -> Policy:
     default = _line_policy(section.get("default", {}), "matching.default", SPEC_DEFAULT)
     raw_rules = section.get("rules", [])
     if not isinstance(raw_rules, list):
-        raise PolicyError("matching.rules: must be a list")
+        raise ConfigError("matching.rules", "must be a list")
     rules = tuple(_rule(r, f"matching.rules[{i}]") for i, r in enumerate(raw_rules))
     seen: dict[tuple[str, str], int] = {}
     for i, r in enumerate(rules):
         key = (r.business_unit, r.category)
         if key in seen:
-            raise PolicyError(
-                f"matching.rules[{i}]: same business_unit/category as matching.rules[{seen[key]}]"
+            raise ConfigError(
+                f"matching.rules[{i}]", f"same business_unit/category as matching.rules[{seen[key]}]"
             )
         seen[key] = i
     owners: dict[str, str] = {}
     for queue, spec in _mapping(section.get("queues", {}), "matching.queues", QUEUES).items():
         m = _mapping(spec, f"matching.queues.{queue}", ("owner",))
         if not isinstance(m.get("owner"), str) or not m["owner"]:
-            raise PolicyError(f"matching.queues.{queue}.owner: must name the queue's owner")
+            raise ConfigError(f"matching.queues.{queue}.owner", "must name the queue's owner")
         owners[queue] = m["owner"]
     return Policy(
         default=default,
@@ -221,48 +248,14 @@ def parse_policy(document: Any) -> Policy:
 
 
 def parse_roles(document: Any) -> Roles:
-    top = _mapping(document if document is not None else {}, "roles file", ("approvers",))
+    # `users:` (who may sign in to the console, with password hashes) is the console's to check.
+    top = _mapping(document if document is not None else {}, "roles file", ("approvers", "users"))
     grants: dict[str, frozenset[str]] = {}
     for person, queues in _mapping(top.get("approvers", {}), "approvers").items():
         where = f"approvers.{person}"
         if not isinstance(queues, list) or not queues:
-            raise PolicyError(f'{where}: must be a non-empty list of queues (or ["*"])')
+            raise ConfigError(where, 'must be a non-empty list of queues (or ["*"])')
         for q in queues:
             _choice(q, f"{where}[]", (*QUEUES, "*"))
         grants[person] = frozenset(queues)
     return Roles(grants)
-
-
-def _read_yaml(path: Path, what: str) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise PolicyError(f"{what} {path}: cannot be read: {exc}") from exc
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise PolicyError(f"{what} {path}: not valid YAML: {exc}") from exc
-
-
-def policy_path(configured: str | None) -> Path:
-    return Path(configured) if configured else DEFAULT_POLICY_FILE
-
-
-def roles_path(configured: str | None) -> Path:
-    return Path(configured) if configured else DEFAULT_ROLES_FILE
-
-
-def load_policy(configured: str | None = None) -> Policy:
-    path = policy_path(configured or os.environ.get("CONCORD_POLICY_FILE"))
-    try:
-        return parse_policy(_read_yaml(path, "policy file"))
-    except PolicyError as exc:
-        raise PolicyError(f"{path}: {exc}") from None
-
-
-def load_roles(configured: str | None = None) -> Roles:
-    path = roles_path(configured or os.environ.get("CONCORD_ROLES_FILE"))
-    try:
-        return parse_roles(_read_yaml(path, "roles file"))
-    except PolicyError as exc:
-        raise PolicyError(f"{path}: {exc}") from None
