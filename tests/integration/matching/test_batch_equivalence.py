@@ -19,8 +19,8 @@ from services.matching.config import MatchingConfig
 from services.matching.handlers import router
 from shared.consumer import BatchProcessor, RawRecord
 from shared.settings import Settings
+from testkit.samples import intake as b
 from tests import support
-from tests.integration.matching import builders as b
 from tests.support import scratch_pool
 
 pytestmark = pytest.mark.integration
