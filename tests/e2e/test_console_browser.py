@@ -186,17 +186,33 @@ def browser() -> Iterator[Any]:
 
 def submit(driver: Any, button_id: str | None = None, script: str | None = None) -> None:
     """Click a form's button (or run a script that submits one) and wait for the next page: a
-    click returns before the browser has navigated, and under load the old page is still there."""
+    click returns before the browser has navigated, and under load the old page is still there.
+    The page is complete before anything is looked up on it: a node found while a redirect was
+    still replacing the document "does not belong to the document" by the time it is clicked."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.expected_conditions import staleness_of
     from selenium.webdriver.support.ui import WebDriverWait
 
-    page = driver.find_element(By.TAG_NAME, "html")
-    if script is not None:
-        driver.execute_script(script)
-    else:
-        driver.find_element(By.ID, button_id).click()
-    WebDriverWait(driver, 60).until(staleness_of(page))
+    for attempt in range(3):
+        WebDriverWait(driver, 60).until(
+            lambda d: d.execute_script("return document.readyState") == "complete"
+        )
+        page = driver.find_element(By.TAG_NAME, "html")
+        try:
+            if script is not None:
+                driver.execute_script(script)
+            else:
+                driver.find_element(By.ID, button_id).click()
+        except (StaleElementReferenceException, WebDriverException) as exc:
+            detached = isinstance(
+                exc, StaleElementReferenceException
+            ) or "does not belong to the document" in str(exc)
+            if attempt == 2 or not detached:
+                raise
+            continue
+        WebDriverWait(driver, 60).until(staleness_of(page))
+        return
 
 
 def sign_in(driver: Any, c: Console, email: str) -> None:
