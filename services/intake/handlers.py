@@ -59,8 +59,9 @@ _UNPARSED_TEXT = frozenset({"document"})
 
 
 def _config(ctx: BatchContext) -> IntakeConfig:
-    # Service(config=IntakeConfig.load) sets it at start; a test may deliver without one.
-    return ctx.config if ctx.config is not None else IntakeConfig.load(ctx.settings)
+    # Service(config=IntakeConfig.load) sets it at start (tests.support.deliver does the same).
+    config: IntakeConfig = ctx.config
+    return config
 
 
 def _reject(ctx: BatchContext, item: Item[Any], reasons: Sequence[Reason]) -> None:
