@@ -249,7 +249,7 @@ def parse_policy(document: Any) -> Policy:
 
 def parse_roles(document: Any) -> Roles:
     # `users:` (who may sign in to the console, with password hashes) is the console's to check.
-    top = _mapping(document if document is not None else {}, "roles file", ("approvers", "users"))
+    top = _mapping(document if document is not None else {}, "roles file", ("approvers", "users", "roles"))
     grants: dict[str, frozenset[str]] = {}
     for person, queues in _mapping(top.get("approvers", {}), "approvers").items():
         where = f"approvers.{person}"

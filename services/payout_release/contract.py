@@ -9,6 +9,7 @@ from typing import Any, Literal
 from services.payout_release import domain
 from shared.contracts.inbound import (
     FundingReceived,
+    PayoutExpediteRequested,
     PayoutFailed,
     PayoutReturned,
     PayoutSettled,
@@ -25,9 +26,11 @@ from shared.contracts.internal import (
     PurchaseOrderVersionInForce,
 )
 from shared.contracts.outbound import (
+    ExpediteRefused,
     FundingRefused,
     PayoutBlocked,
     PayoutExceptionOpened,
+    PayoutExpedite,
     PayoutInvoice,
     PayoutReleased,
     RailAnomalyOpened,
@@ -55,8 +58,10 @@ def approval_from(data: InvoiceApprovedToPay, traceparent: str | None) -> domain
 
 
 def not_approved_from(data: InvoiceHeld | InvoiceApprovalRevoked) -> domain.NotApproved:
-    payee_id = data.payee_id if isinstance(data, InvoiceHeld) else None
-    return domain.NotApproved(data.invoice_id, data.decided_at, payee_id, data.po_number)
+    if isinstance(data, InvoiceHeld):
+        reasons = tuple(dict.fromkeys(h.reason for h in data.holds))
+        return domain.NotApproved(data.invoice_id, data.decided_at, data.payee_id, data.po_number, reasons)
+    return domain.NotApproved(data.invoice_id, data.decided_at, None, data.po_number, (data.reason,))
 
 
 def verdict_from(data: PayeeEligibilityChanged) -> domain.Verdict:
@@ -66,7 +71,7 @@ def verdict_from(data: PayeeEligibilityChanged) -> domain.Verdict:
 
 def po_version_from(data: PurchaseOrderVersionInForce) -> domain.PoVersion:
     po = data.po
-    return domain.PoVersion(po.po_number, po.version, po.effective_from, po.effective_to)
+    return domain.PoVersion(po.po_number, po.version, po.effective_from, po.effective_to, po.payment_terms)
 
 
 def funding_from(data: FundingReceived) -> domain.Funding:
@@ -132,14 +137,38 @@ def payout_released(payout: domain.PlannedPayout, at: datetime) -> PayoutRelease
         funding_account_id=payout.funding_account_id,
         currency=payout.currency,
         amount=payout.amount,
-        invoices=[PayoutInvoice(invoice_id=line.invoice_id, amount=line.amount) for line in payout.lines],
+        invoices=[
+            PayoutInvoice(invoice_id=line.invoice_id, amount=line.amount, discount=line.discount or None)
+            for line in payout.lines
+        ],
         released_at=at,
+        expedite=_expedite(payout.expedite),
     )
+
+
+def _expedite(e: domain.Expedite | None) -> PayoutExpedite | None:
+    if e is None:
+        return None
+    return PayoutExpedite(expedite_id=e.expedite_id, approved_by=e.approved_by, justification=e.justification)
+
+
+def expedite_from(data: PayoutExpediteRequested) -> domain.Expedite:
+    return domain.Expedite(
+        data.expedite_id, data.invoice_id, data.requested_by, data.approved_by, data.justification
+    )
+
+
+def expedite_refused(e: domain.Expedite, reasons: list[str]) -> ExpediteRefused:
+    return ExpediteRefused(expedite_id=e.expedite_id, invoice_id=e.invoice_id, reasons=reasons)
 
 
 def payout_blocked(block: domain.Block, run_id: str) -> PayoutBlocked:
     return PayoutBlocked(
-        invoice_id=block.invoice_id, payee_id=block.payee_id, run_id=run_id, reasons=list(block.reasons)
+        invoice_id=block.invoice_id,
+        payee_id=block.payee_id,
+        run_id=run_id,
+        reasons=list(block.reasons),
+        not_before=block.not_before,
     )
 
 
@@ -172,6 +201,7 @@ def rail_recorded(
         at=at,
         failure_code=event.failure_code,
         reason=rail_detail(event) if event.kind != "settled" else None,
+        discount=payout.discount or None,
     )
 
 

@@ -19,6 +19,7 @@ from services.payout_release.domain import Outcome
 from shared.consumer import BatchContext, Item, Router
 from shared.contracts.inbound import (
     FundingReceived,
+    PayoutExpediteRequested,
     PayoutFailed,
     PayoutReturned,
     PayoutRunRequested,
@@ -37,6 +38,7 @@ from shared.contracts.internal import (
     PurchaseOrderVersionInForce,
 )
 from shared.contracts.outbound import (
+    ExpediteRefused,
     FundingRefused,
     PayoutBlocked,
     PayoutExceptionOpened,
@@ -76,6 +78,7 @@ for _event in (
     PayoutSettlementRecorded,
     PayoutFailureRecorded,
     PayoutReturnRecorded,
+    ExpediteRefused,
 ):
     router.emits(spec_of(_event).topic, spec_of(_event).type)
 
@@ -204,6 +207,15 @@ async def on_payout_run_requested(ctx: BatchContext, items: list[Item[PayoutRunR
         with runs.run_span(item.trace_headers):
             executed = await runs.execute_run(ctx.on_behalf_of(item), run)
         item.outcome = Outcome.RUN_EXECUTED if executed else Outcome.RUN_ALREADY_EXECUTED
+
+
+@router.handles_batch(PayoutExpediteRequested)
+async def on_payout_expedite_requested(ctx: BatchContext, items: list[Item[PayoutExpediteRequested]]) -> None:
+    for item in items:  # each expedite sees what the one before it released
+        with runs.run_span(item.trace_headers):
+            item.outcome = await runs.execute_expedite(
+                ctx.on_behalf_of(item), contract.expedite_from(item.data)
+            )
 
 
 router.handles_batch(PayoutSettled)(rails.apply_rail_events)

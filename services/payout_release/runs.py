@@ -57,12 +57,19 @@ async def execute_run(uow: UnitOfWork, run: domain.RunRequest) -> bool:
         requested=run.requested,
         legal_entity=run.legal_entity,
         currency=run.currency,
+        terms=config.terms,
     )
     problems = domain.plan_violations(plan, candidates, funding)
     if problems:
         # Never release from a plan that breaks a promise; the run rolls back and is retried.
         raise RuntimeError(f"payout run {run.run_id} plan violates its invariants: {problems}")
-    # apply
+    await apply_plan(uow, run, plan)
+    return True
+
+
+async def apply_plan(uow: UnitOfWork, run: domain.RunRequest, plan: domain.RunPlan) -> None:
+    """Save a checked plan and emit what it decided."""
+    conn, now = uow.conn, uow.now
     paid = [i for p in plan.releases for i in p.invoice_ids]
     traces = await store.invoice_traceparents(conn, paid)
     await store.save_payouts(conn, plan.releases, plan.reservations, now)
@@ -93,7 +100,60 @@ async def execute_run(uow: UnitOfWork, run: domain.RunRequest) -> bool:
         blocked=len(plan.blocks),
         payout_ids=[p.payout_id for p in plan.releases],
     )
-    return True
+
+
+async def execute_expedite(uow: UnitOfWork, expedite: domain.Expedite) -> domain.Outcome:
+    """An urgent payout (SPEC §13.2): a single-invoice run bypassing only `not_automated` and
+    `not_due`, or an `expedite.refused` with every reason. Deterministic ids: a redelivered
+    or repeated expedite_id releases nothing twice."""
+    config: PayoutConfig = uow.config
+    conn, now = uow.conn, uow.now
+    run = domain.RunRequest(
+        domain.run_id_for(expedite.expedite_id), "command", expedite.approved_by, expedite=expedite
+    )
+    await store.lock_runs(conn)
+    if await store.run_executed(conn, run.run_id):
+        return domain.Outcome.EXPEDITE_ALREADY_EXECUTED
+    # load
+    subject = await store.expedite_subject(conn, expedite.invoice_id)
+    plan = None
+    candidates: list[domain.Candidate] = []
+    funding: list[domain.FundingAccount] = []
+    if domain.needs_run(subject):
+        candidates = await store.candidates(conn, only=expedite.invoice_id)
+        payees = await store.payee_standings(conn, sorted({c.payee_id for c in candidates}))
+        pos = await store.pos_in_force(conn, sorted({c.po_number for c in candidates if c.po_number}))
+        funding = await store.funding_accounts(conn)
+        # decide
+        plan = domain.plan_run(
+            candidates,
+            payees,
+            pos,
+            funding,
+            config.cohorts,
+            now,
+            run.run_id,
+            requested=True,
+            terms=config.terms,
+            expedite=expedite,
+        )
+    reasons = domain.refusal_reasons(expedite, subject, config.treasury, plan)
+    if reasons or plan is None:
+        uow.emit_event(
+            contract.expedite_refused(expedite, reasons or [domain.NOT_APPROVED]),
+            key=expedite.invoice_id,
+            event_id=derived_event_id("expedite.refused", expedite.expedite_id, *reasons),
+        )
+        log.info("expedite_refused", expedite_id=expedite.expedite_id, reasons=reasons)
+        return domain.Outcome.EXPEDITE_REFUSED
+    problems = domain.plan_violations(plan, candidates, funding)
+    if problems:
+        raise RuntimeError(f"expedite {expedite.expedite_id} plan violates its invariants: {problems}")
+    # write, emit
+    if not await store.start_run(conn, run, now):
+        return domain.Outcome.EXPEDITE_ALREADY_EXECUTED
+    await apply_plan(uow, run, plan)
+    return domain.Outcome.EXPEDITE_RELEASED
 
 
 @contextmanager

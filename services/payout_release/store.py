@@ -5,6 +5,7 @@ table is written once per batch. Domain objects in, domain objects out."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,6 +18,8 @@ from services.payout_release.domain import (
     Approval,
     Block,
     Candidate,
+    Expedite,
+    ExpediteSubject,
     Funding,
     FundingAccount,
     InvoiceState,
@@ -79,7 +82,7 @@ async def save_approvals(conn: asyncpg.Connection, approvals: Sequence[Approval]
                   payable_amount = EXCLUDED.payable_amount, po_number = EXCLUDED.po_number,
                   po_version = EXCLUDED.po_version, decision_id = EXCLUDED.decision_id,
                   decided_at = EXCLUDED.decided_at, traceparent = EXCLUDED.traceparent,
-                  updated_at = now()
+                  hold_reasons = '{}', updated_at = now()
             WHERE NOT invoices.superseded
               AND (invoices.decided_at IS NULL OR invoices.decided_at <= EXCLUDED.decided_at)""",
         *_columns(
@@ -108,14 +111,17 @@ async def save_holds(conn: asyncpg.Connection, holds: Sequence[NotApproved]) -> 
     if not holds:
         return
     await conn.execute(
-        """INSERT INTO invoices (invoice_id, payee_id, approved, po_number, decided_at)
-           SELECT h.invoice_id, h.payee_id, false, h.po_number, h.decided_at
-             FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
-                  AS h(invoice_id, payee_id, po_number, decided_at)
+        """INSERT INTO invoices (invoice_id, payee_id, approved, po_number, decided_at, hold_reasons)
+           SELECT h.invoice_id, h.payee_id, false, h.po_number, h.decided_at,
+                  string_to_array(h.reasons, ',')
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[])
+                  AS h(invoice_id, payee_id, po_number, decided_at, reasons)
            ON CONFLICT (invoice_id) DO UPDATE SET approved = false, decided_at = EXCLUDED.decided_at,
-                  updated_at = now()
+                  hold_reasons = EXCLUDED.hold_reasons, updated_at = now()
             WHERE invoices.decided_at IS NULL OR invoices.decided_at <= EXCLUDED.decided_at""",
-        *_columns(holds, lambda h: (h.invoice_id, h.payee_id, h.po_number, h.decided_at)),
+        *_columns(
+            holds, lambda h: (h.invoice_id, h.payee_id, h.po_number, h.decided_at, ",".join(h.reasons))
+        ),
     )
 
 
@@ -124,11 +130,12 @@ async def save_revocations(conn: asyncpg.Connection, revocations: Sequence[NotAp
     if not revocations:
         return
     await conn.execute(
-        """UPDATE invoices SET approved = false, decided_at = r.decided_at, updated_at = now()
-             FROM unnest($1::text[], $2::timestamptz[]) AS r(invoice_id, decided_at)
+        """UPDATE invoices SET approved = false, decided_at = r.decided_at,
+                  hold_reasons = string_to_array(r.reasons, ','), updated_at = now()
+             FROM unnest($1::text[], $2::timestamptz[], $3::text[]) AS r(invoice_id, decided_at, reasons)
             WHERE invoices.invoice_id = r.invoice_id
               AND (invoices.decided_at IS NULL OR invoices.decided_at <= r.decided_at)""",
-        *_columns(revocations, lambda r: (r.invoice_id, r.decided_at)),
+        *_columns(revocations, lambda r: (r.invoice_id, r.decided_at, ",".join(r.reasons))),
     )
 
 
@@ -215,14 +222,18 @@ async def save_po_versions(conn: asyncpg.Connection, versions: Sequence[PoVersio
     if not versions:
         return
     await conn.execute(
-        """INSERT INTO purchase_orders (po_number, version_in_force, effective_from, effective_to)
-           SELECT * FROM unnest($1::text[], $2::int[], $3::date[], $4::date[])
+        """INSERT INTO purchase_orders (po_number, version_in_force, effective_from, effective_to,
+                                       payment_terms)
+           SELECT * FROM unnest($1::text[], $2::int[], $3::date[], $4::date[], $5::text[])
            ON CONFLICT (po_number) DO UPDATE
               SET version_in_force = EXCLUDED.version_in_force, effective_from = EXCLUDED.effective_from,
-                  effective_to = EXCLUDED.effective_to, updated_at = now()
+                  effective_to = EXCLUDED.effective_to, payment_terms = EXCLUDED.payment_terms,
+                  updated_at = now()
             WHERE purchase_orders.version_in_force IS NULL
                OR purchase_orders.version_in_force <= EXCLUDED.version_in_force""",
-        *_columns(versions, lambda v: (v.po_number, v.version, v.effective_from, v.effective_to)),
+        *_columns(
+            versions, lambda v: (v.po_number, v.version, v.effective_from, v.effective_to, v.payment_terms)
+        ),
     )
 
 
@@ -353,6 +364,10 @@ async def lock_runs(conn: asyncpg.Connection) -> None:
     await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", RUN_LOCK)
 
 
+async def run_executed(conn: asyncpg.Connection, run_id: str) -> bool:
+    return bool(await conn.fetchval("SELECT true FROM payout_runs WHERE run_id = $1", run_id))
+
+
 async def start_run(conn: asyncpg.Connection, run: RunRequest, executed_at: datetime) -> bool:
     """False when this run_id has already been executed (a redelivery or a restarted slot)."""
     inserted = await conn.fetchval(
@@ -368,13 +383,15 @@ async def start_run(conn: asyncpg.Connection, run: RunRequest, executed_at: date
     return inserted is not None
 
 
-async def candidates(conn: asyncpg.Connection) -> list[Candidate]:
-    """Every invoice matching has decided on that is not superseded and not in a live payout."""
+async def candidates(conn: asyncpg.Connection, only: str | None = None) -> list[Candidate]:
+    """Every invoice matching has decided on that is not superseded and not in a live payout
+    (`only`: just that invoice, for an expedite's single-invoice run)."""
     rows = await conn.fetch(
         """SELECT i.* FROM invoices i
-            WHERE NOT i.superseded
+            WHERE NOT i.superseded AND ($1::text IS NULL OR i.invoice_id = $1)
               AND NOT EXISTS (SELECT 1 FROM payout_invoices p WHERE p.invoice_id = i.invoice_id AND p.live)
-            ORDER BY i.invoice_id"""
+            ORDER BY i.invoice_id""",
+        only,
     )
     return [
         Candidate(
@@ -408,12 +425,14 @@ async def payee_standings(conn: asyncpg.Connection, payee_ids: Sequence[str]) ->
 
 async def pos_in_force(conn: asyncpg.Connection, po_numbers: Sequence[str]) -> dict[str, PoInForce]:
     rows = await conn.fetch(
-        """SELECT po_number, version_in_force, closed, effective_from, effective_to
+        """SELECT po_number, version_in_force, closed, effective_from, effective_to, payment_terms
              FROM purchase_orders JOIN unnest($1::text[]) AS wanted(po_number) USING (po_number)""",
         list(po_numbers),
     )
     return {
-        r["po_number"]: PoInForce(r["version_in_force"], r["closed"], r["effective_from"], r["effective_to"])
+        r["po_number"]: PoInForce(
+            r["version_in_force"], r["closed"], r["effective_from"], r["effective_to"], r["payment_terms"]
+        )
         for r in rows
     }
 
@@ -430,10 +449,11 @@ async def save_payouts(
         return
     await conn.execute(
         """INSERT INTO payouts (payout_id, run_id, payee_id, payout_account_ref, legal_entity, currency,
-                                funding_account_id, amount, status, released_at, status_at)
-           SELECT p.*, 'released', $9, $9
+                                funding_account_id, amount, discount, expedite, status, released_at,
+                                status_at)
+           SELECT p.*, 'released', $11, $11
              FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                         $7::text[], $8::numeric[]) AS p""",
+                         $7::text[], $8::numeric[], $9::numeric[], $10::jsonb[]) AS p""",
         *_columns(
             payouts,
             lambda p: (
@@ -445,14 +465,16 @@ async def save_payouts(
                 p.currency,
                 p.funding_account_id,
                 p.amount,
+                p.discount,
+                _expedite_json(p.expedite),
             ),
         ),
         released_at,
     )
-    lines = [(p.payout_id, line.invoice_id, line.amount) for p in payouts for line in p.lines]
+    lines = [(p.payout_id, line.invoice_id, line.amount, line.discount) for p in payouts for line in p.lines]
     await conn.execute(
-        """INSERT INTO payout_invoices (payout_id, invoice_id, amount)
-           SELECT * FROM unnest($1::text[], $2::text[], $3::numeric[])""",
+        """INSERT INTO payout_invoices (payout_id, invoice_id, amount, discount)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::numeric[], $4::numeric[])""",
         *_columns(lines, lambda line: line),
     )
     await reserve_funding(conn, reservations)
@@ -461,15 +483,19 @@ async def save_payouts(
 async def save_blocks(conn: asyncpg.Connection, run_id: str, blocks: Sequence[Block]) -> None:
     if not blocks:
         return
-    ids, payees, reasons = _columns(blocks, lambda b: (b.invoice_id, b.payee_id, ",".join(b.reasons)))
+    ids, payees, reasons, not_before = _columns(
+        blocks, lambda b: (b.invoice_id, b.payee_id, ",".join(b.reasons), b.not_before)
+    )
     await conn.execute(
-        """INSERT INTO payout_blocks (run_id, invoice_id, payee_id, reasons)
-           SELECT $1, b.invoice_id, b.payee_id, string_to_array(b.reasons, ',')
-             FROM unnest($2::text[], $3::text[], $4::text[]) AS b(invoice_id, payee_id, reasons)""",
+        """INSERT INTO payout_blocks (run_id, invoice_id, payee_id, reasons, not_before)
+           SELECT $1, b.invoice_id, b.payee_id, string_to_array(b.reasons, ','), b.not_before
+             FROM unnest($2::text[], $3::text[], $4::text[], $5::date[])
+                  AS b(invoice_id, payee_id, reasons, not_before)""",
         run_id,
         ids,
         payees,
         reasons,
+        not_before,
     )
     await conn.execute(
         """INSERT INTO published_blocks (invoice_id, reasons, run_id)
@@ -513,6 +539,37 @@ async def finish_run(conn: asyncpg.Connection, run_id: str, released: int, block
     )
 
 
+# --- expedites (SPEC §13.2) -------------------------------------------------------------------
+
+
+async def expedite_subject(conn: asyncpg.Connection, invoice_id: str) -> ExpediteSubject | None:
+    """What an expedite's refusal rules look at for one invoice (None: never heard of)."""
+    row = await conn.fetchrow(
+        """SELECT i.approved, i.superseded, i.hold_reasons,
+                  EXISTS (SELECT 1 FROM payout_invoices p JOIN payouts o USING (payout_id)
+                           WHERE p.invoice_id = i.invoice_id
+                             AND (p.live OR o.status IN ('released', 'settled'))) AS released
+             FROM invoices i WHERE i.invoice_id = $1""",
+        invoice_id,
+    )
+    if row is None:
+        return None
+    return ExpediteSubject(row["approved"], row["superseded"], row["released"], tuple(row["hold_reasons"]))
+
+
+def _expedite_json(expedite: Expedite | None) -> str | None:
+    if expedite is None:
+        return None
+    return json.dumps(
+        {
+            "expedite_id": expedite.expedite_id,
+            "requested_by": expedite.requested_by,
+            "approved_by": expedite.approved_by,
+            "justification": expedite.justification,
+        }
+    )
+
+
 # --- rail responses ------------------------------------------------------------------------
 
 
@@ -544,6 +601,7 @@ async def payouts_for_update(conn: asyncpg.Connection, payout_ids: Sequence[str]
             amount=r["amount"],
             status=r["status"],
             invoice_ids=tuple(r["invoice_ids"]),
+            discount=r["discount"],
         )
         for r in rows
     }

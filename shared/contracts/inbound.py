@@ -394,3 +394,14 @@ class DeadletterReplayRequested(InboundModel):
     replay_id: NonEmptyStr
     deadletter_offset: StrictInt = Field(ge=0)
     requested_by: NonEmptyStr
+
+
+class PayoutExpediteRequested(InboundModel):
+    """`payout.expedite_requested` (SPEC §13.2) — an urgent payout of one invoice, maker-checker:
+    accepted only when `approved_by` differs from `requested_by` and holds the role `treasury`."""
+
+    expedite_id: NonEmptyStr
+    invoice_id: NonEmptyStr
+    requested_by: NonEmptyStr
+    approved_by: NonEmptyStr
+    justification: NonEmptyStr

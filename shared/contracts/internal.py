@@ -285,6 +285,8 @@ class PayoutRailRecorded(InternalModel):
     at: Timestamp
     failure_code: str | None = None
     reason: str | None = None
+    # SPEC §13.5: the early-payment discounts the payout took at release (reinstated with it)
+    discount: DecimalStr | None = None
 
 
 class PayoutSettlementRecorded(PayoutRailRecorded):

@@ -14,6 +14,7 @@ from pydantic import Field, StrictInt, model_validator
 
 from shared.contracts.common import (
     CurrencyCode,
+    DateStr,
     DecimalStr,
     NonEmptyStr,
     OutboundModel,
@@ -26,6 +27,16 @@ from shared.contracts.common import (
 class PayoutInvoice(OutboundModel):
     invoice_id: NonEmptyStr
     amount: DecimalStr  # negative for a credit note netted into the payout
+    # SPEC §13.5: the early-payment discount taken; amount + discount = the invoice's payable amount
+    discount: DecimalStr | None = None
+
+
+class PayoutExpedite(OutboundModel):
+    """The urgent payout (SPEC §13.2) a payout.released pays."""
+
+    expedite_id: NonEmptyStr
+    approved_by: NonEmptyStr
+    justification: NonEmptyStr
 
 
 class PayoutReleased(OutboundModel):
@@ -42,6 +53,7 @@ class PayoutReleased(OutboundModel):
     amount: DecimalStr
     invoices: list[PayoutInvoice] = Field(min_length=1)
     released_at: Timestamp
+    expedite: PayoutExpedite | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> PayoutReleased:
@@ -128,6 +140,7 @@ class PayoutBlocked(OutboundModel):
     payee_id: NonEmptyStr
     run_id: NonEmptyStr
     reasons: list[NonEmptyStr] = Field(min_length=1)
+    not_before: DateStr | None = None  # with `not_due` (SPEC §13.5): the first day a run releases it
 
 
 class PayoutExceptionOpened(OutboundModel):
@@ -318,3 +331,15 @@ class DeadLetter(OutboundModel):
     replay_id: str | None = None
     value_base64: str  # "" for a null/empty value
     headers: dict[str, str] = Field(default_factory=dict)
+
+
+class ExpediteRefused(OutboundModel):
+    """`expedite.refused` (SPEC §13.2) — every reason an urgent payout was not released."""
+
+    expedite_id: NonEmptyStr
+    invoice_id: NonEmptyStr
+    reasons: list[NonEmptyStr] = Field(
+        min_length=1,
+        description="self_approval, approver_not_treasury, invoice_unknown, already_released, and the "
+        "SPEC §8 block codes that apply (a held invoice: not_approved and each open hold's reason)",
+    )

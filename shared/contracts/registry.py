@@ -70,6 +70,8 @@ EVENT_MODELS: dict[str, type[BaseModel]] = {
     "document.rejected": o.DocumentRejected,
     "journal.entry_posted": o.JournalEntryPosted,
     "deadletter.recorded": o.DeadLetter,
+    "payout.expedite_requested": i.PayoutExpediteRequested,
+    "expedite.refused": o.ExpediteRefused,
 }
 
 TOPIC_EVENT_TYPES: dict[str, frozenset[str]] = {
@@ -94,6 +96,7 @@ TOPIC_EVENT_TYPES: dict[str, frozenset[str]] = {
             "payout_run.requested",
             "po_flip.requested",
             "deadletter.replay_requested",
+            "payout.expedite_requested",
         }
     ),
     topics.INTAKE_DOCUMENTS.name: frozenset(
@@ -131,6 +134,7 @@ TOPIC_EVENT_TYPES: dict[str, frozenset[str]] = {
             "payout.exception_opened",
             "rail_anomaly.opened",
             "funding.refused",
+            "expedite.refused",
         }
     ),
     topics.OUT_REJECTIONS.name: frozenset({"document.rejected"}),

@@ -40,6 +40,9 @@ class Outcome(StrEnum):
     ACCOUNT_MISMATCH = "account_mismatch"
     RUN_EXECUTED = "run_executed"
     RUN_ALREADY_EXECUTED = "run_already_executed"
+    EXPEDITE_RELEASED = "expedite_released"
+    EXPEDITE_REFUSED = "expedite_refused"
+    EXPEDITE_ALREADY_EXECUTED = "expedite_already_executed"
 
 
 # --- matching's decisions (gate 1) ---------------------------------------------------------
@@ -71,6 +74,7 @@ class NotApproved:
     decided_at: datetime
     payee_id: str | None = None
     po_number: str | None = None
+    reasons: tuple[str, ...] = ()  # the open holds' reasons (a revocation's reopened reason)
 
 
 @dataclass(frozen=True)
@@ -118,7 +122,7 @@ def decide_not_approved(
         if ok:
             state[d.invoice_id] = InvoiceState(before.superseded if before else False, d.decided_at)
             first = rows.get(d.invoice_id, d)
-            rows[d.invoice_id] = replace(first, decided_at=d.decided_at)
+            rows[d.invoice_id] = replace(first, decided_at=d.decided_at, reasons=d.reasons)
     return applied, list(rows.values())
 
 
@@ -159,6 +163,7 @@ class PoVersion:
     version: int
     effective_from: date
     effective_to: date
+    payment_terms: str | None = None
 
 
 def decide_po_versions(

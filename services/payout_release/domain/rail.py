@@ -147,6 +147,7 @@ class Payout:
     amount: Decimal
     status: PayoutStatus
     invoice_ids: tuple[str, ...]
+    discount: Decimal = Decimal(0)  # early-payment discounts taken at release (SPEC §13.5)
 
 
 class RailResult(StrEnum):

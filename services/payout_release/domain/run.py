@@ -13,6 +13,14 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Literal
 
+from services.payout_release.domain.terms import (
+    NOT_DUE,
+    TermsPolicies,
+    discount_amount,
+    parse_terms,
+    schedule,
+)
+
 DocumentType = Literal["invoice", "credit_note"]
 
 # Blocked reason codes (SPEC §8), in the order a payout.blocked lists them.
@@ -82,6 +90,7 @@ class PoInForce:
     closed: bool = False
     effective_from: date | None = None
     effective_to: date | None = None
+    payment_terms: str | None = None  # SPEC §13.5: of the version in force
 
 
 @dataclass(frozen=True)
@@ -117,10 +126,23 @@ class RunRequest:
     requested_by: str | None = None
     legal_entity: str | None = None
     currency: str | None = None
+    expedite: Expedite | None = None
 
     @property
     def requested(self) -> bool:
         return self.trigger == "command"
+
+
+@dataclass(frozen=True)
+class Expedite:
+    """An accepted urgent payout (SPEC §13.2): a single-invoice run that passes every gate but
+    automation and due date."""
+
+    expedite_id: str
+    invoice_id: str
+    requested_by: str
+    approved_by: str
+    justification: str
 
 
 # --- what a run decides ------------------------------------------------------------------
@@ -129,7 +151,8 @@ class RunRequest:
 @dataclass(frozen=True)
 class PayoutLine:
     invoice_id: str
-    amount: Decimal  # negative for a credit note netted into the payout
+    amount: Decimal  # what is paid for it; negative for a credit note netted into the payout
+    discount: Decimal = Decimal(0)  # early-payment discount taken (SPEC §13.5): amount + discount = payable
 
 
 @dataclass(frozen=True)
@@ -143,10 +166,15 @@ class PlannedPayout:
     payout_account_ref: str | None
     amount: Decimal
     lines: tuple[PayoutLine, ...]
+    expedite: Expedite | None = None
 
     @property
     def invoice_ids(self) -> tuple[str, ...]:
         return tuple(line.invoice_id for line in self.lines)
+
+    @property
+    def discount(self) -> Decimal:
+        return sum((line.discount for line in self.lines), Decimal(0))
 
 
 @dataclass(frozen=True)
@@ -154,6 +182,7 @@ class Block:
     invoice_id: str
     payee_id: str
     reasons: tuple[str, ...]
+    not_before: date | None = None  # with not_due: the first day a run releases it
 
 
 @dataclass(frozen=True)
@@ -225,8 +254,11 @@ def gate_reasons(
     release_date: date,
     *,
     requested: bool,
+    not_before: date | None = None,
 ) -> list[str]:
-    """Every failing gate except funding (gate 4), which depends on what else the run pays."""
+    """Every failing gate except funding (gate 4), which depends on what else the run pays;
+    `not_before` is the invoice's first payable day under its terms (SPEC §13.5), None when
+    payable today or when an expedite bypasses it."""
     reasons: list[str] = []
     if not candidate.approved or candidate.currency is None or candidate.payable_amount is None:
         reasons.append(NOT_APPROVED)
@@ -235,6 +267,8 @@ def gate_reasons(
     # Gate 5: a non-automated business unit waits for an operator's payout_run.requested.
     if not requested and not automated.is_automated(candidate.business_unit):
         reasons.append(NOT_AUTOMATED)
+    if not_before is not None:
+        reasons.append(NOT_DUE)
     return reasons
 
 
@@ -282,12 +316,16 @@ def plan_run(
     requested: bool = False,
     legal_entity: str | None = None,
     currency: str | None = None,
+    terms: TermsPolicies | None = None,
+    expedite: Expedite | None = None,
 ) -> RunPlan:
     """Decide one payout run. Deterministic: the same inputs give the same payouts and ids.
 
     Every candidate in scope ends up either in exactly one payout or in a Block naming every
-    reason it was not paid.
+    reason it was not paid. An expedite's run has one candidate in scope, its invoice, and
+    bypasses only `not_automated` and `not_due` (SPEC §13.2).
     """
+    policies = terms or TermsPolicies()
     release_date = now.astimezone(UTC).date()
     available = {acc.account_id: acc.available for acc in funding}
     accounts_for: dict[tuple[str, str], list[FundingAccount]] = {}
@@ -299,11 +337,29 @@ def plan_run(
     in_run = [
         c
         for c in sorted(candidates, key=lambda c: c.invoice_id)
-        if not c.in_live_payout and in_scope(c, legal_entity, currency)
+        if not c.in_live_payout
+        and in_scope(c, legal_entity, currency)
+        and (expedite is None or c.invoice_id == expedite.invoice_id)
     ]
+    discounts: dict[str, Decimal] = {}
+    not_before: dict[str, date] = {}
+    for c in in_run:
+        day, discount = _terms_of(c, pos, policies, release_date)
+        if day is not None and expedite is None:
+            not_before[c.invoice_id] = day
+        if discount:
+            discounts[c.invoice_id] = discount
     opening_best = {key: _best_account(accs, available) for key, accs in accounts_for.items()}
     for c in in_run:
-        reasons = gate_reasons(c, payees, pos, automated, release_date, requested=requested)
+        reasons = gate_reasons(
+            c,
+            payees,
+            pos,
+            automated,
+            release_date,
+            requested=requested or expedite is not None,
+            not_before=not_before.get(c.invoice_id),
+        )
         if not reasons:
             assert c.currency is not None and c.legal_entity is not None
             payable.setdefault((c.payee_id, c.currency, c.legal_entity), []).append(c)
@@ -332,8 +388,9 @@ def plan_run(
         net = Decimal(0)
         taken: list[Candidate] = []
         for c in sorted(members, key=_sort_key):
-            if net + c.signed_amount <= room:
-                net += c.signed_amount
+            pays = c.signed_amount - discounts.get(c.invoice_id, Decimal(0))
+            if net + pays <= room:
+                net += pays
                 taken.append(c)
             else:
                 blocked[c.invoice_id] = [INSUFFICIENT_FUNDS]
@@ -355,15 +412,39 @@ def plan_run(
                 payout_account_ref=standing.payout_account_ref,
                 amount=net,
                 lines=tuple(
-                    PayoutLine(c.invoice_id, c.signed_amount)
+                    _line(c, discounts.get(c.invoice_id, Decimal(0)))
                     for c in sorted(taken, key=lambda c: c.invoice_id)
                 ),
+                expedite=expedite,
             )
         )
 
     payee_of = {c.invoice_id: c.payee_id for c in in_run}
-    blocks = tuple(Block(i, payee_of[i], tuple(blocked[i])) for i in sorted(blocked))
+    blocks = tuple(
+        Block(i, payee_of[i], tuple(blocked[i]), not_before.get(i) if NOT_DUE in blocked[i] else None)
+        for i in sorted(blocked)
+    )
     return RunPlan(releases=tuple(releases), blocks=blocks, reservations=reservations)
+
+
+def _line(c: Candidate, discount: Decimal) -> PayoutLine:
+    return PayoutLine(c.invoice_id, c.signed_amount - discount, discount)
+
+
+def _terms_of(
+    c: Candidate, pos: Mapping[str, PoInForce], policies: TermsPolicies, today: date
+) -> tuple[date | None, Decimal]:
+    """SPEC §13.5 for one approved invoice: the first day it may be paid (None: today) and the
+    discount a release today takes. Credit notes only make room: no terms, no discount."""
+    if not c.approved or c.document_type != "invoice" or c.issue_date is None:
+        return None, Decimal(0)
+    if c.payable_amount is None or c.currency is None:
+        return None, Decimal(0)
+    po = pos.get(c.po_number or "")
+    terms = parse_terms(po.payment_terms if po is not None else None)
+    when = schedule(c.issue_date, terms, policies.of(c.business_unit), today)
+    discount = discount_amount(c.payable_amount, terms, c.currency) if when.discount_until else Decimal(0)
+    return when.not_before, discount
 
 
 # --- invariants ------------------------------------------------------------------------------
@@ -390,7 +471,13 @@ def plan_violations(
             problems.append(f"payout {p.payout_id} amount does not add up or is not positive")
         for line in p.lines:
             c = by_id.get(line.invoice_id)
-            if c is None or c.in_live_payout or line.amount != c.signed_amount:
+            if (
+                c is None
+                or c.in_live_payout
+                or line.amount + line.discount != c.signed_amount
+                or line.discount < 0
+                or (line.discount and (c.document_type != "invoice" or line.amount <= 0))
+            ):
                 problems.append(f"payout {p.payout_id} pays {line.invoice_id} wrongly")
             elif (c.payee_id, c.currency, c.legal_entity) != (p.payee_id, p.currency, p.legal_entity):
                 problems.append(f"payout {p.payout_id} mixes groups")
