@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 
 from services.ledger import domain as d
 from shared.contracts.common import Approval
@@ -93,6 +94,8 @@ def payout_release(event: PayoutReleased) -> d.PayoutRelease:
         currency=event.currency,
         amount=event.amount,
         invoice_ids=tuple(i.invoice_id for i in event.invoices),
+        discount=sum((i.discount or Decimal(0) for i in event.invoices), Decimal(0)),
+        expedite_id=event.expedite.expedite_id if event.expedite else None,
     )
 
 
@@ -105,6 +108,7 @@ def rail_outcome(event: PayoutRailRecorded) -> d.RailOutcome:
         currency=event.currency,
         amount=event.amount,
         invoice_ids=tuple(event.invoice_ids),
+        discount=event.discount or Decimal(0),
     )
 
 
@@ -142,6 +146,7 @@ def entry_posted(posting: d.Posting, posted_at: datetime) -> JournalEntryPosted:
             payout_id=links.payout_id,
             override_ids=list(links.override_ids),
             approvals=[JournalApproval(by=a.by, role=a.role, at=a.at, what=a.what) for a in links.approvals],
+            expedite_id=links.expedite_id,
         ),
     )
 

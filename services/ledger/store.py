@@ -76,6 +76,7 @@ def links_json(links: d.Links) -> dict[str, Any]:
             {"by": a.by, "role": a.role, "at": a.at.isoformat() if a.at else None, "what": a.what}
             for a in links.approvals
         ],
+        **({"expedite_id": links.expedite_id} if links.expedite_id else {}),
     }
 
 
@@ -96,6 +97,7 @@ def links_from_json(raw: dict[str, Any]) -> d.Links:
             )
             for a in raw.get("approvals") or ()
         ),
+        expedite_id=raw.get("expedite_id"),
     )
 
 
@@ -687,21 +689,22 @@ async def save_payouts(conn: asyncpg.Connection, events: Sequence[PayoutReleased
             _json(e.model_dump(mode="json")["invoices"]),
             _json([i.invoice_id for i in e.invoices]),
             e.released_at,
+            _json(e.expedite.model_dump(mode="json")) if e.expedite else None,
         )
         for e in _first_per_key(events, lambda e: e.payout_id)
     ]
     await conn.execute(
         """INSERT INTO payouts (payout_id, run_id, payee_id, legal_entity, funding_account_id, currency,
-                                amount, invoices, invoice_ids, released_at)
+                                amount, invoices, invoice_ids, released_at, expedite)
            SELECT p.payout_id, p.run_id, p.payee_id, p.legal_entity, p.funding_account_id, p.currency,
                   p.amount, p.invoices::jsonb, ARRAY(SELECT jsonb_array_elements_text(p.invoice_ids::jsonb)),
-                  p.released_at
+                  p.released_at, p.expedite::jsonb
              FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                         $7::numeric[], $8::text[], $9::text[], $10::timestamptz[])
+                         $7::numeric[], $8::text[], $9::text[], $10::timestamptz[], $11::text[])
                   AS p(payout_id, run_id, payee_id, legal_entity, funding_account_id, currency, amount,
-                       invoices, invoice_ids, released_at)
+                       invoices, invoice_ids, released_at, expedite)
            ON CONFLICT (payout_id) DO NOTHING""",
-        *_columns(rows, 10),
+        *_columns(rows, 11),
     )
 
 

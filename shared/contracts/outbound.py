@@ -267,6 +267,7 @@ class JournalLinks(OutboundModel):
     payout_id: NonEmptyStr | None = None
     override_ids: list[NonEmptyStr] = Field(default_factory=list)
     approvals: list[JournalApproval] = Field(default_factory=list)
+    expedite_id: NonEmptyStr | None = None  # SPEC §13.2: on a release that paid an expedite
 
 
 class JournalEntryPosted(OutboundModel):

@@ -20,7 +20,14 @@ from tools.cli.console import shown
 
 # ops reads out.* and the deadletter (SPEC §11): the answers come from there.
 ANSWERS = (OUT_EXCEPTIONS, OUT_PAYOUTS, DEADLETTER)
-FINAL = {"hold.released", "override.refused", "invoice.approved_to_pay", "invoice.held"}
+FINAL = {
+    "hold.released",
+    "override.refused",
+    "invoice.approved_to_pay",
+    "invoice.held",
+    "expedite.refused",
+    "payout.released",
+}
 
 
 async def send_and_watch(
@@ -78,7 +85,7 @@ def _detail(s: Seen) -> str:
     d = s.data
     if s.event_type == "payout.released":
         return f"{d['amount']} {d['currency']} to {d['payee_id']} ({len(d['invoices'])} invoice(s))"
-    if s.event_type in ("payout.blocked", "override.refused"):
+    if s.event_type in ("payout.blocked", "override.refused", "expedite.refused"):
         return ", ".join(d.get("reasons", []))
     if s.event_type.startswith("hold."):
         by = f" by {d['approved_by']}" if d.get("approved_by") else ""

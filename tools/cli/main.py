@@ -253,6 +253,41 @@ def payout_run(
         commands.print_outcome(console, f"payout run {run_id}", outcome)
 
 
+@payout_app.command("expedite")
+def payout_expedite(
+    invoice_id: str,
+    requested_by: str = typer.Option(..., help="Who asks for the urgent payout."),
+    approved_by: str = typer.Option(..., help="Who approves it: someone else, with the treasury role."),
+    justification: str = typer.Option(..., help="Why it cannot wait for its due date or the next run."),
+    wait: float = typer.Option(15.0, help="Seconds to wait for the release or the refusal (0: do not wait)."),
+) -> None:
+    """Release one approved invoice now (SPEC §13.2): every gate but automation and due date still
+    applies; shows the payout released or every reason the expedite was refused."""
+    expedite_id = f"exp-{uuid.uuid4().hex[:12]}"
+    data = {
+        "expedite_id": expedite_id,
+        "invoice_id": invoice_id,
+        "requested_by": requested_by,
+        "approved_by": approved_by,
+        "justification": justification,
+    }
+    outcome = run(
+        lambda: commands.send_and_watch(
+            cli_settings(),
+            invoice_id,
+            "payout.expedite_requested",
+            data,
+            wait,
+            console,
+            lambda s: (
+                s.data.get("expedite_id") == expedite_id
+                or (s.data.get("expedite") or {}).get("expedite_id") == expedite_id
+            ),
+        )
+    )
+    commands.print_outcome(console, f"expedite {expedite_id}", outcome)
+
+
 @app.command()
 def trace(
     ref: str = typer.Argument(..., help="A journal entry id, invoice id, payout id or PO number."),

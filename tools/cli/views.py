@@ -178,6 +178,22 @@ def print_trace(console: Console, tr: Trace) -> None:
     )
     console.print(
         _table(
+            "payment terms",
+            ("invoice", "terms", "due", "discount", "note"),
+            (
+                (
+                    t.invoice_id,
+                    t.payment_terms or "-",
+                    str(t.due_date),
+                    f"{t.discount_percent}% until {t.discount_until}" if t.discount_until else "",
+                    t.note or "",
+                )
+                for t in tr.terms
+            ),
+        )
+    )
+    console.print(
+        _table(
             "payouts",
             ("payout", "run", "payee", "account", "amount", "invoices", "released", "rail outcomes"),
             (
@@ -187,7 +203,14 @@ def print_trace(console: Console, tr: Trace) -> None:
                     p.payee_id,
                     p.funding_account_id,
                     f"{p.amount} {p.currency}",
-                    ", ".join(f"{i}={a}" for i, a in p.invoices),
+                    ", ".join(f"{i}={a}" for i, a in p.invoices)
+                    + "".join(f"; {i} discount {a}" for i, a in p.discounts)
+                    + (
+                        f"; expedite {p.expedite.expedite_id} approved by {p.expedite.approved_by}:"
+                        f" {p.expedite.justification}"
+                        if p.expedite
+                        else ""
+                    ),
                     _t(p.released_at),
                     "; ".join(
                         f"{o.outcome} {o.amount} at {_t(o.at)}"
@@ -278,6 +301,34 @@ def print_reconciliation(console: Console, r: Reconciliation) -> None:
             (
                 (q.requisition_id, q.business_unit, f"{q.amount} {q.currency}", _t(q.approved_at), q.age_days)
                 for q in r.stale_requisitions
+            ),
+        )
+    )
+    console.print(
+        _table(
+            "invoices by due date (payment terms, SPEC §13.5)",
+            ("due", "invoice", "payee", "payable", "terms", "discount until", "status"),
+            (
+                (
+                    str(i.due_date),
+                    i.invoice_id,
+                    i.payee_id,
+                    f"{i.payable_amount} {i.currency}",
+                    (i.payment_terms or "-") + (f" ({i.note})" if i.note else ""),
+                    str(i.discount_until or ""),
+                    i.status,
+                )
+                for i in r.invoices_by_due_date
+            ),
+        )
+    )
+    console.print(
+        _table(
+            "early-payment discounts taken",
+            ("invoice", "payout", "discount", "released"),
+            (
+                (t.invoice_id, t.payout_id, f"{t.discount} {t.currency}", _t(t.released_at))
+                for t in r.discounts_taken
             ),
         )
     )

@@ -78,6 +78,8 @@ class PayoutRelease:
     currency: str
     amount: Decimal
     invoice_ids: tuple[str, ...]
+    discount: Decimal = Decimal(0)  # early-payment discounts taken (SPEC §13.5)
+    expedite_id: str | None = None  # SPEC §13.2
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,7 @@ class RailOutcome:
     currency: str
     amount: Decimal
     invoice_ids: tuple[str, ...]
+    discount: Decimal = Decimal(0)  # the payout's discounts, reinstated with its payable
 
 
 @dataclass(frozen=True)

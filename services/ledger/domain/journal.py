@@ -29,6 +29,7 @@ CHARGES = "expense:charges"
 INPUT_TAX = "asset:input_tax"
 PREPAYMENTS = "asset:prepayments"
 IN_TRANSIT = "liability:payouts_in_transit"
+EARLY_PAYMENT_DISCOUNTS = "income:early_payment_discounts"  # SPEC §13.5
 
 
 def expense(business_unit: str) -> str:
@@ -93,6 +94,7 @@ class Links:
     payout_id: str | None = None
     override_ids: tuple[str, ...] = ()
     approvals: tuple[Approval, ...] = ()
+    expedite_id: str | None = None  # SPEC §13.2: the urgent payout a release paid
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from services.ledger.domain.facts import (
 )
 from services.ledger.domain.journal import (
     CHARGES,
+    EARLY_PAYMENT_DISCOUNTS,
     GRNI,
     IN_TRANSIT,
     INPUT_TAX,
@@ -157,16 +158,26 @@ def post_reapproval(approval: InvoiceApproval, in_force: Sequence[Line], active_
 
 
 def post_payout_released(release: PayoutRelease) -> Entry | None:
-    """Payout released: Dr liability:ap:{payee}, Cr liability:payouts_in_transit."""
+    """Payout released: Dr liability:ap:{payee}, Cr liability:payouts_in_transit; an early-payment
+    discount (SPEC §13.5) clears the rest of the payable: Cr income:early_payment_discounts."""
+    description = f"Payout {release.payout_id} released to {release.payee_id}"
+    if release.discount:
+        description += f", early-payment discount {release.discount}"
+    if release.expedite_id:
+        description += f", expedite {release.expedite_id}"
     return _entry_or_none(
         "payout_release",
         f"release:{release.payout_id}",
-        f"Payout {release.payout_id} released to {release.payee_id}",
+        description,
         net_lines(
             release.currency,
-            [(accounts_payable(release.payee_id), release.amount), (IN_TRANSIT, -release.amount)],
+            [
+                (accounts_payable(release.payee_id), release.amount + release.discount),
+                (IN_TRANSIT, -release.amount),
+                (EARLY_PAYMENT_DISCOUNTS, -release.discount),
+            ],
         ),
-        Links(payout_id=release.payout_id, invoice_ids=release.invoice_ids),
+        Links(payout_id=release.payout_id, invoice_ids=release.invoice_ids, expedite_id=release.expedite_id),
     )
 
 
@@ -198,7 +209,12 @@ def post_payout_failed(outcome: RailOutcome) -> Entry | None:
         f"Payout {outcome.payout_id} failed; invoices payable again",
         net_lines(
             outcome.currency,
-            [(IN_TRANSIT, outcome.amount), (accounts_payable(outcome.payee_id), -outcome.amount)],
+            [
+                (IN_TRANSIT, outcome.amount),
+                # the discount was earned only by paying in time: the whole payable is owed again
+                (EARLY_PAYMENT_DISCOUNTS, outcome.discount),
+                (accounts_payable(outcome.payee_id), -(outcome.amount + outcome.discount)),
+            ],
         ),
         _rail_links(outcome),
     )
@@ -214,7 +230,8 @@ def post_payout_returned(outcome: RailOutcome) -> Entry | None:
             outcome.currency,
             [
                 (funding_account(outcome.funding_account_id), outcome.amount),
-                (accounts_payable(outcome.payee_id), -outcome.amount),
+                (EARLY_PAYMENT_DISCOUNTS, outcome.discount),
+                (accounts_payable(outcome.payee_id), -(outcome.amount + outcome.discount)),
             ],
         ),
         _rail_links(outcome),

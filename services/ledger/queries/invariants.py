@@ -33,6 +33,11 @@ INVARIANTS: dict[str, str] = {
 }
 
 
+# The discounts a payout took, from its payout.released invoices (SPEC §13.5), as SQL over `p`.
+_DISCOUNT = """(SELECT coalesce(sum((i ->> 'discount')::numeric), 0)
+                 FROM jsonb_array_elements(p.invoices) AS i)"""
+
+
 @dataclass(frozen=True)
 class Violation:
     invariant: str  # a key of INVARIANTS
@@ -98,12 +103,21 @@ async def check_invariants(conn: asyncpg.Connection) -> list[Violation]:
 
     # ap_is_approved_minus_released_plus_failed_returned
     approvals = current_approvals(await conn.fetch("SELECT * FROM decisions ORDER BY seq"))
+    # A payout clears its invoices' payable: what it paid plus the early-payment discounts it took
+    # (SPEC §13.5); a failed or returned payout owes both again.
     released = [
-        (r["payee_id"], r["currency"], r["amount"]) for r in await conn.fetch("SELECT * FROM payouts")
+        (r["payee_id"], r["currency"], r["amount"] + r["discount"])
+        for r in await conn.fetch(
+            f"SELECT payee_id, currency, amount, {_DISCOUNT} AS discount FROM payouts p"
+        )
     ]
     reinstated = [
-        (r["payee_id"], r["currency"], r["amount"])
-        for r in await conn.fetch("SELECT * FROM payout_outcomes WHERE outcome IN ('failed', 'returned')")
+        (r["payee_id"], r["currency"], r["amount"] + r["discount"])
+        for r in await conn.fetch(
+            f"""SELECT o.payee_id, o.currency, o.amount, coalesce({_DISCOUNT}, 0) AS discount
+                  FROM payout_outcomes o LEFT JOIN payouts p USING (payout_id)
+                 WHERE o.outcome IN ('failed', 'returned')"""
+        )
     ]
     actual_ap: dict[tuple[str, ...], Decimal] = {
         (r["account"].removeprefix(d.AP_PREFIX), r["currency"].strip()): r["balance"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -17,6 +17,7 @@ from services.ledger.queries.decisions import holds_from_decisions
 from services.ledger.queries.invariants import current_approvals
 from shared.envelope import utcnow
 from shared.money import quantize_money
+from shared.payment_terms import discount_window_end, due_date, parse_terms
 
 ZERO = Decimal(0)
 
@@ -76,6 +77,34 @@ class Reconciliation:
     open_holds_by_reason: dict[str, tuple[OpenHold, ...]]
     stale_requisitions: tuple[StaleRequisition, ...]
     mismatches: tuple[str, ...] = field(default=())
+    invoices_by_due_date: tuple[DueInvoice, ...] = field(default=())
+    discounts_taken: tuple[DiscountTaken, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class DueInvoice:
+    """An invoice by its due date under its PO's payment terms (SPEC §13.5)."""
+
+    due_date: date
+    invoice_id: str
+    payee_id: str
+    currency: str
+    payable_amount: Decimal
+    payment_terms: str | None
+    discount_until: date | None
+    status: str  # paid | released | approved | not approved
+    note: str | None  # why the terms count as due on receipt
+
+
+@dataclass(frozen=True)
+class DiscountTaken:
+    """An early-payment discount a live or settled payout took (SPEC §13.5)."""
+
+    invoice_id: str
+    payout_id: str
+    currency: str
+    discount: Decimal
+    released_at: datetime
 
 
 def ordered_value(state: Mapping[str, Any]) -> Decimal:
@@ -242,6 +271,81 @@ async def reconcile(
         open_holds_by_reason={k: tuple(v) for k, v in sorted(by_reason.items())},
         stale_requisitions=stale,
         mismatches=tuple(await _mismatches(conn, decision_rows)),
+        invoices_by_due_date=tuple(
+            due_invoices(
+                await conn.fetch("SELECT * FROM invoices WHERE document_type = 'invoice'"),
+                latest_po,
+                current_approvals(decision_rows),
+                paid,
+                released_invoices(payouts, outcomes),
+            )
+        ),
+        discounts_taken=tuple(discounts_taken(payouts, outcomes)),
+    )
+
+
+def released_invoices(payouts: Iterable[Mapping[str, Any]], outcomes: Mapping[str, set[str]]) -> set[str]:
+    """Invoices in a payout that has not failed or been returned."""
+    return {
+        inv["invoice_id"]
+        for p in payouts
+        if not outcomes.get(p["payout_id"], set()) & {"failed", "returned"}
+        for inv in p["invoices"]
+    }
+
+
+def due_invoices(
+    invoices: Iterable[Mapping[str, Any]],
+    latest_po: Mapping[str, Mapping[str, Any]],
+    approved: Mapping[str, Any],
+    paid: Mapping[str, Decimal],
+    released: set[str],
+) -> list[DueInvoice]:
+    """Every invoice with its due date and terms, soonest due first."""
+    out = []
+    for inv in invoices:
+        po = latest_po.get(inv["po_number"] or "")
+        text = po["state"].get("payment_terms") if po is not None else None
+        terms = parse_terms(text)
+        status = (
+            "paid"
+            if inv["invoice_id"] in paid
+            else "released"
+            if inv["invoice_id"] in released
+            else "approved"
+            if inv["invoice_id"] in approved
+            else "not approved"
+        )
+        out.append(
+            DueInvoice(
+                due_date(inv["issue_date"], terms),
+                inv["invoice_id"],
+                inv["payee_id"],
+                inv["currency"],
+                inv["payable_amount"],
+                text,
+                discount_window_end(inv["issue_date"], terms),
+                status,
+                terms.note,
+            )
+        )
+    return sorted(out, key=lambda i: (i.due_date, i.invoice_id))
+
+
+def discounts_taken(
+    payouts: Iterable[Mapping[str, Any]], outcomes: Mapping[str, set[str]]
+) -> list[DiscountTaken]:
+    return sorted(
+        (
+            DiscountTaken(
+                inv["invoice_id"], p["payout_id"], p["currency"], Decimal(inv["discount"]), p["released_at"]
+            )
+            for p in payouts
+            if not outcomes.get(p["payout_id"], set()) & {"failed", "returned"}
+            for inv in p["invoices"]
+            if inv.get("discount")
+        ),
+        key=lambda t: (t.released_at, t.invoice_id),
     )
 
 

@@ -4,7 +4,7 @@ holds, overrides and payouts behind it — the launch check."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 
 import asyncpg
@@ -18,14 +18,17 @@ from services.ledger.queries.decisions import (
 )
 from services.ledger.queries.views import (
     EntryView,
+    ExpediteView,
     InvoiceView,
     PayoutOutcomeView,
     PayoutView,
     PoVersionView,
     ReceiptView,
+    TermsView,
     Trace,
 )
 from services.ledger.store import links_from_json
+from shared.payment_terms import discount_window_end, due_date, parse_terms
 
 ZERO = Decimal(0)
 
@@ -118,18 +121,20 @@ async def trace(conn: asyncpg.Connection, ref: str) -> Trace:
         "SELECT * FROM decisions WHERE invoice_id = ANY($1) ORDER BY seq", list(invoice_ids)
     )
     entries = await _entries(conn, ref if kind == "entry" else None, invoice_ids, payout_ids, receipt_ids)
+    invoices = await _invoices(conn, invoice_ids)
     return Trace(
         ref=ref,
         ref_kind=kind,
         po_versions=tuple(po_versions),
         receipts=tuple(receipts),
-        invoices=tuple(await _invoices(conn, invoice_ids)),
+        invoices=tuple(invoices),
         decisions=tuple(decision_view(r) for r in decision_rows),
         holds=tuple(holds_from_decisions(decision_rows)),
         overrides=tuple(overrides_from_decisions(decision_rows)),
         approvals=tuple(approvals_from(po_versions, decision_rows)),
         payouts=tuple(await _payouts(conn, payout_ids)),
         entries=tuple(entries),
+        terms=tuple(terms_of(invoices, po_versions)),
     )
 
 
@@ -178,9 +183,35 @@ async def _po_versions(conn: asyncpg.Connection, po_numbers: set[str]) -> list[P
             tuple(r["changes"] or ()),
             r["in_force_since"],
             r["state"].get("sow_ref"),
+            r["state"].get("payment_terms"),
         )
         for r in rows
     ]
+
+
+def terms_of(invoices: Iterable[InvoiceView], po_versions: Iterable[PoVersionView]) -> list[TermsView]:
+    """Each invoice's terms, from its PO's latest version (SPEC §13.5; a no-PO invoice has none:
+    due on receipt, and the note says so)."""
+    latest: dict[str, PoVersionView] = {}
+    for v in po_versions:
+        if v.po_number not in latest or latest[v.po_number].version < v.version:
+            latest[v.po_number] = v
+    out = []
+    for inv in invoices:
+        po = latest.get(inv.po_number or "")
+        text = po.payment_terms if po is not None else None
+        terms = parse_terms(text)
+        out.append(
+            TermsView(
+                inv.invoice_id,
+                text,
+                due_date(inv.issue_date, terms),
+                discount_window_end(inv.issue_date, terms),
+                terms.discount_percent,
+                terms.note,
+            )
+        )
+    return out
 
 
 async def _invoices(conn: asyncpg.Connection, invoice_ids: set[str]) -> list[InvoiceView]:
@@ -229,6 +260,8 @@ async def _payouts(conn: asyncpg.Connection, payout_ids: set[str]) -> list[Payou
             tuple((i["invoice_id"], Decimal(i["amount"])) for i in r["invoices"]),
             r["released_at"],
             tuple(outcomes[r["payout_id"]]),
+            tuple((i["invoice_id"], Decimal(i["discount"])) for i in r["invoices"] if i.get("discount")),
+            ExpediteView(**r["expedite"]) if r["expedite"] else None,
         )
         for r in rows
     ]

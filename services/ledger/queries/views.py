@@ -44,6 +44,7 @@ class PoVersionView:
     changes: tuple[str, ...]
     in_force_since: datetime
     sow_ref: dict[str, Any] | None
+    payment_terms: str | None = None
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,29 @@ class PayoutView:
     invoices: tuple[tuple[str, Decimal], ...]
     released_at: datetime
     outcomes: tuple[PayoutOutcomeView, ...]
+    discounts: tuple[tuple[str, Decimal], ...] = ()  # (invoice_id, early-payment discount taken)
+    expedite: ExpediteView | None = None
+
+
+@dataclass(frozen=True)
+class ExpediteView:
+    """The urgent payout behind a payout (SPEC §13.2)."""
+
+    expedite_id: str
+    approved_by: str
+    justification: str
+
+
+@dataclass(frozen=True)
+class TermsView:
+    """An invoice's payment terms as payout release reads them (SPEC §13.5)."""
+
+    invoice_id: str
+    payment_terms: str | None
+    due_date: date
+    discount_until: date | None  # last day of the early-payment window, if the terms have one
+    discount_percent: Decimal | None
+    note: str | None  # why the terms count as due on receipt
 
 
 @dataclass(frozen=True)
@@ -155,6 +179,7 @@ class Trace:
     approvals: tuple[ApprovalView, ...] = ()
     payouts: tuple[PayoutView, ...] = ()
     entries: tuple[EntryView, ...] = ()
+    terms: tuple[TermsView, ...] = ()
 
     @property
     def found(self) -> bool:
