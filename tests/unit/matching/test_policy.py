@@ -158,7 +158,7 @@ def test_a_bad_key_is_named(document: Any, message: str) -> None:
             "approvers.x@example.com[]: 'treasury' is not one of",
         ),
         ({"approvers": {"x@example.com": []}}, "approvers.x@example.com: must be a non-empty list"),
-        ({"roles": {}}, "roles file.roles: unknown key"),
+        ({"rolez": {}}, "roles file.rolez: unknown key"),
     ],
 )
 def test_a_bad_roles_file_is_named(document: Any, message: str) -> None:

@@ -461,6 +461,18 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "value_base64": "e30K",
         "headers": {"traceparent": "00-ab-cd-01"},
     },
+    "payout.expedite_requested": {
+        "expedite_id": "EXP-1",
+        "invoice_id": "INV-UP-1",
+        "requested_by": "ap.clerk@example.com",
+        "approved_by": "treasurer@example.com",
+        "justification": "supplier stops deliveries tomorrow",
+    },
+    "expedite.refused": {
+        "expedite_id": "EXP-1",
+        "invoice_id": "INV-UP-1",
+        "reasons": ["self_approval", "not_approved", "price_mismatch"],
+    },
 }
 
 
