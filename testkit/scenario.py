@@ -33,9 +33,15 @@ class Scenario:
     expected_rejected: dict[str, str]  # invoice id → rejection code
     override_invoice: str  # the held invoice an approver overrides with evidence
     blocked_invoice: str  # approved, but its payee is not compliant
+    # SPEC §13.5: a `corporate` invoice on 2/10 NET30 issued 8 days ago: inside its window, past
+    # its last run before window end − lead days, so the run pays it less the 2 % discount.
+    discount_invoice: str = ""
+    # SPEC §13.2: a `corporate` invoice on NET30 issued today (not_due) that treasury expedites.
+    expedite_invoice: str = ""
 
     def invoice_ids(self) -> set[str]:
-        return self.expected_approved | set(self.expected_held) | set(self.expected_rejected)
+        on_terms = {i for i in (self.discount_invoice, self.expedite_invoice) if i}
+        return self.expected_approved | set(self.expected_held) | set(self.expected_rejected) | on_terms
 
 
 def build(tag: str, today: date) -> Scenario:
@@ -109,6 +115,7 @@ def build(tag: str, today: date) -> Scenario:
         bu: str,
         lines: list[tuple[str, str, str, str, str]],
         match_mode: str | None = None,
+        terms: str = "NET30",
     ) -> Publication:
         data = doc.purchase_order(
             number,
@@ -116,7 +123,7 @@ def build(tag: str, today: date) -> Scenario:
             legal_entity=entity,
             currency=currency,
             business_unit=bu,
-            payment_terms="NET30",
+            payment_terms=terms,
             effective_from=str(today - timedelta(days=30)),
             effective_to=str(today + timedelta(days=335)),
             created_by="buyer@example.com",
@@ -147,6 +154,7 @@ def build(tag: str, today: date) -> Scenario:
         po_number: str,
         lines: list[tuple[str, str, str, str]],
         tax: str,
+        issued: date | None = None,
     ) -> Publication:
         data = doc.invoice(
             iid,
@@ -154,7 +162,7 @@ def build(tag: str, today: date) -> Scenario:
             payee_id=payee,
             legal_entity=entity,
             currency=currency,
-            issue_date=str(today),
+            issue_date=str(issued or today),
             po_number=po_number,
             lines=[doc.invoice_line(str(i), pl, q, p, a) for i, (pl, q, p, a) in enumerate(lines, 1)],
             tax_total=tax,
@@ -235,6 +243,45 @@ def build(tag: str, today: date) -> Scenario:
         inv["bad"], f"DE-{t}-0045", de, eur_entity, "EUR", po_a, [("1", "2", "950.00", "1990.00")], "0.00"
     )
     pubs.append(bad)
+    # Payment terms and an urgent payout (SPEC §13.5, §13.2): `corporate` pays on due date and
+    # takes early-payment discounts (deploy/policy.yaml). Two-way POs: no receipt needed.
+    po_f, po_g = f"PO-F600-{t}", f"PO-G700-{t}"
+    inv["f"], inv["g"] = f"inv-f-{t}", f"inv-g-{t}"
+    pubs += [
+        po(
+            po_f,
+            de,
+            eur_entity,
+            "EUR",
+            "corporate",
+            [("1", "AUDIT-FEE", "services", "1", "5000.00")],
+            "two_way",
+            "2/10 NET30",
+        ),
+        po(
+            po_g,
+            de,
+            eur_entity,
+            "EUR",
+            "corporate",
+            [("1", "LEGAL-RETAINER", "services", "1", "1200.00")],
+            "two_way",
+        ),
+        invoice(
+            inv["f"],
+            f"DE-{t}-0046",
+            de,
+            eur_entity,
+            "EUR",
+            po_f,
+            [("1", "1", "5000.00", "5000.00")],
+            "0.00",
+            issued=today - timedelta(days=8),
+        ),
+        invoice(
+            inv["g"], f"DE-{t}-0047", de, eur_entity, "EUR", po_g, [("1", "1", "1200.00", "1200.00")], "0.00"
+        ),
+    ]
     return Scenario(
         tag=t,
         today=today,
@@ -244,4 +291,6 @@ def build(tag: str, today: date) -> Scenario:
         expected_rejected={inv["dup"]: "duplicate_invoice", inv["bad"]: "line_amount_mismatch"},
         override_invoice=inv["c"],
         blocked_invoice=inv["d"],
+        discount_invoice=inv["f"],
+        expedite_invoice=inv["g"],
     )

@@ -27,7 +27,8 @@ async def test_demo_scenario_matches_holds_releases_blocks_and_posts(stack: Stac
     w, s = report.watcher, report.scenario
 
     approved = {x.data["invoice_id"] for x in w.of("invoice.approved_to_pay")}
-    assert approved == s.expected_approved | {s.override_invoice}
+    on_terms = {s.discount_invoice, s.expedite_invoice}
+    assert approved == s.expected_approved | {s.override_invoice} | on_terms
     still_held = {h["invoice_id"]: h["reason"] for h in open_holds(w)}
     assert still_held == {i: r for i, r in s.expected_held.items() if i != s.override_invoice}
     assert {h["queue"] for h in open_holds(w)} == {"ops"}  # qty over received: the warehouse, not AP
@@ -40,15 +41,29 @@ async def test_demo_scenario_matches_holds_releases_blocks_and_posts(stack: Stac
     paid = {
         i["invoice_id"]: Decimal(i["amount"]) for x in w.of("payout.released") for i in x.data["invoices"]
     }
-    assert set(paid) == (s.expected_approved | {s.override_invoice}) - {s.blocked_invoice}
+    assert set(paid) == (s.expected_approved | {s.override_invoice} | on_terms) - {s.blocked_invoice}
     blocked = {x.data["invoice_id"]: x.data["reasons"] for x in w.of("payout.blocked")}
     assert blocked[s.blocked_invoice] == ["payee_ineligible", "tax_form_missing"]
     payable = {
         x.data["invoice_id"]: Decimal(x.data["payable_amount"]) for x in w.of("invoice.approved_to_pay")
     }
-    assert all(paid[i] == payable[i] for i in paid), "a payout pays exactly the payable amount"
-    # One payout per (payee, currency, legal entity, funding account): the German invoices travel together.
-    assert len(w.of("payout.released")) == 2
+    discount = {
+        i["invoice_id"]: Decimal(i.get("discount") or 0)
+        for x in w.of("payout.released")
+        for i in x.data["invoices"]
+    }
+    assert all(paid[i] + discount[i] == payable[i] for i in paid), (
+        "a payout pays the payable less any discount"
+    )
+    # SPEC §13.5: corporate on 2/10 NET30, inside the window: 2 % off; nothing else discounted
+    assert {i: d for i, d in discount.items() if d} == {s.discount_invoice: Decimal("100.00")}
+    assert blocked[s.expedite_invoice] == ["not_due"]
+    [expedited] = [x.data for x in w.of("payout.released") if x.data.get("expedite")]
+    assert [i["invoice_id"] for i in expedited["invoices"]] == [s.expedite_invoice]
+    assert expedited["expedite"]["approved_by"] == "treasurer@example.com"
+    # One payout per (payee, currency, legal entity, funding account): the German invoices travel
+    # together; the expedite is a single-invoice run of its own.
+    assert len(w.of("payout.released")) == 3
 
     for entry in w.of("journal.entry_posted"):
         debits = sum(Decimal(line.get("debit") or 0) for line in entry.data["lines"])
@@ -102,3 +117,17 @@ async def test_after_the_demo_the_ledger_proves_its_invariants_and_traces_the_ov
     assert code == 0 and "qty_over_received" in out, out
     code, out = await concord(stack, "trace", "no-such-thing")
     assert code == 1 and "nothing in the ledger answers" in out
+
+
+async def test_after_the_demo_trace_shows_the_expedite_and_reconcile_the_discount(stack: Stack) -> None:
+    report = await run_demo(stack.settings, timeout_s=60, console=Console(width=140))
+    assert report.problems == []
+    s = report.scenario
+    code, out = await concord(stack, "trace", s.expedite_invoice)
+    assert code == 0, out
+    for shown in (f"exp-{s.tag}", "treasurer@example.com", "Outside counsel stops work", "NET30"):
+        assert shown in out, (shown, out)
+    code, out = await concord(stack, "reconcile")
+    assert code == 0, out
+    assert "invoices by due date" in out and "early-payment discounts taken" in out
+    assert any(s.discount_invoice in line and "100.00 EUR" in line for line in out.splitlines()), out

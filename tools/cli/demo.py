@@ -89,6 +89,7 @@ async def run_demo(
                     doc.payout_run(f"demo-run-{tag}", requested_by="treasury@example.com"),
                 )
                 await watcher.wait_until(lambda: _paid_or_blocked(report), timeout_s)
+            await _expedite(pub, report, watcher, timeout_s, console)
             with console.status("the payment rail settles what was released…"):
                 for released in watcher.of(
                     "payout.released", lambda d: any(report.mine(i["invoice_id"]) for i in d["invoices"])
@@ -139,6 +140,35 @@ async def _override(
         )
 
 
+async def _expedite(
+    pub: Publisher, report: DemoReport, watcher: TopicWatcher, timeout_s: float, console: Console
+) -> None:
+    """SPEC §13.2: the not-yet-due corporate invoice is paid at once on treasury's approval."""
+    invoice_id = report.scenario.expedite_invoice
+    with console.status("treasury expedites an invoice that is not due yet…"):
+        await pub.publish_event(
+            IN_COMMANDS,
+            invoice_id,
+            "payout.expedite_requested",
+            {
+                "expedite_id": f"exp-{report.scenario.tag}",
+                "invoice_id": invoice_id,
+                "requested_by": "ap.clerk@example.com",
+                "approved_by": "treasurer@example.com",
+                "justification": "Outside counsel stops work on the filing until the retainer is paid.",
+            },
+        )
+        await watcher.wait_until(lambda: _expedited(report), timeout_s)
+
+
+def _expedited(r: DemoReport) -> bool:
+    return any(
+        i["invoice_id"] == r.scenario.expedite_invoice and x.data.get("expedite")
+        for x in r.watcher.of("payout.released")
+        for i in x.data["invoices"]
+    )
+
+
 def _decided(r: DemoReport) -> bool:
     s, w = r.scenario, r.watcher
     approved = {x.data["invoice_id"] for x in w.of("invoice.approved_to_pay")}
@@ -156,7 +186,9 @@ def _paid_or_blocked(r: DemoReport) -> bool:
     released = {i["invoice_id"] for x in w.of("payout.released") for i in x.data["invoices"]}
     blocked = {x.data["invoice_id"] for x in w.of("payout.blocked")}
     wanted = (r.scenario.expected_approved | {r.scenario.override_invoice}) - {r.scenario.blocked_invoice}
-    return wanted <= released and r.scenario.blocked_invoice in blocked
+    wanted.add(r.scenario.discount_invoice)  # inside its discount window: paid less the discount
+    not_due = r.scenario.expedite_invoice  # the run blocks it not_due; treasury expedites it next
+    return wanted <= released and r.scenario.blocked_invoice in blocked and not_due in blocked
 
 
 def _settled_posted(r: DemoReport) -> bool:
@@ -174,6 +206,8 @@ def _check(r: DemoReport) -> None:
         r.problems.append("not every invoice was decided (approved, held or rejected) in time")
     if not _paid_or_blocked(r):
         r.problems.append("the payout run did not release or block every approved invoice in time")
+    if not _expedited(r):
+        r.problems.append("the expedited invoice was not released in time")
     if not _settled_posted(r):
         r.problems.append("not every settlement reached the journal in time")
     if r.watcher.of("deadletter.recorded"):
@@ -227,6 +261,13 @@ def print_report(r: DemoReport, console: Console) -> None:
             "",
             f"{x.data['amount']} {x.data['currency']}",
         )
+    for x in payouts:
+        for i in x.data["invoices"]:
+            if i.get("discount"):
+                _row(t, "payout", f"  early-payment discount on {i['invoice_id']}", "", f"{i['discount']}")
+        if x.data.get("expedite"):
+            e = x.data["expedite"]
+            _row(t, "payout", f"  expedite {e['expedite_id']} approved by {e['approved_by']}", "", "")
     # An operator-requested run answers for every waiting invoice on the stack, earlier demo
     # runs' too: show this run's.
     for x in w.of("payout.blocked"):
