@@ -98,12 +98,16 @@ def summarise(label: str, workload: Workload, seen: list[tuple[str, dict[str, An
     live_amounts: dict[str, Decimal] = defaultdict(Decimal)
     live_of: dict[str, list[str]] = defaultdict(list)
     totals: dict[str, Decimal] = defaultdict(Decimal)
+    discounts: dict[str, Decimal] = defaultdict(Decimal)
     for payout_id, p in released.items():
         sign = 0 if payout_id in failed else 1
-        totals[p["currency"]] += sign * Decimal(p["amount"])
+        # What a payout settles: the cash it pays plus the early-payment discounts it takes (§13.5).
+        taken = sum((Decimal(line.get("discount") or 0) for line in p["invoices"]), Decimal(0))
+        totals[p["currency"]] += sign * (Decimal(p["amount"]) + taken)
         if sign:
             for line in p["invoices"]:
                 live_amounts[line["invoice_id"]] += Decimal(line["amount"])
+                discounts[line["invoice_id"]] += Decimal(line.get("discount") or 0)
                 live_of[line["invoice_id"]].append(payout_id)
     out.released_minus_failed = dict(totals)
     out.live_payouts_per_invoice = dict(live_of)
@@ -115,8 +119,8 @@ def summarise(label: str, workload: Workload, seen: list[tuple[str, dict[str, An
             continue
         currency, value = payable[inv]
         paid_payable[currency] += value
-        if value != amount:
-            out.payable_mismatch.append(f"{inv}: paid {amount}, payable {value}")
+        if value != amount + discounts[inv]:
+            out.payable_mismatch.append(f"{inv}: paid {amount} + discount {discounts[inv]}, payable {value}")
     out.paid_payable = dict(paid_payable)
 
     for inv in sorted(mine):

@@ -61,7 +61,14 @@ FLOW_WEIGHTS: dict[str, int] = {
     "override_refused": 2,
     "corrected": 4,
     "hostile": 3,  # SPEC §15: look-alike and overpaying siblings of a normal invoice
+    # SPEC §13.5: `corporate` invoices on 2/10 NET30 (pay on due date, take discounts). Issued 8
+    # days ago: inside the window and past its last day − lead days, paid at once less 2 %;
+    # issued today: not due for days, never paid in a run. Both hold for a day either way, so a
+    # run that crosses midnight decides them the same.
+    "terms_discount": 3,
+    "terms_not_due": 2,
 }
+ON_TERMS = ("terms_discount", "terms_not_due")
 PRICE_HELD = ("price_mismatch", "override", "override_refused", "corrected")
 
 
@@ -249,6 +256,12 @@ def build(seed: int, invoices: int, tag: str | None = None, today: date | None =
     return w
 
 
+def _unit(drawn: str, kind: str) -> str:
+    """The PO's business unit: `corporate` for a flow on payment terms (the draw is still made,
+    so the random sequence of every other flow stays as it was)."""
+    return "corporate" if kind in ON_TERMS else drawn
+
+
 def _flow(b: _Builder, i: int, kind: str, payee: str, currency: str, entity: str, standing: str) -> None:
     rng, tag, today = b.rng, b.tag, b.today
     po = f"CPO-{tag}-{i}"
@@ -265,10 +278,10 @@ def _flow(b: _Builder, i: int, kind: str, payee: str, currency: str, entity: str
     po_data = doc.purchase_order(
         po,
         legal_entity=entity,
-        business_unit=rng.choice(["it", "ops", "marketing"]),
+        business_unit=_unit(rng.choice(["it", "ops", "marketing"]), kind),
         payee_id=payee,
         currency=currency,
-        payment_terms="NET30",
+        payment_terms="2/10 NET30" if kind in ON_TERMS else "NET30",
         effective_from=str(today - timedelta(days=30)),
         effective_to=str(today + timedelta(days=335)),
         created_by="buyer@example.com",
@@ -371,6 +384,8 @@ def _flow(b: _Builder, i: int, kind: str, payee: str, currency: str, entity: str
     if kind == "bad_arithmetic":
         inv_lines[0]["line_amount"] = _money(Decimal(inv_lines[0]["line_amount"]) + 1)
     issue = str(today - timedelta(days=i % 5))
+    if kind in ON_TERMS:
+        issue = str(today - timedelta(days=8 if kind == "terms_discount" else 0))
     tax = (subtotal * Decimal("0.19")).quantize(Decimal("0.01"))
     # Two invoices of one payee with the same total and issue date are a *suspected* duplicate
     # (SPEC §5); the workload wants only deliberate duplicates, so nudge the tax until unique.
@@ -409,7 +424,10 @@ def _flow(b: _Builder, i: int, kind: str, payee: str, currency: str, entity: str
     if kind == "bad_arithmetic":
         b.w.expected[invoice_id] = Expected("rejected:line_amount_mismatch", None, False)
     else:
-        b.w.expected[invoice_id] = Expected("accepted", matching, matching == "approved" and eligible_at_end)
+        due = kind != "terms_not_due"
+        b.w.expected[invoice_id] = Expected(
+            "accepted", matching, matching == "approved" and eligible_at_end and due
+        )
 
     if kind in ("override", "override_refused"):
         # An AP clerk asks, an approver with the ap role releases the price hold with evidence;
