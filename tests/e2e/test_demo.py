@@ -131,3 +131,22 @@ async def test_after_the_demo_trace_shows_the_expedite_and_reconcile_the_discoun
     assert code == 0, out
     assert "invoices by due date" in out and "early-payment discounts taken" in out
     assert any(s.discount_invoice in line and "100.00 EUR" in line for line in out.splitlines()), out
+    # The operator CLI signs the command; payout_release refuses it with every reason.
+    code, out = await concord(
+        stack,
+        "payout",
+        "expedite",
+        s.expedite_invoice,
+        "--requested-by",
+        "ap.clerk@example.com",
+        "--approved-by",
+        "ap.clerk@example.com",
+        "--justification",
+        "again, please",
+        "--wait",
+        "30",
+    )
+    assert code == 0, out
+    assert "expedite.refused" in out, out
+    for reason in ("self_approval", "approver_not_treasury", "already_released"):
+        assert reason in out, (reason, out)
