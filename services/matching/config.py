@@ -248,8 +248,11 @@ def parse_policy(document: Any) -> Policy:
 
 
 def parse_roles(document: Any) -> Roles:
-    # `users:` (who may sign in to the console, with password hashes) is the console's to check.
-    top = _mapping(document if document is not None else {}, "roles file", ("approvers", "users"))
+    # `users:` (who may sign in to the console, with password hashes) is the console's to check;
+    # `approval_limits:` (SPEC §13.1) is intake's (shared/authority.py).
+    top = _mapping(
+        document if document is not None else {}, "roles file", ("approvers", "users", "approval_limits")
+    )
     grants: dict[str, frozenset[str]] = {}
     for person, queues in _mapping(top.get("approvers", {}), "approvers").items():
         where = f"approvers.{person}"

@@ -40,6 +40,7 @@ EVENT_MODELS: dict[str, type[BaseModel]] = {
     "payout_run.requested": i.PayoutRunRequested,
     "po_flip.requested": i.PoFlipRequested,
     "deadletter.replay_requested": i.DeadletterReplayRequested,
+    "payee.payout_account_confirmed": i.PayeePayoutAccountConfirmed,
     # internal (SPEC §4, ours)
     "requisition.accepted": n.RequisitionAccepted,
     "requisition.closure_accepted": n.RequisitionClosureAccepted,
@@ -94,6 +95,7 @@ TOPIC_EVENT_TYPES: dict[str, frozenset[str]] = {
             "payout_run.requested",
             "po_flip.requested",
             "deadletter.replay_requested",
+            "payee.payout_account_confirmed",
         }
     ),
     topics.INTAKE_DOCUMENTS.name: frozenset(

@@ -178,6 +178,7 @@ async def _po_versions(conn: asyncpg.Connection, po_numbers: set[str]) -> list[P
             tuple(r["changes"] or ()),
             r["in_force_since"],
             r["state"].get("sow_ref"),
+            r["state"].get("approval_limit"),
         )
         for r in rows
     ]
