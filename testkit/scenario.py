@@ -33,6 +33,8 @@ class Scenario:
     expected_rejected: dict[str, str]  # invoice id → rejection code
     override_invoice: str  # the held invoice an approver overrides with evidence
     blocked_invoice: str  # approved, but its payee is not compliant
+    # SPEC §13.3: a payee changes its payout account (held until confirmed and cooled off)
+    account_change: Publication | None = None
 
     def invoice_ids(self) -> set[str]:
         return self.expected_approved | set(self.expected_held) | set(self.expected_rejected)
@@ -244,4 +246,17 @@ def build(tag: str, today: date) -> Scenario:
         expected_rejected={inv["dup"]: "duplicate_invoice", inv["bad"]: "line_amount_mismatch"},
         override_invoice=inv["c"],
         blocked_invoice=inv["d"],
+        account_change=_account_change(pubs, us),
     )
+
+
+def _account_change(pubs: list[Publication], payee_id: str) -> Publication:
+    """The payee's next profile version with a new payout account, sent by its vendor portal."""
+    first = next(p for p in pubs if p.event_type == "payee.profile_updated" and p.key == payee_id)
+    data = {
+        **first.data,
+        "profile_version": first.data["profile_version"] + 1,
+        "payout_account_ref": f"{first.data['payout_account_ref']}_new",
+        "updated_by": "vendor.portal@example.com",
+    }
+    return Publication(IN_PAYEES, payee_id, "payee.profile_updated", data)

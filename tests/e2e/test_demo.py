@@ -49,6 +49,18 @@ async def test_demo_scenario_matches_holds_releases_blocks_and_posts(stack: Stac
     assert all(paid[i] == payable[i] for i in paid), "a payout pays exactly the payable amount"
     # One payout per (payee, currency, legal entity, funding account): the German invoices travel together.
     assert len(w.of("payout.released")) == 2
+    # SPEC §13.3: the US contractor's new account held the payee, then was confirmed and paid to.
+    change = s.account_change
+    assert change is not None
+    ref = change.data["payout_account_ref"]
+    states = [
+        (x.data["eligible"], x.data["reasons"])
+        for x in w.of("payee.eligibility_changed", lambda d: d["payee_id"] == change.key)
+        if x.data["payout_account_ref"] == ref
+    ]
+    assert states == [(False, ["payout_account_unconfirmed"]), (True, [])]
+    [to_us] = [x.data for x in w.of("payout.released") if x.data["payee_id"] == change.key]
+    assert to_us["payout_account_ref"] == ref
 
     for entry in w.of("journal.entry_posted"):
         debits = sum(Decimal(line.get("debit") or 0) for line in entry.data["lines"])
