@@ -36,6 +36,7 @@ from services.matching.domain import (
 )
 from services.matching.domain.batch import Rules
 from shared import config
+from shared.authority import parse_authority
 from shared.config import ConfigError
 from shared.settings import Settings
 
@@ -253,6 +254,8 @@ def parse_roles(document: Any) -> Roles:
     top = _mapping(
         document if document is not None else {}, "roles file", ("approvers", "users", "approval_limits")
     )
+    # Every service that reads the roles file refuses a bad approval limit at start, naming it.
+    parse_authority(top.get("approval_limits"))
     grants: dict[str, frozenset[str]] = {}
     for person, queues in _mapping(top.get("approvers", {}), "approvers").items():
         where = f"approvers.{person}"

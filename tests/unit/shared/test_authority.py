@@ -117,3 +117,17 @@ def test_a_bad_approval_limit_names_its_key(section: object, key: str) -> None:
     with pytest.raises(ConfigError) as exc:
         parse_authority(section)
     assert exc.value.key == key
+
+
+def test_matching_and_the_console_refuse_a_bad_limit_at_start_too(tmp_path: Path) -> None:
+    from services.matching.config import MatchingConfig
+    from shared.settings import Settings
+
+    roles = tmp_path / "roles.yaml"
+    roles.write_text(
+        "approval_limits:\n  a@x:\n"
+        '    purchase_order: [{currency: "*", limit: "1,000", business_units: "*"}]\n'
+    )
+    with pytest.raises(ConfigError) as exc:
+        MatchingConfig.load(Settings(service="matching", roles_file=str(roles)))
+    assert exc.value.key == "approval_limits.a@x.purchase_order[0].limit"
