@@ -108,8 +108,23 @@ async def test_after_the_demo_the_ledger_proves_its_invariants_and_traces_the_ov
         "monitor-price-change",
         "procurement.lead@example.com",
         "settled",
+        # SPEC §13.1: the approval limit that allowed the PO's approval
+        "within approval_limits.procurement.lead@example.com.purchase_order[0]",
     ):
         assert shown in out, (shown, out)
+    # SPEC §13.3: a confirmation of an account the payee does not have is refused, and says why
+    change = report.scenario.account_change
+    assert change is not None
+    code, out = await concord(
+        stack,
+        "payee",
+        "confirm-account",
+        change.key,
+        "tok-not-theirs",
+        "--confirmed-by",
+        "treasurer@example.com",
+    )
+    assert code == 1 and "payout_account_not_current" in out, out
     code, out = await concord(stack, "holds", "list", "--queue", "ops")
     assert code == 0 and "qty_over_received" in out, out
     code, out = await concord(stack, "trace", "no-such-thing")

@@ -387,9 +387,8 @@ def payee_confirm_account(
             data,
             wait,
             console,
-            lambda s: (
-                s.event_type in ("document.rejected", "deadletter.recorded") and payee_id in str(s.data)
-            ),
+            # document.rejected is keyed like the command (payee_id); a deadletter names it in origin
+            lambda s: s.key == payee_id or payee_id in str(s.data),
             answers=(OUT_REJECTIONS, DEADLETTER),
         )
     )
