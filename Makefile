@@ -30,6 +30,9 @@ down:
 purge:
 	$(ROOT)/deploy/down.sh --purge
 
+# SPEC §13.3: the demo shows a payout-account change held, then confirmed after a cooling-off of
+# seconds (services started by this `make demo`; a stack already running keeps its own setting).
+demo: export CONCORD_ACCOUNT_CHANGE_COOLING_OFF_HOURS ?= 0.002
 demo: up
 	cd $(ROOT) && $(PY) -m tools.cli.demo
 

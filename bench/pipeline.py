@@ -164,7 +164,7 @@ def flow(tag: str, i: int, today: str) -> tuple[Publication, Publication, Public
         effective_from=(now - timedelta(days=10)).date().isoformat(),
         effective_to=(now + timedelta(days=300)).date().isoformat(),
         created_by="buyer",
-        approved_by="approver",
+        approved_by="manager@example.com",
         approved_at=now.isoformat(),
         lines=[doc.po_line("1", "SKU", "hardware", qty, price)],
     )

@@ -34,7 +34,8 @@ MATRIX: dict[str, tuple[tuple[Topic, ...], tuple[Topic, ...]]] = {
         (t.MATCHING_DECISIONS, t.OUT_EXCEPTIONS, t.OUT_INVOICE_RESPONSES),
         (t.INTAKE_DOCUMENTS, t.IN_COMMANDS),
     ),
-    "compliance_gate": ((t.COMPLIANCE_ELIGIBILITY,), (t.IN_PAYEES, t.IN_COMMANDS)),
+    # out.rejections: a refused payee.payout_account_confirmed (SPEC §13.3) is document.rejected.
+    "compliance_gate": ((t.COMPLIANCE_ELIGIBILITY, t.OUT_REJECTIONS), (t.IN_PAYEES, t.IN_COMMANDS)),
     "payout_release": (
         (t.OUT_PAYOUTS, t.PAYOUTS_EVENTS, t.OUT_EXCEPTIONS, t.OUT_INVOICE_RESPONSES),
         (

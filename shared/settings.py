@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     aml_max_age_days: int = Field(default=365, gt=0)
     eu_vat_check: bool = True
     compliance_sweep_interval_s: float = Field(default=60.0, gt=0, allow_inf_nan=False)
+    # SPEC §13.3: replaces the policy file's compliance_gate.account_change_cooling_off_hours
+    # (the demo runs with a few seconds); unset: the policy file's value (default 24).
+    account_change_cooling_off_hours: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     policy_file: str | None = None
     roles_file: str | None = None
     inbox_retention_days: int = Field(default=30, ge=30)

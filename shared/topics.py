@@ -40,7 +40,7 @@ IN_COMMANDS = Topic(
     "subject id",
     3,
     signed_by="ops",
-    key_fields=("invoice_id", "run_id", "po_number", "flip_id", "override_id", "replay_id"),
+    key_fields=("invoice_id", "run_id", "po_number", "flip_id", "override_id", "replay_id", "payee_id"),
     key_is_any_of=True,
 )
 

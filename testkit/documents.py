@@ -315,6 +315,7 @@ def payee_profile(
     tax: Data | None = None,
     vat_number: str | None = None,
     payout_account_ref: str | None = None,
+    updated_by: str | None = None,
 ) -> Data:
     """`payee.profile_updated`: a business is KYB-verified with its owners, an individual
     KYC-verified at `screened_at`; AML clear at `screened_at`."""
@@ -337,6 +338,8 @@ def payee_profile(
         data["vat"] = {"number": vat_number, "status": "valid", "checked_at": screened_at}
     if payout_account_ref is not None:
         data["payout_account_ref"] = payout_account_ref
+    if updated_by is not None:
+        data["updated_by"] = updated_by
     return data
 
 
@@ -440,3 +443,8 @@ def po_version_in_force(po: Data, *, in_force_since: str, previous_version: int 
 def po_closure(po_number: str, *, closed_by: str, reason: str) -> Data:
     """`purchase_order.closure_accepted`."""
     return {"po_number": po_number, "closed_by": closed_by, "reason": reason}
+
+
+def payout_account_confirmation(payee_id: str, payout_account_ref: str, *, confirmed_by: str) -> Data:
+    """`payee.payout_account_confirmed` (SPEC §13.3; a signed command, key payee_id)."""
+    return {"payee_id": payee_id, "payout_account_ref": payout_account_ref, "confirmed_by": confirmed_by}

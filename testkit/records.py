@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from shared.consumer import RawRecord
@@ -24,6 +25,7 @@ def record(
     settings: Settings | None = None,
     raw_value: bytes | None = None,
     signed: bool | None = None,
+    occurred_at: datetime | None = None,
 ) -> RawRecord:
     """A record as the consumer would receive it; signed topics are signed with the default secrets.
     Keyed as a well-behaved producer keys it (the payload key field, SPEC §3–4) unless `key` is given.
@@ -32,7 +34,7 @@ def record(
     if key is None:
         allowed = topic.allowed_keys(data)
         key = allowed[0] if allowed else ""
-    env = new_envelope(event_type, data, source="test", event_id=event_id)
+    env = new_envelope(event_type, data, source="test", event_id=event_id, occurred_at=occurred_at)
     value = raw_value if raw_value is not None else env.model_dump_json().encode()
     headers: list[tuple[str, bytes]] = [("content-type", b"application/json")]
     if topic.signed_by is not None and signed is not False:

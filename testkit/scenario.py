@@ -38,6 +38,8 @@ class Scenario:
     discount_invoice: str = ""
     # SPEC §13.2: a `corporate` invoice on NET30 issued today (not_due) that treasury expedites.
     expedite_invoice: str = ""
+    # SPEC §13.3: a payee changes its payout account (held until confirmed and cooled off)
+    account_change: Publication | None = None
 
     def invoice_ids(self) -> set[str]:
         on_terms = {i for i in (self.discount_invoice, self.expedite_invoice) if i}
@@ -293,4 +295,17 @@ def build(tag: str, today: date) -> Scenario:
         blocked_invoice=inv["d"],
         discount_invoice=inv["f"],
         expedite_invoice=inv["g"],
+        account_change=_account_change(pubs, us),
     )
+
+
+def _account_change(pubs: list[Publication], payee_id: str) -> Publication:
+    """The payee's next profile version with a new payout account, sent by its vendor portal."""
+    first = next(p for p in pubs if p.event_type == "payee.profile_updated" and p.key == payee_id)
+    data = {
+        **first.data,
+        "profile_version": first.data["profile_version"] + 1,
+        "payout_account_ref": f"{first.data['payout_account_ref']}_new",
+        "updated_by": "vendor.portal@example.com",
+    }
+    return Publication(IN_PAYEES, payee_id, "payee.profile_updated", data)

@@ -6,12 +6,21 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from services.compliance_gate.domain import AmlScreening, PayeeProfile, PayeeStatus, TaxForm
-from shared.contracts.inbound import PayeeProfileUpdated
+from services.compliance_gate.domain import (
+    AmlScreening,
+    Confirmation,
+    ConfirmationRefusal,
+    PayeeProfile,
+    PayeeStatus,
+    TaxForm,
+)
+from shared.contracts.inbound import PayeePayoutAccountConfirmed, PayeeProfileUpdated
 from shared.contracts.internal import PayeeEligibilityChanged
 
 
-def profile_from(data: PayeeProfileUpdated, received_at: datetime) -> PayeeProfile:
+def profile_from(
+    data: PayeeProfileUpdated, received_at: datetime, occurred_at: datetime | None = None
+) -> PayeeProfile:
     """The inbound profile as the rules see it; tin_last4 and the VAT number stop here."""
     return PayeeProfile(
         payee_id=data.payee_id,
@@ -35,7 +44,31 @@ def profile_from(data: PayeeProfileUpdated, received_at: datetime) -> PayeeProfi
         vat_checked_at=data.vat.checked_at if data.vat is not None else None,
         payout_account_ref=data.payout_account_ref,
         received_at=received_at,
+        updated_by=data.updated_by,
+        occurred_at=occurred_at,
     )
+
+
+def confirmation_from(data: PayeePayoutAccountConfirmed) -> Confirmation:
+    return Confirmation(data.payee_id, data.payout_account_ref, data.confirmed_by)
+
+
+_REFUSAL_TEXT = {
+    ConfirmationRefusal.PAYEE_UNKNOWN: ("payee_id", "no profile of this payee is known"),
+    ConfirmationRefusal.ACCOUNT_NOT_CURRENT: (
+        "payout_account_ref",
+        "not the payee's current payout account: nothing is confirmed",
+    ),
+    ConfirmationRefusal.SELF_CONFIRMATION: (
+        "confirmed_by",
+        "the person who changed the payout account cannot confirm it",
+    ),
+}
+
+
+def refusal_reasons(refusals: tuple[ConfirmationRefusal, ...]) -> list[dict[str, str]]:
+    """document.rejected reasons ({code, field, message}) for a refused confirmation."""
+    return [{"code": str(r), "field": _REFUSAL_TEXT[r][0], "message": _REFUSAL_TEXT[r][1]} for r in refusals]
 
 
 def eligibility_changed(

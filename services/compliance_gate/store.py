@@ -14,10 +14,13 @@ from typing import Any
 import asyncpg
 
 from services.compliance_gate.domain import (
+    NO_ACCOUNT,
+    AccountControl,
     AmlScreening,
     Eligibility,
     PayeeProfile,
     PayeeRecord,
+    PendingAccount,
     Reason,
     SweepChange,
     TaxForm,
@@ -31,7 +34,7 @@ async def load_payees_for_update(
     """The stored payees among `payee_ids`, their rows locked (in one order, so two batches
     never deadlock): a concurrent sweep cannot publish between our read and our write."""
     rows = await conn.fetch(
-        """SELECT profile, reasons, evaluated_at FROM payees
+        """SELECT profile, reasons, evaluated_at, account FROM payees
             WHERE payee_id = ANY($1::text[]) ORDER BY payee_id FOR UPDATE""",
         list(payee_ids),
     )
@@ -39,7 +42,7 @@ async def load_payees_for_update(
 
 
 async def load_payees(conn: asyncpg.Connection) -> list[PayeeRecord]:
-    rows = await conn.fetch("SELECT profile, reasons, evaluated_at FROM payees ORDER BY payee_id")
+    rows = await conn.fetch("SELECT profile, reasons, evaluated_at, account FROM payees ORDER BY payee_id")
     return [_record(r) for r in rows]
 
 
@@ -48,6 +51,7 @@ class AppliedProfile:
     profile: PayeeProfile
     eligibility: Eligibility
     event_id: str  # of the payee.profile_updated that carried it
+    account: AccountControl = NO_ACCOUNT
 
 
 async def save_profiles(
@@ -59,15 +63,15 @@ async def save_profiles(
         return
     latest = list({a.profile.payee_id: a for a in applied}.values())
     await conn.execute(
-        """INSERT INTO payees (payee_id, profile_version, profile, eligible, reasons, evaluated_at)
+        """INSERT INTO payees (payee_id, profile_version, profile, eligible, reasons, evaluated_at, account)
            SELECT p.payee_id, p.profile_version, p.profile, p.reasons = '',
-                  string_to_array(p.reasons, ','), $5
-             FROM unnest($1::text[], $2::bigint[], $3::jsonb[], $4::text[])
-                  AS p(payee_id, profile_version, profile, reasons)
+                  string_to_array(p.reasons, ','), $5, p.account
+             FROM unnest($1::text[], $2::bigint[], $3::jsonb[], $4::text[], $6::jsonb[])
+                  AS p(payee_id, profile_version, profile, reasons, account)
            ON CONFLICT (payee_id) DO UPDATE SET
                profile_version = EXCLUDED.profile_version, profile = EXCLUDED.profile,
                eligible = EXCLUDED.eligible, reasons = EXCLUDED.reasons,
-               evaluated_at = EXCLUDED.evaluated_at, updated_at = now()
+               evaluated_at = EXCLUDED.evaluated_at, account = EXCLUDED.account, updated_at = now()
            -- never let an older version overwrite a newer one, whatever the caller checked
            WHERE payees.profile_version < EXCLUDED.profile_version""",
         [a.profile.payee_id for a in latest],
@@ -75,6 +79,7 @@ async def save_profiles(
         [profile_to_json(a.profile) for a in latest],
         [_joined(a.eligibility) for a in latest],
         evaluated_at,
+        [account_to_json(a.account) for a in latest],
     )
     await conn.execute(
         """INSERT INTO payee_profile_versions (payee_id, profile_version, profile, event_id)
@@ -108,16 +113,73 @@ async def save_swept(
     return {r["payee_id"] for r in rows}
 
 
+async def save_confirmations(
+    conn: asyncpg.Connection, records: Sequence[PayeeRecord], evaluated_at: datetime
+) -> None:
+    """SPEC §13.3: confirmed accounts, with the eligibility they led to (published when it
+    changed, so the row still describes what downstream knows): one statement."""
+    latest = list({r.profile.payee_id: r for r in records}.values())
+    if not latest:
+        return
+    await conn.execute(
+        """UPDATE payees SET account = c.account, eligible = c.reasons = '',
+                  reasons = string_to_array(c.reasons, ','), evaluated_at = $4, updated_at = now()
+             FROM unnest($1::text[], $2::jsonb[], $3::text[]) AS c(payee_id, account, reasons)
+            WHERE payees.payee_id = c.payee_id""",
+        [r.profile.payee_id for r in latest],
+        [account_to_json(r.account) for r in latest],
+        [_joined(r.eligibility) for r in latest],
+        evaluated_at,
+    )
+
+
 def _joined(eligibility: Eligibility) -> str:
     """Reason codes as one text (they never hold a comma): ragged text[][] do not exist."""
     return ",".join(eligibility.codes)
 
 
 def _record(row: asyncpg.Record) -> PayeeRecord:
+    profile = profile_from_json(row["profile"], row["evaluated_at"])
     return PayeeRecord(
-        profile=profile_from_json(row["profile"], row["evaluated_at"]),
+        profile=profile,
         eligibility=eligibility_from(Reason(r) for r in row["reasons"]),
+        account=account_from_json(row["account"], profile.payout_account_ref),
     )
+
+
+def account_to_json(account: AccountControl) -> dict[str, Any]:
+    p = account.pending
+    return {
+        "confirmed_ref": account.confirmed_ref,
+        "pending": None
+        if p is None
+        else {
+            "ref": p.ref,
+            "changed_at": p.changed_at.isoformat(),
+            "updated_by": p.updated_by,
+            "confirmed_by": p.confirmed_by,
+            "confirmed_at": _iso(p.confirmed_at),
+        },
+    }
+
+
+def account_from_json(doc: dict[str, Any] | None, current_ref: str | None) -> AccountControl:
+    """None (a payee stored before SPEC §13.3): its current account counts as confirmed."""
+    if doc is None:
+        return AccountControl(confirmed_ref=current_ref)
+    p = doc.get("pending")
+    pending = (
+        None
+        if p is None
+        else PendingAccount(
+            ref=p["ref"],
+            changed_at=datetime.fromisoformat(p["changed_at"]),
+            updated_by=p.get("updated_by"),
+            confirmed_by=p.get("confirmed_by"),
+            confirmed_at=_timestamp(p.get("confirmed_at")),
+        )
+    )
+    return AccountControl(confirmed_ref=doc.get("confirmed_ref"), pending=pending)
 
 
 # --- the jsonb form of a profile ------------------------------------------------------------
@@ -147,6 +209,8 @@ def profile_to_json(profile: PayeeProfile) -> dict[str, Any]:
         "vat_checked_at": _iso(profile.vat_checked_at),
         "payout_account_ref": profile.payout_account_ref,
         "received_at": _iso(profile.received_at),
+        "updated_by": profile.updated_by,
+        "occurred_at": _iso(profile.occurred_at),
     }
 
 
@@ -175,6 +239,8 @@ def profile_from_json(doc: dict[str, Any], evaluated_at: datetime | None = None)
         vat_checked_at=_timestamp(doc.get("vat_checked_at")),
         payout_account_ref=doc.get("payout_account_ref"),
         received_at=_timestamp(doc.get("received_at")) or evaluated_at,
+        updated_by=doc.get("updated_by"),
+        occurred_at=_timestamp(doc.get("occurred_at")),
     )
 
 

@@ -10,6 +10,9 @@ intake:
   max_amount: "1000000000" # any single amount above this (major units) is amount_out_of_range
 ```
 
+Approval authority (SPEC §13.1) comes from the roles file's `approval_limits:` section
+(shared/authority.py); a negative or malformed limit stops the start naming the key.
+
 A file without the section means "reject every no-PO invoice" and the default `max_amount`. A
 malformed section stops the start with a ConfigError naming the key (shared/config.py), rather
 than silently rejecting or accepting invoices.
@@ -17,11 +20,13 @@ than silently rejecting or accepting invoices.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any, cast
 
 from services.intake.domain import DEFAULT_MAX_AMOUNT, NoPoAction, NoPoPolicy
+from shared import config
+from shared.authority import SPEC_DEFAULT_AUTHORITY, Authority, parse_authority
 from shared.config import ConfigError, section
 from shared.settings import Settings
 
@@ -33,10 +38,17 @@ _KEYS = ("no_po_policy", "no_po_business_units", "max_amount")
 class IntakeConfig:
     no_po: NoPoPolicy = field(default_factory=NoPoPolicy)
     max_amount: Decimal = DEFAULT_MAX_AMOUNT
+    authority: Authority = SPEC_DEFAULT_AUTHORITY
 
     @classmethod
     def load(cls, settings: Settings) -> IntakeConfig:
-        return parse_intake_section(section(settings, "intake"))
+        parsed = parse_intake_section(section(settings, "intake"))
+        try:
+            authority = parse_authority(config.roles_document(settings).get("approval_limits"))
+        except ConfigError as exc:
+            message = str(exc).removeprefix(f"{exc.key}: ")
+            raise ConfigError(exc.key, f"{message} (roles file {config.roles_path(settings)})") from None
+        return replace(parsed, authority=authority)
 
 
 def _max_amount(value: Any) -> Decimal:

@@ -47,8 +47,10 @@ def requisition_approval(data: i.RequisitionApproved, approved_at: datetime) -> 
     )
 
 
-def requisition_accepted(data: i.RequisitionApproved, approved_at: datetime) -> n.RequisitionAccepted:
-    return n.RequisitionAccepted(**data.model_dump(), approved_at=approved_at)
+def requisition_accepted(
+    data: i.RequisitionApproved, approved_at: datetime, approval_limit: dict[str, Any] | None
+) -> n.RequisitionAccepted:
+    return n.RequisitionAccepted(**data.model_dump(), approved_at=approved_at, approval_limit=approval_limit)
 
 
 def requisition_closure_accepted(data: i.RequisitionClosed) -> n.RequisitionClosureAccepted:
@@ -57,7 +59,12 @@ def requisition_closure_accepted(data: i.RequisitionClosed) -> n.RequisitionClos
 
 # --- purchase orders -------------------------------------------------------------------------
 
-_STATE_FIELDS = frozenset(n.PurchaseOrderState.model_fields) - {"version", "approved_by", "approved_at"}
+_STATE_FIELDS = frozenset(n.PurchaseOrderState.model_fields) - {
+    "version",
+    "approved_by",
+    "approved_at",
+    "approval_limit",
+}
 
 
 def _po_terms(data: i.PurchaseOrderIssued | i.PurchaseOrderAmended) -> domain.PoTerms:
@@ -70,6 +77,7 @@ def _po_terms(data: i.PurchaseOrderIssued | i.PurchaseOrderAmended) -> domain.Po
         created_by=data.created_by,
         lines=tuple(domain.PoLineTerms(ln.line_id, ln.quantity, ln.unit_price) for ln in data.lines),
         charges=tuple(domain.Charge(c.type, c.amount) for c in data.charges),
+        business_unit=data.business_unit,
     )
 
 
@@ -119,7 +127,11 @@ def version_in_force(v: VersionInForce) -> n.PurchaseOrderVersionInForce:
     assert row.in_force_since is not None
     return n.PurchaseOrderVersionInForce(
         po=n.PurchaseOrderState(
-            **row.state, version=row.version, approved_by=row.approved_by, approved_at=row.approved_at
+            **row.state,
+            version=row.version,
+            approved_by=row.approved_by,
+            approved_at=row.approved_at,
+            approval_limit=row.approval_limit,
         ),
         previous_version=row.version - 1 if v.previous is not None else None,
         changes=list(row.changes or []),

@@ -102,10 +102,13 @@ async def on_requisition_approved(ctx: BatchContext, items: list[Item[i.Requisit
     book = await store.requisitions(ctx.conn, (d.requisition_id for _, d in admitted), ctx.now)
     for item, data in admitted:
         decision = book.approve(
-            contract.requisition_approval(data, item.envelope.occurred_at), _config(ctx).max_amount
+            contract.requisition_approval(data, item.envelope.occurred_at),
+            _config(ctx).authority,
+            _config(ctx).max_amount,
         )
         if decision.outcome is Outcome.ACCEPTED:
-            accepted = contract.requisition_accepted(data, item.envelope.occurred_at)
+            row = book.rows[data.requisition_id]
+            accepted = contract.requisition_accepted(data, item.envelope.occurred_at, row.approval_limit)
             _emit(ctx, item, accepted, data.requisition_id, data.requisition_id)
         _settle(ctx, item, decision.outcome, decision.reasons)
     await store.save_requisitions(ctx.conn, book)
@@ -151,7 +154,12 @@ async def on_po_issued(ctx: BatchContext, items: list[Item[i.PurchaseOrderIssued
     admitted = _admit(ctx, items)
     book = await store.lock_pos(ctx.conn, (d.po_number for _, d in admitted), ctx.now)
     for item, data in admitted:
-        decision = book.issue(contract.issued_version(data), _config(ctx).max_amount, item.envelope.event_id)
+        decision = book.issue(
+            contract.issued_version(data),
+            _config(ctx).max_amount,
+            item.envelope.event_id,
+            _config(ctx).authority,
+        )
         _emit_po(ctx, item, data.po_number, decision)
     await store.save_pos(ctx.conn, book)
 
@@ -161,7 +169,12 @@ async def on_po_amended(ctx: BatchContext, items: list[Item[i.PurchaseOrderAmend
     admitted = _admit(ctx, items)
     book = await store.lock_pos(ctx.conn, (d.po_number for _, d in admitted), ctx.now)
     for item, data in admitted:
-        decision = book.amend(contract.amended_version(data), _config(ctx).max_amount, item.envelope.event_id)
+        decision = book.amend(
+            contract.amended_version(data),
+            _config(ctx).max_amount,
+            item.envelope.event_id,
+            _config(ctx).authority,
+        )
         if decision.pending:
             _emit(
                 ctx, item, contract.amendment_pending(data), data.po_number, data.po_number, str(data.version)
@@ -178,7 +191,12 @@ async def on_po_amendment_approved(
     book = await store.lock_pos(ctx.conn, (d.po_number for _, d in admitted), ctx.now)
     for item, d in admitted:
         decision = book.approve_amendment(
-            d.po_number, d.version, d.approved_by, d.approved_at, item.envelope.event_id
+            d.po_number,
+            d.version,
+            d.approved_by,
+            d.approved_at,
+            item.envelope.event_id,
+            _config(ctx).authority,
         )
         _settle(ctx, item, decision.outcome, decision.reasons)
         for v in decision.in_force:

@@ -57,7 +57,8 @@ async def save_requisitions(conn: asyncpg.Connection, book: RequisitionBook) -> 
     """Approvals and closures, one upsert (conversions are the POs' to write: conversions())."""
     rows = [
         (r.requisition_id, r.legal_entity, r.business_unit, r.requested_by, r.approved_by, r.amount,
-         r.currency, r.approved_at, r.content_hash, r.closed_by, r.closed_reason, r.closed_at)
+         r.currency, r.approved_at, r.content_hash, r.closed_by, r.closed_reason, r.closed_at,
+         _json(r.approval_limit))
         for r in book.changed.values()
     ]  # fmt: skip
     if not rows:
@@ -65,18 +66,19 @@ async def save_requisitions(conn: asyncpg.Connection, book: RequisitionBook) -> 
     await conn.execute(
         """INSERT INTO requisitions (requisition_id, legal_entity, business_unit, requested_by, approved_by,
                                      amount, currency, approved_at, content_hash, closed_by, closed_reason,
-                                     closed_at)
-           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::numeric[],
-                                $7::text[], $8::timestamptz[], $9::text[], $10::text[], $11::text[],
-                                $12::timestamptz[])
+                                     closed_at, approval_limit)
+           SELECT a, b, c, d, e, f, g, h, i, j, k, m, l::jsonb
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::numeric[],
+                       $7::text[], $8::timestamptz[], $9::text[], $10::text[], $11::text[],
+                       $12::timestamptz[], $13::text[]) AS r(a, b, c, d, e, f, g, h, i, j, k, m, l)
            ON CONFLICT (requisition_id) DO UPDATE SET
                legal_entity = EXCLUDED.legal_entity, business_unit = EXCLUDED.business_unit,
                requested_by = EXCLUDED.requested_by, approved_by = EXCLUDED.approved_by,
                amount = EXCLUDED.amount, currency = EXCLUDED.currency,
                approved_at = EXCLUDED.approved_at, content_hash = EXCLUDED.content_hash,
                closed_by = EXCLUDED.closed_by, closed_reason = EXCLUDED.closed_reason,
-               closed_at = EXCLUDED.closed_at""",
-        *_columns(rows, 12),
+               closed_at = EXCLUDED.closed_at, approval_limit = EXCLUDED.approval_limit""",
+        *_columns(rows, 13),
     )
 
 
@@ -177,24 +179,27 @@ async def _insert_versions(conn: asyncpg.Connection, versions: list[PoVersion]) 
     rows = [
         (v.po_number, v.version, v.kind, v.status, _json(v.state), v.content_hash, v.created_by, v.amended_by,
          v.modification_id, v.reason, v.approved_by, v.approved_at, v.received_at, v.source_event_id,
-         v.previous_version, _json(v.changes), _json(v.previous_sow_ref), v.in_force_since, v.superseded_at)
+         v.previous_version, _json(v.changes), _json(v.previous_sow_ref), v.in_force_since, v.superseded_at,
+         _json(v.approval_limit))
         for v in versions
     ]  # fmt: skip
     await conn.execute(
         """INSERT INTO po_versions (po_number, version, kind, status, state, content_hash, created_by,
                amended_by, modification_id, reason, approved_by, approved_at, received_at, source_event_id,
-               previous_version, changes, previous_sow_ref, in_force_since, superseded_at)
+               previous_version, changes, previous_sow_ref, in_force_since, superseded_at, approval_limit)
            SELECT po_number, version, kind, status, state::jsonb, content_hash, created_by, amended_by,
                   modification_id, reason, approved_by, approved_at, received_at, source_event_id,
-                  previous_version, changes::jsonb, previous_sow_ref::jsonb, in_force_since, superseded_at
+                  previous_version, changes::jsonb, previous_sow_ref::jsonb, in_force_since, superseded_at,
+                  approval_limit::jsonb
            FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
                        $8::text[], $9::text[], $10::text[], $11::text[], $12::timestamptz[],
                        $13::timestamptz[], $14::text[], $15::int[], $16::text[], $17::text[],
-                       $18::timestamptz[], $19::timestamptz[])
+                       $18::timestamptz[], $19::timestamptz[], $20::text[])
                 AS v(po_number, version, kind, status, state, content_hash, created_by, amended_by,
                      modification_id, reason, approved_by, approved_at, received_at, source_event_id,
-                     previous_version, changes, previous_sow_ref, in_force_since, superseded_at)""",
-        *_columns(rows, 19),
+                     previous_version, changes, previous_sow_ref, in_force_since, superseded_at,
+                     approval_limit)""",
+        *_columns(rows, 20),
     )
 
 
@@ -204,21 +209,21 @@ async def _update_versions(conn: asyncpg.Connection, versions: list[PoVersion]) 
         return
     rows = [
         (v.po_number, v.version, v.status, v.approved_by, v.approved_at, v.previous_version, _json(v.changes),
-         _json(v.previous_sow_ref), v.in_force_since, v.superseded_at)
+         _json(v.previous_sow_ref), v.in_force_since, v.superseded_at, _json(v.approval_limit))
         for v in versions
     ]  # fmt: skip
     await conn.execute(
         """UPDATE po_versions p SET status = v.status, approved_by = v.approved_by,
-               approved_at = v.approved_at,
+               approved_at = v.approved_at, approval_limit = v.approval_limit::jsonb,
                previous_version = v.previous_version, changes = v.changes::jsonb,
                previous_sow_ref = v.previous_sow_ref::jsonb, in_force_since = v.in_force_since,
                superseded_at = v.superseded_at
            FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::timestamptz[], $6::int[],
-                       $7::text[], $8::text[], $9::timestamptz[], $10::timestamptz[])
+                       $7::text[], $8::text[], $9::timestamptz[], $10::timestamptz[], $11::text[])
                 AS v(po_number, version, status, approved_by, approved_at, previous_version, changes,
-                     previous_sow_ref, in_force_since, superseded_at)
+                     previous_sow_ref, in_force_since, superseded_at, approval_limit)
            WHERE p.po_number = v.po_number AND p.version = v.version""",
-        *_columns(rows, 10),
+        *_columns(rows, 11),
     )
 
 

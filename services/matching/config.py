@@ -36,6 +36,7 @@ from services.matching.domain import (
 )
 from services.matching.domain.batch import Rules
 from shared import config
+from shared.authority import parse_authority
 from shared.config import ConfigError
 from shared.settings import Settings
 
@@ -248,8 +249,15 @@ def parse_policy(document: Any) -> Policy:
 
 
 def parse_roles(document: Any) -> Roles:
-    # `users:` (who may sign in to the console, with password hashes) is the console's to check.
-    top = _mapping(document if document is not None else {}, "roles file", ("approvers", "users", "roles"))
+    # `users:` (who may sign in to the console, with password hashes) is the console's to check;
+    # `approval_limits:` (SPEC §13.1) is intake's (shared/authority.py); `roles:` (§13.2) payout_release's.
+    top = _mapping(
+        document if document is not None else {},
+        "roles file",
+        ("approvers", "users", "roles", "approval_limits"),
+    )
+    # Every service that reads the roles file refuses a bad approval limit at start, naming it.
+    parse_authority(top.get("approval_limits"))
     grants: dict[str, frozenset[str]] = {}
     for person, queues in _mapping(top.get("approvers", {}), "approvers").items():
         where = f"approvers.{person}"

@@ -187,7 +187,8 @@ def event_of(notice: b.Notice, now: datetime) -> tuple[BaseModel, str, str]:
     record that decides the same publishes nothing new downstream."""
     if isinstance(notice, b.HoldOpened):
         h = notice.hold
-        return HoldOpened(**_notice(h)), h.invoice_id, derived_event_id("matching", "hold.opened", h.hold_id)
+        opened = HoldOpened(**_notice(h), lapsed_override_id=h.lapsed_override_id)
+        return opened, h.invoice_id, derived_event_id("matching", "hold.opened", h.hold_id)
     if isinstance(notice, b.HoldReleased):
         h = notice.hold
         assert h.released_by is not None and h.released_at is not None and h.releasing_event_id

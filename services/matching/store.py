@@ -216,6 +216,7 @@ def _override(r: Any) -> StoredOverride:
         ledger_ref=r["ledger_ref"],
         decided_at=r["decided_at"],
         event_id=r["event_id"],
+        facts=tuple(((reason, line_id), text) for reason, line_id, text in (r["facts"] or ())),
     )
 
 
@@ -259,6 +260,7 @@ def hold_from(r: Any) -> Hold:
         releasing_event_id=r["releasing_event_id"],
         override_id=r["override_id"],
         approved_by=r["approved_by"],
+        lapsed_override_id=r["lapsed_override_id"],
     )
 
 
@@ -433,7 +435,7 @@ async def apply(
 _HOLD_COLUMNS = (
     "hold_id, invoice_id, match_group, po_number, line_id, reason, queue, action, owner, opened_at, due_by, "
     "evidence_required, next_action, opened_by_event_id, status, released_at, released_by, "
-    "releasing_event_id, override_id, approved_by"
+    "releasing_event_id, override_id, approved_by, lapsed_override_id"
 )
 
 
@@ -469,12 +471,12 @@ async def _write_holds(conn: asyncpg.Connection, w: Writes) -> None:
     if w.new_holds:
         await conn.execute(
             f"""INSERT INTO holds ({_HOLD_COLUMNS})
-                SELECT h, i, g, p, l, r, q, a, o, oa, d, e::jsonb, na, ob, s, ra, rb, re, ov, ap
+                SELECT h, i, g, p, l, r, q, a, o, oa, d, e::jsonb, na, ob, s, ra, rb, re, ov, ap, lo
                   FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
                               $7::text[], $8::text[], $9::text[], $10::timestamptz[], $11::timestamptz[],
                               $12::text[], $13::text[], $14::text[], $15::text[], $16::timestamptz[],
-                              $17::text[], $18::text[], $19::text[], $20::text[])
-                       AS x(h, i, g, p, l, r, q, a, o, oa, d, e, na, ob, s, ra, rb, re, ov, ap)""",
+                              $17::text[], $18::text[], $19::text[], $20::text[], $21::text[])
+                       AS x(h, i, g, p, l, r, q, a, o, oa, d, e, na, ob, s, ra, rb, re, ov, ap, lo)""",
             *_columns(
                 [
                     (
@@ -498,6 +500,7 @@ async def _write_holds(conn: asyncpg.Connection, w: Writes) -> None:
                         h.releasing_event_id,
                         h.override_id,
                         h.approved_by,
+                        h.lapsed_override_id,
                     )
                     for h in w.new_holds.values()
                 ]
@@ -511,11 +514,11 @@ async def _write_overrides(conn: asyncpg.Connection, overrides: list[StoredOverr
     await conn.execute(
         """INSERT INTO overrides (override_id, invoice_id, status, requested_by, approved_by, reason_code,
                                   justification, evidence, hold_reasons, scope, refusal_reasons, ledger_ref,
-                                  decided_at, event_id)
-           SELECT o, i, s, rq, ap, rc, j, ev::jsonb, hr::jsonb, sc::jsonb, rr::jsonb, lr, da, e
+                                  decided_at, event_id, facts)
+           SELECT o, i, s, rq, ap, rc, j, ev::jsonb, hr::jsonb, sc::jsonb, rr::jsonb, lr, da, e, f::jsonb
              FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
                          $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::timestamptz[],
-                         $14::text[]) AS x(o, i, s, rq, ap, rc, j, ev, hr, sc, rr, lr, da, e)
+                         $14::text[], $15::text[]) AS x(o, i, s, rq, ap, rc, j, ev, hr, sc, rr, lr, da, e, f)
            ON CONFLICT (override_id) DO UPDATE SET
                invoice_id = EXCLUDED.invoice_id, status = EXCLUDED.status,
                requested_by = EXCLUDED.requested_by,
@@ -523,7 +526,7 @@ async def _write_overrides(conn: asyncpg.Connection, overrides: list[StoredOverr
                justification = EXCLUDED.justification, evidence = EXCLUDED.evidence,
                hold_reasons = EXCLUDED.hold_reasons, scope = EXCLUDED.scope,
                refusal_reasons = EXCLUDED.refusal_reasons, ledger_ref = EXCLUDED.ledger_ref,
-               decided_at = EXCLUDED.decided_at, event_id = EXCLUDED.event_id
+               decided_at = EXCLUDED.decided_at, event_id = EXCLUDED.event_id, facts = EXCLUDED.facts
            WHERE overrides.status = 'refused'""",
         *_columns(
             [
@@ -542,6 +545,7 @@ async def _write_overrides(conn: asyncpg.Connection, overrides: list[StoredOverr
                     o.ledger_ref,
                     o.decided_at,
                     o.event_id,
+                    json.dumps([[k[0], k[1], text] for k, text in o.facts]),
                 )
                 for o in overrides
             ]

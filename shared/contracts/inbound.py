@@ -270,6 +270,7 @@ class PayeeProfileUpdated(InboundModel):
     tax_form: TaxForm | None = None
     vat: Vat | None = None
     payout_account_ref: str | None = None
+    updated_by: NonEmptyStr | None = None  # SPEC §13.3: who changed it (may not confirm an account change)
 
 
 # --- concord.in.funding ------------------------------------------------------------------
@@ -405,3 +406,13 @@ class PayoutExpediteRequested(InboundModel):
     requested_by: NonEmptyStr
     approved_by: NonEmptyStr
     justification: NonEmptyStr
+
+
+class PayeePayoutAccountConfirmed(InboundModel):
+    """`payee.payout_account_confirmed` (SPEC §13.3, signed as ops, key payee_id) — confirms a
+    changed payout account; only by someone other than the profile update's `updated_by`, and
+    only for the payee's current account (any other account: refused, nothing confirmed)."""
+
+    payee_id: NonEmptyStr
+    payout_account_ref: NonEmptyStr
+    confirmed_by: NonEmptyStr

@@ -40,6 +40,18 @@ from shared.contracts.inbound import (
 # --- concord.intake.documents ------------------------------------------------------------
 
 
+class ApprovalLimitUsed(InternalModel):
+    """SPEC §13.1: the roles-file entry that allowed an approval (`rule` names it, e.g.
+    `approval_limits.manager@example.com.purchase_order[0]`); `limit` null = unlimited."""
+
+    person: NonEmptyStr
+    kind: Literal["requisition", "purchase_order"]
+    currency: NonEmptyStr  # an ISO code or "*"
+    limit: DecimalStr | None = None
+    business_units: Literal["*"] | list[NonEmptyStr]
+    rule: NonEmptyStr
+
+
 class RequisitionAccepted(InternalModel):
     """`requisition.accepted` — `approved_at` is the approval event's `occurred_at`."""
 
@@ -52,6 +64,7 @@ class RequisitionAccepted(InternalModel):
     currency: CurrencyCode
     description: str | None = None
     approved_at: Timestamp
+    approval_limit: ApprovalLimitUsed | None = None
 
 
 class RequisitionClosureAccepted(InternalModel):
@@ -82,6 +95,7 @@ class PurchaseOrderState(InternalModel):
     match_mode: MatchMode | None = None
     lines: list[PoLine] = Field(min_length=1)
     charges: list[PoCharge] = Field(default_factory=list)
+    approval_limit: ApprovalLimitUsed | None = None
 
 
 class PurchaseOrderVersionInForce(InternalModel):

@@ -95,7 +95,10 @@ class HoldNotice(OutboundModel):
 
 
 class HoldOpened(HoldNotice):
-    """`hold.opened`"""
+    """`hold.opened` — `lapsed_override_id` (SPEC §13.4): the hold reopens a check an accepted
+    override released, because the check now fails on other facts than the override approved."""
+
+    lapsed_override_id: NonEmptyStr | None = None
 
 
 class HoldEscalated(HoldNotice):

@@ -40,6 +40,7 @@ EVENT_MODELS: dict[str, type[BaseModel]] = {
     "payout_run.requested": i.PayoutRunRequested,
     "po_flip.requested": i.PoFlipRequested,
     "deadletter.replay_requested": i.DeadletterReplayRequested,
+    "payee.payout_account_confirmed": i.PayeePayoutAccountConfirmed,
     # internal (SPEC §4, ours)
     "requisition.accepted": n.RequisitionAccepted,
     "requisition.closure_accepted": n.RequisitionClosureAccepted,
@@ -97,6 +98,7 @@ TOPIC_EVENT_TYPES: dict[str, frozenset[str]] = {
             "po_flip.requested",
             "deadletter.replay_requested",
             "payout.expedite_requested",
+            "payee.payout_account_confirmed",
         }
     ),
     topics.INTAKE_DOCUMENTS.name: frozenset(

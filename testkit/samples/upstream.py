@@ -56,7 +56,7 @@ def po_amended(version: int, po_number: str = "PO-1", **changes: Any) -> dict[st
 
 
 def amendment_approved(
-    version: int, po_number: str = "PO-1", by: str = "director@example.com"
+    version: int, po_number: str = "PO-1", by: str = "controller@example.com"
 ) -> dict[str, Any]:
     return doc.amendment_approval(po_number, version, approved_by=by, approved_at="2026-02-01T10:00:00Z")
 

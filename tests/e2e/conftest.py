@@ -26,7 +26,11 @@ class Stack:
 @pytest.fixture
 async def stack() -> AsyncIterator[Stack]:
     # Scheduled payout runs are pushed far out: the tests request their runs explicitly.
-    async with running_stack(isolated_settings(payout_run_interval_s=3600, relay_poll_interval_s=0.1)) as s:
+    # A payout-account change cools off in seconds (SPEC §13.3; the demo waits for it).
+    settings = isolated_settings(
+        payout_run_interval_s=3600, relay_poll_interval_s=0.1, account_change_cooling_off_hours=0.002
+    )
+    async with running_stack(settings) as s:
         yield s
 
 

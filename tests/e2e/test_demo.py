@@ -64,6 +64,18 @@ async def test_demo_scenario_matches_holds_releases_blocks_and_posts(stack: Stac
     # One payout per (payee, currency, legal entity, funding account): the German invoices travel
     # together; the expedite is a single-invoice run of its own.
     assert len(w.of("payout.released")) == 3
+    # SPEC §13.3: the US contractor's new account held the payee, then was confirmed and paid to.
+    change = s.account_change
+    assert change is not None
+    ref = change.data["payout_account_ref"]
+    states = [
+        (x.data["eligible"], x.data["reasons"])
+        for x in w.of("payee.eligibility_changed", lambda d: d["payee_id"] == change.key)
+        if x.data["payout_account_ref"] == ref
+    ]
+    assert states == [(False, ["payout_account_unconfirmed"]), (True, [])]
+    [to_us] = [x.data for x in w.of("payout.released") if x.data["payee_id"] == change.key]
+    assert to_us["payout_account_ref"] == ref
 
     for entry in w.of("journal.entry_posted"):
         debits = sum(Decimal(line.get("debit") or 0) for line in entry.data["lines"])
@@ -111,8 +123,23 @@ async def test_after_the_demo_the_ledger_proves_its_invariants_and_traces_the_ov
         "monitor-price-change",
         "procurement.lead@example.com",
         "settled",
+        # SPEC §13.1: the approval limit that allowed the PO's approval
+        "within approval_limits.procurement.lead@example.com.purchase_order[0]",
     ):
         assert shown in out, (shown, out)
+    # SPEC §13.3: a confirmation of an account the payee does not have is refused, and says why
+    change = report.scenario.account_change
+    assert change is not None
+    code, out = await concord(
+        stack,
+        "payee",
+        "confirm-account",
+        change.key,
+        "tok-not-theirs",
+        "--confirmed-by",
+        "treasurer@example.com",
+    )
+    assert code == 1 and "payout_account_not_current" in out, out
     code, out = await concord(stack, "holds", "list", "--queue", "ops")
     assert code == 0 and "qty_over_received" in out, out
     code, out = await concord(stack, "trace", "no-such-thing")

@@ -14,7 +14,7 @@ from rich.text import Text
 
 from shared.publish import Publisher
 from shared.settings import Settings
-from shared.topics import DEADLETTER, IN_COMMANDS, OUT_EXCEPTIONS, OUT_PAYOUTS
+from shared.topics import DEADLETTER, IN_COMMANDS, OUT_EXCEPTIONS, OUT_PAYOUTS, Topic
 from testkit.watch import Seen, TopicWatcher
 from tools.cli.console import shown
 
@@ -40,9 +40,10 @@ async def send_and_watch(
     concerns: Callable[[Seen], bool],
     *,
     live: bool = False,
+    answers: tuple[Topic, ...] = ANSWERS,
 ) -> list[Seen]:
     """Publish one command, then collect the answers that concern it for up to `wait_s` seconds."""
-    watcher = TopicWatcher(settings, ANSWERS)
+    watcher = TopicWatcher(settings, answers)
     await watcher.start()
     try:
         async with Publisher(settings, source="concord-cli") as pub:
@@ -87,6 +88,8 @@ def _detail(s: Seen) -> str:
         return f"{d['amount']} {d['currency']} to {d['payee_id']} ({len(d['invoices'])} invoice(s))"
     if s.event_type in ("payout.blocked", "override.refused", "expedite.refused"):
         return ", ".join(d.get("reasons", []))
+    if s.event_type == "document.rejected":
+        return ", ".join(f"{r['code']}: {r.get('message', '')}" for r in d.get("reasons", []))
     if s.event_type.startswith("hold."):
         by = f" by {d['approved_by']}" if d.get("approved_by") else ""
         return f"{d.get('reason')} ({d.get('released_by', d.get('queue'))}{by})"

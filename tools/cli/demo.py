@@ -19,6 +19,7 @@ from shared.observability import services_of, wait_for_invoice_trace, zipkin_tra
 from shared.publish import Publisher
 from shared.settings import Settings, get_settings
 from shared.topics import (
+    COMPLIANCE_ELIGIBILITY,
     DEADLETTER,
     IN_COMMANDS,
     IN_RAIL_EVENTS,
@@ -42,6 +43,7 @@ WATCHED = (
     OUT_PAYOUTS,
     OUT_JOURNAL,
     DEADLETTER,
+    COMPLIANCE_ELIGIBILITY,
 )
 
 
@@ -50,6 +52,7 @@ class DemoReport:
     scenario: Scenario
     watcher: TopicWatcher
     problems: list[str] = field(default_factory=list)
+    account_change: list[str] = field(default_factory=list)  # SPEC §13.3: what the demo showed
 
     def mine(self, invoice_id: str | None) -> bool:
         return invoice_id is not None and invoice_id in self.scenario.invoice_ids()
@@ -81,6 +84,7 @@ async def run_demo(
             with console.status("waiting for intake and matching…"):
                 await watcher.wait_until(lambda: _decided(report), timeout_s)
             await _override(pub, report, watcher, timeout_s, console)
+            await _account_change(pub, report, settings, timeout_s, console)
             with console.status("requesting a payout run…"):
                 await pub.publish_event(
                     IN_COMMANDS,
@@ -169,6 +173,52 @@ def _expedited(r: DemoReport) -> bool:
     )
 
 
+# SPEC §13.3 in the demo: only with a cooling-off the demo can wait for (make demo sets seconds).
+DEMO_COOLING_OFF_MAX_S = 30.0
+
+
+async def _account_change(
+    pub: Publisher, report: DemoReport, settings: Settings, timeout_s: float, console: Console
+) -> None:
+    """A payee changes its payout account: ineligible (payout_account_unconfirmed) until treasury
+    confirms it and the cooling-off has passed; the payout then carries the new account."""
+    change, w = report.scenario.account_change, report.watcher
+    hours = settings.account_change_cooling_off_hours
+    if change is None or hours is None or hours * 3600 > DEMO_COOLING_OFF_MAX_S:
+        report.account_change.append(
+            "skipped: the cooling-off is not a few seconds (CONCORD_ACCOUNT_CHANGE_COOLING_OFF_HOURS)"
+        )
+        return
+    payee, ref = change.key, change.data["payout_account_ref"]
+
+    def eligibility(eligible: bool) -> bool:
+        return bool(
+            w.of(
+                "payee.eligibility_changed",
+                lambda d: (
+                    d["payee_id"] == payee and d["payout_account_ref"] == ref and d["eligible"] is eligible
+                ),
+            )
+        )
+
+    with console.status("a contractor changes its payout account…"):
+        started = asyncio.get_running_loop().time()
+        await pub.publish_event(change.topic, change.key, change.event_type, change.data)
+        await w.wait_until(lambda: eligibility(False), timeout_s)
+    report.account_change.append(f"{payee}: new account {ref} → payout_account_unconfirmed")
+    with console.status("treasury confirms it once the cooling-off has passed…"):
+        elapsed = asyncio.get_running_loop().time() - started
+        await asyncio.sleep(max(0.0, hours * 3600 - elapsed) + 0.5)
+        await pub.publish_event(
+            IN_COMMANDS,
+            payee,
+            "payee.payout_account_confirmed",
+            doc.payout_account_confirmation(payee, ref, confirmed_by="treasurer@example.com"),
+        )
+        await w.wait_until(lambda: eligibility(True), timeout_s)
+    report.account_change.append(f"{payee}: {ref} confirmed by treasurer@example.com → eligible")
+
+
 def _decided(r: DemoReport) -> bool:
     s, w = r.scenario, r.watcher
     approved = {x.data["invoice_id"] for x in w.of("invoice.approved_to_pay")}
@@ -210,6 +260,12 @@ def _check(r: DemoReport) -> None:
         r.problems.append("the expedited invoice was not released in time")
     if not _settled_posted(r):
         r.problems.append("not every settlement reached the journal in time")
+    change = r.scenario.account_change
+    if change is not None and r.account_change and not r.account_change[0].startswith("skipped"):
+        ref = change.data["payout_account_ref"]
+        paid = r.watcher.of("payout.released", lambda d: d["payee_id"] == change.key)
+        if not paid or any(x.data.get("payout_account_ref") != ref for x in paid):
+            r.problems.append(f"{change.key} was not paid to its confirmed new account {ref}")
     if r.watcher.of("deadletter.recorded"):
         r.problems.append(
             f"{len(r.watcher.of('deadletter.recorded'))} record(s) reached the deadletter topic"
@@ -251,6 +307,8 @@ def print_report(r: DemoReport, console: Console) -> None:
         )
     for hold in open_holds(w):
         _row(t, "matching", f"still held: {hold['invoice_id']} {hold['reason']} → {hold['queue']}", "1", "")
+    for line in r.account_change:
+        _row(t, "compliance", f"payout account change: {line}", "", "")
     payouts = w.of("payout.released")
     _row(t, "payout", "payouts released", str(len(payouts)), _sum(payouts, "amount"))
     for x in payouts:

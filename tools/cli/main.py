@@ -48,6 +48,8 @@ app.add_typer(invoice_app, name="invoice")
 app.add_typer(payout_app, name="payout")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(dlq_app, name="dlq")
+payee_app = typer.Typer(help="Payees: confirm a changed payout account (SPEC §13.3).", no_args_is_help=True)
+app.add_typer(payee_app, name="payee")
 
 
 @app.callback()
@@ -398,6 +400,45 @@ def asyncapi(write: Path | None = typer.Option(None, help="Write the document to
     else:
         write.write_text(doc)
         console.print(Text.assemble("wrote ", shown(write)))
+
+
+@payee_app.command("confirm-account")
+def payee_confirm_account(
+    payee_id: str,
+    payout_account_ref: str,
+    confirmed_by: str = typer.Option(..., help="Who confirms: not the person who changed the account."),
+    wait: float = typer.Option(5.0, help="Seconds to wait for a refusal (0: do not wait)."),
+) -> None:
+    """Confirm a payee's changed payout account (signed); the payee is paid again once the
+    cooling-off since the change has passed too. A refusal says why."""
+    from shared.topics import DEADLETTER, OUT_REJECTIONS
+
+    data = {"payee_id": payee_id, "payout_account_ref": payout_account_ref, "confirmed_by": confirmed_by}
+    outcome = run(
+        lambda: commands.send_and_watch(
+            cli_settings(),
+            payee_id,
+            "payee.payout_account_confirmed",
+            data,
+            wait,
+            console,
+            # document.rejected is keyed like the command (payee_id); a deadletter names it in origin
+            lambda s: s.key == payee_id or payee_id in str(s.data),
+            answers=(OUT_REJECTIONS, DEADLETTER),
+        )
+    )
+    if outcome:
+        commands.print_outcome(console, f"confirmation of {payout_account_ref}", outcome)
+        raise typer.Exit(1)
+    console.print(
+        Text.assemble(
+            "no refusal: ",
+            shown(payout_account_ref),
+            " is confirmed for ",
+            shown(payee_id),
+            " (eligible once the cooling-off since the change has passed)",
+        )
+    )
 
 
 def main() -> None:

@@ -1,5 +1,13 @@
 """compliance_gate's pure rules: eligibility (SPEC §7) and what a batch of updates or a sweep decides."""
 
+from services.compliance_gate.domain.accounts import (
+    DEFAULT_COOLING_OFF,
+    NO_ACCOUNT,
+    AccountControl,
+    ConfirmationOutcome,
+    ConfirmationRefusal,
+    PendingAccount,
+)
 from services.compliance_gate.domain.eligibility import (
     ELIGIBLE,
     EU_COUNTRIES,
@@ -34,32 +42,43 @@ from services.compliance_gate.domain.eligibility import (
     w8_valid_through,
 )
 from services.compliance_gate.domain.updates import (
+    Confirmation,
+    ConfirmationResult,
     PayeeRecord,
     ProfileDecision,
     ProfileOutcome,
     SweepChange,
+    decide_confirmations,
     decide_profile_updates,
     plan_sweep,
 )
 
 __all__ = [
+    "DEFAULT_COOLING_OFF",
     "ELIGIBLE",
     "EU_COUNTRIES",
     "EU_MEMBER_STATES",
     "FUTURE_TOLERANCE",
     "GREECE_VAT_PREFIX",
+    "NO_ACCOUNT",
     "UNITED_STATES",
     "UNKNOWN_PAYEE",
     "W8_FORMS",
     "W8_VALIDITY_CALENDAR_YEARS",
+    "AccountControl",
     "AmlScreening",
     "AmlStatus",
     "CompliancePolicy",
+    "Confirmation",
+    "ConfirmationOutcome",
+    "ConfirmationRefusal",
+    "ConfirmationResult",
     "Eligibility",
     "EntityType",
     "PayeeProfile",
     "PayeeRecord",
     "PayeeStatus",
+    "PendingAccount",
     "ProfileDecision",
     "ProfileOutcome",
     "Reason",
@@ -69,6 +88,7 @@ __all__ = [
     "TaxFormType",
     "VatStatus",
     "VerificationStatus",
+    "decide_confirmations",
     "decide_profile_updates",
     "eligibility_from",
     "evaluate",

@@ -33,6 +33,13 @@ from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Literal
 
+from services.compliance_gate.domain.accounts import (
+    DEFAULT_COOLING_OFF,
+    NO_ACCOUNT,
+    AccountControl,
+    is_unconfirmed,
+)
+
 EntityType = Literal["individual", "business"]
 VerificationStatus = Literal["verified", "pending", "failed"]
 AmlStatus = Literal["clear", "review", "hit"]
@@ -55,6 +62,7 @@ class Reason(StrEnum):
     TAX_FORM_EXPIRED = "tax_form_expired"
     TAX_FORM_WRONG_TYPE = "tax_form_wrong_type"
     VAT_INVALID = "vat_invalid"
+    PAYOUT_ACCOUNT_UNCONFIRMED = "payout_account_unconfirmed"  # SPEC §13.3
 
 
 UNITED_STATES = "US"
@@ -86,6 +94,8 @@ class CompliancePolicy:
 
     aml_max_age: timedelta = timedelta(days=365)
     eu_vat_check: bool = True
+    # SPEC §13.3: a changed payout account waits this long after the change, confirmed or not.
+    account_cooling_off: timedelta = DEFAULT_COOLING_OFF
 
 
 @dataclass(frozen=True)
@@ -128,6 +138,10 @@ class PayeeProfile:
     # When compliance_gate received this version (its own clock): what "in the future" is judged
     # against. None for a profile built elsewhere (tests, tools): judged at the evaluation's `now`.
     received_at: datetime | None = None
+    # SPEC §13.3: who sent this version, and when it happened (its envelope's occurred_at): a
+    # changed payout account cools off from then, and only someone else may confirm it.
+    updated_by: str | None = None
+    occurred_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -199,17 +213,25 @@ def is_newer_profile(stored_version: int | None, incoming_version: int) -> bool:
     return stored_version is None or incoming_version > stored_version
 
 
-def evaluate(profile: PayeeProfile | None, now: datetime, policy: CompliancePolicy) -> Eligibility:
-    """Every failing SPEC §7 rule for `profile` at `now` (an aware datetime)."""
+def evaluate(
+    profile: PayeeProfile | None,
+    now: datetime,
+    policy: CompliancePolicy,
+    account: AccountControl = NO_ACCOUNT,
+) -> Eligibility:
+    """Every failing SPEC §7 rule for `profile` at `now` (an aware datetime), and SPEC §13.3's
+    `payout_account_unconfirmed` while a changed payout account is not confirmed yet."""
     if profile is None:
         return UNKNOWN_PAYEE
     received = profile.received_at or now
+    unconfirmed = is_unconfirmed(account, now, policy.account_cooling_off)
     return eligibility_from(
         [
             *_identity_reasons(profile, received),
             *_aml_reasons(profile.aml, now, received, policy),
             *_tax_form_reasons(profile, now, received),
             *_vat_reasons(profile, received, policy),
+            *([Reason.PAYOUT_ACCOUNT_UNCONFIRMED] if unconfirmed else []),
         ]
     )
 

@@ -23,6 +23,7 @@ from services.intake.domain.common import (
     currency_reasons,
 )
 from services.intake.domain.outcome import Outcome
+from shared.authority import Authority, po_total
 from shared.text import same_person
 
 # --- PO versions -----------------------------------------------------------------------------
@@ -47,6 +48,31 @@ class PoTerms:
     created_by: str
     lines: tuple[PoLineTerms, ...]
     charges: tuple[Charge, ...] = ()
+    business_unit: str = ""
+
+    @property
+    def total(self) -> Decimal:
+        return po_total(((ln.quantity, ln.unit_price) for ln in self.lines), (c.amount for c in self.charges))
+
+
+def state_total(state: Mapping[str, Any]) -> Decimal:
+    """The total of a stored PO state (SPEC §13.1: Σ quantity × unit_price + allowed charges)."""
+    return po_total(
+        ((Decimal(str(ln["quantity"])), Decimal(str(ln["unit_price"]))) for ln in state.get("lines", [])),
+        (Decimal(str(c["amount"])) for c in state.get("charges", [])),
+    )
+
+
+def authority_reason(
+    approver: str | None, total: Decimal, currency: str, business_unit: str, kind: str
+) -> Reason:
+    what = "a PO version" if kind == "purchase_order" else "a requisition"
+    return Reason(
+        "approval_authority_exceeded",
+        "approved_by",
+        f"{approver or 'nobody'} has no approval limit covering {what} of {total} {currency} "
+        f"for business unit {business_unit}",
+    )
 
 
 def sod_reasons_for_issue(created_by: str, approved_by: str | None) -> list[Reason]:
@@ -204,6 +230,8 @@ class PoVersion:
     previous_sow_ref: Any = None
     in_force_since: datetime | None = None
     superseded_at: datetime | None = None
+    # SPEC §13.1: the roles-file entry that allowed the approval (shared/authority.ApprovalLimit.as_dict)
+    approval_limit: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -292,10 +320,19 @@ class PoBook:
 
     # -- the rules ------------------------------------------------------------------------
 
-    def issue(self, r: ReceivedVersion, max_amount: Decimal, event_id: str) -> PoDecision:
+    def issue(
+        self, r: ReceivedVersion, max_amount: Decimal, event_id: str, authority: Authority
+    ) -> PoDecision:
         t = r.terms
         reasons = sod_reasons_for_issue(r.created_by, r.approved_by)
         reasons += po_terms_reasons(t, max_amount)
+        limit = authority.covering_limit(
+            r.approved_by, "purchase_order", t.currency, t.business_unit, t.total
+        )
+        if limit is None and not reasons:
+            reasons.append(
+                authority_reason(r.approved_by, t.total, t.currency, t.business_unit, "purchase_order")
+            )
         if t.version != 1:
             reasons.append(
                 Reason("invalid_version", "version", "an issued PO is version 1; later ones are amendments")
@@ -308,11 +345,14 @@ class PoBook:
         if reasons:
             return PoDecision(Outcome.REJECTED, reasons)
         at = utc(r.approved_at) if r.approved_at is not None else None
-        self._put(self._received(r, "issued", "approved", r.approved_by, at, event_id), new=True)
+        received = self._received(r, "issued", "approved", r.approved_by, at, event_id)
+        self._put(replace(received, approval_limit=limit.as_dict() if limit else None), new=True)
         newly = self._bring_into_force(po)
         return PoDecision(Outcome.IN_FORCE if newly else Outcome.WAITING, in_force=newly)
 
-    def amend(self, r: ReceivedVersion, max_amount: Decimal, event_id: str) -> PoDecision:
+    def amend(
+        self, r: ReceivedVersion, max_amount: Decimal, event_id: str, authority: Authority
+    ) -> PoDecision:
         t = r.terms
         reasons = po_terms_reasons(t, max_amount)
         po = self.po(t.po_number)
@@ -325,7 +365,7 @@ class PoBook:
                 assert r.approved_by is not None
                 # The same amendment re-sent with its approval: treat it as the approval.
                 return self.approve(
-                    t.po_number, t.version, r.approved_by, r.approved_at or self.now, event_id
+                    t.po_number, t.version, r.approved_by, r.approved_at or self.now, event_id, authority
                 )
             return again
         if po.in_force_version is not None and t.version <= po.in_force_version:
@@ -334,20 +374,31 @@ class PoBook:
             )
         if reasons:
             return PoDecision(Outcome.REJECTED, reasons)
+
+        # SPEC §5 + §13.1: approved by someone other than the amender who has the authority for
+        # the new version's total; else pending (an approval parked earlier may be the one).
+        def authorised(approver: str | None) -> dict[str, Any] | None:
+            if not is_independent_approval(r.amended_by or "", approver):
+                return None
+            limit = authority.covering_limit(approver, "purchase_order", t.currency, t.business_unit, t.total)
+            return limit.as_dict() if limit is not None else None
+
         approved_by, approved_at = r.approved_by, r.approved_at
-        if not is_independent_approval(r.amended_by or "", approved_by):
+        limit = authorised(approved_by)
+        if limit is None:
             approved_by, approved_at = None, None
             parked = sorted(
                 (e for e in po.early_approvals if e.version == t.version), key=lambda e: e.approved_at
             )
             for early in parked:
-                if is_independent_approval(r.amended_by or "", early.approved_by):
+                if (limit := authorised(early.approved_by)) is not None:
                     approved_by, approved_at = early.approved_by, early.approved_at
                     break
         independent = approved_by is not None
         status = "approved" if independent else "pending"
         at = utc(approved_at or self.now) if independent else None
-        self._put(self._received(r, "amended", status, approved_by, at, event_id), new=True)
+        received = self._received(r, "amended", status, approved_by, at, event_id)
+        self._put(replace(received, approval_limit=limit), new=True)
         newly = self._bring_into_force(po)
         if any(v.version.version == t.version for v in newly):
             outcome = Outcome.IN_FORCE
@@ -356,7 +407,13 @@ class PoBook:
         return PoDecision(outcome, in_force=newly, pending=not independent)
 
     def approve(
-        self, po_number: str, version: int, approved_by: str, approved_at: datetime, event_id: str
+        self,
+        po_number: str,
+        version: int,
+        approved_by: str,
+        approved_at: datetime,
+        event_id: str,
+        authority: Authority,
     ) -> PoDecision:
         po = self.po(po_number)
         row = po.versions.get(version)
@@ -378,19 +435,39 @@ class PoBook:
                 "sod_violation", "approved_by", "an amendment cannot be approved by its own author"
             )
             return PoDecision(Outcome.REJECTED, [reason])
-        self._put(replace(row, approved_by=approved_by, approved_at=utc(approved_at), status="approved"))
+        currency, unit, total = row.state["currency"], row.state["business_unit"], state_total(row.state)
+        limit = authority.covering_limit(approved_by, "purchase_order", currency, unit, total)
+        if limit is None:
+            # SPEC §13.1: the amendment stays pending until someone with enough authority approves.
+            reason = authority_reason(approved_by, total, currency, unit, "purchase_order")
+            return PoDecision(Outcome.REJECTED, [reason])
+        self._put(
+            replace(
+                row,
+                approved_by=approved_by,
+                approved_at=utc(approved_at),
+                status="approved",
+                approval_limit=limit.as_dict(),
+            )
+        )
         newly = self._bring_into_force(po)
         in_force = any(v.version.version == version for v in newly)
         return PoDecision(Outcome.IN_FORCE if in_force else Outcome.WAITING_FOR_PREDECESSOR, in_force=newly)
 
     def approve_amendment(
-        self, po_number: str, version: int, approved_by: str, approved_at: datetime, event_id: str
+        self,
+        po_number: str,
+        version: int,
+        approved_by: str,
+        approved_at: datetime,
+        event_id: str,
+        authority: Authority,
     ) -> PoDecision:
         if self.po(po_number).closed:
             return PoDecision(
                 Outcome.REJECTED, [Reason("po_closed", "po_number", f"PO {po_number} is closed")]
             )
-        return self.approve(po_number, version, approved_by, approved_at, event_id)
+        return self.approve(po_number, version, approved_by, approved_at, event_id, authority)
 
     def close(self, po_number: str, closed_by: str, reason: str) -> PoDecision:
         # Closing a PO intake has no version of yet is recorded too: a late issue is then

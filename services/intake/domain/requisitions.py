@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from services.intake.domain.common import (
     DEFAULT_MAX_AMOUNT,
@@ -14,6 +15,7 @@ from services.intake.domain.common import (
     currency_reasons,
 )
 from services.intake.domain.outcome import Outcome
+from shared.authority import Authority
 from shared.text import same_person
 
 # --- rules ----------------------------------------------------------------------------------
@@ -55,6 +57,8 @@ class Requisition:
     closed_by: str | None = None
     closed_reason: str | None = None
     closed_at: datetime | None = None
+    # SPEC §13.1: the roles-file entry that allowed the approval (ApprovalLimit.as_dict)
+    approval_limit: dict[str, Any] | None = None
 
 
 @dataclass
@@ -72,15 +76,30 @@ class RequisitionBook:
     def _put(self, r: Requisition) -> None:
         self.rows[r.requisition_id] = self.changed[r.requisition_id] = r
 
-    def approve(self, approval: Requisition, max_amount: Decimal = DEFAULT_MAX_AMOUNT) -> RequisitionDecision:
+    def approve(
+        self, approval: Requisition, authority: Authority, max_amount: Decimal = DEFAULT_MAX_AMOUNT
+    ) -> RequisitionDecision:
         """`approval` carries the approval fields and the content hash of what was sent."""
+        amount = approval.amount if approval.amount is not None else Decimal(0)
         reasons = requisition_reasons(
             approval.requested_by or "",
             approval.approved_by or "",
-            approval.amount if approval.amount is not None else Decimal(0),
+            amount,
             approval.currency or "",
             max_amount,
         )
+        limit = authority.covering_limit(
+            approval.approved_by, "requisition", approval.currency or "", approval.business_unit or "", amount
+        )
+        if limit is None and not reasons:
+            reasons.append(
+                Reason(
+                    "approval_authority_exceeded",
+                    "approved_by",
+                    f"{approval.approved_by} has no approval limit covering a requisition of {amount} "
+                    f"{approval.currency} for business unit {approval.business_unit}",
+                )
+            )
         existing = self.rows.get(approval.requisition_id)
         if existing is not None and existing.content_hash is not None:
             if existing.content_hash == approval.content_hash:
@@ -102,6 +121,7 @@ class RequisitionBook:
                 currency=approval.currency,
                 approved_at=approval.approved_at,
                 content_hash=approval.content_hash,
+                approval_limit=limit.as_dict() if limit is not None else None,
             )
         )
         return RequisitionDecision(Outcome.ACCEPTED)

@@ -99,6 +99,22 @@ def overrides_from_decisions(rows: Iterable[Mapping[str, Any]]) -> list[Override
     return list(seen.values())
 
 
+def _within(limit: Mapping[str, Any] | None) -> str:
+    """SPEC §13.1: which approval limit allowed it, e.g. `within approval_limits.x.purchase_order[0]
+    (1000000.00 any currency, business units *)`."""
+    if not limit:
+        return ""
+    amount = (
+        "unlimited"
+        if limit.get("limit") is None
+        else f"{limit['limit']} "
+        + ("any currency" if limit.get("currency") == "*" else str(limit.get("currency")))
+    )
+    units = limit.get("business_units")
+    units_text = units if isinstance(units, str) else ", ".join(units or ())
+    return f" within {limit.get('rule')} ({amount}, business units {units_text})"
+
+
 def approvals_from(
     po_versions: Iterable[PoVersionView], rows: Iterable[Mapping[str, Any]]
 ) -> list[ApprovalView]:
@@ -108,7 +124,7 @@ def approvals_from(
     out = [
         ApprovalView(
             v.approved_by,
-            f"PO {v.po_number} v{v.version} approved (created by {v.created_by})",
+            f"PO {v.po_number} v{v.version} approved (created by {v.created_by})" + _within(v.approval_limit),
             "po_approver",
             v.approved_at,
             "po",

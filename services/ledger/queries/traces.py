@@ -184,6 +184,7 @@ async def _po_versions(conn: asyncpg.Connection, po_numbers: set[str]) -> list[P
             r["in_force_since"],
             r["state"].get("sow_ref"),
             r["state"].get("payment_terms"),
+            r["state"].get("approval_limit"),
         )
         for r in rows
     ]

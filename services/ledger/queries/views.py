@@ -45,6 +45,8 @@ class PoVersionView:
     in_force_since: datetime
     sow_ref: dict[str, Any] | None
     payment_terms: str | None = None
+    # SPEC §13.1: the roles-file entry that allowed the approval (ApprovalLimitUsed), when known
+    approval_limit: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -107,6 +107,7 @@ class Hold:
     releasing_event_id: str | None = None
     override_id: str | None = None
     approved_by: str | None = None
+    lapsed_override_id: str | None = None  # SPEC §13.4: reopened because this override lapsed
 
     @property
     def stored(self) -> StoredHold:
@@ -155,6 +156,8 @@ class StoredOverride:
     ledger_ref: str | None
     decided_at: datetime
     event_id: str
+    # SPEC §13.4: accepted: per released hold, the facts its check compared at acceptance
+    facts: tuple[tuple[tuple[str, str | None], str], ...] = ()
 
     @property
     def as_override(self) -> Override:
@@ -168,6 +171,7 @@ class StoredOverride:
             requested_by=self.requested_by,
             justification=self.justification,
             evidence=self.evidence,
+            facts=self.facts,
         )
 
 
@@ -517,6 +521,9 @@ class _Planner:
             ledger_ref=step.ledger_ref,
             decided_at=self.now,
             event_id=step.event_id,
+            facts=self._facts_of(known.group, req.invoice_id, decision.scope)
+            if decision.accepted and known
+            else (),
         )
         self.w.overrides[req.override_id] = record
         self.overrides_of[req.invoice_id].add(req.override_id)
@@ -527,6 +534,20 @@ class _Planner:
             return StepPlan(Result.OVERRIDE_REFUSED, (notice,))
         assert known is not None
         return StepPlan(Result.OVERRIDE_ACCEPTED, self._rematch(known.group, step.event_id))
+
+    def _facts_of(
+        self, group: str, invoice_id: str, scope: frozenset[tuple[str, str | None]]
+    ) -> tuple[tuple[tuple[str, str | None], str], ...]:
+        """SPEC §13.4: what each check the override releases compares right now."""
+        outcome = evaluate(self._state(group, self.by_group.get(group, [])), self.rules.policy).get(
+            invoice_id
+        )
+        findings = outcome.findings if isinstance(outcome, Held) else ()
+        return tuple(
+            sorted(
+                ((f.key, f.facts) for f in findings if f.key in scope), key=lambda x: (x[0][0], x[0][1] or "")
+            )
+        )
 
     # -- the rematch of one PO -------------------------------------------------------------------
     def _rematch(self, group: str, cause: str) -> tuple[Notice, ...]:
@@ -629,6 +650,7 @@ class _Planner:
             evidence_required=details.evidence_required,
             next_action=details.next_action,
             opened_by_event_id=cause,
+            lapsed_override_id=finding.lapsed_override_id,
         )
 
     def _requester(self, group: str) -> str | None:

@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from services.matching.domain.documents import HoldKey, Invoice, Override, PoState, PurchaseOrder, Receipt
@@ -51,6 +52,12 @@ class Finding:
     line_id: str | None
     queue: str
     action: Action
+    # SPEC §13.4: what the check compared, as canonical text (e.g. for price_mismatch
+    # "invoice_unit_price=12.5;po_unit_price=10"). An override records it per hold it releases and
+    # stands only while it is the same; not part of equality (a finding is its reason and line).
+    facts: str = field(default="", compare=False)
+    # set when the finding reopens a hold an override released on other facts (the override lapsed)
+    lapsed_override_id: str | None = field(default=None, compare=False)
 
     @property
     def key(self) -> HoldKey:
@@ -125,12 +132,28 @@ def header_ok(invoice: Invoice, band: Band) -> bool:
     return band.allows(deviation, expected, deviation)
 
 
-def _finding(reason: str, line_id: str | None, lp: LinePolicy | None = None) -> Finding:
+def _finding(reason: str, line_id: str | None, lp: LinePolicy | None = None, **facts: object) -> Finding:
+    text = facts_text(**facts)
     if reason in FIXED_REASONS:
         queue, action = FIXED_REASONS[reason]
-        return Finding(reason, line_id, queue, action)
+        return Finding(reason, line_id, queue, action, text)
     assert lp is not None
-    return Finding(reason, line_id, TOLERATED_QUEUES[reason], lp.action(reason))
+    return Finding(reason, line_id, TOLERATED_QUEUES[reason], lp.action(reason), text)
+
+
+def facts_text(**facts: object) -> str:
+    """SPEC §13.4: the facts a check compared as one canonical text, names sorted, decimals
+    normalised (10.0 = 10), so equal facts always read the same."""
+
+    return ";".join(f"{k}={_canon(v)}" for k, v in sorted(facts.items()))
+
+
+def _canon(v: object) -> str:
+    if isinstance(v, Decimal):
+        return format(v.normalize(), "f")
+    if isinstance(v, list | tuple):
+        return ",".join(_canon(x) for x in v)
+    return str(v)
 
 
 @dataclass
@@ -179,7 +202,16 @@ def _check_invoice(
         findings.append(_finding(CURRENCY_MISMATCH, None))
     closed = state.closed_after_seq is not None and inv.seq > state.closed_after_seq
     if closed or not (po.effective_from <= inv.issue_date <= po.effective_to):
-        findings.append(_finding(PO_NOT_IN_FORCE, None))
+        findings.append(
+            _finding(
+                PO_NOT_IN_FORCE,
+                None,
+                po_version=po.version,
+                effective=f"{po.effective_from}..{po.effective_to}",
+                closed=closed,
+                issue_date=inv.issue_date,
+            )
+        )
 
     mapped: set[str] = set()
     for ln in inv.lines:
@@ -193,23 +225,37 @@ def _check_invoice(
             findings.append(_finding(DUPLICATE_LINE_MAPPING, ln.line_id))
         mapped.add(pl.line_id)
         if not price_ok(ln.unit_price, pl.unit_price, ln.quantity, lp.tolerance(PRICE_MISMATCH)):
-            findings.append(_finding(PRICE_MISMATCH, ln.line_id, lp))
+            findings.append(
+                _finding(
+                    PRICE_MISMATCH,
+                    ln.line_id,
+                    lp,
+                    invoice_unit_price=ln.unit_price,
+                    po_unit_price=pl.unit_price,
+                )
+            )
         qty = inv.sign * ln.quantity
         before = running.invoiced[pl.line_id]
         after = before + qty
         running.invoiced[pl.line_id] = after
         if qty > 0:
             if not quantity_ok(after, pl.quantity, pl.unit_price, lp.tolerance(QTY_OVER_ORDERED).over):
-                findings.append(_finding(QTY_OVER_ORDERED, ln.line_id, lp))
+                findings.append(
+                    _finding(QTY_OVER_ORDERED, ln.line_id, lp, invoiced=after, ordered=pl.quantity)
+                )
             if mode == THREE_WAY:
                 received = _received(state.receipts, pl.line_id, lp.receipt_kind)
                 total_received = sum((q for _, q in received), ZERO)
                 if total_received <= 0:
-                    findings.append(_finding(MISSING_RECEIPT, ln.line_id))
+                    findings.append(
+                        _finding(MISSING_RECEIPT, ln.line_id, invoiced=after, received=total_received)
+                    )
                 elif not quantity_ok(
                     after, total_received, pl.unit_price, lp.tolerance(QTY_OVER_RECEIVED).over
                 ):
-                    findings.append(_finding(QTY_OVER_RECEIVED, ln.line_id, lp))
+                    findings.append(
+                        _finding(QTY_OVER_RECEIVED, ln.line_id, lp, invoiced=after, received=total_received)
+                    )
                 receipt_ids += [
                     r for r in _consumed_receipts(received, before, after) if r not in receipt_ids
                 ]
@@ -233,7 +279,7 @@ def _check_invoice(
     allowed: dict[str, Decimal] = defaultdict(Decimal)
     for c in po.charges:
         allowed[c.type.casefold()] += c.amount  # two freight entries on a PO allow their sum
-    charge_failed = False
+    failed_charges: dict[str, str] = {}
     for kind, charge in _charges(inv):
         amount = inv.sign * charge
         running.charged[kind] += amount
@@ -242,11 +288,13 @@ def _check_invoice(
         limit = allowed.get(kind, ZERO)
         excess = running.charged[kind] - limit
         if not header_policy.tolerance(UNEXPECTED_CHARGE).over.allows(excess, limit, excess):
-            charge_failed = True
-    if charge_failed:
-        findings.append(_finding(UNEXPECTED_CHARGE, None, header_policy))
+            # type: cumulative amount charged / the PO's allowance
+            failed_charges[kind] = f"{_canon(running.charged[kind])}/{_canon(limit)}"
+    if failed_charges:
+        charges = [f"{k}:{v}" for k, v in sorted(failed_charges.items())]
+        findings.append(_finding(UNEXPECTED_CHARGE, None, header_policy, charges=charges))
     if not header_ok(inv, header_policy.tolerance(HEADER_TOTAL_MISMATCH).over):
-        findings.append(_finding(HEADER_TOTAL_MISMATCH, None, header_policy))
+        findings.append(_finding(HEADER_TOTAL_MISMATCH, None, header_policy, **_header_facts(inv)))
     return findings, valued, receipt_ids
 
 
@@ -326,19 +374,21 @@ def evaluate(state: PoState, policy: Policy) -> dict[str, Outcome]:
             valued = _no_po_lines(inv)
             header_policy = policy.for_line(inv.business_unit or "*", None)
             if not header_ok(inv, header_policy.tolerance(HEADER_TOTAL_MISMATCH).over):
-                findings.append(_finding(HEADER_TOTAL_MISMATCH, None, header_policy))
+                findings.append(_finding(HEADER_TOTAL_MISMATCH, None, header_policy, **_header_facts(inv)))
         elif state.po is None:
             findings.append(_finding(AWAITING_PO, None))
         else:
             findings, valued, receipt_ids = _check_invoice(inv, state, state.po, policy, running)
         if inv.suspected_duplicate_of:
-            findings.append(_finding(SUSPECTED_DUPLICATE, None))
+            findings.append(_finding(SUSPECTED_DUPLICATE, None, of=sorted(inv.suspected_duplicate_of)))
         if tax_needs_review(inv, policy.max_tax_rate):
-            findings.append(_finding(TAX_REVIEW, None))
+            net = sum((ln.line_amount for ln in inv.lines), ZERO)
+            findings.append(
+                _finding(TAX_REVIEW, None, tax=inv.tax_total, net=net, max_rate=policy.max_tax_rate)
+            )
         if inv.replaces_invoice_id is not None and inv.replaces_invoice_id in state.settled:
-            findings.append(_finding(REPLACES_SETTLED_INVOICE, None))
-        covered = {k for o in overrides[inv.invoice_id] for k in o.scope}
-        open_findings = tuple(sorted({f for f in findings if f.key not in covered}, key=_finding_order))
+            findings.append(_finding(REPLACES_SETTLED_INVOICE, None, replaces=inv.replaces_invoice_id))
+        open_findings = tuple(sorted(_uncovered(findings, overrides[inv.invoice_id]), key=_finding_order))
         if open_findings:
             outcomes[inv.invoice_id] = Held(open_findings)
             continue
@@ -356,6 +406,30 @@ def evaluate(state: PoState, policy: Policy) -> dict[str, Outcome]:
             override_ids=tuple(sorted(o.override_id for o in overrides[inv.invoice_id])),
         )
     return outcomes
+
+
+def _header_facts(inv: Invoice) -> dict[str, object]:
+    lines = sum((ln.line_amount for ln in inv.lines), ZERO)
+    charges = sum((c.amount for c in inv.charges), ZERO)
+    return {"lines": lines, "charges": charges, "tax": inv.tax_total, "total": inv.total_amount}
+
+
+def _uncovered(findings: Iterable[Finding], overrides: Sequence[Override]) -> set[Finding]:
+    """SPEC §13.4: a finding an accepted override released stays released while the facts the
+    override approved are the facts the check sees now (an override without recorded facts,
+    accepted before facts were kept, stands as v1 said). On other facts it lapses: the finding
+    is open again, naming the override that lapsed (the latest that covered its hold)."""
+    out: set[Finding] = set()
+    for f in findings:
+        covering = [o for o in overrides if f.key in o.scope]
+        if not covering:
+            out.add(f)
+            continue
+        if any(o.facts_for(f.key) in (None, f.facts) for o in covering):
+            continue
+        latest = max(covering, key=lambda o: (o.at or datetime.min.replace(tzinfo=UTC), o.override_id))
+        out.add(replace(f, lapsed_override_id=latest.override_id))
+    return out
 
 
 def _finding_order(f: Finding) -> tuple[str, str, str]:

@@ -118,6 +118,11 @@ class Override:
     requested_by: str = ""
     justification: str = ""
     evidence: tuple[str, ...] = ()
+    # SPEC §13.4: per released hold, the facts its check compared when the override was accepted
+    facts: tuple[tuple[HoldKey, str], ...] = ()
+
+    def facts_for(self, key: HoldKey) -> str | None:
+        return next((text for k, text in self.facts if k == key), None)
 
 
 @dataclass(frozen=True)

@@ -152,7 +152,13 @@ def reconcile(
             if key in wanted:
                 continue
             hold = stored[key]
-            by = next((o for o in by_invoice[invoice_id] if key in o.scope), None)
+            # The latest override naming the hold releases it: after a lapse (SPEC §13.4) that is
+            # the one accepted on the new facts, not the one that lapsed.
+            by = max(
+                (o for o in by_invoice[invoice_id] if key in o.scope),
+                key=lambda o: (o.at or datetime.min.replace(tzinfo=UTC), o.override_id),
+                default=None,
+            )
             if isinstance(outcome, Superseded):
                 releases.append(HoldRelease(invoice_id, hold, "correction"))
             elif by is not None:

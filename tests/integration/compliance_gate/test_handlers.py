@@ -241,14 +241,14 @@ async def test_eligibility_changed_is_published_only_when_the_outcome_changes(po
     assert await stored_version(pool, "payee-ind-de") == 7
 
 
-async def test_a_new_payout_account_is_published_even_when_eligibility_is_unchanged(
-    pool: asyncpg.Pool,
-) -> None:
+async def test_a_new_payout_account_is_published_and_unconfirmed(pool: asyncpg.Pool) -> None:
+    # SPEC §13.3 (it was "eligible, new account" in v1): the change waits for its confirmation.
     await deliver(pool, router, profile_updated(profile(version=1)))
     [event] = changes(
         await deliver(pool, router, profile_updated(profile(version=2, payout_account_ref="acct_tok_2")))
     )
-    assert event["data"]["eligible"] is True
+    assert event["data"]["eligible"] is False
+    assert event["data"]["reasons"] == ["payout_account_unconfirmed"]
     assert event["data"]["payout_account_ref"] == "acct_tok_2"
 
 

@@ -107,7 +107,7 @@ async def test_amendment_stays_pending_until_someone_else_approves_it(pool: asyn
     [event] = emitted(approved, "purchase_order.version_in_force")
     assert event["data"]["po"]["version"] == 2
     assert event["data"]["previous_version"] == 1
-    assert event["data"]["po"]["approved_by"] == "director@example.com"
+    assert event["data"]["po"]["approved_by"] == "controller@example.com"
     assert event["data"]["amended_by"] == "buyer@example.com"
     assert event["data"]["reason"] == "scope change 2"
     assert set(event["data"]["changes"]) == {"lines[L1].quantity", "sow_ref"}
@@ -121,7 +121,7 @@ async def test_amendment_resent_with_an_approval_or_an_early_self_approval(pool:
     )
     assert self_resent.outbox == []  # the same document again, still not independently approved
     approved = await run(
-        pool, po_rec("purchase_order.amended", po_amended(2, approved_by="director@example.com"))
+        pool, po_rec("purchase_order.amended", po_amended(2, approved_by="controller@example.com"))
     )
     assert in_force_versions(approved) == [2]
     # An approval by the author that overtakes its amendment does not count when it arrives.
@@ -142,7 +142,7 @@ async def test_invoices_match_the_previous_version_while_an_amendment_is_pending
 
 
 async def test_amendments_arriving_out_of_order_are_applied_in_order_exactly_once(pool: asyncpg.Pool) -> None:
-    v3 = po_rec("purchase_order.amended", po_amended(3, approved_by="director@example.com"))
+    v3 = po_rec("purchase_order.amended", po_amended(3, approved_by="controller@example.com"))
     v2 = po_rec("purchase_order.amended", po_amended(2))
     approval_v2 = po_rec("purchase_order.amendment_approved", amendment_approved(2))
     v1 = po_rec("purchase_order.issued", po_issued())
@@ -170,7 +170,7 @@ async def test_a_later_version_waits_for_its_pending_predecessor(pool: asyncpg.P
     await run(pool, po_rec("purchase_order.issued", po_issued()))
     await run(pool, po_rec("purchase_order.amended", po_amended(2)))
     waiting = await run(
-        pool, po_rec("purchase_order.amended", po_amended(3, approved_by="director@example.com"))
+        pool, po_rec("purchase_order.amended", po_amended(3, approved_by="controller@example.com"))
     )
     assert in_force_versions(waiting) == []
     released = await run(pool, po_rec("purchase_order.amendment_approved", amendment_approved(2)))

@@ -60,19 +60,24 @@ def test_an_invoice_accepted_earlier_in_the_book_is_a_suspected_duplicate() -> N
 def test_issue_amend_and_approve_in_one_book() -> None:
     book = PoBook({}, NOW)
     issued = book.issue(
-        contract.issued_version(i.PurchaseOrderIssued.model_validate(po_issued())), CONFIG.max_amount, "e1"
+        contract.issued_version(i.PurchaseOrderIssued.model_validate(po_issued())),
+        CONFIG.max_amount,
+        "e1",
+        CONFIG.authority,
     )
     assert issued.outcome is Outcome.IN_FORCE and [v.version.version for v in issued.in_force] == [1]
-    early = book.approve_amendment("PO-1", 3, "director@example.com", NOW, "e2")
+    early = book.approve_amendment("PO-1", 3, "controller@example.com", NOW, "e2", CONFIG.authority)
     assert early.outcome is Outcome.APPROVAL_WAITING_FOR_AMENDMENT
     v2 = i.PurchaseOrderAmended.model_validate(po_amended(2))
-    pending = book.amend(contract.amended_version(v2), CONFIG.max_amount, "e3")
+    pending = book.amend(contract.amended_version(v2), CONFIG.max_amount, "e3", CONFIG.authority)
     assert pending.outcome is Outcome.PENDING and pending.pending
     v3 = i.PurchaseOrderAmended.model_validate(po_amended(3))
-    waiting = book.amend(contract.amended_version(v3), CONFIG.max_amount, "e4")
+    waiting = book.amend(contract.amended_version(v3), CONFIG.max_amount, "e4", CONFIG.authority)
     assert waiting.outcome is Outcome.WAITING_FOR_PREDECESSOR  # approved early, waits for version 2
     approval = i.PurchaseOrderAmendmentApproved.model_validate(amendment_approved(2))
-    both = book.approve_amendment("PO-1", 2, approval.approved_by, approval.approved_at, "e5")
+    both = book.approve_amendment(
+        "PO-1", 2, approval.approved_by, approval.approved_at, "e5", CONFIG.authority
+    )
     assert both.outcome is Outcome.IN_FORCE and [v.version.version for v in both.in_force] == [2, 3]
     versions = book.pos["PO-1"].versions
     assert [versions[v].status for v in (1, 2, 3)] == ["superseded", "superseded", "in_force"]

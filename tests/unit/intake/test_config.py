@@ -64,3 +64,21 @@ def test_a_malformed_section_fails_naming_the_key(section: object, names: str) -
 def test_max_amount_defaults_to_a_billion_and_is_read() -> None:
     assert parse_intake_section(None).max_amount == Decimal(1_000_000_000)
     assert parse_intake_section({"max_amount": "250000.00"}).max_amount == Decimal("250000.00")
+
+
+def test_a_roles_file_with_a_bad_approval_limit_stops_the_start_naming_the_key(tmp_path: Path) -> None:
+    roles = tmp_path / "roles.yaml"
+    roles.write_text(
+        "approval_limits:\n"
+        "  manager@example.com:\n"
+        '    purchase_order: [{currency: "*", limit: "-5.00", business_units: "*"}]\n'
+    )
+    with pytest.raises(ConfigError) as exc:
+        IntakeConfig.load(Settings(service="intake", roles_file=str(roles)))
+    assert exc.value.key == "approval_limits.manager@example.com.purchase_order[0].limit"
+    assert str(roles) in str(exc.value)
+    roles.write_text(
+        "approval_limits:\n  manager@example.com:\n    purchase_order: [{currency: '*', limit: 1e3x}]\n"
+    )
+    with pytest.raises(ConfigError, match=r"purchase_order\[0\]"):
+        IntakeConfig.load(Settings(service="intake", roles_file=str(roles)))

@@ -212,3 +212,27 @@ def test_invariant_names_stay_stable_for_the_cli_and_the_chaos_run() -> None:
         "in_transit_is_released_minus_settled_failed",
         "no_source_event_posted_twice",
     }
+
+
+def test_a_po_approval_in_the_trace_names_the_limit_that_allowed_it() -> None:
+    # SPEC §13.1: which approval limit allowed each approval
+    limit = {
+        "person": "mgr",
+        "kind": "purchase_order",
+        "currency": "*",
+        "limit": "1000000.00",
+        "business_units": "*",
+        "rule": "approval_limits.mgr.purchase_order[0]",
+    }
+    po = views.PoVersionView(
+        "PO", 1, "bu", "P", "USD", "buyer", "mgr", T1, None, None, None, (), T1, None, limit
+    )
+    [approval] = decisions.approvals_from([po], [])
+    assert approval.what == (
+        "PO PO v1 approved (created by buyer) within approval_limits.mgr.purchase_order[0] "
+        "(1000000.00 any currency, business units *)"
+    )
+    unlimited = views.PoVersionView(
+        "PO", 2, "bu", "P", "USD", "buyer", "ctl", T1, None, None, None, (), T1, None, limit | {"limit": None}
+    )
+    assert "(unlimited, business units *)" in decisions.approvals_from([unlimited], [])[0].what

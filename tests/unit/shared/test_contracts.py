@@ -212,6 +212,11 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "ledger_ref": None,
     },
     "invoice.rematch_requested": {"invoice_id": "INV-UP-1", "requested_by": "clerk@example.com"},
+    "payee.payout_account_confirmed": {
+        "payee_id": "payee-1",
+        "payout_account_ref": "acct-tok-2",
+        "confirmed_by": "treasurer@example.com",
+    },
     "payout_run.requested": {
         "run_id": "RUN-1",
         "requested_by": "ops@example.com",
