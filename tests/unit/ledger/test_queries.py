@@ -225,7 +225,7 @@ def test_a_po_approval_in_the_trace_names_the_limit_that_allowed_it() -> None:
         "rule": "approval_limits.mgr.purchase_order[0]",
     }
     po = views.PoVersionView(
-        "PO", 1, "bu", "P", "USD", "buyer", "mgr", T1, None, None, None, (), T1, None, limit
+        "PO", 1, "bu", "P", "USD", "buyer", "mgr", T1, None, None, None, (), T1, None, approval_limit=limit
     )
     [approval] = decisions.approvals_from([po], [])
     assert approval.what == (
@@ -233,6 +233,20 @@ def test_a_po_approval_in_the_trace_names_the_limit_that_allowed_it() -> None:
         "(1000000.00 any currency, business units *)"
     )
     unlimited = views.PoVersionView(
-        "PO", 2, "bu", "P", "USD", "buyer", "ctl", T1, None, None, None, (), T1, None, limit | {"limit": None}
+        "PO",
+        2,
+        "bu",
+        "P",
+        "USD",
+        "buyer",
+        "ctl",
+        T1,
+        None,
+        None,
+        None,
+        (),
+        T1,
+        None,
+        approval_limit=limit | {"limit": None},
     )
     assert "(unlimited, business units *)" in decisions.approvals_from([unlimited], [])[0].what
