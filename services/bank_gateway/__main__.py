@@ -1,0 +1,3 @@
+from services.bank_gateway.app import service
+
+service.main()
