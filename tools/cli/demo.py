@@ -32,6 +32,7 @@ from shared.topics import (
 from testkit import documents as doc
 from testkit.scenario import Scenario, build
 from testkit.watch import TopicWatcher
+from tools.cli.bank import Answered, answer_outbox, gateway_ready
 from tools.cli.console import make_console, shown
 
 WATCHED = (
@@ -50,6 +51,7 @@ class DemoReport:
     scenario: Scenario
     watcher: TopicWatcher
     problems: list[str] = field(default_factory=list)
+    bank_files: list[Answered] = field(default_factory=list)  # the round trip through ISO 20022 files
 
     def mine(self, invoice_id: str | None) -> bool:
         return invoice_id is not None and invoice_id in self.scenario.invoice_ids()
@@ -89,9 +91,17 @@ async def run_demo(
                     doc.payout_run(f"demo-run-{tag}", requested_by="treasury@example.com"),
                 )
                 await watcher.wait_until(lambda: _paid_or_blocked(report), timeout_s)
+            # With the bank gateway running, the bank answers through files (SPEC §12.4); else JSON.
+            by_files = gateway_ready() and await _settle_through_bank_files(
+                report, settings, timeout_s, console
+            )
             with console.status("the payment rail settles what was released…"):
-                for released in watcher.of(
-                    "payout.released", lambda d: any(report.mine(i["invoice_id"]) for i in d["invoices"])
+                for released in (
+                    []
+                    if by_files
+                    else watcher.of(
+                        "payout.released", lambda d: any(report.mine(i["invoice_id"]) for i in d["invoices"])
+                    )
                 ):
                     d = released.data
                     await pub.publish_event(
@@ -137,6 +147,29 @@ async def _override(
             lambda: bool(watcher.of("invoice.approved_to_pay", lambda d: d["invoice_id"] == invoice_id)),
             timeout_s,
         )
+
+
+async def _settle_through_bank_files(
+    report: DemoReport, settings: Settings, timeout_s: float, console: Console
+) -> bool:
+    """Play the bank: answer the gateway's pain.001 files until every payout of this run was in one."""
+    from services.bank_gateway.domain.ids import end_to_end_id
+
+    mine = {
+        end_to_end_id(x.data["payout_id"])
+        for x in report.watcher.of("payout.released")
+        if any(report.mine(i["invoice_id"]) for i in x.data["invoices"])
+    }
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    with console.status("the bank gateway writes a pain.001; the sandbox bank answers with files…"):
+        while mine and loop.time() < deadline:
+            for answered in answer_outbox(settings):
+                if mine & set(answered.end_to_end_ids):
+                    report.bank_files.append(answered)
+                mine -= set(answered.end_to_end_ids)
+            await asyncio.sleep(0.5)
+    return not mine
 
 
 def _decided(r: DemoReport) -> bool:
@@ -244,6 +277,9 @@ def print_report(r: DemoReport, console: Console) -> None:
     for source in sorted(by_source):
         debits = ", ".join(f"{v} {c}" for c, v in sorted(by_source[source].items()))
         _row(t, "ledger", f"  from {source}", str(counts[source]), f"debits {debits}")
+    for f in r.bank_files:
+        _row(t, "bank", f"pain.001 {f.msg_id} → pain.002 + camt.054", str(f.accepted + f.rejected), "")
+        _row(t, "bank", f"  booked: {f.accepted}, rejected AC01: {f.rejected}", "", "")
     dead = w.of("deadletter.recorded")
     _row(t, "deadletter", "records", str(len(dead)), "")
     console.print(t)
