@@ -47,18 +47,18 @@ class BankConfig:
 
     @classmethod
     def load(cls, settings: Settings) -> BankConfig:
-        debtors = _accounts(_path(settings.bank_accounts_file), "accounts")
-        vault = _accounts(_path(settings.bank_vault_file), "tokens")
+        debtors = _accounts(resolve_path(settings.bank_accounts_file), "accounts")
+        vault = _accounts(resolve_path(settings.bank_vault_file), "tokens")
         return cls(
             book=AccountBook(debtors, vault, sandbox=settings.bank_sandbox),
-            outbox=_path(settings.bank_outbox),
-            inbox=_path(settings.bank_inbox),
+            outbox=resolve_path(settings.bank_outbox),
+            inbox=resolve_path(settings.bank_inbox),
             max_file_bytes=settings.bank_max_file_bytes,
             settle_s=settings.bank_settle_s,
         )
 
 
-def _path(value: str) -> Path:
+def resolve_path(value: str) -> Path:
     p = Path(value)
     return p if p.is_absolute() else REPO_ROOT / p
 
