@@ -211,9 +211,14 @@ def read_pain001(raw: bytes) -> tuple[str, list[Instructed]]:
 
 
 def answer(
-    raw_pain001: bytes, rejects: Callable[[Instructed], bool], *, booking_date: str | None = None
+    raw_pain001: bytes,
+    rejects: Callable[[Instructed], bool],
+    *,
+    booking_date: str | None = None,
+    reject_code: str = "AC01",
+    reject_text: str = "Account identifier incorrect (sandbox bank: closed account)",
 ) -> tuple[str, bytes, bytes | None]:
-    """The local bank's answer to one pain.001: a pain.002 (ACCP, or RJCT AC01 where `rejects`)
+    """The local bank's answer to one pain.001: a pain.002 (ACCP, or RJCT `reject_code` where `rejects`)
     and a camt.054 booking every accepted transaction, batch-booked per payment information.
     Returns (the original MsgId, the pain.002, the camt.054 or None when nothing was booked)."""
     msg_id, txs = read_pain001(raw_pain001)
@@ -224,13 +229,7 @@ def answer(
         PmtStatus(
             pmt_id,
             txs=[
-                TxStatus(
-                    t.end_to_end_id,
-                    "RJCT",
-                    "AC01",
-                    "Account identifier incorrect (sandbox bank: closed account)",
-                    t.uetr,
-                )
+                TxStatus(t.end_to_end_id, "RJCT", reject_code, reject_text, t.uetr)
                 if rejects(t)
                 else TxStatus(t.end_to_end_id, "ACCP", uetr=t.uetr)
                 for t in items
