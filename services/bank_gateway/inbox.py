@@ -1,8 +1,8 @@
 """Files in (SPEC §12.4): pain.002 and camt.054 from CONCORD_BANK_INBOX → signed rail events.
 
 One periodic task, one transaction per look at the folder:
-1. a file read on an earlier look (its content hash is in `files_in`) is moved now, after that
-   look committed: to processed/, or to rejected/ with `<name>.reason.txt` beside it. Moving
+1. a file read on an earlier look (its content hash and name are in `files_in`) is moved now,
+   after that look committed: to processed/, or to rejected/ with `<name>.reason.txt` beside it. Moving
    before the commit could leave a file in processed/ whose events were never committed;
 2. every new complete file is read, decided whole (domain.apply) and recorded with its events.
 A file is complete when its name is not a dotfile or `*.part`/`*.tmp` (a transfer agent's
@@ -69,8 +69,9 @@ async def read_inbox(uow: UnitOfWork) -> None:
     for d in dropped:
         earlier = seen.get(d.sha256)
         if earlier is None:
-            new.append(d)
-        elif not earlier.moved:
+            if all(n.sha256 != d.sha256 for n in new):
+                new.append(d)  # the same bytes twice in one look: the copy waits for the next
+        elif earlier.file_name == d.path.name and not earlier.moved:
             _move(config, d.path, earlier.outcome, earlier.reasons)
             moved.append(d.sha256)
         else:

@@ -126,7 +126,7 @@ async def test_round_trip_through_files(pool: asyncpg.Pool, config: BankConfig) 
     (path,) = await file_out(pool, config)
     raw = path.read_bytes()
     etree.XMLSchema(etree.parse(str(XSD))).assertValid(etree.fromstring(raw))
-    _, txs = bank.read_pain001(raw)
+    msg_id, txs = bank.read_pain001(raw)
     assert sorted(t.end_to_end_id for t in txs) == sorted(end_to_end_id(p) for p in ("po-1", "po-2", "po-3"))
     assert b"tok-nobody-knows" not in raw and b"acct-tok" not in raw  # tokens stay home, IBANs go out
 
@@ -150,6 +150,16 @@ async def test_round_trip_through_files(pool: asyncpg.Pool, config: BankConfig) 
     drop(config, "status-again.xml", report)
     assert await read_twice(pool, config) == []
     assert reason_of(config, "status-again.xml").startswith("duplicate_file")
+
+    # Dropped twice at once: one is read, the other refused.
+    twice = bank.pain002("STS-TWICE", msg_id, payments=[])
+    drop(config, "twice-1.xml", twice)
+    drop(config, "twice-2.xml", twice)
+    await run(pool, config, read_inbox)
+    await run(pool, config, read_inbox)
+    assert await run(pool, config, read_inbox) == []
+    assert (config.processed / "twice-1.xml").exists()
+    assert reason_of(config, "twice-2.xml").startswith("duplicate_file")
 
     # Returned after settlement: a booked credit with return information.
     returned = bank.camt054(
