@@ -14,7 +14,11 @@ from services.bank_gateway.config import BankConfig
 from services.bank_gateway.cutoff import cut_off, write_files
 from services.bank_gateway.handlers import router
 from services.bank_gateway.inbox import read_inbox
+from shared.metrics import BANK_FILES
 from shared.service import PeriodicTask, Service
+
+for _folder in ("outbox", "processed", "rejected"):
+    BANK_FILES.labels(_folder)  # exist at 0, so the first increase is seen
 
 service = Service(
     router,

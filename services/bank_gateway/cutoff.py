@@ -20,6 +20,7 @@ import structlog
 from services.bank_gateway import contract, store
 from services.bank_gateway.config import BankConfig
 from services.bank_gateway.domain import pain001
+from shared.metrics import BANK_FILES
 from shared.unit_of_work import UnitOfWork
 
 log = structlog.get_logger(__name__)
@@ -60,6 +61,7 @@ async def write_files(uow: UnitOfWork) -> None:
                 contract.emit_signed(uow, failed, p.payout_id, failed.rail_event_id)
             continue
         write_atomically(config.outbox, plan.file_name, data)
+        BANK_FILES.labels("outbox").inc()
         written.append(f.msg_id)
         log.info("bank_file_written", msg_id=f.msg_id, file=plan.file_name, payouts=plan.nb_of_txs)
     await store.mark_written(uow.conn, written, uow.now)

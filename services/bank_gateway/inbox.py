@@ -25,6 +25,7 @@ from services.bank_gateway import contract, store
 from services.bank_gateway.config import BankConfig
 from services.bank_gateway.domain import apply, reports
 from services.bank_gateway.domain.reports import BadReport, Refusal
+from shared.metrics import BANK_FILES
 from shared.unit_of_work import UnitOfWork
 
 log = structlog.get_logger(__name__)
@@ -161,4 +162,5 @@ def _move(config: BankConfig, path: Path, outcome: str, reasons: str) -> None:
         reason_file = folder / f"{target.name}.reason.txt"
         reason_file.write_text(reasons + "\n")
     os.replace(path, target)
+    BANK_FILES.labels(folder.name).inc()
     log.info("bank_file_moved", file=path.name, to=str(target.relative_to(config.inbox)))
