@@ -21,15 +21,19 @@ from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import asyncpg
+import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from rich.console import Console
 
 from chaos.outcome import Check, RunOutcome, check_runs, summarise
 from chaos.workload import PHASES, Record, Workload, build
+from services.bank_gateway.domain.accounts import sandbox_iban
+from services.bank_gateway.domain.ids import end_to_end_id
 from services.ledger.queries import check_invariants
 from shared.acl import local_password, writer_of
 from shared.admin import admin_settings
@@ -53,6 +57,7 @@ from shared.topics import (
     PAYOUTS_EVENTS,
     Topic,
 )
+from testkit import bank
 from testkit import documents as doc
 from testkit.watch import Seen, TopicWatcher
 from tests.kafka_cluster import KafkaCluster, in_sync_replicas, local_cluster, partition_leaders
@@ -62,7 +67,7 @@ from tests.support import ROOT, scratch_service_database
 # The driver's own Kafka clients complain loudly through every broker restart; they recover.
 logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
 
-SERVICES = ("intake", "matching", "compliance_gate", "payout_release", "ledger")
+SERVICES = ("intake", "matching", "compliance_gate", "payout_release", "ledger", "bank_gateway")
 WATCHED: tuple[Topic, ...] = (
     INTAKE_DOCUMENTS,
     OUT_REJECTIONS,
@@ -337,6 +342,100 @@ class Rail:
         return sorted(released - recorded)
 
 
+@dataclass
+class FileRail(Rail):
+    """The rail as a bank behind bank_gateway (SPEC §12.4): it answers the gateway's pain.001 files
+    with a pain.002 and a camt.054 in the gateway's inbox — failed (`AM04`: not the payee's
+    account, so the invoice is paid again next run) when a payout carries an invoice of the
+    fail-first set not failed before, else booked. With `replay`, every status report is dropped
+    a second time under another name: the gateway refuses it `duplicate_file`."""
+
+    outbox: Path = Path()
+    inbox: Path = Path()
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.to_thread(self.answer_files)
+            await asyncio.sleep(0.3)
+
+    def answer_files(self) -> None:
+        if not self.outbox.is_dir():
+            return
+        released = {end_to_end_id(d["payout_id"]): d for d in self.watcher.data_of("payout.released")}
+        for path in sorted(p for p in self.outbox.iterdir() if p.is_file() and not p.name.startswith(".")):
+            raw = path.read_bytes()
+            msg_id, txs = bank.read_pain001(raw)
+            if any(t.end_to_end_id not in released for t in txs):
+                continue  # the watcher has not seen every payout of this file yet
+            failing = {t.end_to_end_id for t in txs if self._fails(released[t.end_to_end_id])}
+            _, report, notification = bank.answer(
+                raw,
+                lambda t, failing=failing: t.end_to_end_id in failing,  # type: ignore[misc]
+                reject_code="AM04",
+                reject_text="Insufficient funds (chaos bank)",
+            )
+            for t in txs:
+                self.answered[released[t.end_to_end_id]["payout_id"]] = (
+                    "failed" if t.end_to_end_id in failing else "settled"
+                )
+            _drop(self.inbox, f"{msg_id}.pain.002.xml", report)
+            if notification is not None:
+                _drop(self.inbox, f"{msg_id}.camt.054.xml", notification)
+            if self.replay:
+                _drop(self.inbox, f"{msg_id}.again.pain.002.xml", report)
+            sent = self.outbox.parent / "sent"
+            sent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, sent / path.name)
+
+    def _fails(self, payout: dict[str, Any]) -> bool:
+        invoices = {line["invoice_id"] for line in payout["invoices"]}
+        to_fail = (invoices & self.workload.fail_first) - self.failed_once
+        self.failed_once |= to_fail
+        return bool(to_fail)
+
+
+def _drop(folder: Path, name: str, data: bytes) -> None:
+    """As a transfer agent delivers: written aside (a dotfile the gateway ignores), then renamed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    aside = folder / f".{name}.part"
+    aside.write_bytes(data)
+    os.replace(aside, folder / name)
+
+
+def bank_overrides(workload: Workload, folder: Path) -> dict[str, Any]:
+    """bank_gateway's settings for a run: its own folders, and a vault resolving every payee's token
+    (the workload's tokens are `tok_<payee>`, not sandbox `acct-tok-…` ones)."""
+    tokens = sorted(
+        {
+            data["payout_account_ref"]
+            for r in workload.records
+            if r.event_type == "payee.profile_updated" and not r.bad
+            for data in [_payload(r)]
+            if isinstance(data.get("payout_account_ref"), str)
+        }
+    )
+    vault = {"tokens": {t: {"iban": sandbox_iban("chaos:" + t), "name": "Chaos payee"} for t in tokens}}
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vault.yaml").write_text(yaml.safe_dump(vault))
+    return {
+        "bank_outbox": str(folder / "outbox"),
+        "bank_inbox": str(folder / "inbox"),
+        "bank_vault_file": str(folder / "vault.yaml"),
+        "bank_sandbox": True,
+        "bank_cutoff_s": 1.0,
+        "bank_poll_s": 0.3,
+        "bank_settle_s": 0.2,
+    }
+
+
+def _payload(r: Record) -> dict[str, Any]:
+    try:
+        data = json.loads(r.value).get("data")
+    except (ValueError, AttributeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 # --- faults -----------------------------------------------------------------------------------
 
 
@@ -527,6 +626,8 @@ async def run_once(
     # the run, a time-dependent output the comparison should not have to ignore.
     overrides: dict[str, dict[str, Any]] = {n: {} for n in SERVICES}
     overrides["matching"]["payout_run_interval_s"] = 3600.0
+    bank_folder = ROOT / ".cache" / "chaos" / "bank" / settings.topic_prefix.rstrip(".")
+    overrides["bank_gateway"].update(bank_overrides(workload, bank_folder))
     if faulty:
         # Committed outbox rows wait a moment after every (re)start before the relay publishes
         # them: a crash in that window is the "committed but not published" case of SPEC §1.2.
@@ -564,7 +665,16 @@ async def run_once(
         stack.push_async_callback(watcher.stop)
         upstream = Upstream(settings, config.publish_concurrency)
         stack.push_async_callback(upstream.close)
-        rail = Rail(workload, watcher, upstream, settings.rail_secret, replay=faulty)
+        # The rail answers through bank files (SPEC §12.4): bank_gateway writes and reads them.
+        rail = FileRail(
+            workload,
+            watcher,
+            upstream,
+            settings.rail_secret,
+            replay=faulty,
+            outbox=Path(overrides["bank_gateway"]["bank_outbox"]),
+            inbox=Path(overrides["bank_gateway"]["bank_inbox"]),
+        )
         drain = Drain(settings, dsns)
         rail_task = asyncio.create_task(rail.run())
         injector = Injector(config, procs, t_start, overrides=overrides, settings=settings, cluster=cluster)

@@ -54,7 +54,7 @@ if [[ "${CONCORD_KAFKA_TLS:-0}" == 1 ]]; then
 fi
 
 # Order matters: health ports are 8081.. in this order.
-SERVICES=(intake matching compliance_gate payout_release ledger)
+SERVICES=(intake matching compliance_gate payout_release ledger bank_gateway)
 
 export DEBIAN_FRONTEND=noninteractive
 

@@ -9,13 +9,16 @@
 #   CONCORD_SERVICE=<name>
 #   CONCORD_DB_DSN=postgresql://<name>:local-dev-<name>@127.0.0.1:$CONCORD_PG_PORT/<name>
 #   CONCORD_DB_OWNER_DSN=postgresql://<name>_owner:local-dev-<name>_owner@127.0.0.1:$CONCORD_PG_PORT/<name>
-#   CONCORD_HEALTH_PORT=8081..8085 (intake, matching, compliance_gate, payout_release, ledger;
+#   CONCORD_HEALTH_PORT=8081..8086 (intake, matching, compliance_gate, payout_release, ledger,
+#     bank_gateway;
 #     CONCORD_HEALTH_PORT_BASE moves them, e.g. 18081 for a second stack on one machine);
 #     replica r adds 10(r-1): 8091..8095 for the second replicas, and so on (8086..8090 stay
 #     free for the next services and the console's 8090)
 #   CONCORD_KAFKA_BOOTSTRAP (kept if set, else 127.0.0.1:$CONCORD_KAFKA_PORT)
 #   CONCORD_OTEL_EXPORTER=zipkin (kept if set) to the local Zipkin on $CONCORD_ZIPKIN_PORT (9411),
 #     spans batched for at most OTEL_BSP_SCHEDULE_DELAY=1000 ms (kept if set)
+#   CONCORD_BANK_SANDBOX=1 (kept if set): bank_gateway's sandbox accounts (SPEC §12.4); `start`
+#     creates its outbox and inbox (with processed/ and rejected/) under .cache/bank/
 # and every other CONCORD_* / OTEL_* variable of the caller's environment.
 # Env: CONCORD_SERVICE_START_TIMEOUT (60 s), CONCORD_SERVICE_STOP_TIMEOUT (10 s).
 set -euo pipefail
@@ -93,6 +96,7 @@ launch() {
             CONCORD_DB_OWNER_DSN="postgresql://${svc}_owner:local-dev-${svc}_owner@127.0.0.1:$PG_PORT/$svc" \
             CONCORD_HEALTH_PORT="$port" \
             CONCORD_OTEL_EXPORTER="${CONCORD_OTEL_EXPORTER:-zipkin}" \
+            CONCORD_BANK_SANDBOX="${CONCORD_BANK_SANDBOX:-1}" \
             CONCORD_ZIPKIN_PORT="$ZIPKIN_PORT" \
             OTEL_BSP_SCHEDULE_DELAY="${OTEL_BSP_SCHEDULE_DELAY:-1000}" \
             PYTHONUNBUFFERED=1 \
@@ -106,6 +110,9 @@ launch() {
 start() {
     local name pid pending=() still=() i port
     [[ -x "$VENV_DIR/bin/python" ]] || die "$VENV_DIR missing: run deploy/install.sh first"
+    # bank_gateway's folders (SPEC §12.4), where a transfer agent would pick up and drop files.
+    (cd "$REPO_ROOT" && mkdir -p "${CONCORD_BANK_OUTBOX:-.cache/bank/outbox}" \
+        "${CONCORD_BANK_INBOX:-.cache/bank/inbox}/processed" "${CONCORD_BANK_INBOX:-.cache/bank/inbox}/rejected")
     for name in "$@"; do
         if pid="$(pid_of "$name" "$(match_of "$name")")"; then
             say "$name already running (pid $pid)"

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from shared import topics as t
+from shared.settings import RUNS_AS
 from shared.topics import ALL_TOPICS, Topic
 
 SERVICES = ("intake", "matching", "compliance_gate", "payout_release", "ledger")
@@ -73,6 +74,12 @@ for _service in SERVICES:
     MATRIX[_service] = ((*_w, t.DEADLETTER), (*_r, t.DEADLETTER))
 
 
+# The bank gateway (SPEC §12.4) runs on the shared consumer as principal `rail`: like every Concord
+# process it deadletters what it cannot process, so `rail` may write the deadletter topic too (it
+# reads nothing more: a rail event's origin is the rail, never replayed by a service).
+MATRIX["rail"] = ((*MATRIX["rail"][0], t.DEADLETTER), MATRIX["rail"][1])
+
+
 def may_write(principal: str, topic: Topic) -> bool:
     return principal == ADMIN or topic in MATRIX.get(principal, ((), ()))[0]
 
@@ -97,6 +104,10 @@ def writer_of(topic: Topic) -> str:
 
 
 def consumer_group(service: str, prefix: str = "") -> str:
+    # A Concord process that runs as an external principal (the bank gateway as `rail`) consumes in a
+    # group under that principal's `<principal>.` prefix, which its ACLs already allow.
+    if service in RUNS_AS:
+        return f"{prefix}{RUNS_AS[service]}.concord-{service}"
     return f"{prefix}concord-{service}"
 
 

@@ -39,3 +39,10 @@ def initialise_counters(service: str) -> None:
     1 has no earlier sample, and Prometheus would never see its first increase."""
     DEADLETTERED.labels(service)
     HANDLER_FAILURES.labels(service)
+
+
+# SPEC §12.4: the bank gateway's files, counted when they land (written to the outbox; moved to
+# processed/ or rejected/ — a rejected bank file is money treasury has not heard about yet).
+BANK_FILES = Counter(
+    "concord_bank_files_total", "ISO 20022 files the bank gateway wrote or filed away", ["folder"]
+)

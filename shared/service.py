@@ -274,7 +274,9 @@ class Service:
         dsns = {"CONCORD_DB_DSN": s.runtime_dsn}
         if s.owner_dsn != s.runtime_dsn:
             dsns["CONCORD_DB_OWNER_DSN"] = s.owner_dsn
-        signers = (t.signed_by for t in self.router.topics if t.signed_by)  # the secrets it verifies with
+        # The secrets it verifies with, and those it signs with (the bank gateway signs rail events).
+        signed = (*self.router.topics, *(BY_NAME[name] for name in self.router.emitted))
+        signers = (t.signed_by for t in signed if t.signed_by)
         guard_process(s, secrets=signing_secrets(s, signers), dsns=dsns)
 
     def main(self) -> None:

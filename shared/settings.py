@@ -9,6 +9,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.topics import Topic
 
+# Concord processes that authenticate as an external principal rather than their own (SPEC §11:
+# the bank gateway of §12.4 is the rail). shared.acl gives them their consumer group and rights.
+RUNS_AS: dict[str, str] = {"bank_gateway": "rail"}
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CONCORD_", extra="ignore")
@@ -61,6 +65,18 @@ class Settings(BaseSettings):
     zipkin_port: int = 9411
     zipkin_endpoint: str | None = None  # default: http://127.0.0.1:<zipkin_port>/api/v2/spans
     prometheus_port: int = 9090
+    # bank_gateway (SPEC §12.4): cut-off seconds, the folders a transfer agent moves, sandbox mode
+    # (the local stack's), the debtor accounts and the creditor token vault, inbox polling.
+    bank_cutoff_s: float = Field(default=10.0, gt=0, allow_inf_nan=False)
+    bank_outbox: str = ".cache/bank/outbox"
+    bank_inbox: str = ".cache/bank/inbox"
+    bank_sandbox: bool = False
+    bank_accounts_file: str = "deploy/bank.yaml"
+    bank_vault_file: str = "deploy/bank-vault.yaml"
+    bank_poll_s: float = Field(default=1.0, gt=0, allow_inf_nan=False)
+    # A file modified this recently may still be being written: it waits for the next poll.
+    bank_settle_s: float = Field(default=1.0, ge=0, allow_inf_nan=False)
+    bank_max_file_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
 
     @property
     def kafka_bootstrap_servers(self) -> list[str]:
@@ -70,7 +86,7 @@ class Settings(BaseSettings):
 
     @property
     def kafka_principal(self) -> str:
-        return self.kafka_username or self.service
+        return self.kafka_username or RUNS_AS.get(self.service, self.service)
 
     @property
     def kafka_secret(self) -> str:

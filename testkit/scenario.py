@@ -62,7 +62,7 @@ def build(tag: str, today: date) -> Scenario:
                 screened_at=screened,
                 tax=doc.tax_form("W-8BEN-E", str(today - timedelta(days=200))),
                 vat_number="DE811907980",
-                payout_account_ref=f"tok_{de}",
+                payout_account_ref=f"acct-tok-{de}",
             ),
         ),
         Publication(
@@ -75,7 +75,7 @@ def build(tag: str, today: date) -> Scenario:
                 entity_type="individual",
                 screened_at=screened,
                 tax=doc.tax_form("W-9", str(today - timedelta(days=90))),
-                payout_account_ref=f"tok_{us}",
+                payout_account_ref=f"acct-tok-{us}",
             ),
         ),
         Publication(
@@ -87,7 +87,7 @@ def build(tag: str, today: date) -> Scenario:
                 country="FR",
                 entity_type="individual",
                 screened_at=screened,
-                payout_account_ref=f"tok_{fr}",
+                payout_account_ref=f"acct-tok-{fr}",
             ),
         ),
     ]

@@ -67,3 +67,23 @@ GRANT CONNECT ON DATABASE ledger, matching, payout_release TO concord_reader;
 \set db ledger
 \set append_only 'journal_entries,journal_lines'
 \ir database.psql
+
+-- bank_gateway (SPEC §12.4): its own database, owner and runtime roles, reached by no other role.
+-- Appended as one block so the lists above stay as other services left them.
+SELECT format('CREATE ROLE %I', r)
+  FROM unnest(ARRAY['bank_gateway', 'bank_gateway_owner']) AS r
+ WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r)
+\gexec
+SELECT format('ALTER ROLE %I WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS '
+              'PASSWORD %L', r, 'local-dev-' || r)
+  FROM unnest(ARRAY['bank_gateway', 'bank_gateway_owner']) AS r
+\gexec
+SELECT 'CREATE DATABASE bank_gateway OWNER bank_gateway_owner'
+ WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'bank_gateway')
+\gexec
+REVOKE CONNECT, TEMPORARY ON DATABASE bank_gateway FROM PUBLIC;
+GRANT CONNECT ON DATABASE bank_gateway TO bank_gateway, bank_gateway_owner;
+\set db bank_gateway
+\set reader false
+\set append_only ''
+\ir database.psql

@@ -15,6 +15,7 @@ import structlog
 
 from services.payout_release import contract, domain, store
 from services.payout_release.contract import RailData
+from services.payout_release.domain.rail import ACCOUNT_FAILURE_CODES
 from shared.consumer import BatchContext, Item
 from shared.contracts.registry import spec_of
 from shared.envelope import derived_event_id
@@ -40,6 +41,17 @@ async def apply_rail_events(ctx: BatchContext, items: list[Item[RailData]]) -> N
         conn, [_record(item, step) for item, step in zip(items, steps, strict=True) if step.recorded]
     )
     await store.set_payout_statuses(conn, statuses)
+    await store.mark_payout_accounts_invalid(
+        conn,
+        {
+            s.payout.payout_id: s.event.failure_code
+            for s in steps
+            if s.transition
+            and s.payout
+            and s.event.kind == "failed"
+            and s.event.failure_code in ACCOUNT_FAILURE_CODES
+        },
+    )
     await store.change_funding(conn, domain.funding_changes(steps))
     await store.make_invoices_payable_again(
         conn,

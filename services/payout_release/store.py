@@ -191,7 +191,9 @@ async def save_verdicts(conn: asyncpg.Connection, verdicts: Sequence[Verdict]) -
            ON CONFLICT (payee_id) DO UPDATE
               SET eligible = EXCLUDED.eligible, reasons = EXCLUDED.reasons,
                   profile_version = EXCLUDED.profile_version, evaluated_at = EXCLUDED.evaluated_at,
-                  payout_account_ref = EXCLUDED.payout_account_ref, updated_at = now()
+                  payout_account_ref = EXCLUDED.payout_account_ref, updated_at = now(),
+                  account_invalid = CASE WHEN payees.profile_version IS DISTINCT FROM EXCLUDED.profile_version
+                                         THEN NULL ELSE payees.account_invalid END
             WHERE payees.evaluated_at <= EXCLUDED.evaluated_at""",
         *_columns(
             verdicts,
@@ -413,14 +415,32 @@ async def candidates(conn: asyncpg.Connection, only: str | None = None) -> list[
 
 async def payee_standings(conn: asyncpg.Connection, payee_ids: Sequence[str]) -> dict[str, PayeeStanding]:
     rows = await conn.fetch(
-        """SELECT payee_id, eligible, reasons, payout_account_ref
+        """SELECT payee_id, eligible, reasons, payout_account_ref, account_invalid
              FROM payees JOIN unnest($1::text[]) AS wanted(payee_id) USING (payee_id)""",
         list(payee_ids),
     )
     return {
-        r["payee_id"]: PayeeStanding(r["eligible"], tuple(r["reasons"]), r["payout_account_ref"])
+        r["payee_id"]: PayeeStanding(
+            r["eligible"], tuple(r["reasons"]), r["payout_account_ref"], r["account_invalid"]
+        )
         for r in rows
     }
+
+
+async def mark_payout_accounts_invalid(conn: asyncpg.Connection, failures: dict[str, str]) -> None:
+    """SPEC §12.4: each failed payout's payee, while still on the account the payout went to,
+    is blocked `payout_account_invalid` (a newer profile version clears it: save_verdicts)."""
+    if not failures:
+        return
+    await conn.execute(
+        """UPDATE payees SET account_invalid = f.code, updated_at = now()
+             FROM unnest($1::text[], $2::text[]) AS f(payout_id, code)
+             JOIN payouts p ON p.payout_id = f.payout_id
+            WHERE payees.payee_id = p.payee_id
+              AND payees.payout_account_ref IS NOT DISTINCT FROM p.payout_account_ref""",
+        list(failures),
+        list(failures.values()),
+    )
 
 
 async def pos_in_force(conn: asyncpg.Connection, po_numbers: Sequence[str]) -> dict[str, PoInForce]:

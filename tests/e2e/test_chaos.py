@@ -27,7 +27,8 @@ async def test_chaos_small_run_keeps_every_invariant() -> None:
     print_report(report, console)
     text = console.export_text()
     assert {(f.kind, f.target) for f in report.faults} >= {
-        ("sigkill", name) for name in ("intake", "matching", "compliance_gate", "payout_release", "ledger")
+        ("sigkill", name)
+        for name in ("intake", "matching", "compliance_gate", "payout_release", "ledger", "bank_gateway")
     } | {("restart", "kafka"), ("restart", "postgresql")}, text
     failed = [c for c in report.checks if c.blocking and not c.ok]
     assert not failed, text

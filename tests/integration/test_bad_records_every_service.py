@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 import asyncpg
 import pytest
 
+from services.bank_gateway.handlers import router as bank_router
 from services.compliance_gate.handlers import router as compliance_router
 from services.intake.handlers import router as intake_router
 from services.ledger.handlers import router as ledger_router
@@ -18,7 +19,15 @@ from services.matching.handlers import router as matching_router
 from services.payout_release.handlers import router as payout_router
 from shared.consumer import DEADLETTER_EVENT_TYPE, RawRecord, Router
 from shared.settings import Settings
-from shared.topics import IN_FUNDING, IN_INVOICES, IN_PAYEES, INTAKE_DOCUMENTS, MATCHING_DECISIONS, Topic
+from shared.topics import (
+    IN_FUNDING,
+    IN_INVOICES,
+    IN_PAYEES,
+    INTAKE_DOCUMENTS,
+    MATCHING_DECISIONS,
+    OUT_PAYOUTS,
+    Topic,
+)
 from tests.support import deliver, emitted, record, scratch_pool
 
 pytestmark = pytest.mark.integration
@@ -30,6 +39,7 @@ SERVICES: dict[str, tuple[Router, Topic, str, str]] = {
     "compliance_gate": (compliance_router, IN_PAYEES, "payee.profile_updated", "payee_id"),
     "payout_release": (payout_router, MATCHING_DECISIONS, "invoice.approved_to_pay", "invoice_id"),
     "ledger": (ledger_router, IN_FUNDING, "funding.received", "account_id"),
+    "bank_gateway": (bank_router, OUT_PAYOUTS, "payout.released", "payee_id"),
 }
 
 

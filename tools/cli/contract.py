@@ -7,7 +7,7 @@ import importlib
 from shared.asyncapi import document_json
 from shared.consumer import Router
 
-SERVICES = ("intake", "matching", "compliance_gate", "payout_release", "ledger")
+SERVICES = ("intake", "matching", "compliance_gate", "payout_release", "ledger", "bank_gateway")
 
 
 def routers() -> list[Router]:

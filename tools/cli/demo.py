@@ -33,6 +33,7 @@ from shared.topics import (
 from testkit import documents as doc
 from testkit.scenario import Scenario, build
 from testkit.watch import TopicWatcher
+from tools.cli.bank import Answered, answer_outbox, gateway_ready
 from tools.cli.console import make_console, shown
 
 WATCHED = (
@@ -53,6 +54,7 @@ class DemoReport:
     watcher: TopicWatcher
     problems: list[str] = field(default_factory=list)
     account_change: list[str] = field(default_factory=list)  # SPEC §13.3: what the demo showed
+    bank_files: list[Answered] = field(default_factory=list)  # the round trip through ISO 20022 files
 
     def mine(self, invoice_id: str | None) -> bool:
         return invoice_id is not None and invoice_id in self.scenario.invoice_ids()
@@ -94,9 +96,19 @@ async def run_demo(
                 )
                 await watcher.wait_until(lambda: _paid_or_blocked(report), timeout_s)
             await _expedite(pub, report, watcher, timeout_s, console)
+            # With the bank gateway running, the bank answers through files (SPEC §12.4); else JSON.
+            by_files = (
+                not settings.topic_prefix  # the local stack; a test's own topic set has no gateway
+                and gateway_ready()
+                and await _settle_through_bank_files(report, settings, timeout_s, console)
+            )
             with console.status("the payment rail settles what was released…"):
-                for released in watcher.of(
-                    "payout.released", lambda d: any(report.mine(i["invoice_id"]) for i in d["invoices"])
+                for released in (
+                    []
+                    if by_files
+                    else watcher.of(
+                        "payout.released", lambda d: any(report.mine(i["invoice_id"]) for i in d["invoices"])
+                    )
                 ):
                     d = released.data
                     await pub.publish_event(
@@ -217,6 +229,29 @@ async def _account_change(
         )
         await w.wait_until(lambda: eligibility(True), timeout_s)
     report.account_change.append(f"{payee}: {ref} confirmed by treasurer@example.com → eligible")
+
+
+async def _settle_through_bank_files(
+    report: DemoReport, settings: Settings, timeout_s: float, console: Console
+) -> bool:
+    """Play the bank: answer the gateway's pain.001 files until every payout of this run was in one."""
+    from services.bank_gateway.domain.ids import end_to_end_id
+
+    mine = {
+        end_to_end_id(x.data["payout_id"])
+        for x in report.watcher.of("payout.released")
+        if any(report.mine(i["invoice_id"]) for i in x.data["invoices"])
+    }
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    with console.status("the bank gateway writes a pain.001; the sandbox bank answers with files…"):
+        while mine and loop.time() < deadline:
+            for answered in answer_outbox(settings):
+                if mine & set(answered.end_to_end_ids):
+                    report.bank_files.append(answered)
+                mine -= set(answered.end_to_end_ids)
+            await asyncio.sleep(0.5)
+    return not mine
 
 
 def _decided(r: DemoReport) -> bool:
@@ -343,6 +378,9 @@ def print_report(r: DemoReport, console: Console) -> None:
     for source in sorted(by_source):
         debits = ", ".join(f"{v} {c}" for c, v in sorted(by_source[source].items()))
         _row(t, "ledger", f"  from {source}", str(counts[source]), f"debits {debits}")
+    for f in r.bank_files:
+        _row(t, "bank", f"pain.001 {f.msg_id} → pain.002 + camt.054", str(f.accepted + f.rejected), "")
+        _row(t, "bank", f"  booked: {f.accepted}, rejected AC01: {f.rejected}", "", "")
     dead = w.of("deadletter.recorded")
     _row(t, "deadletter", "records", str(len(dead)), "")
     console.print(t)

@@ -441,6 +441,26 @@ def payee_confirm_account(
     )
 
 
+bank_app = typer.Typer(help="The local sandbox bank (SPEC §12.4).", no_args_is_help=True)
+app.add_typer(bank_app, name="bank")
+
+
+@bank_app.command("answer")
+def bank_answer() -> None:
+    """Answer every pain.001 in the gateway's outbox with a pain.002 and a camt.054 in its inbox."""
+    from tools.cli.bank import answer_outbox
+
+    answered = answer_outbox(cli_settings())
+    if not answered:
+        console.print("no pain.001 file waiting in the outbox")
+    for a in answered:
+        console.print(
+            Text.assemble(
+                "answered ", shown(a.file), f": {a.accepted} accepted and booked, {a.rejected} rejected AC01"
+            )
+        )
+
+
 def main() -> None:
     app()
 

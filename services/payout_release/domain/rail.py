@@ -69,6 +69,10 @@ _APPLIES_TO: dict[RailKind, PayoutStatus] = {
 }
 
 
+# SPEC §12.4: failure codes that say the payee's account itself is wrong (not the payment).
+ACCOUNT_FAILURE_CODES = frozenset({"unknown_account", "AC01", "AC04", "AC06"})
+
+
 @dataclass(frozen=True)
 class RailEvent:
     """What a rail says about a payout. Two equal RailEvents are one event told twice."""

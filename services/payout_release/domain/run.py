@@ -31,6 +31,7 @@ STALE_PO = "stale_po"
 PO_NOT_IN_FORCE = "po_not_in_force"
 INSUFFICIENT_FUNDS = "insufficient_funds"
 NOT_AUTOMATED = "not_automated"
+PAYOUT_ACCOUNT_INVALID = "payout_account_invalid"  # SPEC §12.4
 # Not a failed gate: the invoice passed every gate but its group's credit notes outweigh its
 # invoices, so nothing is paid and the amounts wait for the next run (SPEC §8 "a group ≤ 0
 # carries forward"). Named so that "why wasn't this paid" still has an answer.
@@ -79,6 +80,8 @@ class PayeeStanding:
     eligible: bool
     reasons: tuple[str, ...] = ()
     payout_account_ref: str | None = None
+    # The rail failure code (SPEC §12.4) that made the payee's current account invalid, if any.
+    account_invalid: str | None = None
 
 
 @dataclass(frozen=True)
@@ -219,9 +222,10 @@ def payee_reasons(standing: PayeeStanding | None) -> list[str]:
     """Gate 2: the payee's latest compliance status; never heard of is ineligible too (SPEC §7)."""
     if standing is None:
         return [PAYEE_INELIGIBLE, PAYEE_UNKNOWN]
+    invalid = [PAYOUT_ACCOUNT_INVALID] if standing.account_invalid else []
     if standing.eligible:
-        return []
-    return [PAYEE_INELIGIBLE, *(r for r in standing.reasons if r != PAYEE_INELIGIBLE)]
+        return invalid
+    return [PAYEE_INELIGIBLE, *(r for r in standing.reasons if r != PAYEE_INELIGIBLE), *invalid]
 
 
 def po_reasons(candidate: Candidate, po: PoInForce | None, release_date: date) -> list[str]:

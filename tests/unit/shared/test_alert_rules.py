@@ -13,7 +13,7 @@ import yaml
 from shared.observability import ALERT_RULES, local_targets, prometheus_config
 
 RULE_TESTS = ALERT_RULES.with_name("alerts.test.yml")
-SERVICES = ("intake", "matching", "compliance_gate", "payout_release", "ledger")
+SERVICES = ("intake", "matching", "compliance_gate", "payout_release", "ledger", "bank_gateway")
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
