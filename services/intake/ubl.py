@@ -33,6 +33,13 @@ NS = {"cbc": CBC, "cac": CAC}
 _UNIT_PRICE_STEP = Decimal(1).scaleb(-MAX_UNIT_PRICE_DECIMALS)
 
 
+def per_unit(price: Decimal, base: Decimal) -> Decimal:
+    """PriceAmount ÷ BaseQuantity, which may not terminate: a unit price carries at most 6
+    decimals, and is written without an exponent (1500 ÷ 3 is 500, not 5E+2)."""
+    exact = (price / base).quantize(_UNIT_PRICE_STEP).normalize()
+    return exact.quantize(Decimal(1)) if exact.as_tuple().exponent > 0 else exact  # type: ignore[operator]
+
+
 @dataclass(frozen=True)
 class UblResult:
     invoice: Invoice | None
@@ -232,7 +239,7 @@ class _Mapper(UblReader):
         unit_price = price
         if base is not None and base != 1:
             # PriceAmount ÷ BaseQuantity may not terminate; a unit price carries at most 6 decimals.
-            unit_price = (price / base).quantize(_UNIT_PRICE_STEP).normalize()
+            unit_price = per_unit(price, base)
         return InvoiceLine(
             line_id=line_id,
             po_line_id=self.text(el, "cac:OrderLineReference/cbc:LineID", required=False),

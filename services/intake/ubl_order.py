@@ -19,14 +19,19 @@ from xml.etree.ElementTree import Element
 
 from pydantic import BaseModel, ValidationError
 
-from services.intake.domain import Reason
+from services.intake.domain import (
+    Charge,
+    PoLineTerms,
+    PoTerms,
+    Reason,
+    po_terms_reasons,
+    sod_reasons_for_issue,
+)
 from services.intake.domain.charges import DEFAULT_CHARGE_CODES, document_charge
-from services.intake.ubl import NS, UblReader, parse_xml
+from services.intake.ubl import NS, UblReader, parse_xml, per_unit
 from shared.contracts import inbound as i
-from shared.money import MAX_UNIT_PRICE_DECIMALS
 
 ORDER_ROOTS = {"{urn:oasis:names:specification:ubl:schema:xsd:Order-2}Order": "order"}
-_UNIT_PRICE_STEP = Decimal(1).scaleb(-MAX_UNIT_PRICE_DECIMALS)
 _ITEM_REFS = (
     "cac:Item/cac:SellersItemIdentification/cbc:ID",
     "cac:Item/cac:StandardItemIdentification/cbc:ID",
@@ -52,12 +57,12 @@ class Translation:
         if name is None:
             return None
         # the most specific field known: lines[0].quantity, else lines[0], else lines
-        probe = name
-        while probe:
+        probe, shorter = name, ""
+        while probe != shorter:
             if probe in self.origins:
                 return self.origins[probe]
-            probe = re.sub(r"(\.[^.\[]+|\[\d+\])$", "", probe)
-        return name
+            probe, shorter = re.sub(r"(\.[^.\[]+|\[\d+\])$", "", probe), probe
+        return name  # a field of the envelope (created_by, approved_by…), not of the document
 
 
 def validated(
@@ -144,8 +149,7 @@ class _OrderReader(UblReader):
             return None
         if price is None or base is None or base == 1:
             return price
-        # PriceAmount ÷ BaseQuantity may not terminate; a unit price carries at most 6 decimals.
-        return (price / base).quantize(_UNIT_PRICE_STEP).normalize()
+        return per_unit(price, base)
 
     def line(self, index: int, order_line: Element, currency: str | None, category: str) -> dict[str, Any]:
         name = f"lines[{index}]"
@@ -261,7 +265,32 @@ class _OrderReader(UblReader):
         }
         for name in ("sow_ref.id", "sow_ref.version"):
             self.origins[name] = self.origins["sow_ref"]
+        if self.reasons:
+            # Rejected already: the §5 rules still say what else is wrong, on what could be read.
+            found = Translation(None, (), self.origins).locate(_rules_on_what_was_read(po))
+            known = {(r.code, r.field) for r in self.reasons}
+            self.reasons += [r for r in found if (r.code, r.field) not in known]
         return validated(i.PurchaseOrderIssued, as_json(po), self.origins, self.reasons)
+
+
+def _rules_on_what_was_read(po: dict[str, Any]) -> list[Reason]:
+    """SPEC §5's rules for a PO, on a translation that is already rejected: a value that could
+    not be read stands in as one that breaks no rule, so only real findings are added."""
+    reasons = sod_reasons_for_issue(po["created_by"], po["approved_by"])
+    start, end = po["effective_from"], po["effective_to"]
+    if start is None or end is None or po["currency"] is None:
+        return reasons
+    lines = tuple(
+        PoLineTerms(
+            ln.get("line_id") or f"#{n}",
+            ln["quantity"] if ln.get("quantity") is not None else Decimal(1),
+            ln["unit_price"] if ln.get("unit_price") is not None else Decimal(0),
+        )
+        for n, ln in enumerate(po["lines"])
+    )
+    charges = tuple(Charge(c["type"], c["amount"]) for c in po["charges"])
+    terms = PoTerms(po["po_number"] or "", 1, po["currency"], start, end, po["created_by"], lines, charges)
+    return reasons + po_terms_reasons(terms)
 
 
 def as_json(value: Any) -> Any:
