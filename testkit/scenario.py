@@ -33,6 +33,9 @@ class Scenario:
     expected_rejected: dict[str, str]  # invoice id → rejection code
     override_invoice: str  # the held invoice an approver overrides with evidence
     blocked_invoice: str  # approved, but its payee is not compliant
+    # SPEC §12.2: this PO arrives as a Peppol Order and its receipt as a UBL ReceiptAdvice
+    peppol_po: str = ""
+    peppol_invoice: str = ""
 
     def invoice_ids(self) -> set[str]:
         return self.expected_approved | set(self.expected_held) | set(self.expected_rejected)
@@ -235,13 +238,56 @@ def build(tag: str, today: date) -> Scenario:
         inv["bad"], f"DE-{t}-0045", de, eur_entity, "EUR", po_a, [("1", "2", "950.00", "1990.00")], "0.00"
     )
     pubs.append(bad)
+    # SPEC §12.2: a procurement tool sends PO F600 as a Peppol Order and the warehouse its receipt
+    # as a UBL ReceiptAdvice (5 received, 1 rejected: 4 count); the supplier invoices the 4.
+    po_f, inv["f"] = f"PO-F600-{t}", f"inv-f-{t}"
+    order = doc.ubl_order(
+        po_f,
+        [doc.ubl_order_line("1", "5", "250.00", item_id="HEADSET-PRO", name="Headset", currency="EUR")],
+        buyer=eur_entity,
+        seller=de,
+        issue_date=str(today - timedelta(days=30)),
+        end_date=str(today + timedelta(days=335)),
+        payment_terms="NET30",
+    )
+    advice = doc.ubl_receipt_advice(
+        f"GRN-F-{t}",
+        po_f,
+        [doc.ubl_receipt_line("1", "1", "5", rejected="1")],
+        issue_date=str(today - timedelta(days=2)),
+    )
+    pubs += [
+        Publication(
+            IN_PURCHASE_ORDERS,
+            po_f,
+            "purchase_order.submitted_ubl",
+            doc.po_submitted_ubl(
+                order,
+                business_unit="it",
+                created_by="buyer@example.com",
+                approved_by="procurement.lead@example.com",
+                approved_at=ts(today - timedelta(days=29)),
+            ),
+        ),
+        Publication(
+            IN_RECEIPTS,
+            po_f,
+            "receipt.recorded_ubl",
+            doc.receipt_recorded_ubl(advice, recorded_by="warehouse@example.com"),
+        ),
+        invoice(
+            inv["f"], f"DE-{t}-0046", de, eur_entity, "EUR", po_f, [("1", "4", "250.00", "1000.00")], "190.00"
+        ),
+    ]
     return Scenario(
         tag=t,
         today=today,
         setup=pubs,
-        expected_approved={inv["a"], inv["b"], inv["d"]},
+        expected_approved={inv["a"], inv["b"], inv["d"], inv["f"]},
         expected_held={inv["c"]: "price_mismatch", inv["e"]: "qty_over_received"},
         expected_rejected={inv["dup"]: "duplicate_invoice", inv["bad"]: "line_amount_mismatch"},
         override_invoice=inv["c"],
         blocked_invoice=inv["d"],
+        peppol_po=po_f,
+        peppol_invoice=inv["f"],
     )
