@@ -265,7 +265,7 @@ def _peppol_rows(r: DemoReport, t: Table) -> None:
     in_force = w.of("purchase_order.version_in_force", lambda d: d["po"]["po_number"] == s.peppol_po)
     receipts = w.of("receipt.accepted", lambda d: d["po_number"] == s.peppol_po)
     paid = [
-        i["amount"]
+        f"{i['amount']} {x.data['currency']}"
         for x in w.of("payout.released")
         for i in x.data["invoices"]
         if i["invoice_id"] == s.peppol_invoice
