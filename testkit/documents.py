@@ -448,3 +448,164 @@ def po_closure(po_number: str, *, closed_by: str, reason: str) -> Data:
 def payout_account_confirmation(payee_id: str, payout_account_ref: str, *, confirmed_by: str) -> Data:
     """`payee.payout_account_confirmed` (SPEC §13.3; a signed command, key payee_id)."""
     return {"payee_id": payee_id, "payout_account_ref": payout_account_ref, "confirmed_by": confirmed_by}
+
+
+# --- UBL orders and receipt advice (SPEC §12.2) ----------------------------------------------------
+
+_UBL_NS = (
+    'xmlns:cac="urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2"\n'
+    '  xmlns:cbc="urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"'
+)
+
+
+def ubl_order_line(
+    line_id: str,
+    quantity: str,
+    price: str | None,
+    *,
+    item_id: str | None = None,
+    name: str = "Item",
+    unit: str = "EA",
+    base_quantity: str | None = None,
+    currency: str = "EUR",
+) -> str:
+    """A Peppol Order's `cac:OrderLine` (price None: the line carries none)."""
+    base = f'<cbc:BaseQuantity unitCode="{unit}">{base_quantity}</cbc:BaseQuantity>' if base_quantity else ""
+    price_el = (
+        f'<cac:Price><cbc:PriceAmount currencyID="{currency}">{price}</cbc:PriceAmount>{base}</cac:Price>'
+        if price is not None
+        else ""
+    )
+    seller = (
+        f"<cac:SellersItemIdentification><cbc:ID>{item_id}</cbc:ID></cac:SellersItemIdentification>"
+        if item_id
+        else ""
+    )
+    return (
+        f"  <cac:OrderLine><cac:LineItem>\n    <cbc:ID>{line_id}</cbc:ID>\n"
+        f'    <cbc:Quantity unitCode="{unit}">{quantity}</cbc:Quantity>\n    {price_el}\n'
+        f"    <cac:Item><cbc:Name>{name}</cbc:Name>{seller}</cac:Item>\n  </cac:LineItem></cac:OrderLine>\n"
+    )
+
+
+def ubl_charge(code: str | None, amount: str, *, charge: bool = True, currency: str = "EUR") -> str:
+    """A document-level `cac:AllowanceCharge` (charge=False: an allowance)."""
+    reason = f"<cbc:AllowanceChargeReasonCode>{code}</cbc:AllowanceChargeReasonCode>" if code else ""
+    return (
+        f"  <cac:AllowanceCharge><cbc:ChargeIndicator>{'true' if charge else 'false'}</cbc:ChargeIndicator>"
+        f'{reason}<cbc:Amount currencyID="{currency}">{amount}</cbc:Amount></cac:AllowanceCharge>\n'
+    )
+
+
+def _endpoint(party: str) -> str:
+    """`cbc:EndpointID` of a party id as intake names parties: `<schemeID>:<value>`, or a bare value."""
+    scheme, _, value = party.rpartition(":")
+    attribute = f' schemeID="{scheme}"' if scheme else ""
+    return f"<cbc:EndpointID{attribute}>{value}</cbc:EndpointID>"
+
+
+def ubl_order(
+    po_number: str,
+    lines: Iterable[str],
+    *,
+    buyer: str = "9930:DE123456789",
+    seller: str = "0088:5790000000001",
+    currency: str | None = "EUR",
+    issue_date: str = "2026-01-02",
+    end_date: str | None = "2026-12-31",
+    contract_id: str | None = None,
+    payment_terms: str | None = None,
+    charges: Iterable[str] = (),
+) -> str:
+    """A UBL 2.1 Order (Peppol BIS Ordering 3), lines from `ubl_order_line`, charges from `ubl_charge`."""
+    parts = [
+        '<?xml version="1.0" encoding="UTF-8"?>\n',
+        f'<Order xmlns="urn:oasis:names:specification:ubl:schema:xsd:Order-2"\n  {_UBL_NS}>\n',
+        "  <cbc:CustomizationID>urn:fdc:peppol.eu:poacc:trns:order:3</cbc:CustomizationID>\n",
+        "  <cbc:ProfileID>urn:fdc:peppol.eu:poacc:bis:order_only:3</cbc:ProfileID>\n",
+        f"  <cbc:ID>{po_number}</cbc:ID>\n  <cbc:IssueDate>{issue_date}</cbc:IssueDate>\n",
+        f"  <cbc:DocumentCurrencyCode>{currency}</cbc:DocumentCurrencyCode>\n" if currency else "",
+        f"  <cac:ValidityPeriod><cbc:EndDate>{end_date}</cbc:EndDate></cac:ValidityPeriod>\n"
+        if end_date
+        else "",
+        f"  <cac:Contract><cbc:ID>{contract_id}</cbc:ID></cac:Contract>\n" if contract_id else "",
+        f"  <cac:BuyerCustomerParty><cac:Party>{_endpoint(buyer)}</cac:Party></cac:BuyerCustomerParty>\n",
+        f"  <cac:SellerSupplierParty><cac:Party>{_endpoint(seller)}</cac:Party></cac:SellerSupplierParty>\n",
+        f"  <cac:PaymentTerms><cbc:Note>{payment_terms}</cbc:Note></cac:PaymentTerms>\n"
+        if payment_terms
+        else "",
+        *charges,  # UBL's Order sequence: PaymentTerms, then AllowanceCharge, then the lines
+        *lines,
+        "</Order>\n",
+    ]
+    return "".join(parts)
+
+
+def ubl_receipt_line(
+    line_id: str,
+    po_line_id: str | None,
+    received: str,
+    *,
+    rejected: str | None = None,
+    po_number: str | None = None,
+    unit: str = "EA",
+) -> str:
+    """A ReceiptAdvice's `cac:ReceiptLine` (po_line_id None: no OrderLineReference; po_number:
+    the line names its order)."""
+    rejected_el = (
+        f'<cbc:RejectedQuantity unitCode="{unit}">{rejected}</cbc:RejectedQuantity>' if rejected else ""
+    )
+    order = f"<cac:OrderReference><cbc:ID>{po_number}</cbc:ID></cac:OrderReference>" if po_number else ""
+    reference = (
+        f"<cac:OrderLineReference><cbc:LineID>{po_line_id}</cbc:LineID>{order}</cac:OrderLineReference>"
+        if po_line_id
+        else ""
+    )
+    return (
+        f"  <cac:ReceiptLine><cbc:ID>{line_id}</cbc:ID>"
+        f'<cbc:ReceivedQuantity unitCode="{unit}">{received}</cbc:ReceivedQuantity>{rejected_el}'
+        f"{reference}</cac:ReceiptLine>\n"
+    )
+
+
+def ubl_receipt_advice(
+    receipt_id: str,
+    po_number: str | None,
+    lines: Iterable[str],
+    *,
+    issue_date: str = "2026-03-01",
+    issue_time: str | None = "10:00:00Z",
+) -> str:
+    """A UBL 2.1 ReceiptAdvice (po_number None: no header OrderReference), lines from
+    `ubl_receipt_line`."""
+    parts = [
+        '<?xml version="1.0" encoding="UTF-8"?>\n',
+        '<ReceiptAdvice xmlns="urn:oasis:names:specification:ubl:schema:xsd:ReceiptAdvice-2"\n',
+        f"  {_UBL_NS}>\n",
+        "  <cbc:CustomizationID>urn:fdc:peppol.eu:logistics:trns:receipt_advice:1</cbc:CustomizationID>\n",
+        f"  <cbc:ID>{receipt_id}</cbc:ID>\n  <cbc:IssueDate>{issue_date}</cbc:IssueDate>\n",
+        f"  <cbc:IssueTime>{issue_time}</cbc:IssueTime>\n" if issue_time else "",
+        f"  <cac:OrderReference><cbc:ID>{po_number}</cbc:ID></cac:OrderReference>\n" if po_number else "",
+        *lines,
+        "</ReceiptAdvice>\n",
+    ]
+    return "".join(parts)
+
+
+def po_submitted_ubl(
+    document: str, *, business_unit: str, created_by: str, approved_by: str, approved_at: str, **extra: Any
+) -> Data:
+    """`purchase_order.submitted_ubl`: a Peppol Order and its approval."""
+    return {
+        "document": document,
+        "business_unit": business_unit,
+        "created_by": created_by,
+        "approved_by": approved_by,
+        "approved_at": approved_at,
+        **extra,
+    }
+
+
+def receipt_recorded_ubl(document: str, *, recorded_by: str, **extra: Any) -> Data:
+    """`receipt.recorded_ubl`: a UBL ReceiptAdvice."""
+    return {"document": document, "recorded_by": recorded_by, **extra}

@@ -40,6 +40,9 @@ class Scenario:
     expedite_invoice: str = ""
     # SPEC §13.3: a payee changes its payout account (held until confirmed and cooled off)
     account_change: Publication | None = None
+    # SPEC §12.2: this PO arrives as a Peppol Order and its receipt as a UBL ReceiptAdvice
+    peppol_po: str = ""
+    peppol_invoice: str = ""
 
     def invoice_ids(self) -> set[str]:
         on_terms = {i for i in (self.discount_invoice, self.expedite_invoice) if i}
@@ -284,11 +287,52 @@ def build(tag: str, today: date) -> Scenario:
             inv["g"], f"DE-{t}-0047", de, eur_entity, "EUR", po_g, [("1", "1", "1200.00", "1200.00")], "0.00"
         ),
     ]
+    # SPEC §12.2: a procurement tool sends PO H800 as a Peppol Order and the warehouse its receipt
+    # as a UBL ReceiptAdvice (5 received, 1 rejected: 4 count); the supplier invoices the 4.
+    po_h, inv["h"] = f"PO-H800-{t}", f"inv-h-{t}"
+    order = doc.ubl_order(
+        po_h,
+        [doc.ubl_order_line("1", "5", "250.00", item_id="HEADSET-PRO", name="Headset", currency="EUR")],
+        buyer=eur_entity,
+        seller=de,
+        issue_date=str(today - timedelta(days=30)),
+        end_date=str(today + timedelta(days=335)),
+        payment_terms="NET30",
+    )
+    advice = doc.ubl_receipt_advice(
+        f"GRN-H-{t}",
+        po_h,
+        [doc.ubl_receipt_line("1", "1", "5", rejected="1")],
+        issue_date=str(today - timedelta(days=2)),
+    )
+    pubs += [
+        Publication(
+            IN_PURCHASE_ORDERS,
+            po_h,
+            "purchase_order.submitted_ubl",
+            doc.po_submitted_ubl(
+                order,
+                business_unit="it",
+                created_by="buyer@example.com",
+                approved_by="procurement.lead@example.com",
+                approved_at=ts(today - timedelta(days=29)),
+            ),
+        ),
+        Publication(
+            IN_RECEIPTS,
+            po_h,
+            "receipt.recorded_ubl",
+            doc.receipt_recorded_ubl(advice, recorded_by="warehouse@example.com"),
+        ),
+        invoice(
+            inv["h"], f"DE-{t}-0048", de, eur_entity, "EUR", po_h, [("1", "4", "250.00", "1000.00")], "190.00"
+        ),
+    ]
     return Scenario(
         tag=t,
         today=today,
         setup=pubs,
-        expected_approved={inv["a"], inv["b"], inv["d"]},
+        expected_approved={inv["a"], inv["b"], inv["d"], inv["h"]},
         expected_held={inv["c"]: "price_mismatch", inv["e"]: "qty_over_received"},
         expected_rejected={inv["dup"]: "duplicate_invoice", inv["bad"]: "line_amount_mismatch"},
         override_invoice=inv["c"],
@@ -296,6 +340,8 @@ def build(tag: str, today: date) -> Scenario:
         discount_invoice=inv["f"],
         expedite_invoice=inv["g"],
         account_change=_account_change(pubs, us),
+        peppol_po=po_h,
+        peppol_invoice=inv["h"],
     )
 
 

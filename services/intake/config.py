@@ -8,6 +8,9 @@ intake:
   no_po_business_units:    # a no-PO invoice names no business unit: look it up by legal entity
     ACME-DE: marketing
   max_amount: "1000000000" # any single amount above this (major units) is amount_out_of_range
+  charge_codes:            # UNCL7161 reason code → freight | handling | other (SPEC §12.1)
+    FC: freight            # the shipped defaults; any code not listed, or none, is `other`
+  order_validity_days: 365 # a Peppol Order without ValidityPeriod/EndDate: issue date + this
 ```
 
 Approval authority (SPEC §13.1) comes from the roles file's `approval_limits:` section
@@ -20,18 +23,21 @@ than silently rejecting or accepting invoices.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any, cast
 
 from services.intake.domain import DEFAULT_MAX_AMOUNT, NoPoAction, NoPoPolicy
+from services.intake.domain.charges import DEFAULT_CHARGE_CODES, PO_CHARGE_TYPES
+from services.intake.ubl_order import DEFAULT_ORDER_VALIDITY_DAYS
 from shared import config
 from shared.authority import SPEC_DEFAULT_AUTHORITY, Authority, parse_authority
 from shared.config import ConfigError, section
 from shared.settings import Settings
 
 _ACTIONS: tuple[NoPoAction, ...] = ("reject", "no_po_review")
-_KEYS = ("no_po_policy", "no_po_business_units", "max_amount")
+_KEYS = ("no_po_policy", "no_po_business_units", "max_amount", "charge_codes", "order_validity_days")
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,10 @@ class IntakeConfig:
     no_po: NoPoPolicy = field(default_factory=NoPoPolicy)
     max_amount: Decimal = DEFAULT_MAX_AMOUNT
     authority: Authority = SPEC_DEFAULT_AUTHORITY
+    # SPEC §12.1: UNCL7161 charge reason code → PO charge type (any other code: `other`)
+    charge_codes: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_CHARGE_CODES))
+    # SPEC §12.2: a Peppol Order without a validity end date is in force this many days
+    order_validity_days: int = DEFAULT_ORDER_VALIDITY_DAYS
 
     @classmethod
     def load(cls, settings: Settings) -> IntakeConfig:
@@ -96,4 +106,35 @@ def parse_intake_section(section: Any) -> IntakeConfig:
         by_business_unit=actions,
         business_unit_by_legal_entity={str(k): v for k, v in lookup.items()},
     )
-    return IntakeConfig(no_po, _max_amount(section.get("max_amount", DEFAULT_MAX_AMOUNT)))
+    return IntakeConfig(
+        no_po,
+        _max_amount(section.get("max_amount", DEFAULT_MAX_AMOUNT)),
+        charge_codes=_charge_codes(section.get("charge_codes")),
+        order_validity_days=_order_validity_days(
+            section.get("order_validity_days", DEFAULT_ORDER_VALIDITY_DAYS)
+        ),
+    )
+
+
+def _charge_codes(value: Any) -> dict[str, str]:
+    """The section's mapping replaces the shipped defaults as a whole (absent: the defaults), so
+    the file says every code that is not `other`."""
+    if value is None:
+        return dict(DEFAULT_CHARGE_CODES)
+    if not isinstance(value, dict):
+        raise ConfigError("intake.charge_codes", "must be a mapping of UNCL7161 code → charge type")
+    out: dict[str, str] = {}
+    for code, kind in value.items():
+        key = f"intake.charge_codes.{code}"
+        if not isinstance(code, str) or not code.strip():
+            raise ConfigError(key, "a UNCL7161 code is a non-empty string")
+        if kind not in PO_CHARGE_TYPES:
+            raise ConfigError(key, f"{kind!r} is not one of {', '.join(PO_CHARGE_TYPES)}")
+        out[code.strip().upper()] = kind
+    return out
+
+
+def _order_validity_days(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError("intake.order_validity_days", "must be a whole number of days ≥ 1")
+    return value

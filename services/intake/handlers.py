@@ -25,6 +25,8 @@ from services.intake.domain.invoices import InvoiceBook, InvoiceDecision, Submis
 from services.intake.domain.outcome import Outcome
 from services.intake.domain.purchase_orders import PoDecision
 from services.intake.ubl import parse_ubl
+from services.intake.ubl_order import Translation, parse_order
+from services.intake.ubl_receipt import parse_receipt_advice
 from shared import text
 from shared.consumer import BatchContext, Item, Router
 from shared.contracts import inbound as i
@@ -151,17 +153,39 @@ def _emit_po(ctx: BatchContext, item: Item[Any], po_number: str, decision: PoDec
 
 @router.handles_batch(i.PurchaseOrderIssued)
 async def on_po_issued(ctx: BatchContext, items: list[Item[i.PurchaseOrderIssued]]) -> None:
-    admitted = _admit(ctx, items)
-    book = await store.lock_pos(ctx.conn, (d.po_number for _, d in admitted), ctx.now)
-    for item, data in admitted:
+    await _issue_pos(ctx, [(item, data, None) for item, data in _admit(ctx, items)])
+
+
+async def _issue_pos(
+    ctx: BatchContext, admitted: Sequence[tuple[Item[Any], i.PurchaseOrderIssued, Translation | None]]
+) -> None:
+    """Version 1 of each PO, from JSON or translated from a Peppol Order (whose reasons then
+    name the document's elements)."""
+    book = await store.lock_pos(ctx.conn, (d.po_number for _, d, _ in admitted), ctx.now)
+    for item, data, translation in admitted:
         decision = book.issue(
             contract.issued_version(data),
             _config(ctx).max_amount,
             item.envelope.event_id,
             _config(ctx).authority,
         )
+        if translation is not None:
+            decision.reasons = translation.locate(decision.reasons)
         _emit_po(ctx, item, data.po_number, decision)
     await store.save_pos(ctx.conn, book)
+
+
+@router.handles_batch(i.PurchaseOrderSubmittedUbl)
+async def on_po_submitted_ubl(ctx: BatchContext, items: list[Item[i.PurchaseOrderSubmittedUbl]]) -> None:
+    """SPEC §12.2: a Peppol Order is the `purchase_order.issued` it maps to, then every §5 rule."""
+    config = _config(ctx)
+    admitted = []
+    for item, data in _admit(ctx, items):
+        translation = parse_order(data, config.charge_codes, config.order_validity_days)
+        po = _translated(ctx, item, translation, i.PurchaseOrderIssued, "po_number")
+        if po is not None:
+            admitted.append((item, po, translation))
+    await _issue_pos(ctx, admitted)
 
 
 @router.handles_batch(i.PurchaseOrderAmended)
@@ -221,15 +245,59 @@ async def on_po_closed(ctx: BatchContext, items: list[Item[i.PurchaseOrderClosed
 
 @router.handles_batch(i.ReceiptRecorded)
 async def on_receipt_recorded(ctx: BatchContext, items: list[Item[i.ReceiptRecorded]]) -> None:
-    admitted = _admit(ctx, items)
-    ids, pos = [d.receipt_id for _, d in admitted], [d.po_number for _, d in admitted]
+    await _record_receipts(ctx, [(item, data, None) for item, data in _admit(ctx, items)])
+
+
+async def _record_receipts(
+    ctx: BatchContext, admitted: Sequence[tuple[Item[Any], i.ReceiptRecorded, Translation | None]]
+) -> None:
+    ids, pos = [d.receipt_id for _, d, _ in admitted], [d.po_number for _, d, _ in admitted]
     book = await store.receipts(ctx.conn, ids, pos, ctx.now)
-    for item, data in admitted:
+    for item, data, translation in admitted:
         decision = book.record(*contract.receipt(data))
         if decision.outcome is Outcome.ACCEPTED:
             _emit(ctx, item, contract.receipt_accepted(data), data.po_number, data.receipt_id)
-        _settle(ctx, item, decision.outcome, decision.reasons)
+        reasons = translation.locate(decision.reasons) if translation is not None else decision.reasons
+        _settle(ctx, item, decision.outcome, reasons)
     await store.save_receipts(ctx.conn, book)
+
+
+@router.handles_batch(i.ReceiptRecordedUbl)
+async def on_receipt_recorded_ubl(ctx: BatchContext, items: list[Item[i.ReceiptRecordedUbl]]) -> None:
+    """SPEC §12.2: a UBL ReceiptAdvice is the `receipt.recorded` it maps to, then every §5 rule."""
+    admitted = []
+    for item, data in _admit(ctx, items):
+        translation = parse_receipt_advice(data)
+        receipt = _translated(ctx, item, translation, i.ReceiptRecorded, "po_number")
+        if receipt is not None:
+            admitted.append((item, receipt, translation))
+    await _record_receipts(ctx, admitted)
+
+
+def _translated(
+    ctx: BatchContext, item: Item[Any], translation: Translation, model: type[M], key_field: str
+) -> M | None:
+    """The JSON document a UBL one stands for, once it passed the text rules and names the PO
+    its Kafka key names (the key keeps one PO's documents in order on one partition; SPEC §15
+    `key_mismatch`). None: rejected with every reason, at the document's XML paths."""
+    if translation.model is None:
+        _reject(ctx, item, translation.reasons)
+        return None
+    assert isinstance(translation.model, model)
+    clean, problems = text.check_text(translation.model)
+    reasons = translation.locate(contract.text_reasons(problems))
+    raw_key, named = item.record.key, getattr(clean, key_field)
+    key = raw_key.decode("utf-8", "replace") if raw_key is not None else None
+    if key is not None and key != named:
+        reasons.append(
+            Reason(
+                "key_mismatch", translation.origin(key_field), f"the record's key {key!r} is not {named!r}"
+            )
+        )
+    if reasons:
+        _reject(ctx, item, reasons)
+        return None
+    return clean
 
 
 @router.handles_batch(i.ReceiptReversed)
@@ -275,7 +343,7 @@ async def on_invoice_submitted(ctx: BatchContext, items: list[Item[i.InvoiceSubm
 async def on_invoice_submitted_ubl(ctx: BatchContext, items: list[Item[i.InvoiceSubmittedUbl]]) -> None:
     admitted = []
     for item, data in _admit(ctx, items):
-        parsed = parse_ubl(data.invoice_id, data.document)
+        parsed = parse_ubl(data.invoice_id, data.document, _config(ctx).charge_codes)
         if parsed.invoice is None:
             _reject(ctx, item, list(parsed.reasons))
             continue

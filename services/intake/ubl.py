@@ -1,4 +1,6 @@
-"""UBL 2.1 Invoice / CreditNote (Peppol BIS Billing 3.0) → intake's Invoice, as SPEC §3 maps it.
+"""UBL 2.1 Invoice / CreditNote (Peppol BIS Billing 3.0) → intake's Invoice, as SPEC §3 maps it;
+the safe parsing and the reader every UBL document of intake shares (orders and receipt advice:
+ubl_order.py, ubl_receipt.py).
 
 Parsed with defusedxml: a DTD, an entity declaration or an external reference is refused,
 never expanded or fetched; the document is size-capped before the parser sees it.
@@ -7,6 +9,7 @@ Pure: no I/O, no async.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -17,6 +20,7 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
 from services.intake.domain import MAX_PAYLOAD_BYTES, Charge, Invoice, InvoiceLine, Reason
+from services.intake.domain.charges import DEFAULT_CHARGE_CODES, document_charge
 from shared.money import MAX_UNIT_PRICE_DECIMALS, InvalidDecimal, parse_decimal
 
 CBC = "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"
@@ -29,47 +33,59 @@ NS = {"cbc": CBC, "cac": CAC}
 _UNIT_PRICE_STEP = Decimal(1).scaleb(-MAX_UNIT_PRICE_DECIMALS)
 
 
+def per_unit(price: Decimal, base: Decimal) -> Decimal:
+    """PriceAmount ÷ BaseQuantity, which may not terminate: a unit price carries at most 6
+    decimals, and is written without an exponent (1500 ÷ 3 is 500, not 5E+2)."""
+    exact = (price / base).quantize(_UNIT_PRICE_STEP).normalize()
+    return exact.quantize(Decimal(1)) if exact.as_tuple().exponent > 0 else exact  # type: ignore[operator]
+
+
 @dataclass(frozen=True)
 class UblResult:
     invoice: Invoice | None
     reasons: tuple[Reason, ...]
 
 
-def parse_ubl(invoice_id: str, document: str) -> UblResult:
+def parse_xml(document: str, roots: Mapping[str, str], expected: str) -> tuple[Element | None, list[Reason]]:
+    """The document's root element when it is safe, well-formed, within the size cap and one of
+    `roots` (tag → kind); else why not. Shared by every UBL document intake reads (SPEC §3, §12.2)."""
     size = len(document.encode("utf-8"))
     if size > MAX_PAYLOAD_BYTES:
-        return UblResult(
-            None, (Reason("payload_too_large", "document", f"{size} bytes; limit {MAX_PAYLOAD_BYTES}"),)
-        )
+        return None, [Reason("payload_too_large", "document", f"{size} bytes; limit {MAX_PAYLOAD_BYTES}")]
     try:
         root = fromstring(document, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except DefusedXmlException as exc:
-        return UblResult(None, (Reason("unsafe_document", "document", f"refused: {type(exc).__name__}"),))
+        return None, [Reason("unsafe_document", "document", f"refused: {type(exc).__name__}")]
     except (ParseError, ValueError) as exc:
-        return UblResult(None, (Reason("invalid_document", "document", f"not well-formed XML: {exc}"[:300]),))
-    document_type = ROOTS.get(root.tag)
-    if document_type is None:
-        return UblResult(
-            None,
-            (Reason("invalid_document", "document", f"root {root.tag} is not a UBL Invoice or CreditNote"),),
-        )
-    return _Mapper(invoice_id, root, document_type).run()
+        return None, [Reason("invalid_document", "document", f"not well-formed XML: {exc}"[:300])]
+    if root.tag not in roots:
+        return None, [Reason("invalid_document", "document", f"root {root.tag} is not a UBL {expected}")]
+    return root, []
 
 
-class _Mapper:
-    """Collects every missing or malformed element instead of stopping at the first."""
+def parse_ubl(
+    invoice_id: str, document: str, charge_codes: Mapping[str, str] = DEFAULT_CHARGE_CODES
+) -> UblResult:
+    root, reasons = parse_xml(document, ROOTS, "Invoice or CreditNote")
+    if root is None:
+        return UblResult(None, tuple(reasons))
+    return _Mapper(invoice_id, root, ROOTS[root.tag], charge_codes).run()
 
-    def __init__(
-        self, invoice_id: str, root: Element, document_type: Literal["invoice", "credit_note"]
-    ) -> None:
-        self.invoice_id = invoice_id
+
+class UblReader:
+    """Reads elements of one UBL document, collecting every missing or malformed one (as a
+    Reason whose `field` is `document:<XML path>`) instead of stopping at the first."""
+
+    def __init__(self, root: Element) -> None:
         self.root = root
-        self.document_type = document_type
         self.reasons: list[Reason] = []
         self.where = ""  # the line being read, so a reason names it
 
     def fail(self, code: str, path: str, message: str) -> None:
-        self.reasons.append(Reason(code, f"document:{self.where}{path}", message))
+        self.reasons.append(Reason(code, self.path(path), message))
+
+    def path(self, path: str) -> str:
+        return f"document:{self.where}{path}"
 
     def text(self, el: Element | None, path: str, *, required: bool = True) -> str | None:
         node = el.find(path, NS) if el is not None else None
@@ -92,13 +108,41 @@ class _Mapper:
             self.fail("invalid_field", path, str(exc))
             return None
 
-    def amount_currency(self) -> str | None:
-        """Older UBL omits DocumentCurrencyCode; the PayableAmount's currencyID then says it."""
-        node = self.root.find("cac:LegalMonetaryTotal/cbc:PayableAmount", NS)
-        currency = node.get("currencyID") if node is not None else None
-        if not currency:
-            self.fail("missing_field", "cbc:DocumentCurrencyCode", "cbc:DocumentCurrencyCode is required")
-        return currency
+    def iso_date(self, el: Element | None, path: str, *, required: bool = True) -> date | None:
+        raw = self.text(el, path, required=required)
+        if raw is None:
+            return None
+        try:
+            return date.fromisoformat(raw)
+        except ValueError:
+            self.fail("invalid_field", path, "must be YYYY-MM-DD")
+            return None
+
+    def indicator(self, ac: Element, prefix: str = "") -> bool | None:
+        """cbc:ChargeIndicator, an xs:boolean (true/false or 1/0): True for a charge. `prefix`:
+        the AllowanceCharge's path below `where`, for the reason's field."""
+        node = ac.find("cbc:ChargeIndicator", NS)
+        raw = (node.text or "").strip() if node is not None else ""
+        if not raw:
+            self.fail("missing_field", f"{prefix}cbc:ChargeIndicator", "cbc:ChargeIndicator is required")
+            return None
+        if raw.lower() not in ("true", "false", "1", "0"):
+            self.fail("invalid_field", f"{prefix}cbc:ChargeIndicator", "must be true or false")
+            return None
+        return raw.lower() in ("true", "1")
+
+    def document_charges(self, charge_codes: Mapping[str, str]) -> tuple[Charge, ...]:
+        """Document-level AllowanceCharge → charges typed through the UNCL7161 mapping (SPEC §12.1)."""
+        out = []
+        for i, ac in enumerate(self.root.findall("cac:AllowanceCharge", NS)):
+            self.where = f"cac:AllowanceCharge[{i}]/"
+            is_charge = self.indicator(ac)
+            amount = self.decimal(ac, "cbc:Amount")
+            code = self.text(ac, "cbc:AllowanceChargeReasonCode", required=False)
+            self.where = ""
+            if is_charge is not None and amount is not None:
+                out.append(document_charge(is_charge, amount, code, charge_codes))
+        return tuple(out)
 
     def party_id(self, role: str) -> str | None:
         """`<schemeID>:<EndpointID>`; documents without an EndpointID (older UBL) fall back to
@@ -117,11 +161,35 @@ class _Mapper:
         ):
             node = party.find(path, NS)
             if node is not None and (node.text or "").strip():
-                scheme = node.get("schemeID")
+                scheme = (node.get("schemeID") or "").strip()
                 value = (node.text or "").strip()
                 return f"{scheme}:{value}" if scheme else value
         self.fail("missing_field", f"cac:{role}/cac:Party/cbc:EndpointID", "the party has no identifier")
         return None
+
+
+class _Mapper(UblReader):
+    """A UBL Invoice or CreditNote → intake's Invoice (SPEC §3)."""
+
+    def __init__(
+        self,
+        invoice_id: str,
+        root: Element,
+        document_type: Literal["invoice", "credit_note"],
+        charge_codes: Mapping[str, str],
+    ) -> None:
+        super().__init__(root)
+        self.invoice_id = invoice_id
+        self.document_type = document_type
+        self.charge_codes = charge_codes
+
+    def amount_currency(self) -> str | None:
+        """Older UBL omits DocumentCurrencyCode; the PayableAmount's currencyID then says it."""
+        node = self.root.find("cac:LegalMonetaryTotal/cbc:PayableAmount", NS)
+        currency = node.get("currencyID") if node is not None else None
+        if not currency:
+            self.fail("missing_field", "cbc:DocumentCurrencyCode", "cbc:DocumentCurrencyCode is required")
+        return currency
 
     def tax_total(self, currency: str | None) -> Decimal:
         """The TaxTotal whose TaxAmount is in the document currency (a second one may be in the
@@ -134,29 +202,11 @@ class _Mapper:
         return Decimal(0)
 
     def allowance_charge(self, ac: Element, path: str) -> Decimal | None:
-        indicator = self.text(ac, "cbc:ChargeIndicator", required=True)
+        is_charge = self.indicator(ac, f"{path}/")
         amount = self.decimal(ac, "cbc:Amount")
-        if indicator is None or amount is None:
+        if is_charge is None or amount is None:
             return None
-        # xs:boolean: true/false or 1/0.
-        if indicator.lower() not in ("true", "false", "1", "0"):
-            self.fail("invalid_field", f"{path}/cbc:ChargeIndicator", "must be true or false")
-            return None
-        return amount if indicator.lower() in ("true", "1") else -amount
-
-    def charges(self) -> tuple[Charge, ...]:
-        out = []
-        for i, ac in enumerate(self.root.findall("cac:AllowanceCharge", NS)):
-            signed = self.allowance_charge(ac, f"cac:AllowanceCharge[{i}]")
-            if signed is None:
-                continue
-            kind = (
-                self.text(ac, "cbc:AllowanceChargeReasonCode", required=False)
-                or self.text(ac, "cbc:AllowanceChargeReason", required=False)
-                or ("charge" if signed >= 0 else "allowance")
-            )
-            out.append(Charge(kind, signed))
-        return tuple(out)
+        return amount if is_charge else -amount
 
     def line(self, el: Element, index: int) -> InvoiceLine | None:
         qty_tag = "cbc:InvoicedQuantity" if self.document_type == "invoice" else "cbc:CreditedQuantity"
@@ -189,7 +239,7 @@ class _Mapper:
         unit_price = price
         if base is not None and base != 1:
             # PriceAmount ÷ BaseQuantity may not terminate; a unit price carries at most 6 decimals.
-            unit_price = (price / base).quantize(_UNIT_PRICE_STEP).normalize()
+            unit_price = per_unit(price, base)
         return InvoiceLine(
             line_id=line_id,
             po_line_id=self.text(el, "cac:OrderLineReference/cbc:LineID", required=False),
@@ -219,7 +269,7 @@ class _Mapper:
         if not line_elements:
             self.fail("missing_field", line_tag, "at least one line is required")
         lines = [self.line(el, i) for i, el in enumerate(line_elements)]
-        charges = self.charges()
+        charges = self.document_charges(self.charge_codes)
         tax_total = self.tax_total(currency)
         totals = root.find("cac:LegalMonetaryTotal", NS)
         if totals is None:

@@ -143,6 +143,21 @@ class PurchaseOrderClosed(InboundModel):
     reason: NonEmptyStr
 
 
+class PurchaseOrderSubmittedUbl(InboundModel):
+    """`purchase_order.submitted_ubl` (SPEC §12.2) — a UBL 2.1 Order (Peppol BIS Ordering 3) as
+    text, issued as version 1 of the PO its `cbc:ID` names; the approval comes with it. Size
+    limits, safe XML parsing and the mapping are intake's. `approved_by` may be empty so that
+    intake rejects it as `sod_violation`, as for `purchase_order.issued`."""
+
+    document: NonEmptyStr
+    business_unit: NonEmptyStr
+    created_by: NonEmptyStr
+    approved_by: OptStr
+    approved_at: Timestamp
+    category: NonEmptyStr = "goods"
+    match_mode: MatchMode | None = None
+
+
 # --- concord.in.receipts -----------------------------------------------------------------
 
 
@@ -171,6 +186,15 @@ class ReceiptReversed(InboundModel):
     po_number: NonEmptyStr
     reversed_by: NonEmptyStr
     reason: NonEmptyStr
+
+
+class ReceiptRecordedUbl(InboundModel):
+    """`receipt.recorded_ubl` (SPEC §12.2) — a UBL 2.1 ReceiptAdvice as text; intake maps it to
+    the `receipt.recorded` it stands for."""
+
+    document: NonEmptyStr
+    recorded_by: NonEmptyStr
+    kind: ReceiptKind = "goods_receipt"
 
 
 # --- concord.in.invoices -----------------------------------------------------------------

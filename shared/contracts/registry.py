@@ -41,6 +41,8 @@ EVENT_MODELS: dict[str, type[BaseModel]] = {
     "po_flip.requested": i.PoFlipRequested,
     "deadletter.replay_requested": i.DeadletterReplayRequested,
     "payee.payout_account_confirmed": i.PayeePayoutAccountConfirmed,
+    "purchase_order.submitted_ubl": i.PurchaseOrderSubmittedUbl,
+    "receipt.recorded_ubl": i.ReceiptRecordedUbl,
     # internal (SPEC §4, ours)
     "requisition.accepted": n.RequisitionAccepted,
     "requisition.closure_accepted": n.RequisitionClosureAccepted,
@@ -83,9 +85,10 @@ TOPIC_EVENT_TYPES: dict[str, frozenset[str]] = {
             "purchase_order.amended",
             "purchase_order.amendment_approved",
             "purchase_order.closed",
+            "purchase_order.submitted_ubl",
         }
     ),
-    topics.IN_RECEIPTS.name: frozenset({"receipt.recorded", "receipt.reversed"}),
+    topics.IN_RECEIPTS.name: frozenset({"receipt.recorded", "receipt.reversed", "receipt.recorded_ubl"}),
     topics.IN_INVOICES.name: frozenset({"invoice.submitted", "invoice.submitted_ubl"}),
     topics.IN_PAYEES.name: frozenset({"payee.profile_updated"}),
     topics.IN_FUNDING.name: frozenset({"funding.received"}),

@@ -77,7 +77,7 @@ async def run_demo(
                     if p.event_type != "invoice.submitted":
                         await pub.publish_event(p.topic, p.key, p.event_type, p.data)
                 # Any arrival order converges; waiting for the receipts just keeps the story short.
-                receipts = sum(1 for p in scenario.setup if p.event_type == "receipt.recorded")
+                receipts = sum(1 for p in scenario.setup if p.event_type.startswith("receipt.recorded"))
                 await watcher.wait_until(lambda: len(watcher.of("receipt.accepted")) >= receipts, timeout_s)
             with console.status("suppliers submit their invoices…"):
                 for p in scenario.setup:
@@ -383,6 +383,7 @@ def print_report(r: DemoReport, console: Console) -> None:
         _row(t, "bank", f"  booked: {f.accepted}, rejected AC01: {f.rejected}", "", "")
     dead = w.of("deadletter.recorded")
     _row(t, "deadletter", "records", str(len(dead)), "")
+    _peppol_rows(r, t)
     console.print(t)
     if r.problems:
         for p in r.problems:
@@ -391,6 +392,25 @@ def print_report(r: DemoReport, console: Console) -> None:
         console.print(
             "[green]every invoice ended where it should: matched, held, released, blocked and posted[/green]"
         )
+
+
+def _peppol_rows(r: DemoReport, t: Table) -> None:
+    """SPEC §12.2: the PO that came as a Peppol Order, its UBL ReceiptAdvice, and its invoice."""
+    s, w = r.scenario, r.watcher
+    if not s.peppol_po:
+        return
+    in_force = w.of("purchase_order.version_in_force", lambda d: d["po"]["po_number"] == s.peppol_po)
+    receipts = w.of("receipt.accepted", lambda d: d["po_number"] == s.peppol_po)
+    paid = [
+        f"{i['amount']} {x.data['currency']}"
+        for x in w.of("payout.released")
+        for i in x.data["invoices"]
+        if i["invoice_id"] == s.peppol_invoice
+    ]
+    _row(t, "peppol", f"Order {s.peppol_po} (UBL) → PO in force", str(len(in_force)), "")
+    qty = ", ".join(f"line {ln['po_line_id']} × {ln['quantity']}" for x in receipts for ln in x.data["lines"])
+    _row(t, "peppol", f"ReceiptAdvice (UBL) → receipt accepted: {qty}", str(len(receipts)), "")
+    _row(t, "peppol", f"invoice {s.peppol_invoice} → paid", str(len(paid)), ", ".join(paid))
 
 
 def _row(table: Table, *values: object) -> None:

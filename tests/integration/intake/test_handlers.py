@@ -397,7 +397,7 @@ async def test_ubl_invoice_is_mapped_and_accepted(pool: asyncpg.Pool) -> None:
     assert data["payee_id"] == PAYEE
     assert data["payable_amount"] == "1000.00"
     assert data["prepaid_amount"] == "25.00"
-    assert data["charges"] == [{"type": "FC", "amount": "20.00"}]
+    assert data["charges"] == [{"type": "freight", "amount": "20.00"}]  # FC, SPEC §12.1
     assert data["lines"][0]["po_line_id"] == "L1"
     assert data["business_unit"] == "engineering"
 

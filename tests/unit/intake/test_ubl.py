@@ -37,7 +37,7 @@ def test_invoice_maps_every_field_spec_names() -> None:
         D("800.00"),
     )
     assert line.description == "Developer day"
-    assert [(c.type, c.amount) for c in inv.charges] == [("FC", D("20.00"))]
+    assert [(c.type, c.amount) for c in inv.charges] == [("freight", D("20.00"))]  # FC, SPEC §12.1
     assert (inv.tax_total, inv.total_amount, inv.prepaid_amount) == (D("205.00"), D("1025.00"), D("25.00"))
     assert inv.payable_amount == inv.stated_payable_amount == D("1000.00")
     assert invoice_form_reasons(inv) == []
@@ -55,7 +55,7 @@ def test_credit_note_with_base_quantity_allowances_rounding_and_two_tax_totals()
     assert first.item_ref == "PEN-12"
     assert second.allowance_charge_amount == D("0")  # +1000 charge, −1000 allowance
     assert inv.tax_total == D("1150")  # the TaxTotal in the document currency, not the EUR one
-    assert [(c.type, c.amount) for c in inv.charges] == [("Volume discount", D("-500"))]
+    assert [(c.type, c.amount) for c in inv.charges] == [("allowance", D("-500"))]  # SPEC §12.1
     assert inv.rounding_amount == D("-50")
     assert inv.payable_amount == D("12600")
     # SPEC §15: a rounding is below one major unit of the currency — 50 yen is not a rounding.

@@ -234,6 +234,17 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "deadletter_offset": 42,
         "requested_by": "ops.lead@example.com",
     },
+    "purchase_order.submitted_ubl": {
+        "document": "<Order xmlns='urn:oasis:names:specification:ubl:schema:xsd:Order-2'>...</Order>",
+        "business_unit": "BU-1",
+        "created_by": "buyer@example.com",
+        "approved_by": "lead@example.com",
+        "approved_at": TS,
+    },
+    "receipt.recorded_ubl": {
+        "document": "<ReceiptAdvice xmlns='urn:oasis:names:specification:ubl:schema:xsd:ReceiptAdvice-2'/>",
+        "recorded_by": "wh@example.com",
+    },
     # internal
     "requisition.accepted": {
         "requisition_id": "REQ-1",
