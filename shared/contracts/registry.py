@@ -70,6 +70,7 @@ EVENT_MODELS: dict[str, type[BaseModel]] = {
     "document.rejected": o.DocumentRejected,
     "journal.entry_posted": o.JournalEntryPosted,
     "deadletter.recorded": o.DeadLetter,
+    "invoice_response.issued": o.InvoiceResponseIssued,
 }
 
 TOPIC_EVENT_TYPES: dict[str, frozenset[str]] = {
@@ -136,6 +137,7 @@ TOPIC_EVENT_TYPES: dict[str, frozenset[str]] = {
     topics.OUT_REJECTIONS.name: frozenset({"document.rejected"}),
     topics.OUT_JOURNAL.name: frozenset({"journal.entry_posted"}),
     topics.DEADLETTER.name: frozenset({"deadletter.recorded"}),
+    topics.OUT_INVOICE_RESPONSES.name: frozenset({"invoice_response.issued"}),
 }
 
 
