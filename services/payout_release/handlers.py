@@ -14,7 +14,7 @@ from typing import Any
 
 import structlog
 
-from services.payout_release import contract, domain, rails, runs, store
+from services.payout_release import contract, domain, rails, responses, runs, store
 from services.payout_release.domain import Outcome
 from shared.consumer import BatchContext, Item, Router
 from shared.contracts.inbound import (
@@ -25,6 +25,7 @@ from shared.contracts.inbound import (
     PayoutSettled,
 )
 from shared.contracts.internal import (
+    InvoiceAccepted,
     InvoiceApprovalRevoked,
     InvoiceApprovedToPay,
     InvoiceHeld,
@@ -38,6 +39,7 @@ from shared.contracts.internal import (
 )
 from shared.contracts.outbound import (
     FundingRefused,
+    InvoiceResponseIssued,
     PayoutBlocked,
     PayoutExceptionOpened,
     PayoutReleased,
@@ -76,6 +78,7 @@ for _event in (
     PayoutSettlementRecorded,
     PayoutFailureRecorded,
     PayoutReturnRecorded,
+    InvoiceResponseIssued,
 ):
     router.emits(spec_of(_event).topic, spec_of(_event).type)
 
@@ -209,3 +212,8 @@ async def on_payout_run_requested(ctx: BatchContext, items: list[Item[PayoutRunR
 router.handles_batch(PayoutSettled)(rails.apply_rail_events)
 router.handles_batch(PayoutFailed)(rails.apply_rail_events)
 router.handles_batch(PayoutReturned)(rails.apply_rail_events)
+
+
+# --- Invoice Responses (SPEC §12.3) --------------------------------------------------------
+
+router.handles_batch(InvoiceAccepted)(responses.on_invoice_accepted)
