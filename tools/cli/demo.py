@@ -25,6 +25,7 @@ from shared.topics import (
     INTAKE_DOCUMENTS,
     MATCHING_DECISIONS,
     OUT_EXCEPTIONS,
+    OUT_INVOICE_RESPONSES,
     OUT_JOURNAL,
     OUT_PAYOUTS,
     OUT_REJECTIONS,
@@ -42,6 +43,7 @@ WATCHED = (
     OUT_PAYOUTS,
     OUT_JOURNAL,
     DEADLETTER,
+    OUT_INVOICE_RESPONSES,
 )
 
 
@@ -107,6 +109,7 @@ async def run_demo(
                         ),
                     )
                 await watcher.wait_until(lambda: _settled_posted(report), timeout_s, settle_s=2.0)
+                await watcher.wait_until(lambda: _paid_answered(report), timeout_s)
     finally:
         await watcher.stop()
     _check(report)
@@ -167,6 +170,20 @@ def _settled_posted(r: DemoReport) -> bool:
         if x.data.get("source_event_type") == "payout.settlement_recorded"
     }
     return bool(payouts) and payouts <= posted
+
+
+def _paid_answered(r: DemoReport) -> bool:
+    """Every invoice of the demo's settled payouts has had its PD (SPEC §12.3)."""
+    paid = {
+        i["invoice_id"]
+        for x in r.watcher.of("payout.released")
+        for i in x.data["invoices"]
+        if r.mine(i["invoice_id"])
+    }
+    answered = {
+        x.data["invoice_id"] for x in r.watcher.of("invoice_response.issued") if x.data["status"] == "PD"
+    }
+    return paid <= answered
 
 
 def _check(r: DemoReport) -> None:
@@ -247,6 +264,7 @@ def print_report(r: DemoReport, console: Console) -> None:
     dead = w.of("deadletter.recorded")
     _row(t, "deadletter", "records", str(len(dead)), "")
     console.print(t)
+    print_invoice_responses(r, console)
     if r.problems:
         for p in r.problems:
             console.print(Text.assemble(("problem:", "red"), " ", shown(p)))
@@ -254,6 +272,26 @@ def print_report(r: DemoReport, console: Console) -> None:
         console.print(
             "[green]every invoice ended where it should: matched, held, released, blocked and posted[/green]"
         )
+
+
+def print_invoice_responses(r: DemoReport, console: Console) -> None:
+    """What each supplier was told, in order (SPEC §12.3: concord.out.invoice-responses)."""
+    told: dict[str, list[str]] = defaultdict(list)
+    documents: Counter[str] = Counter()
+    for x in r.watcher.of("invoice_response.issued", lambda d: r.mine(d["invoice_id"])):
+        d = x.data
+        why = ", ".join(f"{c['concord']} {c['code']}/{c['action']}" for c in d.get("reasons", []))
+        told[d["invoice_id"]].append(d["status"] + (f" ({why})" if why else ""))
+        documents[d["invoice_id"]] += d.get("document") is not None
+    t = Table(title="Invoice Responses to suppliers (Peppol BIS Invoice Response 3)")
+    t.add_column("invoice")
+    t.add_column("statuses, in order", overflow="fold")
+    t.add_column("UBL documents", justify="right")
+    for invoice_id in sorted(told):
+        _row(t, invoice_id, " → ".join(told[invoice_id]), str(documents[invoice_id]))
+    console.print(t)
+    if told and not any(documents.values()):
+        console.print("(no UBL document: the demo's party ids are not Peppol identifiers <schemeID>:<value>)")
 
 
 def _row(table: Table, *values: object) -> None:
