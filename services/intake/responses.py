@@ -11,6 +11,7 @@ stands, and telling its supplier "rejected" under its id would be false.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from services.intake.domain import Invoice, Reason
@@ -22,7 +23,7 @@ from shared.envelope import derived_event_id
 
 
 def acknowledge(ctx: BatchContext, item: Item[Any], inv: Invoice) -> None:
-    _emit(ctx, item, ir.issue(_ref(inv), ir.Status.ACKNOWLEDGED, item.envelope.event_id, ctx.now))
+    _emit(ctx, item, ir.issue(_ref(inv), ir.Status.ACKNOWLEDGED, item.envelope.event_id, _at(item)))
 
 
 def reject(ctx: BatchContext, item: Item[Any], reasons: Sequence[Reason], inv: Invoice | None) -> None:
@@ -30,7 +31,7 @@ def reject(ctx: BatchContext, item: Item[Any], reasons: Sequence[Reason], inv: I
     if ref is None or not reasons or any(r.code == "duplicate_invoice_id" for r in reasons):
         return
     findings = [ir.Finding(r.code, r.message, r.field) for r in reasons]
-    _emit(ctx, item, ir.issue(ref, ir.Status.REJECTED, item.envelope.event_id, ctx.now, findings))
+    _emit(ctx, item, ir.issue(ref, ir.Status.REJECTED, item.envelope.event_id, _at(item), findings))
 
 
 def _rejected_ref(data: Any, inv: Invoice | None) -> ir.InvoiceRef | None:
@@ -48,6 +49,11 @@ def _rejected_ref(data: Any, inv: Invoice | None) -> ir.InvoiceRef | None:
         # Unreadable: nobody to address the document to, but the invoice id still gets its answer.
         return ir.InvoiceRef(data.invoice_id, None, None, None)
     return None
+
+
+def _at(item: Item[Any]) -> datetime:
+    # As intake's other events: the submission's time, so a re-run issues the identical response.
+    return item.envelope.occurred_at
 
 
 def _ref(inv: Invoice) -> ir.InvoiceRef:

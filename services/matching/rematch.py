@@ -37,11 +37,11 @@ async def run(ctx: BatchContext, items: list[Item[Any]]) -> None:
         if isinstance(notice, Decided)
     }
     await store.apply(ctx.conn, plan.writes, payloads, plan.seqs)
-    for item, step, step_events in zip(items, plan.steps, events, strict=True):
+    answers = await responses.render(ctx.conn, responses.plan(told, plan.steps), now)
+    for item, step, step_events, step_answers in zip(items, plan.steps, events, answers, strict=True):
         item.outcome = step.result
-        for event, key, event_id in step_events:
+        for event, key, event_id in (*step_events, *step_answers):
             ctx.emit_for(item, event, key=key, event_id=event_id)
-    await responses.issue(ctx, items, responses.plan(told, plan.steps))
     log.debug(
         "matched",
         records=len(items),

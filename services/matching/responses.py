@@ -12,13 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+
+import asyncpg
 
 from services.matching import store
 from services.matching.domain.batch import Decided, Loaded, StepPlan
 from services.matching.domain.checks import Held
 from shared import invoice_response as ir
-from shared.consumer import BatchContext, Item
+from shared.contracts.outbound import InvoiceResponseIssued
 from shared.envelope import derived_event_id
 
 
@@ -75,21 +77,29 @@ def plan(told: dict[str, Told], steps: Sequence[StepPlan]) -> list[list[Planned]
     return out
 
 
-async def issue(ctx: BatchContext, items: Sequence[Item[Any]], planned: Sequence[Sequence[Planned]]) -> None:
-    """Emit each planned response on behalf of the record whose step decided it."""
+Emission = tuple[InvoiceResponseIssued, str, str]  # (event, key, event_id), as the step's others
+
+
+async def render(
+    conn: asyncpg.Connection, planned: Sequence[Sequence[Planned]], now: datetime
+) -> list[list[Emission]]:
+    """Each step's responses, ready to emit after the step's own events (one query per batch:
+    the supplier's invoice numbers, which matching keeps only in the stored document)."""
     ids = sorted({p.decided.invoice.invoice_id for step in planned for p in step})
-    if not ids:
-        return
-    numbers = await store.supplier_invoice_numbers(ctx.conn, ids)
-    for item, step in zip(items, planned, strict=True):
+    numbers = await store.supplier_invoice_numbers(conn, ids) if ids else {}
+    out: list[list[Emission]] = []
+    for step in planned:
+        emissions: list[Emission] = []
         for p in step:
             inv = p.decided.invoice
             ref = ir.InvoiceRef(
                 inv.invoice_id, numbers.get(inv.invoice_id), inv.payee_id, inv.legal_entity, inv.document_type
             )
-            response = ir.issue(ref, p.status, p.decided.event_id, ctx.now, ir.hold_findings(p.holds))
+            response = ir.issue(ref, p.status, p.decided.event_id, now, ir.hold_findings(p.holds))
             event_id = derived_event_id("invoice_response.issued", response.response_id)
-            ctx.emit_for(item, response, key=inv.invoice_id, event_id=event_id)
+            emissions.append((response, inv.invoice_id, event_id))
+        out.append(emissions)
+    return out
 
 
 def _order(hold: tuple[str, str | None]) -> tuple[str, str]:
