@@ -54,6 +54,9 @@ for _event in (
 ):
     router.emits(spec_of(_event).topic, spec_of(_event).type)
 
+# An invoice refused by the consumer itself (a missing or mistyped field) is answered RE too.
+router.on_invalid_data = responses.reject_invalid
+
 M = TypeVar("M", bound=BaseModel)
 # Fields that are documents in their own right, checked after parsing.
 _UNPARSED_TEXT = frozenset({"document"})

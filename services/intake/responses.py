@@ -19,7 +19,8 @@ from shared import invoice_response as ir
 from shared.consumer import BatchContext, Item
 from shared.contracts import inbound as i
 from shared.contracts.outbound import InvoiceResponseIssued
-from shared.envelope import derived_event_id
+from shared.envelope import Envelope, derived_event_id
+from shared.unit_of_work import UnitOfWork
 
 
 def acknowledge(ctx: BatchContext, item: Item[Any], inv: Invoice) -> None:
@@ -32,6 +33,40 @@ def reject(ctx: BatchContext, item: Item[Any], reasons: Sequence[Reason], inv: I
         return
     findings = [ir.Finding(r.code, r.message, r.field) for r in reasons]
     _emit(ctx, item, ir.issue(ref, ir.Status.REJECTED, item.envelope.event_id, _at(item), findings))
+
+
+def reject_invalid(uow: UnitOfWork, envelope: Envelope, reasons: list[dict[str, str]]) -> None:
+    """`RE` for an invoice whose record broke the contract itself (a missing or mistyped field),
+    rejected by the consumer before any handler: whatever identity it carries is used as given."""
+    if envelope.event_type not in _INVOICE_TYPES or not reasons:
+        return
+    data = envelope.data if isinstance(envelope.data, dict) else {}
+    invoice_id = _printable(data.get("invoice_id"))
+    if invoice_id is None:
+        return  # nothing to key the answer by; document.rejected still says why
+    ubl = envelope.event_type == "invoice.submitted_ubl"
+    ref = ir.InvoiceRef(
+        invoice_id,
+        None if ubl else _printable(data.get("supplier_invoice_number")),
+        None if ubl else _printable(data.get("payee_id")),
+        None if ubl else _printable(data.get("legal_entity")),
+        "credit_note" if data.get("document_type") == "credit_note" else "invoice",
+    )
+    findings = [ir.Finding(r["code"], r["message"], r.get("field")) for r in reasons]
+    response = ir.issue(ref, ir.Status.REJECTED, envelope.event_id, envelope.occurred_at, findings)
+    uow.emit_event(
+        response, key=invoice_id, event_id=derived_event_id("invoice_response.issued", response.response_id)
+    )
+
+
+_INVOICE_TYPES = frozenset({"invoice.submitted", "invoice.submitted_ubl"})
+
+
+def _printable(value: Any) -> str | None:
+    """A field of an invalid record, if it is text that can be published as it is."""
+    if isinstance(value, str) and value and value.isprintable() and len(value) <= 200:
+        return value
+    return None
 
 
 def _rejected_ref(data: Any, inv: Invoice | None) -> ir.InvoiceRef | None:

@@ -115,6 +115,23 @@ async def test_a_non_peppol_party_gets_status_and_reasons_without_a_document() -
         assert (ab["status"], ab["payee_id"], ab.get("document")) == ("AB", "payee-17", None)
 
 
+async def test_an_invoice_that_breaks_the_contract_is_answered_too() -> None:
+    async with scratch_pool("intake") as pool:
+        data = json.loads(_submitted("I-4").value)["data"]
+        del data["tax_total"]
+        broken = record(IN_INVOICES, "invoice.submitted", data | {"lines": "none"}, key=b.PAYEE)
+        nameless = record(IN_INVOICES, "invoice.submitted", {"payee_id": b.PAYEE}, key=b.PAYEE)
+        result = await support.deliver(pool, intake_router, broken, nameless, config=INTAKE_CONFIG)
+        assert len(emitted(result, "document.rejected")) == 2
+        [re] = responses(result)  # the one without an invoice id has nothing to be answered under
+        assert (re["invoice_id"], re["status"], re["supplier_invoice_number"]) == ("I-4", "RE", "N-I-4")
+        assert {(r["concord"], r["code"], r["action"]) for r in re["reasons"]} == {
+            ("invalid_field", "OTH", "NIN"),
+            ("missing_field", "OTH", "NIN"),
+        }
+        assert "tax_total" in re["document"] and "lines" in re["document"]
+
+
 # --- matching: UQ and AP ----------------------------------------------------------------------
 
 
