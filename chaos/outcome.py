@@ -45,6 +45,8 @@ class RunOutcome:
     eligibility: dict[str, str] = field(default_factory=dict)  # payee → "eligible" / reasons
     grni_by_po: dict[str, Decimal] = field(default_factory=dict)  # debits − credits on GRNI
     notes: list[str] = field(default_factory=list)
+    # SPEC §12.3: what each supplier was told, in the order read from the topic.
+    responses: dict[str, list[str]] = field(default_factory=dict)
 
 
 def summarise(label: str, workload: Workload, seen: list[tuple[str, dict[str, Any]]]) -> RunOutcome:
@@ -90,6 +92,8 @@ def summarise(label: str, workload: Workload, seen: list[tuple[str, dict[str, An
                 if po and line["account"] == "liability:grni":
                     net = Decimal(line.get("debit") or 0) - Decimal(line.get("credit") or 0)
                     out.grni_by_po[po] = out.grni_by_po.get(po, Decimal(0)) + net
+        elif et == "invoice_response.issued" and inv in mine:
+            out.responses.setdefault(inv, []).append(data["status"])
         elif et == "payee.eligibility_changed":
             out.eligibility[data["payee_id"]] = (
                 "eligible" if data["eligible"] else "ineligible:" + ",".join(sorted(data.get("reasons", [])))
@@ -287,6 +291,8 @@ def check_runs(workload: Workload, baseline: RunOutcome, faulty: RunOutcome) -> 
             )
         )
 
+    checks += response_checks(workload, baseline, faulty)
+
     # Informational: the fault-free run does what the generator meant (catches workload bugs
     # and plain functional bugs that a comparison of two runs cannot see).
     off: list[str] = []
@@ -305,6 +311,40 @@ def check_runs(workload: Workload, baseline: RunOutcome, faulty: RunOutcome) -> 
             "fault-free run does what the workload meant",
             not off,
             _first(off) if off else f"{len(workload.expected)} invoices as designed",
+            blocking=False,
+        )
+    )
+    return checks
+
+
+def response_checks(workload: Workload, baseline: RunOutcome, faulty: RunOutcome) -> list[Check]:
+    """SPEC §12.3: the suppliers are told the same things whatever the faults, in causal order."""
+    told = {(inv, st) for inv, sts in faulty.responses.items() for st in sts}
+    told_baseline = {(inv, st) for inv, sts in baseline.responses.items() for st in sts}
+    diffs = [f"{inv} {st}: only in the faulty run" for inv, st in sorted(told - told_baseline)] + [
+        f"{inv} {st}: only in the fault-free run" for inv, st in sorted(told_baseline - told)
+    ]
+    checks = [
+        Check(
+            "invoice responses (invoice, status) as in the fault-free run",
+            not diffs,
+            _first(diffs) if diffs else f"{len(told)} (invoice, status) pairs identical",
+        )
+    ]
+    # Causal order per invoice: acknowledged (or rejected) first, paid only after accepted. The
+    # outbox relay pipelines a batch's sends, so a broker failover between intake's AB and its
+    # invoice.accepted could in principle reorder AB after matching's UQ: reported, not blocking.
+    rank = {"AB": 0, "RE": 0, "UQ": 1, "AP": 2, "PD": 3}
+    out_of_order = [
+        f"{inv}: {' → '.join(sts)}"
+        for inv, sts in sorted(faulty.responses.items())
+        if rank[sts[0]] != 0 or ("PD" in sts and "AP" not in sts[: sts.index("PD")])
+    ]
+    checks.append(
+        Check(
+            "invoice responses in causal order (AB first, PD after AP)",
+            not out_of_order,
+            _first(out_of_order) if out_of_order else f"{len(faulty.responses)} invoices in order",
             blocking=False,
         )
     )

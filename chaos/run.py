@@ -51,6 +51,7 @@ from shared.topics import (
     INTAKE_DOCUMENTS,
     MATCHING_DECISIONS,
     OUT_EXCEPTIONS,
+    OUT_INVOICE_RESPONSES,
     OUT_JOURNAL,
     OUT_PAYOUTS,
     OUT_REJECTIONS,
@@ -78,6 +79,7 @@ WATCHED: tuple[Topic, ...] = (
     OUT_EXCEPTIONS,
     OUT_JOURNAL,
     DEADLETTER,
+    OUT_INVOICE_RESPONSES,
 )
 # Outputs that recur without new input (every scheduled run re-blocks what it cannot pay);
 # they must not keep a run from counting as quiet.

@@ -255,6 +255,9 @@ class Router:
         # Intake answers malformed documents with a rejection naming every bad field; the
         # other services only read what Concord itself wrote, so a malformed record there is poison.
         self.reject_invalid_data = reject_invalid_data
+        # Called after such a rejection, in its transaction: intake answers an invalid invoice's
+        # supplier with an Invoice Response `RE` too (SPEC §12.3).
+        self.on_invalid_data: Callable[[UnitOfWork, Envelope, list[dict[str, str]]], None] | None = None
         self.routes: dict[str, Route[Any]] = {}
         self.emitted: dict[str, set[str]] = {}  # topic name → event types, for the AsyncAPI document
         # Every service writes what it cannot process to the deadletter topic (its reason codes
@@ -733,7 +736,10 @@ class BatchProcessor:
         if p.route is None:
             return "ignored", business_ref, []
         if p.invalid_data is not None:
-            ctx.reject(pydantic_reasons(p.invalid_data))
+            reasons = pydantic_reasons(p.invalid_data)
+            ctx.reject(reasons)
+            if self.router.on_invalid_data is not None:
+                self.router.on_invalid_data(ctx, env, reasons)
             return "rejected", business_ref, ctx.outbox
         if env.event_type == REPLAY_REQUESTED:
             assert isinstance(p.data, DeadletterReplayRequested)

@@ -58,8 +58,8 @@ OUT_PAYOUTS = Topic("concord.out.payouts", "payee_id", 3, key_fields=("payee_id"
 OUT_EXCEPTIONS = Topic("concord.out.exceptions", "invoice_id", 3)
 OUT_REJECTIONS = Topic("concord.out.rejections", "rejected record's key", 3)
 OUT_JOURNAL = Topic("concord.out.journal", "entry_id", 3)
-# SPEC §12.3: in the ACL matrix of §11 already; created (added to ALL_TOPICS) with its first event.
-OUT_INVOICE_RESPONSES = Topic("concord.out.invoice-responses", "invoice_id", 3)
+# SPEC §12.3: `invoice_response.issued` from intake, matching and payout_release.
+OUT_INVOICE_RESPONSES = Topic("concord.out.invoice-responses", "invoice_id", 3, key_fields=("invoice_id",))
 DEADLETTER = Topic("concord.deadletter", "origin key", 1)
 
 ALL_TOPICS: tuple[Topic, ...] = (
@@ -80,6 +80,7 @@ ALL_TOPICS: tuple[Topic, ...] = (
     OUT_REJECTIONS,
     OUT_JOURNAL,
     DEADLETTER,
+    OUT_INVOICE_RESPONSES,
 )
 
 BY_NAME: dict[str, Topic] = {t.name: t for t in ALL_TOPICS}

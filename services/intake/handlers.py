@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import structlog
 from pydantic import BaseModel
 
-from services.intake import contract, domain, store
+from services.intake import contract, domain, responses, store
 from services.intake.config import IntakeConfig
 from services.intake.domain import FlipPo, Invoice, Reason, build_flip_invoice
 from services.intake.domain.flip import FlipDesk
@@ -52,8 +52,12 @@ for _event in (
     n.ReceiptReversalAccepted,
     n.InvoiceAccepted,
     o.DocumentRejected,
+    o.InvoiceResponseIssued,
 ):
     router.emits(spec_of(_event).topic, spec_of(_event).type)
+
+# An invoice refused by the consumer itself (a missing or mistyped field) is answered RE too.
+router.on_invalid_data = responses.reject_invalid
 
 M = TypeVar("M", bound=BaseModel)
 # Fields that are documents in their own right, checked after parsing.
@@ -66,8 +70,11 @@ def _config(ctx: BatchContext) -> IntakeConfig:
     return config
 
 
-def _reject(ctx: BatchContext, item: Item[Any], reasons: Sequence[Reason]) -> None:
+def _reject(
+    ctx: BatchContext, item: Item[Any], reasons: Sequence[Reason], inv: Invoice | None = None
+) -> None:
     ctx.reject(item, [r.as_dict() for r in reasons])
+    responses.reject(ctx, item, reasons, inv)  # RE to the supplier when it was an invoice (SPEC §12.3)
     item.outcome = Outcome.REJECTED
     log.debug("document_rejected", codes=sorted({r.code for r in reasons}))
 
@@ -325,9 +332,13 @@ def _settle_invoice(
     ctx: BatchContext, item: Item[Any], inv: Invoice | None, decision: InvoiceDecision
 ) -> None:
     if decision.accepted is not None and inv is not None:
+        responses.acknowledge(ctx, item, inv)  # AB first: nothing later about it can overtake it
         accepted = contract.invoice_accepted(decision.accepted)
         _emit(ctx, item, accepted, inv.po_number or inv.invoice_id, inv.invoice_id)
-    _settle(ctx, item, decision.outcome, decision.reasons)
+    if decision.outcome is Outcome.REJECTED:
+        _reject(ctx, item, decision.reasons, inv)
+    else:
+        _settle(ctx, item, decision.outcome, decision.reasons)
 
 
 @router.handles_batch(i.InvoiceSubmitted)
@@ -349,7 +360,7 @@ async def on_invoice_submitted_ubl(ctx: BatchContext, items: list[Item[i.Invoice
             continue
         inv, problems = text.check_text(parsed.invoice)
         if problems:
-            _reject(ctx, item, contract.text_reasons(problems))
+            _reject(ctx, item, contract.text_reasons(problems), parsed.invoice)
         else:
             admitted.append((item, contract.ubl_submission(inv, data)))
     book = await store.invoice_book(ctx.conn, [s.invoice for _, s in admitted], _config(ctx))

@@ -15,7 +15,13 @@ from typing import Any
 
 from services.matching import contract, rematch
 from shared.consumer import BatchContext, Item, Router
-from shared.topics import IN_COMMANDS, INTAKE_DOCUMENTS, MATCHING_DECISIONS, OUT_EXCEPTIONS
+from shared.topics import (
+    IN_COMMANDS,
+    INTAKE_DOCUMENTS,
+    MATCHING_DECISIONS,
+    OUT_EXCEPTIONS,
+    OUT_INVOICE_RESPONSES,
+)
 
 router = Router("matching", topics=[INTAKE_DOCUMENTS, IN_COMMANDS])
 router.emits(
@@ -26,6 +32,7 @@ router.emits(
     "invoice.superseded",
 )
 router.emits(OUT_EXCEPTIONS, "hold.opened", "hold.released", "hold.escalated", "override.refused")
+router.emits(OUT_INVOICE_RESPONSES, "invoice_response.issued")
 
 
 async def on_matching_inputs(ctx: BatchContext, items: list[Item[Any]]) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import structlog
 
-from services.matching import contract, store
+from services.matching import contract, responses, store
 from services.matching.config import MatchingConfig
 from services.matching.domain.batch import Decided, plan_batch
 from shared.consumer import BatchContext, Item
@@ -27,6 +27,7 @@ async def run(ctx: BatchContext, items: list[Item[Any]]) -> None:
     now = ctx.now
     steps = [contract.step_of(item.data, item.envelope) for item in items]
     loaded = await store.load(ctx.conn, steps)
+    told = responses.told_before(loaded)  # SPEC §12.3: before the planner moves `loaded` on
     plan = plan_batch(loaded, steps, config.rules, now)
     events = [[contract.event_of(n, now) for n in step.notices] for step in plan.steps]
     payloads = {
@@ -36,9 +37,10 @@ async def run(ctx: BatchContext, items: list[Item[Any]]) -> None:
         if isinstance(notice, Decided)
     }
     await store.apply(ctx.conn, plan.writes, payloads, plan.seqs)
-    for item, step, step_events in zip(items, plan.steps, events, strict=True):
+    answers = await responses.render(ctx.conn, responses.plan(told, plan.steps), now)
+    for item, step, step_events, step_answers in zip(items, plan.steps, events, answers, strict=True):
         item.outcome = step.result
-        for event, key, event_id in step_events:
+        for event, key, event_id in (*step_events, *step_answers):
             ctx.emit_for(item, event, key=key, event_id=event_id)
     log.debug(
         "matched",

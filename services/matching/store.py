@@ -582,3 +582,13 @@ async def overdue_holds_by_queue(conn: asyncpg.Connection, now: datetime) -> dic
         "SELECT queue, count(*) AS n FROM holds WHERE status = 'open' AND due_by < $1 GROUP BY queue", now
     )
     return {r["queue"]: r["n"] for r in rows}
+
+
+async def supplier_invoice_numbers(conn: asyncpg.Connection, invoice_ids: Sequence[str]) -> dict[str, str]:
+    """The supplier's own number of each invoice, as accepted (Invoice Responses, SPEC §12.3)."""
+    rows = await conn.fetch(
+        """SELECT invoice_id, document->>'supplier_invoice_number' AS number
+             FROM invoices WHERE invoice_id = ANY($1::text[])""",
+        list(invoice_ids),
+    )
+    return {r["invoice_id"]: r["number"] for r in rows if r["number"]}

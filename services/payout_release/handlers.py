@@ -14,7 +14,7 @@ from typing import Any
 
 import structlog
 
-from services.payout_release import contract, domain, rails, runs, store
+from services.payout_release import contract, domain, rails, responses, runs, store
 from services.payout_release.domain import Outcome
 from shared.consumer import BatchContext, Item, Router
 from shared.contracts.inbound import (
@@ -26,6 +26,7 @@ from shared.contracts.inbound import (
     PayoutSettled,
 )
 from shared.contracts.internal import (
+    InvoiceAccepted,
     InvoiceApprovalRevoked,
     InvoiceApprovedToPay,
     InvoiceHeld,
@@ -40,6 +41,7 @@ from shared.contracts.internal import (
 from shared.contracts.outbound import (
     ExpediteRefused,
     FundingRefused,
+    InvoiceResponseIssued,
     PayoutBlocked,
     PayoutExceptionOpened,
     PayoutReleased,
@@ -79,6 +81,7 @@ for _event in (
     PayoutFailureRecorded,
     PayoutReturnRecorded,
     ExpediteRefused,
+    InvoiceResponseIssued,
 ):
     router.emits(spec_of(_event).topic, spec_of(_event).type)
 
@@ -221,3 +224,8 @@ async def on_payout_expedite_requested(ctx: BatchContext, items: list[Item[Payou
 router.handles_batch(PayoutSettled)(rails.apply_rail_events)
 router.handles_batch(PayoutFailed)(rails.apply_rail_events)
 router.handles_batch(PayoutReturned)(rails.apply_rail_events)
+
+
+# --- Invoice Responses (SPEC §12.3) --------------------------------------------------------
+
+router.handles_batch(InvoiceAccepted)(responses.on_invoice_accepted)

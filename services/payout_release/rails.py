@@ -13,7 +13,7 @@ from datetime import datetime
 
 import structlog
 
-from services.payout_release import contract, domain, store
+from services.payout_release import contract, domain, responses, store
 from services.payout_release.contract import RailData
 from services.payout_release.domain.rail import ACCOUNT_FAILURE_CODES
 from shared.consumer import BatchContext, Item
@@ -65,6 +65,17 @@ async def apply_rail_events(ctx: BatchContext, items: list[Item[RailData]]) -> N
         item.outcome = step.result
         item.business_ref = f"payout_id={step.event.payout_id}"
         _emit(ctx, item, step)
+    # SPEC §12.3: PD to the supplier of every invoice the settled payouts paid.
+    await responses.on_settled(
+        ctx,
+        [
+            (item, step.payout)
+            for item, step in zip(items, steps, strict=True)
+            if step.payout is not None
+            and step.transition is not None
+            and step.transition.new_status == "settled"
+        ],
+    )
 
 
 def _at(item: Item[RailData], step: domain.RailStep) -> datetime:

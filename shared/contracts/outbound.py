@@ -347,3 +347,39 @@ class ExpediteRefused(OutboundModel):
         description="self_approval, approver_not_treasury, invoice_unknown, already_released, and the "
         "SPEC §8 block codes that apply (a held invoice: not_approved and each open hold's reason)",
     )
+
+
+# --- concord.out.invoice-responses (SPEC §12.3) -------------------------------------------
+
+
+class InvoiceResponseReason(OutboundModel):
+    code: NonEmptyStr = Field(description="Peppol OPStatusReason code, e.g. REF, PRI, QTY, DEL, ITM, OTH")
+    action: NonEmptyStr = Field(description="Peppol OPStatusAction code, e.g. NOA, PIN, NIN, CNA, CNP")
+    concord: NonEmptyStr = Field(description="Concord's own code: a rejection reason or a hold reason")
+    text: NonEmptyStr
+
+
+class InvoiceResponseIssued(OutboundModel):
+    """`invoice_response.issued` — one per change of the status the supplier sees (SPEC §12.3):
+    AB accepted by intake, RE rejected, UQ under query (a hold opened or its reasons changed), AP
+    approved to pay, PD the payout that pays it settled. `document` is the Peppol BIS Invoice
+    Response 3 (UBL 2.1 ApplicationResponse); null when a party id is not `<schemeID>:<value>`.
+    `response_id` is derived from the causing event: a redelivery publishes nothing new.
+    Identity fields are null only for a rejected document Concord could not read."""
+
+    response_id: NonEmptyStr
+    invoice_id: NonEmptyStr
+    supplier_invoice_number: NonEmptyStr | None = None
+    payee_id: NonEmptyStr | None = None
+    legal_entity: NonEmptyStr | None = None
+    document_type: Literal["invoice", "credit_note"] = "invoice"
+    status: Literal["AB", "RE", "UQ", "AP", "PD"]
+    reasons: list[InvoiceResponseReason] = Field(default_factory=list)
+    issued_at: Timestamp
+    document: str | None = None
+
+    @model_validator(mode="after")
+    def _reasons_when_asked(self) -> InvoiceResponseIssued:
+        if self.status in ("RE", "UQ") and not self.reasons:
+            raise ValueError(f"a {self.status} response carries at least one reason")
+        return self

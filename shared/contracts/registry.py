@@ -75,6 +75,7 @@ EVENT_MODELS: dict[str, type[BaseModel]] = {
     "deadletter.recorded": o.DeadLetter,
     "payout.expedite_requested": i.PayoutExpediteRequested,
     "expedite.refused": o.ExpediteRefused,
+    "invoice_response.issued": o.InvoiceResponseIssued,
 }
 
 TOPIC_EVENT_TYPES: dict[str, frozenset[str]] = {
@@ -145,6 +146,7 @@ TOPIC_EVENT_TYPES: dict[str, frozenset[str]] = {
     topics.OUT_REJECTIONS.name: frozenset({"document.rejected"}),
     topics.OUT_JOURNAL.name: frozenset({"journal.entry_posted"}),
     topics.DEADLETTER.name: frozenset({"deadletter.recorded"}),
+    topics.OUT_INVOICE_RESPONSES.name: frozenset({"invoice_response.issued"}),
 }
 
 

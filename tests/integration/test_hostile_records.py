@@ -30,6 +30,7 @@ from shared.topics import (
     INTAKE_DOCUMENTS,
     MATCHING_DECISIONS,
     OUT_EXCEPTIONS,
+    OUT_INVOICE_RESPONSES,
     OUT_JOURNAL,
 )
 from testkit.samples.intake import invoice as accepted_invoice
@@ -165,7 +166,14 @@ async def test_records_that_fail_in_the_database_hold_a_good_record_back_seconds
     assert all("handler failed 5 times" in d["value"]["data"]["error"] for d in dead)
 
 
-MATCHING_TOPICS = (INTAKE_DOCUMENTS, IN_COMMANDS, DEADLETTER, MATCHING_DECISIONS, OUT_EXCEPTIONS)
+MATCHING_TOPICS = (
+    INTAKE_DOCUMENTS,
+    IN_COMMANDS,
+    DEADLETTER,
+    MATCHING_DECISIONS,
+    OUT_EXCEPTIONS,
+    OUT_INVOICE_RESPONSES,  # matching answers suppliers too (SPEC §12.3)
+)
 
 
 async def test_a_record_deadlettered_from_an_internal_topic_is_replayed_by_its_service_once() -> None:

@@ -26,6 +26,7 @@ from shared.topics import (
     INTAKE_DOCUMENTS,
     MATCHING_DECISIONS,
     OUT_EXCEPTIONS,
+    OUT_INVOICE_RESPONSES,
     OUT_JOURNAL,
     OUT_PAYOUTS,
     OUT_REJECTIONS,
@@ -45,6 +46,7 @@ WATCHED = (
     OUT_JOURNAL,
     DEADLETTER,
     COMPLIANCE_ELIGIBILITY,
+    OUT_INVOICE_RESPONSES,
 )
 
 
@@ -124,6 +126,7 @@ async def run_demo(
                         ),
                     )
                 await watcher.wait_until(lambda: _settled_posted(report), timeout_s, settle_s=2.0)
+                await watcher.wait_until(lambda: _paid_answered(report), timeout_s)
     finally:
         await watcher.stop()
     _check(report)
@@ -286,6 +289,20 @@ def _settled_posted(r: DemoReport) -> bool:
     return bool(payouts) and payouts <= posted
 
 
+def _paid_answered(r: DemoReport) -> bool:
+    """Every invoice of the demo's settled payouts has had its PD (SPEC §12.3)."""
+    paid = {
+        i["invoice_id"]
+        for x in r.watcher.of("payout.released")
+        for i in x.data["invoices"]
+        if r.mine(i["invoice_id"])
+    }
+    answered = {
+        x.data["invoice_id"] for x in r.watcher.of("invoice_response.issued") if x.data["status"] == "PD"
+    }
+    return paid <= answered
+
+
 def _check(r: DemoReport) -> None:
     if not _decided(r):
         r.problems.append("not every invoice was decided (approved, held or rejected) in time")
@@ -385,6 +402,7 @@ def print_report(r: DemoReport, console: Console) -> None:
     _row(t, "deadletter", "records", str(len(dead)), "")
     _peppol_rows(r, t)
     console.print(t)
+    print_invoice_responses(r, console)
     if r.problems:
         for p in r.problems:
             console.print(Text.assemble(("problem:", "red"), " ", shown(p)))
@@ -411,6 +429,26 @@ def _peppol_rows(r: DemoReport, t: Table) -> None:
     qty = ", ".join(f"line {ln['po_line_id']} × {ln['quantity']}" for x in receipts for ln in x.data["lines"])
     _row(t, "peppol", f"ReceiptAdvice (UBL) → receipt accepted: {qty}", str(len(receipts)), "")
     _row(t, "peppol", f"invoice {s.peppol_invoice} → paid", str(len(paid)), ", ".join(paid))
+
+
+def print_invoice_responses(r: DemoReport, console: Console) -> None:
+    """What each supplier was told, in order (SPEC §12.3: concord.out.invoice-responses)."""
+    told: dict[str, list[str]] = defaultdict(list)
+    documents: Counter[str] = Counter()
+    for x in r.watcher.of("invoice_response.issued", lambda d: r.mine(d["invoice_id"])):
+        d = x.data
+        why = ", ".join(f"{c['concord']} {c['code']}/{c['action']}" for c in d.get("reasons", []))
+        told[d["invoice_id"]].append(d["status"] + (f" ({why})" if why else ""))
+        documents[d["invoice_id"]] += d.get("document") is not None
+    t = Table(title="Invoice Responses to suppliers (Peppol BIS Invoice Response 3)")
+    t.add_column("invoice")
+    t.add_column("statuses, in order", overflow="fold")
+    t.add_column("UBL documents", justify="right")
+    for invoice_id in sorted(told):
+        _row(t, invoice_id, " → ".join(told[invoice_id]), str(documents[invoice_id]))
+    console.print(t)
+    if told and not any(documents.values()):
+        console.print("(no UBL document: the demo's party ids are not Peppol identifiers <schemeID>:<value>)")
 
 
 def _row(table: Table, *values: object) -> None:

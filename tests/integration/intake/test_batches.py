@@ -215,5 +215,7 @@ async def test_a_number_another_instance_claimed_meanwhile_rolls_the_batch_back(
                 await deliver(pool, router, inv_rec(invoice("INV-A", "INV-0042")), config=CONFIG)
                 await store.save_invoices(conn, book, datetime.now(UTC))
         again = await deliver(pool, router, inv_rec(rival.model_dump(mode="json")), config=CONFIG)
-        assert [r["code"] for e in emitted(again) for r in e["data"]["reasons"]] == ["duplicate_invoice"]
+        assert [r["code"] for e in emitted(again, "document.rejected") for r in e["data"]["reasons"]] == [
+            "duplicate_invoice"
+        ]
         assert await pool.fetchval("SELECT count(*) FROM invoices") == 1

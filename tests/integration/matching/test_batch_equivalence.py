@@ -28,6 +28,8 @@ CONFIG = MatchingConfig.load(Settings(service="matching"))
 
 # Set by the clock, not by the records: left out of the comparison.
 CLOCK = {"decided_at", "opened_at", "due_by", "released_at", "escalated_at"}
+# An Invoice Response is dated by the clock, and so is its document (IssueDate, IssueTime).
+CLOCK |= {"issued_at", "document"}
 
 V2_LINES = [
     {"line_id": "L1", "item_ref": "LAPTOP", "category": "goods", "quantity": "15", "unit_price": "100.00"}

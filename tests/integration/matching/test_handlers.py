@@ -105,10 +105,12 @@ async def test_documents_arriving_in_one_batch_are_matched_as_if_one_by_one() ->
         assert [e["event_type"] for e in emitted(together)] == [
             "hold.opened",
             "invoice.held",
+            "invoice_response.issued",  # UQ to the supplier (SPEC §12.3)
             "hold.released",
             "invoice.approved_to_pay",
+            "invoice_response.issued",  # AP
         ]
-        assert [e["causation_id"] for e in emitted(together)] == [event_id(inv)] * 2 + [event_id(gr)] * 2
+        assert [e["causation_id"] for e in emitted(together)] == [event_id(inv)] * 3 + [event_id(gr)] * 3
         assert await pool.fetchval("SELECT count(*) FROM decisions WHERE invoice_id = 'INV-1'") == 2
 
 

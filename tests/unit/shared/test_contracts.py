@@ -489,6 +489,18 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "invoice_id": "INV-UP-1",
         "reasons": ["self_approval", "not_approved", "price_mismatch"],
     },
+    "invoice_response.issued": {
+        "response_id": "5d2c7f3e-1b7a-5c8e-9f5e-0a1b2c3d4e5f",
+        "invoice_id": "INV-UP-1",
+        "supplier_invoice_number": "INV-0042",
+        "payee_id": "0192:987654325",
+        "legal_entity": "0088:7300010000001",
+        "document_type": "invoice",
+        "status": "UQ",
+        "reasons": [{"code": "PRI", "action": "CNA", "concord": "price_mismatch", "text": "price (line 1)"}],
+        "issued_at": TS,
+        "document": "<ApplicationResponse/>",
+    },
 }
 
 
