@@ -60,3 +60,58 @@ async def test_relay_keeps_running_through_kafka_errors_and_publishes_everything
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+class LateAckProducer:
+    """Records the order of sends; a send to `slow_topic` fails once, as a broker failover does
+    after the record left the client, and is only acknowledged some time after it was sent."""
+
+    def __init__(self, slow_topic: str) -> None:
+        self.slow_topic = slow_topic
+        self.sent: list[str] = []
+        self.failed_once = False
+
+    async def send(self, topic: str, *, value: bytes, key: bytes, headers: Any) -> asyncio.Future[None]:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        if topic == self.slow_topic and not self.failed_once:
+            self.failed_once = True
+            loop.call_later(0.05, done.set_exception, KafkaTimeoutError())
+            return done
+        self.sent.append(topic)
+        loop.call_later(0.05 if topic == self.slow_topic else 0.0, done.set_result, None)
+        return done
+
+
+async def test_supplier_statuses_reach_the_broker_before_the_events_that_cause_the_next_status() -> None:
+    # SPEC §12.3: AB before UQ before AP before PD. Intake writes AB and invoice.accepted in one
+    # transaction; if invoice.accepted landed first (AB's send failing and retried), matching
+    # could publish UQ/AP before the AB the supplier must see first (the chaos run saw AP → AB).
+    responses, documents = "t.concord.out.invoice-responses", "t.concord.intake.documents"
+    async with scratch_pool(None) as pool:
+        async with pool.acquire() as conn:
+            await write_outbox(
+                conn,
+                [
+                    OutboxMessage(documents, "k", new_envelope("po.seen", {}, source="test"), {}),
+                    OutboxMessage(
+                        responses, "inv", new_envelope("invoice_response.issued", {}, source="test"), {}
+                    ),
+                    OutboxMessage(documents, "k", new_envelope("invoice.accepted", {}, source="test"), {}),
+                ],
+            )
+        producer = LateAckProducer(responses)
+        relay = OutboxRelay("test", pool, producer, poll_interval_s=0.05)  # type: ignore[arg-type]
+        task = asyncio.create_task(relay.run())
+        try:
+            for _ in range(100):
+                if await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0:
+                    break
+                await asyncio.sleep(0.1)
+            assert await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
+        finally:
+            await relay.stop()
+            task.cancel()
+    assert producer.failed_once
+    # The failed first attempt sent nothing else; the retry acknowledged the status first.
+    assert producer.sent == [responses, documents, documents]
