@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import from_json, to_json
 
 SCHEMA_VERSION = 1
 
@@ -98,20 +99,9 @@ def decode_envelope(value: bytes) -> Envelope:
     a parser that lets the last value win would let a sender show one amount to a reviewer and
     have another paid (`duplicate_json_key`). Raises UndecodableEnvelope.
     """
-    try:
-        text = value.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise UndecodableEnvelope(
-            "invalid_envelope", f"invalid envelope: value is not UTF-8 (byte {exc.start})"
-        ) from None
-    try:
-        obj = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
-    except _DuplicateKey as exc:
-        raise UndecodableEnvelope("duplicate_json_key", f"duplicate JSON key {str(exc)[:200]!r}") from None
-    except (ValueError, RecursionError) as exc:
-        raise UndecodableEnvelope(
-            "invalid_envelope", f"invalid envelope: value: Invalid JSON: {exc}"
-        ) from None
+    obj = _fast_json(value)
+    if obj is _SLOW:
+        obj = _strict_json(value)
     try:
         return Envelope.model_validate(obj)
     except ValidationError as exc:
@@ -121,6 +111,47 @@ def decode_envelope(value: bytes) -> Envelope:
             + "; ".join(
                 f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors()[:10]
             ),
+        ) from None
+
+
+_SLOW: Any = object()
+
+
+def _fast_json(value: bytes) -> Any:
+    """The value parsed at C speed (pydantic-core's parser), or _SLOW when the strict parser must
+    decide: anything the fast parser refuses (invalid UTF-8 or JSON, NaN, lone surrogates, deep
+    nesting) and any value that may repeat a key. The fast parser lets the last value win, so the
+    keys are counted: every key is followed by exactly one `:` outside strings, so the colons of
+    the raw value minus those inside its strings are the keys it wrote. Re-serialised, the parsed
+    value has one colon per key it kept plus the same colons inside strings — unless the raw value
+    spelt a colon as an escape (`\\u003a`), then the strict parser decides. Equal counts: no key
+    was dropped, so none was repeated."""
+    if b"\\u003" in value:
+        return _SLOW
+    try:
+        obj = from_json(value, allow_inf_nan=False)
+    except ValueError:
+        return _SLOW
+    if value.count(b":") != to_json(obj).count(b":"):
+        return _SLOW
+    return obj
+
+
+def _strict_json(value: bytes) -> Any:
+    """The stdlib parser with a duplicate-key hook: slow, exact, and the source of every error."""
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UndecodableEnvelope(
+            "invalid_envelope", f"invalid envelope: value is not UTF-8 (byte {exc.start})"
+        ) from None
+    try:
+        return json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+    except _DuplicateKey as exc:
+        raise UndecodableEnvelope("duplicate_json_key", f"duplicate JSON key {str(exc)[:200]!r}") from None
+    except (ValueError, RecursionError) as exc:
+        raise UndecodableEnvelope(
+            "invalid_envelope", f"invalid envelope: value: Invalid JSON: {exc}"
         ) from None
 
 
