@@ -4,6 +4,7 @@ a repeated key anywhere, NaN/Infinity, bytes that are not UTF-8, JSON that is no
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from shared.envelope import (
     _fast_json,
     _strict_json,
     decode_envelope,
+    derived_event_id,
     new_envelope,
     payload_fingerprint,
 )
@@ -125,3 +127,17 @@ def test_the_fingerprint_ignores_key_order_and_spacing_and_sees_any_change() -> 
     b = decode_envelope(_value('{ "y" : [1, 2.5, {"z": null}], "x" : "1" }'))
     c = decode_envelope(_value('{"x":"1","y":[1,2.5,{"z":0}]}'))
     assert payload_fingerprint(a) == payload_fingerprint(b) != payload_fingerprint(c)
+
+
+@given(st.lists(st.text(max_size=12), max_size=4))
+def test_derived_event_ids_are_the_uuid5_ids_written_before(parts: list[str]) -> None:
+    """Deterministic ids are how a re-run step is recognised downstream: the faster derivation
+    must give the ids the uuid module gave, or a step re-run across an upgrade would emit twice."""
+    name = "concord:" + "|".join(parts)
+    try:
+        expected = "evt_" + uuid.uuid5(uuid.NAMESPACE_URL, name).hex
+    except UnicodeEncodeError:
+        with pytest.raises(UnicodeEncodeError):
+            derived_event_id(*parts)
+        return
+    assert derived_event_id(*parts) == expected
