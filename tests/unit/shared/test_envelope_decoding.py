@@ -3,6 +3,7 @@ a repeated key anywhere, NaN/Infinity, bytes that are not UTF-8, JSON that is no
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from typing import Any
@@ -141,3 +142,15 @@ def test_derived_event_ids_are_the_uuid5_ids_written_before(parts: list[str]) ->
             derived_event_id(*parts)
         return
     assert derived_event_id(*parts) == expected
+
+
+def test_the_fingerprint_hashes_the_canonical_json_inbox_rows_were_written_with() -> None:
+    env = decode_envelope(_value('{"b":"é\\u0000","a":[1.5,1e+16,null,true],"c":{"z":"\\ud800"}}'))
+    canonical = json.dumps(
+        {"event_type": env.event_type, "schema_version": env.schema_version, "data": env.data},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    expected = hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+    assert payload_fingerprint(env) == expected
