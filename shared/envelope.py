@@ -61,34 +61,7 @@ def new_envelope(
     occurred_at: datetime | None = None,
 ) -> Envelope:
     """An outgoing envelope; keeps the upstream correlation id and names its cause (SPEC §2)."""
-    return Envelope(**_envelope_fields(event_type, data, source, cause, event_id, occurred_at))
-
-
-def own_envelope(
-    event_type: str,
-    data: dict[str, Any],
-    *,
-    source: str,
-    cause: Envelope | None = None,
-    event_id: str | None = None,
-    occurred_at: datetime | None = None,
-) -> Envelope:
-    """new_envelope without validation, for a typed event a service emits (UnitOfWork.emit): every
-    field is made here or comes from a validated envelope or the event's spec, and `data` is the
-    validated event already dumped to JSON types, so checking it all again is pure cost."""
-    fields = _envelope_fields(event_type, data, source, cause, event_id, occurred_at)
-    return Envelope.model_construct(**fields)
-
-
-def _envelope_fields(
-    event_type: str,
-    data: dict[str, Any],
-    source: str,
-    cause: Envelope | None,
-    event_id: str | None,
-    occurred_at: datetime | None,
-) -> dict[str, Any]:
-    return dict(
+    return Envelope(
         event_id=event_id or new_event_id(),
         event_type=event_type,
         schema_version=SCHEMA_VERSION,

@@ -10,7 +10,7 @@ import asyncpg
 from pydantic import BaseModel
 
 from shared.contracts.registry import spec_of
-from shared.envelope import Envelope, new_envelope, own_envelope, utcnow
+from shared.envelope import Envelope, new_envelope, utcnow
 from shared.outbox import OutboxMessage
 from shared.settings import Settings
 from shared.telemetry import current_trace_headers
@@ -62,9 +62,8 @@ class UnitOfWork:
         step could run twice (a periodic task after a crash): the outbox's unique event_id and
         downstream dedupe then make the second run a no-op.
         """
-        typed = isinstance(data, BaseModel)
         payload = data.model_dump(mode="json", exclude_none=True) if isinstance(data, BaseModel) else data
-        out = (own_envelope if typed and occurred_at is None else new_envelope)(
+        out = new_envelope(
             event_type,
             payload,
             source=self.service,
