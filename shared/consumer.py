@@ -45,6 +45,7 @@ from shared.telemetry import (
     current_trace_headers,
     span_headers,
     tracer,
+    unsampled_parent,
 )
 from shared.topics import BY_NAME, DEADLETTER, IN_COMMANDS, OUT_REJECTIONS, Topic
 from shared.unit_of_work import UnitOfWork
@@ -652,17 +653,25 @@ class BatchProcessor:
         for p in run:
             env, rec = p.envelope, p.record
             assert env is not None
+            headers = _header_text(rec)
+            passed_on = unsampled_parent(headers)
+            if passed_on is not None:  # sampled out upstream: no span would record anything
+                items.append(Item(p.data, env, rec, passed_on))
+                continue
             span = tracer().start_span(
                 f"{self.service} handle {env.event_type}",
-                context=context_from_headers(_header_text(rec)),
+                context=context_from_headers(headers),
                 kind=trace.SpanKind.CONSUMER,
-                attributes={
-                    "messaging.destination.name": rec.topic,
-                    "concord.event_id": env.event_id,
-                    "concord.business_ref": _business_ref(env.data) or "",
-                    **business_tags(env.data),
-                },
             )
+            if span.is_recording():  # attributes only for a span that keeps them
+                span.set_attributes(
+                    {
+                        "messaging.destination.name": rec.topic,
+                        "concord.event_id": env.event_id,
+                        "concord.business_ref": _business_ref(env.data) or "",
+                        **business_tags(env.data),
+                    }
+                )
             spans.append(span)
             items.append(Item(p.data, env, rec, span_headers(span)))
         ctx = BatchContext(conn, self.settings, self.service, config=self.config, follow_ups=follow_ups)

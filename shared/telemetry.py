@@ -168,3 +168,32 @@ def current_trace_headers() -> dict[str, str]:
     carrier: dict[str, str] = {}
     inject(carrier)
     return carrier
+
+
+def unsampled_parent(headers: Mapping[str, str]) -> dict[str, str] | None:
+    """The record's trace headers when they name a parent that was sampled out, else None.
+
+    Parent-based sampling (make_sampler) drops every span under such a parent, so a consumer need
+    not build one — nor the context, attributes and carrier that go with it — to handle the
+    record: the headers pass through to what it emits, and the flow stays untraced downstream as
+    it would with a dropped span (same trace id, same flag; only the span id, which nothing
+    records, is the parent's). None — the parent was sampled, is absent or unreadable, or state or
+    baggage rides along — means: start a span as usual."""
+    parent = headers.get("traceparent")
+    if parent is None or len(parent) != 55 or "baggage" in headers or "tracestate" in headers:
+        return None
+    version, trace_id, span_id, flags = parent[:2], parent[3:35], parent[36:52], parent[53:]
+    if version != "00" or parent[2] != "-" or parent[35] != "-" or parent[52] != "-":
+        return None
+    if not (_is_hex(trace_id) and _is_hex(span_id) and _is_hex(flags)) or int(flags, 16) & 1:
+        return None
+    if trace_id == "0" * 32 or span_id == "0" * 16:
+        return None
+    return {"traceparent": parent}
+
+
+_HEX = frozenset("0123456789abcdef")
+
+
+def _is_hex(text: str) -> bool:
+    return _HEX.issuperset(text)

@@ -10,7 +10,13 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from shared.telemetry import business_tags, context_from_headers, current_trace_headers, make_sampler
+from shared.telemetry import (
+    business_tags,
+    context_from_headers,
+    current_trace_headers,
+    make_sampler,
+    unsampled_parent,
+)
 
 
 def service(ratio: float) -> tuple[TracerProvider, InMemorySpanExporter]:
@@ -54,3 +60,37 @@ def test_a_ratio_keeps_about_that_share_of_new_traces() -> None:
 def test_spans_are_tagged_with_the_business_keys_present() -> None:
     data = {"invoice_id": "inv-1", "po_number": "PO-1", "payee_id": "p-1", "amount": "10.00", "payout_id": ""}
     assert business_tags(data) == {"invoice_id": "inv-1", "po_number": "PO-1", "payee_id": "p-1"}
+
+
+def test_a_sampled_out_parent_is_passed_on_without_a_span_and_stays_sampled_out_downstream() -> None:
+    up, _ = service(0.0)
+    down, down_spans = service(1.0)
+    with up.get_tracer("t").start_as_current_span("intake handle invoice.submitted") as produced:
+        headers = current_trace_headers()
+    passed_on = unsampled_parent(headers)
+    assert passed_on == {"traceparent": headers["traceparent"]}
+    with down.get_tracer("t").start_as_current_span(
+        "matching handle invoice.accepted", context=context_from_headers(passed_on)
+    ) as handled:
+        pass
+    assert handled.get_span_context().trace_id == produced.get_span_context().trace_id
+    assert not handled.is_recording() and down_spans.get_finished_spans() == ()
+
+
+def test_only_a_well_formed_sampled_out_parent_skips_the_span() -> None:
+    ok = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"
+    assert unsampled_parent({"traceparent": ok}) == {"traceparent": ok}
+    assert unsampled_parent({"traceparent": ok[:-2] + "02"}) == {"traceparent": ok[:-2] + "02"}
+    for refused in (
+        {},
+        {"traceparent": ok[:-2] + "01"},  # sampled: traced as before
+        {"traceparent": ok[:-2] + "03"},
+        {"traceparent": "ff" + ok[2:]},
+        {"traceparent": ok.upper()},
+        {"traceparent": ok[:3] + "0" * 32 + ok[35:]},
+        {"traceparent": ok[:36] + "0" * 16 + ok[52:]},
+        {"traceparent": ok + "-x"},
+        {"traceparent": ok, "tracestate": "k=v"},
+        {"traceparent": ok, "baggage": "k=v"},
+    ):
+        assert unsampled_parent(refused) is None, refused

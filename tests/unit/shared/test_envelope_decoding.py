@@ -1,0 +1,156 @@
+"""decode_envelope parses at C speed, yet refuses exactly what the strict parser refuses (SPEC §15):
+a repeated key anywhere, NaN/Infinity, bytes that are not UTF-8, JSON that is not JSON."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from shared.envelope import (
+    _SLOW,
+    UndecodableEnvelope,
+    _fast_json,
+    _strict_json,
+    decode_envelope,
+    derived_event_id,
+    new_envelope,
+    payload_fingerprint,
+)
+
+
+def _value(data_json: str) -> bytes:
+    head = new_envelope("invoice.submitted", {}, source="test").model_dump_json()
+    return head.replace('"data":{}', f'"data":{data_json}').encode()
+
+
+def _reason(value: bytes) -> str:
+    with pytest.raises(UndecodableEnvelope) as refused:
+        decode_envelope(value)
+    return refused.value.reason
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        '{"amount":"1.00","amount":"1000.00"}',
+        '{"a":"x:y","a":"z"}',  # the dropped value holds a colon
+        '{"a":"z","a":"x:y"}',  # the kept one does
+        '{"lines":[{"n":1,"q":"2"},{"n":2,"n":3}]}',  # nested, in a list
+        '{"a" : "1" , "a" : "2"}',  # spaces around the colon
+        '{"a:b":"1","a:b":"2"}',  # a key that holds a colon
+        '{"a":"1","\\u0061":"2"}',  # the same key spelt with an escape
+        '{"a":"\\u003a","a":"\\u003A"}',  # colons spelt as escapes
+    ],
+)
+def test_a_repeated_key_anywhere_is_refused(data: str) -> None:
+    assert _reason(_value(data)) == "duplicate_json_key"
+
+
+def test_a_repeated_envelope_field_is_refused() -> None:
+    value = _value("{}").replace(b'"event_type":', b'"event_type":"x","event_type":', 1)
+    assert _reason(value) == "duplicate_json_key"
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (b'{"a":NaN}', "Invalid JSON"),
+        (b'{"a":Infinity}', "Invalid JSON"),
+        (b'{"a":"\xff"}', "value is not UTF-8 (byte 6)"),
+        (b'{"a":1} x', "Invalid JSON"),
+        (b"[" * 5000 + b"]" * 5000, "Invalid JSON"),
+    ],
+)
+def test_what_is_not_json_is_refused_with_the_strict_parsers_message(value: bytes, message: str) -> None:
+    with pytest.raises(UndecodableEnvelope) as refused:
+        decode_envelope(value)
+    assert refused.value.reason == "invalid_envelope"
+    assert message in str(refused.value)
+
+
+def test_what_only_the_strict_parser_reads_still_decodes() -> None:
+    """Lone surrogates, colons spelt as escapes: the fast parser steps aside, nothing is refused
+    that the strict parser accepted before."""
+    env = decode_envelope(_value('{"note":"\\ud800","t":"12\\u003a00"}'))
+    assert env.data == {"note": "\ud800", "t": "12:00"}
+
+
+def test_a_well_formed_envelope_takes_the_fast_path() -> None:
+    value = _value('{"invoice_id":"INV-1","at":"2026-01-01T10:00:00+00:00","lines":[{"q":"1"}]}')
+    assert _fast_json(value) == json.loads(value)
+    assert decode_envelope(value).data["at"] == "2026-01-01T10:00:00+00:00"
+
+
+_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8)
+_keys = st.sampled_from(["a", "b", "a:b", ":", "é", "\\u0061", "\\u003a", " "])
+
+
+@st.composite
+def _json_texts(draw: Any, depth: int = 0) -> str:
+    """JSON text written by hand, so a key can repeat and keys or strings hold colons/escapes."""
+    if depth > 2 or draw(st.booleans()):
+        scalar = draw(_scalars)
+        return json.dumps(scalar, ensure_ascii=draw(st.booleans()))
+    if draw(st.booleans()):
+        items = draw(st.lists(_json_texts(depth + 1), max_size=3))
+        return "[" + ",".join(items) + "]"
+    pairs = draw(st.lists(st.tuples(_keys, _json_texts(depth + 1)), max_size=4))
+    sep = draw(st.sampled_from([":", " : ", ":\n"]))
+    return "{" + ",".join(f'"{k}"{sep}{v}' for k, v in pairs) + "}"
+
+
+def _strict_or_reason(value: bytes) -> Any:
+    try:
+        return ("ok", _strict_json(value))
+    except UndecodableEnvelope as exc:
+        return ("refused", exc.reason)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_json_texts())
+def test_the_fast_parser_agrees_with_the_strict_one(text: str) -> None:
+    value = text.encode("utf-8", "surrogatepass")
+    fast = _fast_json(value)
+    strict = _strict_or_reason(value)
+    if fast is not _SLOW:
+        # Whatever the fast path returns, the strict parser returns too, equal (no duplicate hidden).
+        assert strict == ("ok", fast)
+
+
+def test_the_fingerprint_ignores_key_order_and_spacing_and_sees_any_change() -> None:
+    a = decode_envelope(_value('{"x":"1","y":[1,2.5,{"z":null}]}'))
+    b = decode_envelope(_value('{ "y" : [1, 2.5, {"z": null}], "x" : "1" }'))
+    c = decode_envelope(_value('{"x":"1","y":[1,2.5,{"z":0}]}'))
+    assert payload_fingerprint(a) == payload_fingerprint(b) != payload_fingerprint(c)
+
+
+@given(st.lists(st.text(max_size=12), max_size=4))
+def test_derived_event_ids_are_the_uuid5_ids_written_before(parts: list[str]) -> None:
+    """Deterministic ids are how a re-run step is recognised downstream: the faster derivation
+    must give the ids the uuid module gave, or a step re-run across an upgrade would emit twice."""
+    name = "concord:" + "|".join(parts)
+    try:
+        expected = "evt_" + uuid.uuid5(uuid.NAMESPACE_URL, name).hex
+    except UnicodeEncodeError:
+        with pytest.raises(UnicodeEncodeError):
+            derived_event_id(*parts)
+        return
+    assert derived_event_id(*parts) == expected
+
+
+def test_the_fingerprint_hashes_the_canonical_json_inbox_rows_were_written_with() -> None:
+    env = decode_envelope(_value('{"b":"é\\u0000","a":[1.5,1e+16,null,true],"c":{"z":"\\ud800"}}'))
+    canonical = json.dumps(
+        {"event_type": env.event_type, "schema_version": env.schema_version, "data": env.data},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    expected = hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+    assert payload_fingerprint(env) == expected
