@@ -35,7 +35,7 @@ from chaos.workload import PHASES, Record, Workload, build
 from services.bank_gateway.domain.accounts import sandbox_iban
 from services.bank_gateway.domain.ids import end_to_end_id
 from services.ledger.queries import check_invariants
-from shared.acl import local_password, writer_of
+from shared.acl import consumer_group, local_password, writer_of
 from shared.admin import admin_settings
 from shared.envelope import SCHEMA_VERSION, Envelope, derived_event_id
 from shared.kafka_auth import as_principal, client_options
@@ -934,7 +934,8 @@ class Drain:
                     for p in range(t.partitions)
                 ]
                 ends = await consumer.end_offsets(partitions)
-                group = f"{self.settings.topic_prefix}concord-{name}"
+                # bank_gateway consumes as `rail`, in a group under that principal's prefix.
+                group = consumer_group(name, self.settings.topic_prefix)
                 committed = await admin.list_consumer_group_offsets(group)
                 lag = sum(
                     end - (committed[tp].offset if tp in committed else 0) for tp, end in ends.items() if end
