@@ -56,6 +56,7 @@ class RunOutcome:
     lapsed_holds: dict[str, set[str]] = field(default_factory=dict)
     revoked: set[str] = field(default_factory=set)
     released_invoices: set[str] = field(default_factory=set)  # in any payout.released, failed or not
+    refusals: dict[str, set[str]] = field(default_factory=dict)  # refused confirmation event_id → codes
 
 
 def summarise(label: str, workload: Workload, seen: list[tuple[str, dict[str, Any]]]) -> RunOutcome:
@@ -80,6 +81,10 @@ def summarise(label: str, workload: Workload, seen: list[tuple[str, dict[str, An
             target = workload.invoice_event_ids.get(data.get("rejected_event_id", ""))
             if target is not None:
                 rejected[target] |= {r["code"] for r in data.get("reasons", [])}
+            if data.get("rejected_event_id") in workload.refused_confirmations:
+                out.refusals.setdefault(data["rejected_event_id"], set()).update(
+                    r["code"] for r in data.get("reasons", [])
+                )
         elif et == "invoice.approved_to_pay" and inv in mine:
             last_decision[inv] = "approved"
             payable[inv] = (data["currency"], Decimal(data["payable_amount"]))
@@ -405,6 +410,13 @@ def control_checks(workload: Workload, baseline: RunOutcome, faulty: RunOutcome)
         ]
         if owed and not paid:
             problems.append(f"no payout to a changed account, though {len(owed)} invoices were owed")
+        # The self-confirmation and the one of another account, sent before the good one, are
+        # refused with their reason (and so cannot have ended the change early).
+        problems += [
+            f"confirmation {event_id}: refused {sorted(run.refusals.get(event_id, ()))}, meant {code}"
+            for event_id, code in sorted(workload.refused_confirmations.items())
+            if code not in run.refusals.get(event_id, set())
+        ]
         checks.append(
             Check(
                 "changed payout accounts paid only after confirmation, to the new account" + suffix,
@@ -412,7 +424,8 @@ def control_checks(workload: Workload, baseline: RunOutcome, faulty: RunOutcome)
                 _first(problems)
                 if problems
                 else f"{len(workload.account_changes)} changed accounts, {paid} payouts, "
-                "all after the confirmation and to the new account",
+                "all after the confirmation and to the new account; "
+                f"{len(workload.refused_confirmations)} bad confirmations refused with their reason",
             )
         )
         lapse_problems: list[str] = []

@@ -130,6 +130,7 @@ class Workload:
     account_changes: dict[str, tuple[str, str]] = field(default_factory=dict)
     lapsing: dict[str, str] = field(default_factory=dict)
     payee_of: dict[str, str] = field(default_factory=dict)  # invoice_id → payee_id (first-level invoices)
+    refused_confirmations: dict[str, str] = field(default_factory=dict)  # event_id → refusal code
 
     @property
     def records(self) -> list[Record]:
@@ -303,20 +304,22 @@ def build(seed: int, invoices: int, tag: str | None = None, today: date | None =
     # payee doesn't have (does nothing); neither may make it eligible.
     for n, (payee, (_old, new)) in enumerate(sorted(w.account_changes.items())):
         if n % 3 == 0:
-            b.add_signed(
+            own = b.add_signed(
                 "E",
                 IN_COMMANDS,
                 payee,
                 "payee.payout_account_confirmed",
                 doc.payout_account_confirmation(payee, new, confirmed_by=ACCOUNT_UPDATER.upper()),
             )
-            b.add_signed(
+            w.refused_confirmations[own.event_id] = "sod_violation"
+            other = b.add_signed(
                 "E",
                 IN_COMMANDS,
                 payee,
                 "payee.payout_account_confirmed",
                 doc.payout_account_confirmation(payee, f"tok_other_{payee}", confirmed_by=ACCOUNT_CONFIRMER),
             )
+            w.refused_confirmations[other.event_id] = "payout_account_not_current"
         b.add_signed(
             "E",
             IN_COMMANDS,

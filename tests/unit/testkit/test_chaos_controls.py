@@ -63,6 +63,14 @@ CONFIRMATION = [
     _eligibility(True, "2026-11-30T11:00:00+00:00"),
 ]
 ALL_LAPSED = [e for inv, ovr in LAPSING for e in _lapsed(inv, ovr)]
+REFUSED = [
+    _ev(
+        "out.rejections",
+        "document.rejected",
+        {"rejected_event_id": event_id, "reasons": [{"code": code, "field": "x", "message": "y"}]},
+    )
+    for event_id, code in sorted(W.refused_confirmations.items())
+]
 
 
 def test_the_workload_changes_accounts_and_lapses_overrides_of_a_changed_payee() -> None:
@@ -73,8 +81,14 @@ def test_the_workload_changes_accounts_and_lapses_overrides_of_a_changed_payee()
 
 
 def test_paid_after_confirmation_to_the_new_account_and_every_lapse_seen_passes() -> None:
-    checks = _checks([*CONFIRMATION, _released(NEW, "2026-11-30T11:00:01+00:00"), *ALL_LAPSED])
+    checks = _checks([*CONFIRMATION, _released(NEW, "2026-11-30T11:00:01+00:00"), *ALL_LAPSED, *REFUSED])
     assert checks[ACCOUNTS].ok and checks[LAPSES].ok, checks
+
+
+def test_a_bad_confirmation_not_refused_with_its_reason_fails() -> None:
+    assert sorted(W.refused_confirmations.values()) == ["payout_account_not_current", "sod_violation"]
+    checks = _checks([*CONFIRMATION, _released(NEW, "2026-11-30T11:00:01+00:00"), *ALL_LAPSED, *REFUSED[:1]])
+    assert not checks[ACCOUNTS].ok and "meant" in checks[ACCOUNTS].detail
 
 
 def test_a_payout_to_the_old_account_fails() -> None:
