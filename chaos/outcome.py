@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -47,6 +48,15 @@ class RunOutcome:
     notes: list[str] = field(default_factory=list)
     # SPEC §12.3: what each supplier was told, in the order read from the topic.
     responses: dict[str, list[str]] = field(default_factory=dict)
+    # SPEC §13.3: every released payout per payee (payout_id, account, released_at, failed), and
+    # when each payee turned eligible again after an unconfirmed account.
+    payouts_of_payee: dict[str, list[tuple[str, str | None, datetime, bool]]] = field(default_factory=dict)
+    reconfirmed_at: dict[str, datetime] = field(default_factory=dict)
+    # SPEC §13.4: invoice → override ids its reopened holds name; invoices whose approval was revoked
+    lapsed_holds: dict[str, set[str]] = field(default_factory=dict)
+    revoked: set[str] = field(default_factory=set)
+    released_invoices: set[str] = field(default_factory=set)  # in any payout.released, failed or not
+    refusals: dict[str, set[str]] = field(default_factory=dict)  # refused confirmation event_id → codes
 
 
 def summarise(label: str, workload: Workload, seen: list[tuple[str, dict[str, Any]]]) -> RunOutcome:
@@ -60,6 +70,7 @@ def summarise(label: str, workload: Workload, seen: list[tuple[str, dict[str, An
     payable: dict[str, tuple[str, Decimal]] = {}
     released: dict[str, dict[str, Any]] = {}
     failed: set[str] = set()
+    unconfirmed: set[str] = set()
     for _topic, env in seen:
         et, data = env.get("event_type", ""), env.get("data") or {}
         out.counts[et] += 1
@@ -70,6 +81,10 @@ def summarise(label: str, workload: Workload, seen: list[tuple[str, dict[str, An
             target = workload.invoice_event_ids.get(data.get("rejected_event_id", ""))
             if target is not None:
                 rejected[target] |= {r["code"] for r in data.get("reasons", [])}
+            if data.get("rejected_event_id") in workload.refused_confirmations:
+                out.refusals.setdefault(data["rejected_event_id"], set()).update(
+                    r["code"] for r in data.get("reasons", [])
+                )
         elif et == "invoice.approved_to_pay" and inv in mine:
             last_decision[inv] = "approved"
             payable[inv] = (data["currency"], Decimal(data["payable_amount"]))
@@ -80,6 +95,9 @@ def summarise(label: str, workload: Workload, seen: list[tuple[str, dict[str, An
             last_decision[inv] = "superseded"
         elif et == "invoice.approval_revoked" and inv in mine:
             last_decision[inv] = "revoked"
+            out.revoked.add(inv)
+        elif et == "hold.opened" and inv in mine and data.get("lapsed_override_id"):
+            out.lapsed_holds.setdefault(inv, set()).add(data["lapsed_override_id"])
         elif et == "payout.released":
             released[data["payout_id"]] = data
         elif et == "payout.failure_recorded":
@@ -98,6 +116,12 @@ def summarise(label: str, workload: Workload, seen: list[tuple[str, dict[str, An
             out.eligibility[data["payee_id"]] = (
                 "eligible" if data["eligible"] else "ineligible:" + ",".join(sorted(data.get("reasons", [])))
             )
+            # Per payee, the eligibility topic is in partition order: eligible after unconfirmed.
+            if "payout_account_unconfirmed" in data.get("reasons", []):
+                unconfirmed.add(data["payee_id"])
+            elif data["eligible"] and data["payee_id"] in unconfirmed:
+                unconfirmed.discard(data["payee_id"])
+                out.reconfirmed_at.setdefault(data["payee_id"], _when(env.get("occurred_at")))
 
     live_amounts: dict[str, Decimal] = defaultdict(Decimal)
     live_of: dict[str, list[str]] = defaultdict(list)
@@ -113,6 +137,11 @@ def summarise(label: str, workload: Workload, seen: list[tuple[str, dict[str, An
                 live_amounts[line["invoice_id"]] += Decimal(line["amount"])
                 discounts[line["invoice_id"]] += Decimal(line.get("discount") or 0)
                 live_of[line["invoice_id"]].append(payout_id)
+    for payout_id, p in released.items():
+        out.payouts_of_payee.setdefault(p["payee_id"], []).append(
+            (payout_id, p.get("payout_account_ref"), _when(p.get("released_at")), payout_id in failed)
+        )
+        out.released_invoices |= {line["invoice_id"] for line in p["invoices"]}
     out.released_minus_failed = dict(totals)
     out.live_payouts_per_invoice = dict(live_of)
 
@@ -139,6 +168,10 @@ def summarise(label: str, workload: Workload, seen: list[tuple[str, dict[str, An
             intake = "missing"
         out.invoices[inv] = InvoiceOutcome(intake, last_decision.get(inv, "-"), live_amounts.get(inv))
     return out
+
+
+def _when(value: Any) -> datetime:
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
 
 
 @dataclass(frozen=True)
@@ -291,6 +324,7 @@ def check_runs(workload: Workload, baseline: RunOutcome, faulty: RunOutcome) -> 
             )
         )
 
+    checks += control_checks(workload, baseline, faulty)
     checks += response_checks(workload, baseline, faulty)
 
     # Informational: the fault-free run does what the generator meant (catches workload bugs
@@ -348,4 +382,68 @@ def response_checks(workload: Workload, baseline: RunOutcome, faulty: RunOutcome
             blocking=False,
         )
     )
+    return checks
+
+
+def control_checks(workload: Workload, baseline: RunOutcome, faulty: RunOutcome) -> list[Check]:
+    """SPEC §13.3 and §13.4 in both runs: a changed payout account is paid only after its
+    confirmation and only to the new account; a lapsed override reopens its hold and pays nothing."""
+    checks: list[Check] = []
+    for run in (faulty, baseline):
+        suffix = "" if run is faulty else " (fault-free run)"
+        problems: list[str] = []
+        paid = 0
+        for payee, (old, new) in sorted(workload.account_changes.items()):
+            confirmed = run.reconfirmed_at.get(payee)
+            for payout_id, account, released_at, _failed in run.payouts_of_payee.get(payee, []):
+                paid += 1
+                if account != new:
+                    problems.append(f"{payout_id} of {payee} to {account} (changed {old} → {new})")
+                if confirmed is None or released_at < confirmed:
+                    problems.append(f"{payout_id} of {payee} released {released_at} before confirmation")
+            if confirmed is None:
+                problems.append(f"{payee}: never eligible again after confirming {new}")
+        owed = [
+            inv
+            for inv, payee in workload.payee_of.items()
+            if payee in workload.account_changes and workload.expected[inv].paid
+        ]
+        if owed and not paid:
+            problems.append(f"no payout to a changed account, though {len(owed)} invoices were owed")
+        # The self-confirmation and the one of another account, sent before the good one, are
+        # refused with their reason (and so cannot have ended the change early).
+        problems += [
+            f"confirmation {event_id}: refused {sorted(run.refusals.get(event_id, ()))}, meant {code}"
+            for event_id, code in sorted(workload.refused_confirmations.items())
+            if code not in run.refusals.get(event_id, set())
+        ]
+        checks.append(
+            Check(
+                "changed payout accounts paid only after confirmation, to the new account" + suffix,
+                not problems,
+                _first(problems)
+                if problems
+                else f"{len(workload.account_changes)} changed accounts, {paid} payouts, "
+                "all after the confirmation and to the new account; "
+                f"{len(workload.refused_confirmations)} bad confirmations refused with their reason",
+            )
+        )
+        lapse_problems: list[str] = []
+        for inv, override_id in sorted(workload.lapsing.items()):
+            if override_id not in run.lapsed_holds.get(inv, set()):
+                lapse_problems.append(f"{inv}: no hold.opened with lapsed_override_id {override_id}")
+            if inv not in run.revoked:
+                lapse_problems.append(f"{inv}: approval on {override_id} not revoked")
+            if inv in run.released_invoices:
+                lapse_problems.append(f"{inv}: in a payout after its override lapsed")
+        checks.append(
+            Check(
+                "lapsed overrides reopened their hold and paid nothing" + suffix,
+                not lapse_problems,
+                _first(lapse_problems)
+                if lapse_problems
+                else f"{len(workload.lapsing)} overrides lapsed: hold reopened with lapsed_override_id, "
+                "approval revoked, never in a payout",
+            )
+        )
     return checks

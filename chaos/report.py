@@ -9,6 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from chaos.run import ChaosReport
+from chaos.workload import PHASES
 
 
 def print_report(report: ChaosReport, console: Console) -> None:
@@ -53,7 +54,19 @@ def print_report(report: ChaosReport, console: Console) -> None:
         str(len(w.bad_values)),
         "phase B",
     )
-    faults.add_row("workload", "inbound records (good)", str(len(inbound)), "phases A/B/C")
+    faults.add_row("workload", "inbound records (good)", str(len(inbound)), "phases " + "/".join(PHASES))
+    faults.add_row(
+        "account change",
+        "payees whose payout account changed (SPEC §13.3)",
+        str(len(w.account_changes)),
+        "changed in phase A, confirmed in phase E (some first self-confirmed or for another account)",
+    )
+    faults.add_row(
+        "override lapse",
+        "overrides approved, then their PO price amended (SPEC §13.4)",
+        str(len(w.lapsing)),
+        "override in phase C, amendment in phase D",
+    )
     console.print(faults)
 
     checks = Table(title="Invariants checked")

@@ -35,7 +35,7 @@ from chaos.workload import PHASES, Record, Workload, build
 from services.bank_gateway.domain.accounts import sandbox_iban
 from services.bank_gateway.domain.ids import end_to_end_id
 from services.ledger.queries import check_invariants
-from shared.acl import local_password, writer_of
+from shared.acl import consumer_group, local_password, writer_of
 from shared.admin import admin_settings
 from shared.envelope import SCHEMA_VERSION, Envelope, derived_event_id
 from shared.kafka_auth import as_principal, client_options
@@ -164,6 +164,9 @@ class Watcher(TopicWatcher):
         self.causes: set[str] = set()  # event ids intake has answered
         self.rejected: set[str] = set()  # event ids intake rejected
         self.decided: set[str] = set()  # invoice ids matching has decided on
+        self.approved: set[str] = set()  # invoice ids matching has approved at least once
+        self.lapsed: set[str] = set()  # override ids a hold.opened said lapsed (SPEC §13.4)
+        self.standing: dict[str, str] = {}  # payee → latest "eligible" / "ineligible:<reasons>"
 
     def on_seen(self, seen: Seen) -> None:
         env = seen.envelope
@@ -175,6 +178,16 @@ class Watcher(TopicWatcher):
             self.rejected.add(data.get("rejected_event_id", ""))
         if seen.event_type in DECISIONS:
             self.decided.add(data.get("invoice_id", ""))
+        if seen.event_type == "invoice.approved_to_pay":
+            self.approved.add(data.get("invoice_id", ""))
+        if seen.event_type == "hold.opened" and data.get("lapsed_override_id"):
+            self.lapsed.add(data["lapsed_override_id"])
+        if seen.event_type == "payee.eligibility_changed":
+            self.standing[data.get("payee_id", "")] = (
+                "eligible"
+                if data.get("eligible")
+                else "ineligible:" + ",".join(sorted(data.get("reasons", [])))
+            )
         if seen.event_type not in RECURRING:
             self.last_progress = time.monotonic()
 
@@ -628,6 +641,9 @@ async def run_once(
     # the run, a time-dependent output the comparison should not have to ignore.
     overrides: dict[str, dict[str, Any]] = {n: {} for n in SERVICES}
     overrides["matching"]["payout_run_interval_s"] = 3600.0
+    # SPEC §13.3: the workload's account changes happened a day before the run; a short cooling-off
+    # (as in the demo) leaves their confirmations in phase E as the only thing that ends them.
+    overrides["compliance_gate"]["account_change_cooling_off_hours"] = 0.002
     bank_folder = ROOT / ".cache" / "chaos" / "bank" / settings.topic_prefix.rstrip(".")
     overrides["bank_gateway"].update(bank_overrides(workload, bank_folder))
     if faulty:
@@ -710,6 +726,30 @@ async def run_once(
                     console.print(
                         f"[yellow][{label}] phase {phase}: {missing} records without intake output[/]"
                     )
+                if phase == "A":
+                    # SPEC §13.3: every changed account must have made its payee ineligible before
+                    # any invoice arrives, or one could be paid to the old account in between.
+                    with console.status(f"[{label}] phase {phase}: waiting for the account changes…"):
+                        if not await _wait(
+                            _all_unconfirmed(watcher, list(workload.account_changes)), config.phase_timeout_s
+                        ):
+                            console.print(f"[yellow][{label}] phase A: account changes not all seen[/]")
+                if phase == "C":
+                    # SPEC §13.4: phase D's amendments must find the override accepted and the
+                    # invoice approved on it, or nothing would lapse.
+                    with console.status(f"[{label}] phase {phase}: waiting for the overrides…"):
+                        if not await _wait(
+                            lambda: all(i in watcher.approved for i in workload.lapsing),
+                            config.phase_timeout_s,
+                        ):
+                            console.print(f"[yellow][{label}] phase C: overrides not all accepted[/]")
+                if phase == "D":
+                    # …and the lapse must have happened before phase E makes their payee eligible.
+                    with console.status(f"[{label}] phase {phase}: waiting for the lapses…"):
+                        if not await _wait(
+                            lambda: set(workload.lapsing.values()) <= watcher.lapsed, config.phase_timeout_s
+                        ):
+                            console.print(f"[yellow][{label}] phase D: overrides not all lapsed[/]")
                 if phase == "B":
                     # Overrides in phase C name holds: matching must have decided phase B first,
                     # or the outcome would depend on which topic matching happened to read first.
@@ -790,6 +830,10 @@ def _dump(label: str, workload: Workload, watcher: Watcher) -> None:
 
 def _all_decided(watcher: Watcher, invoice_ids: list[str]) -> Callable[[], bool]:
     return lambda: all(i in watcher.decided for i in invoice_ids)
+
+
+def _all_unconfirmed(watcher: Watcher, payees: list[str]) -> Callable[[], bool]:
+    return lambda: all(watcher.standing.get(p) == "ineligible:payout_account_unconfirmed" for p in payees)
 
 
 def _all_seen(watcher: Watcher, event_ids: list[str]) -> Callable[[], bool]:
@@ -890,7 +934,8 @@ class Drain:
                     for p in range(t.partitions)
                 ]
                 ends = await consumer.end_offsets(partitions)
-                group = f"{self.settings.topic_prefix}concord-{name}"
+                # bank_gateway consumes as `rail`, in a group under that principal's prefix.
+                group = consumer_group(name, self.settings.topic_prefix)
                 committed = await admin.list_consumer_group_offsets(group)
                 lag = sum(
                     end - (committed[tp].offset if tp in committed else 0) for tp, end in ends.items() if end

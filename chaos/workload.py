@@ -10,6 +10,15 @@ inside a phase any arrival order must converge.
 - phase B: invoices (some before their PO), a few deliberately bad records;
 - phase C: late receipts, receipts after a reversal, amendment approvals, late POs,
   exact duplicates of phase-B invoices, payee profile updates (ineligible → eligible).
+- phase D (SPEC §13.4): PO amendments that lower the price an accepted override approved, so the
+  override lapses; sent only once matching approved those invoices on the override (the run
+  waits for it), and their payee is one whose new payout account is still unconfirmed, so
+  nothing can be paid between the override and the lapse whatever the timing.
+- phase E (SPEC §13.3): the confirmations of changed payout accounts (a refused self-confirmation
+  and one of an account the payee doesn't have among them). The account changes go with the
+  first profiles in phase A; the run waits until compliance_gate has made every changed payee
+  ineligible (`payout_account_unconfirmed`) before any invoice is sent, so no invoice of theirs
+  can be paid before its confirmation or to the old account.
 
 Nothing in it depends on the clock beyond "today": PO validity spans a year, AML screenings
 and tax forms are fresh, so no expiry or escalation can change an outcome during a run.
@@ -40,7 +49,7 @@ from shared.topics import (
 )
 from testkit import documents as doc
 
-PHASES = ("A", "B", "C")
+PHASES = ("A", "B", "C", "D", "E")
 FORGED_SECRET = "not-the-rail-secret"
 
 # Flow kinds and their weights: "normal" dominates, every other kind shows up in an 80-invoice run.
@@ -67,9 +76,16 @@ FLOW_WEIGHTS: dict[str, int] = {
     # run that crosses midnight decides them the same.
     "terms_discount": 3,
     "terms_not_due": 2,
+    # SPEC §13.4: a price hold released by an accepted override, then the PO amended to a lower
+    # price (phase D): the override lapses, the hold reopens, the approval is revoked, no payout.
+    "override_lapsed": 3,
 }
 ON_TERMS = ("terms_discount", "terms_not_due")
-PRICE_HELD = ("price_mismatch", "override", "override_refused", "corrected")
+PRICE_HELD = ("price_mismatch", "override", "override_refused", "corrected", "override_lapsed")
+OVERRIDDEN = ("override", "override_refused", "override_lapsed")
+# SPEC §13.3: who changes a payout account, who confirms it (never the same person).
+ACCOUNT_UPDATER = "vendor.master@example.com"
+ACCOUNT_CONFIRMER = "ap.controller@example.com"
 
 
 @dataclass(frozen=True)
@@ -110,6 +126,11 @@ class Workload:
     fail_first: set[str] = field(default_factory=set)  # invoices whose first payout the rail fails
     kinds: dict[str, str] = field(default_factory=dict)  # invoice_id → flow kind
     po_of: dict[str, str] = field(default_factory=dict)  # invoice_id → po_number
+    # SPEC §13.3: payee → (first account, changed account); SPEC §13.4: invoice → lapsing override
+    account_changes: dict[str, tuple[str, str]] = field(default_factory=dict)
+    lapsing: dict[str, str] = field(default_factory=dict)
+    payee_of: dict[str, str] = field(default_factory=dict)  # invoice_id → payee_id (first-level invoices)
+    refused_confirmations: dict[str, str] = field(default_factory=dict)  # event_id → refusal code
 
     @property
     def records(self) -> list[Record]:
@@ -138,13 +159,21 @@ class _Builder:
         self.occurred_at = datetime(today.year, today.month, today.day, 8, tzinfo=UTC)
         self.totals_seen: set[tuple[str, str, str, str]] = set()
 
-    def add(self, phase: str, topic: Topic, key: str, event_type: str, data: dict[str, Any]) -> Record:
+    def add(
+        self,
+        phase: str,
+        topic: Topic,
+        key: str,
+        event_type: str,
+        data: dict[str, Any],
+        occurred_at: datetime | None = None,
+    ) -> Record:
         event_id = derived_event_id("chaos", self.tag, event_type, key, str(len(self.w.records)))
         env = Envelope(
             event_id=event_id,
             event_type=event_type,
             schema_version=SCHEMA_VERSION,
-            occurred_at=self.occurred_at,
+            occurred_at=occurred_at or self.occurred_at,
             source="chaos-upstream",
             correlation_id=None,
             causation_id=None,
@@ -200,7 +229,9 @@ def build(seed: int, invoices: int, tag: str | None = None, today: date | None =
         standing = "late_eligible" if p % 7 == 3 else "never_eligible" if p % 11 == 5 else "eligible"
         payees.append((payee, "USD" if us else "EUR", "acme-us" if us else "acme-eu", standing))
 
-        def profile(version: int, eligible: bool, payee: str = payee, us: bool = us) -> dict[str, Any]:
+        def profile(
+            version: int, eligible: bool, payee: str = payee, us: bool = us, account: str = f"tok_{payee}"
+        ) -> dict[str, Any]:
             return doc.payee_profile(
                 payee,
                 version=version,
@@ -211,12 +242,26 @@ def build(seed: int, invoices: int, tag: str | None = None, today: date | None =
                     str(today - timedelta(days=60)),
                     status="valid" if eligible else "missing",
                 ),
-                payout_account_ref=f"tok_{payee}",
+                payout_account_ref=account,
+                updated_by=ACCOUNT_UPDATER if version > 1 else None,
             )
 
         b.add("A", IN_PAYEES, payee, "payee.profile_updated", profile(1, standing == "eligible"))
         if standing == "late_eligible":
             b.add("C", IN_PAYEES, payee, "payee.profile_updated", profile(2, True))
+        if standing == "eligible" and p % 4 == 1:
+            # SPEC §13.3: the bank account changed after the first profile (a day before the run,
+            # so the cooling-off, short in chaos, is over): ineligible until confirmed in phase E.
+            new = f"tok2_{payee}"
+            w.account_changes[payee] = (f"tok_{payee}", new)
+            b.add(
+                "A",
+                IN_PAYEES,
+                payee,
+                "payee.profile_updated",
+                profile(2, True, account=new),
+                occurred_at=b.occurred_at - timedelta(days=1),
+            )
         if standing == "never_eligible" and p % 2:
             # A newer profile that is still not compliant: eligibility must not flip.
             b.add("C", IN_PAYEES, payee, "payee.profile_updated", profile(2, False))
@@ -246,7 +291,42 @@ def build(seed: int, invoices: int, tag: str | None = None, today: date | None =
         # The first flows cycle through every kind, so even a tiny run covers them all.
         kind = kinds[i] if i < len(kinds) else rng.choices(kinds, weights)[0]
         payee, currency, entity, standing = payees[rng.randrange(n_payees)]
+        if kind == "override_lapsed" and w.account_changes:
+            # Its payee is one whose changed account is confirmed only in phase E: the approval on
+            # the override cannot be paid before the phase-D amendment makes the override lapse.
+            payee, currency, entity, standing = next(
+                p for p in payees if p[0] == sorted(w.account_changes)[i % len(w.account_changes)]
+            )
         _flow(b, i, kind, payee, currency, entity, standing)
+
+    # SPEC §13.3: the confirmations, last. Every third changed payee first gets a confirmation by
+    # the person who changed the account (refused: sod_violation) and one naming an account the
+    # payee doesn't have (does nothing); neither may make it eligible.
+    for n, (payee, (_old, new)) in enumerate(sorted(w.account_changes.items())):
+        if n % 3 == 0:
+            own = b.add_signed(
+                "E",
+                IN_COMMANDS,
+                payee,
+                "payee.payout_account_confirmed",
+                doc.payout_account_confirmation(payee, new, confirmed_by=ACCOUNT_UPDATER.upper()),
+            )
+            w.refused_confirmations[own.event_id] = "sod_violation"
+            other = b.add_signed(
+                "E",
+                IN_COMMANDS,
+                payee,
+                "payee.payout_account_confirmed",
+                doc.payout_account_confirmation(payee, f"tok_other_{payee}", confirmed_by=ACCOUNT_CONFIRMER),
+            )
+            w.refused_confirmations[other.event_id] = "payout_account_not_current"
+        b.add_signed(
+            "E",
+            IN_COMMANDS,
+            payee,
+            "payee.payout_account_confirmed",
+            doc.payout_account_confirmation(payee, new, confirmed_by=ACCOUNT_CONFIRMER),
+        )
 
     # A rail failure first for ~1 in 8 of the invoices that will be paid (chosen by seed).
     paid = sorted(i for i, e in w.expected.items() if e.paid)
@@ -411,6 +491,7 @@ def _flow(b: _Builder, i: int, kind: str, payee: str, currency: str, entity: str
     b.w.invoice_event_ids[rec.event_id] = invoice_id
     b.w.kinds[invoice_id] = kind
     b.w.po_of[invoice_id] = po
+    b.w.payee_of[invoice_id] = payee
 
     eligible_at_end = standing != "never_eligible"
     matching = {
@@ -418,6 +499,7 @@ def _flow(b: _Builder, i: int, kind: str, payee: str, currency: str, entity: str
         "reversed_receipt": "held:missing_receipt",
         "price_mismatch": "held:price_mismatch",
         "override_refused": "held:price_mismatch",
+        "override_lapsed": "held:price_mismatch",
         "corrected": "superseded",
         "bad_arithmetic": None,
     }.get(kind, "approved")
@@ -429,10 +511,10 @@ def _flow(b: _Builder, i: int, kind: str, payee: str, currency: str, entity: str
             "accepted", matching, matching == "approved" and eligible_at_end and due
         )
 
-    if kind in ("override", "override_refused"):
+    if kind in OVERRIDDEN:
         # An AP clerk asks, an approver with the ap role releases the price hold with evidence;
         # the refused one is "approved" by the requester himself (segregation of duties).
-        approver = "ap.lead@example.com" if kind == "override" else "ap.clerk@example.com"
+        approver = "ap.clerk@example.com" if kind == "override_refused" else "ap.lead@example.com"
         b.add_signed(
             "C",
             IN_COMMANDS,
@@ -447,6 +529,28 @@ def _flow(b: _Builder, i: int, kind: str, payee: str, currency: str, entity: str
                 requested_by="ap.clerk@example.com",
                 approved_by=approver,
                 evidence=[f"mail://procurement/{tag}/{i}"],
+            ),
+        )
+    if kind == "override_lapsed":
+        # SPEC §13.4: procurement then lowers the PO price of line 1 (approved by someone other
+        # than the amender, in force at once): the price check fails on other facts than the
+        # override approved, so it lapses.
+        b.w.lapsing[invoice_id] = f"ovr-{tag}-{i}"
+        lowered = {lid: price - Decimal("0.25") if lid == "1" else price for lid, _, price in lines}
+        b.add(
+            "D",
+            IN_PURCHASE_ORDERS,
+            po,
+            "purchase_order.amended",
+            doc.po_amendment(
+                po_data,
+                version=2,
+                modification_id=f"mod-lapse-{tag}-{i}",
+                amended_by="buyer@example.com",
+                reason="supplier credit agreed on line 1",
+                lines=[dict(line, unit_price=str(lowered[line["line_id"]])) for line in po_data["lines"]],
+                approved_by="procurement.lead@example.com",
+                approved_at=_ts(today - timedelta(days=1)),
             ),
         )
 
