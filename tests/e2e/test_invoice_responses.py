@@ -56,7 +56,7 @@ async def test_held_released_paid_and_rejected_invoices_are_answered_in_order(st
         lines=[doc.po_line("1", "SKU-1", "goods", "10", "25.00")],
         effective_from=str(today - timedelta(days=10)),
         effective_to=str(today + timedelta(days=300)),
-        approved_by="approver@example.com",
+        approved_by="manager@example.com",  # within the shipped approval limits (SPEC §13.1)
         approved_at=ts(today - timedelta(days=10)),
     )
     invoice = doc.invoice(
@@ -111,18 +111,18 @@ async def test_held_released_paid_and_rejected_invoices_are_answered_in_order(st
             ),
         )
         await pub.publish_event(IN_PURCHASE_ORDERS, "PO-IR-1", "purchase_order.issued", po)
-        await watcher.wait_until(lambda: bool(watcher.of("purchase_order.version_in_force")), 60)
+        assert await watcher.wait_until(lambda: bool(watcher.of("purchase_order.version_in_force")), 60)
 
         # Invoiced before anything was received: acknowledged, then under query (missing receipt).
         await pub.publish(IN_INVOICES, PAYEE, invoice_env)
         await pub.publish_event(IN_INVOICES, PAYEE, "invoice.submitted", wrong)
-        await watcher.wait_until(
+        assert await watcher.wait_until(
             lambda: responses("inv-ir-1") == ["AB", "UQ"] and responses("inv-ir-2") == ["RE"], 60
         )
 
         # The goods arrive: the rematch approves it.
         await pub.publish(IN_RECEIPTS, "PO-IR-1", receipt_env)
-        await watcher.wait_until(lambda: responses("inv-ir-1") == ["AB", "UQ", "AP"], 60)
+        assert await watcher.wait_until(lambda: responses("inv-ir-1") == ["AB", "UQ", "AP"], 60)
 
         # A payout run releases it and the rail settles it.
         await pub.publish_event(
@@ -131,7 +131,7 @@ async def test_held_released_paid_and_rejected_invoices_are_answered_in_order(st
             "payout_run.requested",
             doc.payout_run("run-ir", requested_by="ops@example.com"),
         )
-        await watcher.wait_until(lambda: bool(watcher.of("payout.released")), 60)
+        assert await watcher.wait_until(lambda: bool(watcher.of("payout.released")), 60)
         [released] = [x.data for x in watcher.of("payout.released")]
         settled_env = new_envelope(
             "payout.settled",
@@ -145,7 +145,7 @@ async def test_held_released_paid_and_rejected_invoices_are_answered_in_order(st
             source="rail",
         )
         await pub.publish(IN_RAIL_EVENTS, released["payout_id"], settled_env)
-        await watcher.wait_until(lambda: responses("inv-ir-1") == ["AB", "UQ", "AP", "PD"], 60)
+        assert await watcher.wait_until(lambda: responses("inv-ir-1") == ["AB", "UQ", "AP", "PD"], 60)
 
         # Redelivered (the same envelopes), replayed by the rail under a new envelope, and a
         # rematch that changes nothing: no new response.
