@@ -191,7 +191,6 @@ def submit(driver: Any, button_id: str | None = None, script: str | None = None)
     still replacing the document "does not belong to the document" by the time it is clicked."""
     from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.expected_conditions import staleness_of
     from selenium.webdriver.support.ui import WebDriverWait
 
     for attempt in range(3):
@@ -211,8 +210,25 @@ def submit(driver: Any, button_id: str | None = None, script: str | None = None)
             if attempt == 2 or not detached:
                 raise
             continue
-        WebDriverWait(driver, 60).until(staleness_of(page))
+        WebDriverWait(driver, 60).until(lambda d, old=page: _replaced(old))
         return
+
+
+def _replaced(page: Any) -> bool:
+    """The old page is gone. Chrome says so in two ways: a stale element reference, or, while
+    the new document is being swapped in, "Node with given id does not belong to the document"
+    (seen under load in CI, where selenium's `staleness_of` let it escape)."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+
+    try:
+        page.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as exc:
+        if "does not belong to the document" in str(exc):
+            return True
+        raise
+    return False
 
 
 def sign_in(driver: Any, c: Console, email: str) -> None:
