@@ -175,47 +175,37 @@ async def mark_moved(conn: asyncpg.Connection, hashes: Sequence[str], now: datet
         )
 
 
+_KNOWN = "SELECT payout_id, end_to_end_id, uetr, amount, currency, file_msg_id, pmt_inf_id FROM payouts"
+
+
+def _known(rows: Sequence[asyncpg.Record]) -> list[KnownPayout]:
+    return [
+        KnownPayout(
+            r["payout_id"],
+            r["end_to_end_id"],
+            r["uetr"],
+            r["amount"],
+            r["currency"],
+            r["file_msg_id"],
+            r["pmt_inf_id"],
+        )
+        for r in rows
+    ]
+
+
 async def known_payouts(
     conn: asyncpg.Connection, e2e_ids: Sequence[str], file_msg_ids: Sequence[str]
 ) -> list[KnownPayout]:
     rows = await conn.fetch(
-        """SELECT payout_id, end_to_end_id, uetr, amount, currency, file_msg_id, pmt_inf_id FROM payouts
-            WHERE end_to_end_id = ANY($1::text[]) OR file_msg_id = ANY($2::text[])""",
+        f"{_KNOWN} WHERE end_to_end_id = ANY($1::text[]) OR file_msg_id = ANY($2::text[])",
         list(e2e_ids),
         list(file_msg_ids),
     )
-    return [
-        KnownPayout(
-            r["payout_id"],
-            r["end_to_end_id"],
-            r["uetr"],
-            r["amount"],
-            r["currency"],
-            r["file_msg_id"],
-            r["pmt_inf_id"],
-        )
-        for r in rows
-    ]
+    return _known(rows)
 
 
 async def payouts_by_uetr(conn: asyncpg.Connection, uetrs: Sequence[str]) -> list[KnownPayout]:
-    rows = await conn.fetch(
-        """SELECT payout_id, end_to_end_id, uetr, amount, currency, file_msg_id, pmt_inf_id
-             FROM payouts WHERE uetr = ANY($1::text[])""",
-        list(uetrs),
-    )
-    return [
-        KnownPayout(
-            r["payout_id"],
-            r["end_to_end_id"],
-            r["uetr"],
-            r["amount"],
-            r["currency"],
-            r["file_msg_id"],
-            r["pmt_inf_id"],
-        )
-        for r in rows
-    ]
+    return _known(await conn.fetch(f"{_KNOWN} WHERE uetr = ANY($1::text[])", list(uetrs)))
 
 
 @dataclass(frozen=True)
