@@ -954,15 +954,24 @@ async def _quiesce(watcher: Watcher, rail: Rail, drain: Drain, config: ChaosConf
     """Quiet: no new non-recurring output for `quiet_s`, every payout answered and recorded,
     every consumer caught up and every outbox published."""
     deadline = time.monotonic() + config.settle_timeout_s
+    why = "outputs still arriving"
     while time.monotonic() < deadline:
         quiet_for = time.monotonic() - watcher.last_progress
-        if quiet_for >= config.quiet_s and not rail.pending() and await drain():
+        pending = rail.pending() if quiet_for >= config.quiet_s else []
+        if quiet_for < config.quiet_s:
+            why = f"outputs still arriving (last {quiet_for:.0f}s ago)"
+        elif pending:
+            shown = ", ".join(pending[:3]) + (f" and {len(pending) - 3} more" if len(pending) > 3 else "")
+            why = f"{len(pending)} payouts answered by the bank but not recorded by payout_release: {shown}"
+        elif await drain():
             # Drained now; anything it triggered would show within a poll or two.
             await asyncio.sleep(1.0)
             if time.monotonic() - watcher.last_progress >= config.quiet_s:
                 return
+        else:
+            why = drain.last
         await asyncio.sleep(0.5)
-    console.print(f"[yellow]not quiescent after {config.settle_timeout_s:.0f}s: {drain.last}[/]")
+    console.print(f"[yellow]not quiescent after {config.settle_timeout_s:.0f}s: {why}[/]")
 
 
 # --- the whole thing --------------------------------------------------------------------------

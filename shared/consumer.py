@@ -370,6 +370,20 @@ def is_connection_failure(exc: BaseException) -> bool:
     )
 
 
+def is_conflict(exc: BaseException) -> bool:
+    """Two transactions collided — a deadlock, a serialization failure, a lock not granted — which
+    says nothing about any record: PostgreSQL asks for the transaction to be run again. Retried in a
+    fresh transaction after a pause, never charged to a record (SPEC §15: only a record that itself
+    fails may be deadlettered; a valid rail answer deadlettered for a deadlock left its payout
+    `released` for ever)."""
+    return isinstance(exc, asyncpg.TransactionRollbackError | asyncpg.LockNotAvailableError)
+
+
+def retry_later(exc: BaseException) -> bool:
+    """Roll the batch back, rewind and redeliver it after a back-off, charging no record."""
+    return is_connection_failure(exc) or is_conflict(exc)
+
+
 def _undecodable(raw: bytes, exc: UnicodeDecodeError) -> str:
     return f"byte 0x{raw[exc.start]:02x} at {exc.start} is not UTF-8"
 
@@ -697,8 +711,10 @@ class BatchProcessor:
         (SPEC §15). One bad record costs its partition milliseconds of retries, not the whole
         batch's worth of backed-off redeliveries per attempt (107 s for five bad records in v1).
 
-        Only a lost connection escapes (the batch is redelivered later); any other error —
-        constraint, data, serialization, a handler's bug — counts against the one record."""
+        Only a lost connection or a collision with another transaction (`retry_later`) escapes:
+        the batch is redelivered later. Retried here, a collision would meet the locks this
+        transaction already holds for the records before it, every time. Any other error —
+        constraint, data, a handler's bug — counts against the one record."""
         total = BatchResult()
         for rec in records:
             while True:
@@ -707,7 +723,7 @@ class BatchProcessor:
                         total.add(await self.process(conn, [rec]))
                     break
                 except Exception as exc:
-                    if is_connection_failure(exc) or self._out_of_attempts(rec):
+                    if retry_later(exc) or self._out_of_attempts(rec):
                         raise  # out of attempts yet failing: the deadletter itself cannot be written
                     self._count_attempt(rec, exc)
                     log.warning(

@@ -31,7 +31,7 @@ from faststream.kafka.message import FAKE_CONSUMER
 from faststream.middlewares import AckPolicy
 
 from shared.acl import consumer_group
-from shared.consumer import BatchProcessor, BatchResult, RawRecord, Router, is_connection_failure
+from shared.consumer import BatchProcessor, BatchResult, RawRecord, Router, retry_later
 from shared.kafka_auth import client_options, faststream_security
 from shared.metrics import BATCH_SIZE, CONSUMER_LAG, HANDLER_FAILURES, HANDLER_LATENCY
 from shared.settings import Settings
@@ -200,7 +200,7 @@ class BatchConsumer:
                 async with pool.acquire() as conn, conn.transaction():
                     result = await self.processor.process(conn, records)
             except Exception as exc:
-                if is_connection_failure(exc):
+                if retry_later(exc):  # away, or a deadlock with another replica: all of it later
                     raise
                 HANDLER_FAILURES.labels(self.router.service).inc()
                 log.warning(
@@ -211,7 +211,7 @@ class BatchConsumer:
                 )
                 async with pool.acquire() as conn, conn.transaction():
                     result = await self.processor.process_isolated(conn, records)
-        except Exception as exc:  # the database or the broker is away: redeliver the whole batch
+        except Exception as exc:  # the database or the broker is away, or a conflict: redeliver the batch
             HANDLER_FAILURES.labels(self.router.service).inc()
             self._rewind(consumer, records)
             self._failures_in_row += 1

@@ -299,6 +299,7 @@ async def credit_funding(conn: asyncpg.Connection, receipts: Sequence[Receipt]) 
             ),
         ),
     )
+    await _lock_accounts(conn, sorted({r.funding.account_id for r in receipts}))
     await conn.execute(
         """UPDATE funding_accounts SET received = received + c.amount
              FROM (SELECT account_id, sum(amount) AS amount
@@ -316,12 +317,23 @@ async def funding_accounts(conn: asyncpg.Connection) -> list[FundingAccount]:
     return [FundingAccount(r["account_id"], r["legal_entity"], r["currency"], r["available"]) for r in rows]
 
 
+async def _lock_accounts(conn: asyncpg.Connection, accounts: list[str]) -> None:
+    """Row locks on these funding accounts, always taken in account order. An `UPDATE … FROM
+    unnest(…)` locks in whatever order its join visits the rows, so two replicas recording rail
+    answers (or one recording while the other runs payouts) deadlocked on two shared accounts."""
+    await conn.execute(
+        "SELECT 1 FROM funding_accounts WHERE account_id = ANY($1::text[]) ORDER BY account_id FOR UPDATE",
+        accounts,
+    )
+
+
 async def reserve_funding(conn: asyncpg.Connection, reservations: Mapping[str, Decimal]) -> None:
     """Atomic check-and-reserve of every account at once: each succeeds only if the account
     still has its amount available; any shortfall raises and the run rolls back."""
     if not reservations:
         return
     accounts = sorted(reservations)
+    await _lock_accounts(conn, accounts)
     rows = await conn.fetch(
         """UPDATE funding_accounts AS f SET reserved = f.reserved + r.amount
              FROM unnest($1::text[], $2::numeric[]) AS r(account_id, amount)
@@ -340,6 +352,7 @@ async def change_funding(conn: asyncpg.Connection, changes: Mapping[str, tuple[D
     if not changes:
         return
     accounts = sorted(changes)
+    await _lock_accounts(conn, accounts)
     await conn.execute(
         """UPDATE funding_accounts AS f SET reserved = f.reserved + c.reserved_change,
                   consumed = f.consumed + c.consumed_change

@@ -272,6 +272,42 @@ async def test_a_failing_batch_is_isolated_record_by_record_without_kafka() -> N
     assert dead["data"]["error"].startswith(f"handler failed {settings.handler_max_attempts} times")
 
 
+async def test_a_collision_with_another_transaction_is_retried_later_and_never_deadlettered() -> None:
+    """A lock another replica holds (here: another session's advisory lock, PostgreSQL's real
+    lock_not_available; a deadlock is the same class of error) says nothing about the record. It
+    was once charged as an attempt: five collisions in a row deadlettered a valid rail answer in
+    the three-broker chaos run and left its payout `released` for ever. Now the batch is rolled
+    back for redelivery however often it collides, and applied once the lock is free."""
+    async with scratch_database(None, ECHO_MIGRATIONS) as dsn:
+        settings = Settings(service="echo", db_dsn=dsn)
+        processor = BatchProcessor(echo_service.router, settings)
+        records = [
+            record(IN_FUNDING, "funding.received", funding("f-lock-1", "acct-l")),
+            record(IN_FUNDING, "funding.received", funding("f-lock-2", "locked-1")),
+            record(IN_FUNDING, "funding.received", funding("f-lock-3", "acct-l")),
+        ]
+        other_replica = await asyncpg.connect(dsn)
+        conn = await connect(dsn)
+        try:
+            await other_replica.execute("SELECT pg_advisory_lock(hashtext('locked-1'))")
+            with pytest.raises(asyncpg.LockNotAvailableError):
+                async with conn.transaction():
+                    await processor.process(conn, records)
+            for _ in range(settings.handler_max_attempts + 2):  # more than a bad record is allowed
+                with pytest.raises(asyncpg.LockNotAvailableError):
+                    async with conn.transaction():
+                        await processor.process_isolated(conn, records)
+            assert await credits(conn) == {}
+            await other_replica.execute("SELECT pg_advisory_unlock(hashtext('locked-1'))")
+            async with conn.transaction():
+                result = await processor.process(conn, records)
+            assert await credits(conn) == {"f-lock-1": 1, "f-lock-2": 1, "f-lock-3": 1}
+        finally:
+            await conn.close()
+            await other_replica.close()
+    assert (result.handled, result.deadlettered) == (3, 0)
+
+
 async def test_the_cli_never_writes_a_changed_record_to_an_internal_topic() -> None:
     entry = DeadLetterEntry(
         event_id="evt_x",

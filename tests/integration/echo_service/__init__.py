@@ -2,7 +2,9 @@
 
 It credits funding accounts: each `funding.received` adds a row to `credits` and emits one balanced
 `journal.entry_posted` with a fresh event id, so a record processed twice would show as two rows and
-two outgoing events. Accounts named `flaky-*` fail their first two attempts; `always-fails` never succeeds.
+two outgoing events. Accounts named `flaky-*` fail their first two attempts; `always-fails` never succeeds;
+for `locked-*` the handler waits at most 100 ms for an advisory lock on the account, which a test may
+hold from another session (PostgreSQL's own lock_not_available, as a collision with another replica).
 """
 
 from __future__ import annotations
@@ -30,6 +32,10 @@ async def on_funding_received(ctx: HandlerContext, data: FundingReceived) -> str
         data.account_id.startswith("flaky") and _attempts[data.funding_id] <= 2
     ):
         raise RuntimeError(f"simulated handler failure for {data.funding_id}")
+    if data.account_id.startswith("locked"):
+        await ctx.conn.execute("SELECT set_config('lock_timeout', '100ms', true)")
+        await ctx.conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", data.account_id)
+        await ctx.conn.execute("SELECT set_config('lock_timeout', '0', true)")
     await ctx.conn.execute(
         "INSERT INTO credits (funding_id, account_id, amount, pid) VALUES ($1, $2, $3, $4)",
         data.funding_id,
