@@ -320,9 +320,13 @@ async def funding_accounts(conn: asyncpg.Connection) -> list[FundingAccount]:
 async def _lock_accounts(conn: asyncpg.Connection, accounts: list[str]) -> None:
     """Row locks on these funding accounts, always taken in account order. An `UPDATE … FROM
     unnest(…)` locks in whatever order its join visits the rows, so two replicas recording rail
-    answers (or one recording while the other runs payouts) deadlocked on two shared accounts."""
+    answers (or one recording while the other runs payouts) deadlocked on two shared accounts.
+    `NO KEY UPDATE`, the lock the UPDATE itself takes: it does not wait for the `KEY SHARE` locks
+    a payout run's `INSERT INTO payouts` holds through its foreign key (FOR UPDATE did, and
+    deadlocked with the run)."""
     await conn.execute(
-        "SELECT 1 FROM funding_accounts WHERE account_id = ANY($1::text[]) ORDER BY account_id FOR UPDATE",
+        """SELECT 1 FROM funding_accounts WHERE account_id = ANY($1::text[])
+            ORDER BY account_id FOR NO KEY UPDATE""",
         accounts,
     )
 
