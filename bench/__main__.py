@@ -41,11 +41,11 @@ from bench.profile import Profiling
 from bench.replicas import measure_replicas
 from bench.span_sink import SpanSink
 from shared.publish import Publisher
+from shared.services import SERVICES
 from shared.settings import Settings
 from tests.support import ADMIN_DSN
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVICES = ("intake", "matching", "compliance_gate", "payout_release", "ledger")
 
 # A production-like head sampling ratio: one flow in a hundred traced whole (parent-based, so a
 # sampled flow is traced in every service). CONCORD_TRACE_SAMPLE_RATIO or --trace-sample-ratio.

@@ -40,6 +40,7 @@ from shared.admin import admin_settings
 from shared.envelope import SCHEMA_VERSION, Envelope, derived_event_id
 from shared.kafka_auth import as_principal, client_options
 from shared.outbox import make_producer
+from shared.services import SERVICES_AND_GATEWAY
 from shared.settings import Settings
 from shared.signatures import SIGNATURE_HEADER, sign
 from shared.topics import (
@@ -68,7 +69,6 @@ from tests.support import ROOT, scratch_service_database
 # The driver's own Kafka clients complain loudly through every broker restart; they recover.
 logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
 
-SERVICES = ("intake", "matching", "compliance_gate", "payout_release", "ledger", "bank_gateway")
 WATCHED: tuple[Topic, ...] = (
     INTAKE_DOCUMENTS,
     OUT_REJECTIONS,
@@ -117,7 +117,7 @@ class ChaosConfig:
 
 def instance_names(replicas: int) -> list[str]:
     """Service processes of a run: `intake` (replica 1), `intake-2`, … as deploy/services.sh names them."""
-    return [n if r == 1 else f"{n}-{r}" for r in range(1, replicas + 1) for n in SERVICES]
+    return [n if r == 1 else f"{n}-{r}" for r in range(1, replicas + 1) for n in SERVICES_AND_GATEWAY]
 
 
 def service_of(instance: str) -> str:
@@ -499,12 +499,13 @@ class Injector:
         # Each service's kills go round its replicas.
         plan = [
             ("sigkill", name if k % self.config.replicas == 0 else f"{name}-{k % self.config.replicas + 1}")
-            for name in SERVICES
+            for name in SERVICES_AND_GATEWAY
             for k in range(self.config.kills_per_service)
         ]
         if self.config.replicas > 1:
             plan += [
-                ("kill during rebalance", rng.choice(SERVICES)) for _ in range(self.config.rebalance_kills)
+                ("kill during rebalance", rng.choice(SERVICES_AND_GATEWAY))
+                for _ in range(self.config.rebalance_kills)
             ]
         rng.shuffle(plan)
         # The broker and database faults land in the middle of the crash storm, not at its edges.
@@ -639,7 +640,7 @@ async def run_once(
     )
     # Matching escalates holds at the payout-run cadence; 2 s would escalate every hold during
     # the run, a time-dependent output the comparison should not have to ignore.
-    overrides: dict[str, dict[str, Any]] = {n: {} for n in SERVICES}
+    overrides: dict[str, dict[str, Any]] = {n: {} for n in SERVICES_AND_GATEWAY}
     overrides["matching"]["payout_run_interval_s"] = 3600.0
     # SPEC §13.3: the workload's account changes happened a day before the run; a short cooling-off
     # (as in the demo) leaves their confirmations in phase E as the only thing that ends them.
@@ -649,7 +650,7 @@ async def run_once(
     if faulty:
         # Committed outbox rows wait a moment after every (re)start before the relay publishes
         # them: a crash in that window is the "committed but not published" case of SPEC §1.2.
-        for n in SERVICES:
+        for n in SERVICES_AND_GATEWAY:
             overrides[n]["relay_start_delay_s"] = config.relay_start_delay_s
     await create_topics(settings)
     rng = random.Random(config.seed * 31 + (1 if faulty else 0))
@@ -658,7 +659,7 @@ async def run_once(
         stack.push_async_callback(delete_topics, settings)  # last, once everything has stopped
         # Each service on its owner and runtime roles, as in production (SPEC §11); the run reads
         # the databases as concord_admin.
-        dbs = {n: await stack.enter_async_context(scratch_service_database(n)) for n in SERVICES}
+        dbs = {n: await stack.enter_async_context(scratch_service_database(n)) for n in SERVICES_AND_GATEWAY}
         dsns = {n: db.admin for n, db in dbs.items()}
         procs = {
             n: ServiceProcess(

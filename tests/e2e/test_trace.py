@@ -19,11 +19,11 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from shared.envelope import new_envelope, utcnow
 from shared.publish import Publisher
 from shared.service import Service
+from shared.services import SERVICES
 from shared.telemetry import configure_tracing, current_trace_headers, tracer
 from shared.topics import IN_COMMANDS, INTAKE_DOCUMENTS
 from testkit.scenario import build
 from testkit.watch import TopicWatcher
-from tests.e2e.conftest import SERVICES
 from tests.kafka_support import create_topics, delete_topics, isolated_settings
 from tests.support import scratch_service_database
 
