@@ -61,7 +61,7 @@ from shared.topics import (
 )
 from testkit import bank
 from testkit import documents as doc
-from testkit.watch import Seen, TopicWatcher
+from testkit.watch import Seen, TopicWatcher, WaitTimedOut
 from tests.kafka_cluster import KafkaCluster, in_sync_replicas, local_cluster, partition_leaders
 from tests.kafka_support import ServiceProcess, create_topics, delete_topics, isolated_settings
 from tests.support import ROOT, scratch_service_database
@@ -612,13 +612,17 @@ def _led(partitions: list[str]) -> str:
 # --- one run ----------------------------------------------------------------------------------
 
 
-async def _wait(cond: Callable[[], bool], timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        await asyncio.sleep(0.25)
-    return cond()
+async def _wait(
+    watcher: Watcher, cond: Callable[[], bool], timeout_s: float, what: str, console: Console, label: str
+) -> bool:
+    """Wait for a phase's outputs. A wait not met is said (what it waited for, what was seen) and the
+    run goes on: its checks then tell what the missing outputs cost."""
+    try:
+        await watcher.wait_until(cond, timeout_s, what)
+    except WaitTimedOut as timed_out:
+        console.print(f"[yellow][{label}] {timed_out}[/]")
+        return False
+    return True
 
 
 async def run_once(
@@ -721,7 +725,14 @@ async def run_once(
                         await _publish_in_order(upstream, records)
                 wanted = [r.event_id for r in records if r.intake_input]
                 with console.status(f"[{label}] phase {phase}: waiting for intake…"):
-                    done = await _wait(_all_seen(watcher, wanted), config.phase_timeout_s)
+                    done = await _wait(
+                        watcher,
+                        _all_seen(watcher, wanted),
+                        config.phase_timeout_s,
+                        f"phase {phase}: intake's answer to every record",
+                        console,
+                        label,
+                    )
                 if not done:
                     missing = sum(1 for e in wanted if e not in watcher.causes)
                     console.print(
@@ -731,26 +742,37 @@ async def run_once(
                     # SPEC §13.3: every changed account must have made its payee ineligible before
                     # any invoice arrives, or one could be paid to the old account in between.
                     with console.status(f"[{label}] phase {phase}: waiting for the account changes…"):
-                        if not await _wait(
-                            _all_unconfirmed(watcher, list(workload.account_changes)), config.phase_timeout_s
-                        ):
-                            console.print(f"[yellow][{label}] phase A: account changes not all seen[/]")
+                        await _wait(
+                            watcher,
+                            _all_unconfirmed(watcher, list(workload.account_changes)),
+                            config.phase_timeout_s,
+                            "phase A: every changed account's payee ineligible",
+                            console,
+                            label,
+                        )
                 if phase == "C":
                     # SPEC §13.4: phase D's amendments must find the override accepted and the
                     # invoice approved on it, or nothing would lapse.
                     with console.status(f"[{label}] phase {phase}: waiting for the overrides…"):
-                        if not await _wait(
+                        await _wait(
+                            watcher,
                             lambda: all(i in watcher.approved for i in workload.lapsing),
                             config.phase_timeout_s,
-                        ):
-                            console.print(f"[yellow][{label}] phase C: overrides not all accepted[/]")
+                            "phase C: every override accepted and its invoice approved",
+                            console,
+                            label,
+                        )
                 if phase == "D":
                     # …and the lapse must have happened before phase E makes their payee eligible.
                     with console.status(f"[{label}] phase {phase}: waiting for the lapses…"):
-                        if not await _wait(
-                            lambda: set(workload.lapsing.values()) <= watcher.lapsed, config.phase_timeout_s
-                        ):
-                            console.print(f"[yellow][{label}] phase D: overrides not all lapsed[/]")
+                        await _wait(
+                            watcher,
+                            lambda: set(workload.lapsing.values()) <= watcher.lapsed,
+                            config.phase_timeout_s,
+                            "phase D: every override lapsed",
+                            console,
+                            label,
+                        )
                 if phase == "B":
                     # Overrides in phase C name holds: matching must have decided phase B first,
                     # or the outcome would depend on which topic matching happened to read first.
@@ -760,7 +782,14 @@ async def run_once(
                         if r.event_id in workload.invoice_event_ids and r.event_id not in watcher.rejected
                     ]
                     with console.status(f"[{label}] phase {phase}: waiting for matching…"):
-                        await _wait(_all_decided(watcher, invoices), config.phase_timeout_s)
+                        await _wait(
+                            watcher,
+                            _all_decided(watcher, invoices),
+                            config.phase_timeout_s,
+                            "phase B: matching's decision on every invoice",
+                            console,
+                            label,
+                        )
             if delayed:
                 await _publish_in_order(upstream, delayed)
             if fault_task is not None:

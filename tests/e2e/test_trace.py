@@ -74,7 +74,9 @@ async def test_one_trace_spans_intake_matching_payout_release_and_ledger_and_the
         # will be matched on arrival (not released later by another document's trace).
         po_number = ours.data["po_number"]
         await watcher.wait_until(
-            lambda: bool(watcher.of("receipt.accepted", lambda d: d["po_number"] == po_number)), 60
+            lambda: bool(watcher.of("receipt.accepted", lambda d: d["po_number"] == po_number)),
+            60,
+            f"the receipt of {po_number} accepted",
         )
         await watcher.stop()
         with tracer().start_as_current_span("erp submit invoice") as root:
