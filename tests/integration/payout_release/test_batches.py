@@ -16,12 +16,10 @@ from services.payout_release.domain import payout_id_for
 from services.payout_release.handlers import router
 from shared.consumer import BatchProcessor, RawRecord
 from shared.topics import MATCHING_DECISIONS
-from tests.integration.payout_release.test_handlers import (  # noqa: F401 - frozen_clock: autouse fixture
-    SETTINGS,
+from testkit.samples.payouts import (
     T0,
     approved,
     eligibility,
-    frozen_clock,
     funding,
     held,
     po_closed,
@@ -29,6 +27,7 @@ from tests.integration.payout_release.test_handlers import (  # noqa: F401 - fro
     rail,
     run_requested,
 )
+from tests.integration.payout_release.test_handlers import SETTINGS
 from tests.support import record, scratch_pool
 
 pytestmark = pytest.mark.integration
