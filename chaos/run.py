@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import importlib
 import json
 import logging
@@ -613,7 +614,7 @@ def _led(partitions: list[str]) -> str:
 
 
 async def _wait(
-    watcher: Watcher, cond: Callable[[], bool], timeout_s: float, what: str, console: Console, label: str
+    watcher: Watcher, console: Console, label: str, timeout_s: float, cond: Callable[[], bool], what: str
 ) -> bool:
     """Wait for a phase's outputs. A wait not met is said (what it waited for, what was seen) and the
     run goes on: its checks then tell what the missing outputs cost."""
@@ -686,6 +687,7 @@ async def run_once(
         watcher = Watcher(settings)
         await watcher.start()
         stack.push_async_callback(watcher.stop)
+        wait = functools.partial(_wait, watcher, console, label, config.phase_timeout_s)
         upstream = Upstream(settings, config.publish_concurrency)
         stack.push_async_callback(upstream.close)
         # The rail answers through bank files (SPEC §12.4): bank_gateway writes and reads them.
@@ -725,13 +727,8 @@ async def run_once(
                         await _publish_in_order(upstream, records)
                 wanted = [r.event_id for r in records if r.intake_input]
                 with console.status(f"[{label}] phase {phase}: waiting for intake…"):
-                    done = await _wait(
-                        watcher,
-                        _all_seen(watcher, wanted),
-                        config.phase_timeout_s,
-                        f"phase {phase}: intake's answer to every record",
-                        console,
-                        label,
+                    done = await wait(
+                        _all_seen(watcher, wanted), f"phase {phase}: intake's answer to every record"
                     )
                 if not done:
                     missing = sum(1 for e in wanted if e not in watcher.causes)
@@ -742,36 +739,24 @@ async def run_once(
                     # SPEC §13.3: every changed account must have made its payee ineligible before
                     # any invoice arrives, or one could be paid to the old account in between.
                     with console.status(f"[{label}] phase {phase}: waiting for the account changes…"):
-                        await _wait(
-                            watcher,
+                        await wait(
                             _all_unconfirmed(watcher, list(workload.account_changes)),
-                            config.phase_timeout_s,
                             "phase A: every changed account's payee ineligible",
-                            console,
-                            label,
                         )
                 if phase == "C":
                     # SPEC §13.4: phase D's amendments must find the override accepted and the
                     # invoice approved on it, or nothing would lapse.
                     with console.status(f"[{label}] phase {phase}: waiting for the overrides…"):
-                        await _wait(
-                            watcher,
+                        await wait(
                             lambda: all(i in watcher.approved for i in workload.lapsing),
-                            config.phase_timeout_s,
                             "phase C: every override accepted and its invoice approved",
-                            console,
-                            label,
                         )
                 if phase == "D":
                     # …and the lapse must have happened before phase E makes their payee eligible.
                     with console.status(f"[{label}] phase {phase}: waiting for the lapses…"):
-                        await _wait(
-                            watcher,
+                        await wait(
                             lambda: set(workload.lapsing.values()) <= watcher.lapsed,
-                            config.phase_timeout_s,
                             "phase D: every override lapsed",
-                            console,
-                            label,
                         )
                 if phase == "B":
                     # Overrides in phase C name holds: matching must have decided phase B first,
@@ -782,13 +767,8 @@ async def run_once(
                         if r.event_id in workload.invoice_event_ids and r.event_id not in watcher.rejected
                     ]
                     with console.status(f"[{label}] phase {phase}: waiting for matching…"):
-                        await _wait(
-                            watcher,
-                            _all_decided(watcher, invoices),
-                            config.phase_timeout_s,
-                            "phase B: matching's decision on every invoice",
-                            console,
-                            label,
+                        await wait(
+                            _all_decided(watcher, invoices), "phase B: matching's decision on every invoice"
                         )
             if delayed:
                 await _publish_in_order(upstream, delayed)

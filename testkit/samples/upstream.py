@@ -127,7 +127,7 @@ def flip_rec(
     return record(IN_COMMANDS, "po_flip.requested", data, key=flip_id, **kw)
 
 
-def po_ubl_rec(document: str, key: str, **changes: Any) -> RawRecord:
+def po_ubl(document: str, **changes: Any) -> dict[str, Any]:
     """`purchase_order.submitted_ubl`: a Peppol Order (`doc.ubl_order`) and its approval."""
     data = doc.po_submitted_ubl(
         document,
@@ -137,7 +137,11 @@ def po_ubl_rec(document: str, key: str, **changes: Any) -> RawRecord:
         approved_at="2026-01-02T09:00:00Z",
     )
     data.update(changes)
-    return record(IN_PURCHASE_ORDERS, "purchase_order.submitted_ubl", data, key=key)
+    return data
+
+
+def po_ubl_rec(document: str, key: str, **changes: Any) -> RawRecord:
+    return record(IN_PURCHASE_ORDERS, "purchase_order.submitted_ubl", po_ubl(document, **changes), key=key)
 
 
 def receipt_ubl_rec(document: str, key: str, **changes: Any) -> RawRecord:

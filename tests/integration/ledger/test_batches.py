@@ -23,6 +23,7 @@ from shared.outbox import OutboxMessage
 from shared.topics import COMPLIANCE_ELIGIBILITY, IN_FUNDING
 from tests.batches import BatchHarness
 from tests.integration.ledger import flow
+from tests.integration.ledger.flow import full_flow
 from tests.support import record, scratch_pool
 
 pytestmark = pytest.mark.integration
@@ -91,20 +92,6 @@ def announcements(messages: Sequence[OutboxMessage]) -> list[dict[str, Any]]:
 
 
 HARNESS = BatchHarness(router, state, announcements)
-
-
-def full_flow() -> list[RawRecord]:
-    return [
-        flow.funding(),
-        flow.eligibility(),
-        flow.po_in_force(),
-        flow.receipt(),
-        flow.invoice_accepted(),
-        flow.held(),
-        flow.approved(),
-        flow.released(),
-        flow.rail("payout.settlement_recorded"),
-    ]
 
 
 SCENARIOS: dict[str, Callable[[], list[RawRecord]]] = {
