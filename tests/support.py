@@ -11,11 +11,10 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 import asyncpg
-import pytest
 
 from shared.consumer import BatchProcessor, BatchResult, RawRecord, Router
 from shared.db import create_pool, migrate
@@ -23,6 +22,9 @@ from shared.settings import Settings
 from shared.unit_of_work import UnitOfWork
 from testkit.records import record
 from testkit.sql import CountedStatements, count_statements
+
+if TYPE_CHECKING:  # bench and chaos import this module without pytest around
+    import pytest
 
 # `record` lives in testkit (the one set of builders); tests import it from here as before.
 __all__ = ["record"]
