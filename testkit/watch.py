@@ -150,9 +150,9 @@ class TopicWatcher:
         self, condition: Callable[[], bool], timeout_s: float, what: str, *, settle_s: float = 0.0
     ) -> None:
         """Wait until `condition()` holds, then `settle_s` more for what follows it to arrive.
-        Raises WaitTimedOut (a TimeoutError) naming `what` (e.g. "every invoice decided") and what was seen
-        meanwhile when it does not hold within `timeout_s`: a wait that was not met never passes
-        for one that was."""
+        Raises WaitTimedOut (a TimeoutError) naming `what` (e.g. "every invoice decided") and what
+        was seen meanwhile when it does not hold within `timeout_s`: a wait that was not met never
+        passes for one that was."""
         deadline = time.monotonic() + timeout_s
         while not condition():
             if time.monotonic() >= deadline:
