@@ -41,11 +41,11 @@ from bench.profile import Profiling
 from bench.replicas import measure_replicas
 from bench.span_sink import SpanSink
 from shared.publish import Publisher
+from shared.services import SERVICES
 from shared.settings import Settings
 from tests.support import ADMIN_DSN
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVICES = ("intake", "matching", "compliance_gate", "payout_release", "ledger")
 
 # A production-like head sampling ratio: one flow in a hundred traced whole (parent-based, so a
 # sampled flow is traced in every service). CONCORD_TRACE_SAMPLE_RATIO or --trace-sample-ratio.
@@ -98,12 +98,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-async def _drain(watcher: TimedWatcher, done: Any, timeout_s: float) -> None:
+async def _drain(watcher: TimedWatcher, done: Any, timeout_s: float, what: str, console: Console) -> None:
+    """Stamp arrivals until `done()` or `timeout_s`; a drain not met is said (the figures then
+    count only the flows that did arrive)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and not done():
         watcher.drain()
         await asyncio.sleep(0.1)
     watcher.drain()
+    if not done():
+        console.print(
+            f"[yellow]waited {timeout_s:g}s for {what}; not all came: the figures count those that did[/]"
+        )
 
 
 def _ms(p: dict[str, float]) -> dict[str, float]:
@@ -215,7 +221,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                     offered += o.flows
                     ids = [i for i in observed.submitted_at if i not in before_phase]
                     await _drain(
-                        watcher, lambda: all(i in observed.approval_posted_at for i in ids), args.drain_s
+                        watcher,
+                        lambda: all(i in observed.approval_posted_at for i in ids),
+                        args.drain_s,
+                        f"the approvals of the {len(ids)} flows of {rate:g} flows/s posted",
+                        console,
                     )
                 return _latency(observed, ids, rate, o.flows)
 
@@ -253,7 +263,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 offered += o.flows
                 ids = [i for i in observed.submitted_at if i not in before]
                 await _drain(
-                    watcher, lambda: all(observed.complete_at(i) is not None for i in ids), args.drain_s
+                    watcher,
+                    lambda: all(observed.complete_at(i) is not None for i in ids),
+                    args.drain_s,
+                    f"the {len(ids)} throughput flows paid and posted",
+                    console,
                 )
                 cpu_used = {k: v - cpu_before.get(k, 0.0) for k, v in cpu_seconds(stack).items()}
             if profiling is not None:

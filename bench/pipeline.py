@@ -20,6 +20,7 @@ from typing import Any
 from bench.cpu import driver_cpu_s, infrastructure_cpu_s, process_cpu_s
 from shared.envelope import new_envelope
 from shared.publish import Publisher
+from shared.services import SERVICES
 from shared.settings import Settings
 from shared.topics import (
     IN_FUNDING,
@@ -37,7 +38,6 @@ from testkit.watch import Seen, TopicWatcher
 from tests.kafka_support import ServiceProcess, create_topics, delete_topics, isolated_settings
 from tests.support import scratch_service_database
 
-SERVICES = ("intake", "matching", "compliance_gate", "payout_release", "ledger")
 PAYEES = 50
 
 

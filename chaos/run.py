@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import importlib
 import json
 import logging
@@ -40,6 +41,7 @@ from shared.admin import admin_settings
 from shared.envelope import SCHEMA_VERSION, Envelope, derived_event_id
 from shared.kafka_auth import as_principal, client_options
 from shared.outbox import make_producer
+from shared.services import SERVICES_AND_GATEWAY
 from shared.settings import Settings
 from shared.signatures import SIGNATURE_HEADER, sign
 from shared.topics import (
@@ -60,7 +62,7 @@ from shared.topics import (
 )
 from testkit import bank
 from testkit import documents as doc
-from testkit.watch import Seen, TopicWatcher
+from testkit.watch import Seen, TopicWatcher, WaitTimedOut
 from tests.kafka_cluster import KafkaCluster, in_sync_replicas, local_cluster, partition_leaders
 from tests.kafka_support import ServiceProcess, create_topics, delete_topics, isolated_settings
 from tests.support import ROOT, scratch_service_database
@@ -68,7 +70,6 @@ from tests.support import ROOT, scratch_service_database
 # The driver's own Kafka clients complain loudly through every broker restart; they recover.
 logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
 
-SERVICES = ("intake", "matching", "compliance_gate", "payout_release", "ledger", "bank_gateway")
 WATCHED: tuple[Topic, ...] = (
     INTAKE_DOCUMENTS,
     OUT_REJECTIONS,
@@ -117,7 +118,7 @@ class ChaosConfig:
 
 def instance_names(replicas: int) -> list[str]:
     """Service processes of a run: `intake` (replica 1), `intake-2`, … as deploy/services.sh names them."""
-    return [n if r == 1 else f"{n}-{r}" for r in range(1, replicas + 1) for n in SERVICES]
+    return [n if r == 1 else f"{n}-{r}" for r in range(1, replicas + 1) for n in SERVICES_AND_GATEWAY]
 
 
 def service_of(instance: str) -> str:
@@ -499,12 +500,13 @@ class Injector:
         # Each service's kills go round its replicas.
         plan = [
             ("sigkill", name if k % self.config.replicas == 0 else f"{name}-{k % self.config.replicas + 1}")
-            for name in SERVICES
+            for name in SERVICES_AND_GATEWAY
             for k in range(self.config.kills_per_service)
         ]
         if self.config.replicas > 1:
             plan += [
-                ("kill during rebalance", rng.choice(SERVICES)) for _ in range(self.config.rebalance_kills)
+                ("kill during rebalance", rng.choice(SERVICES_AND_GATEWAY))
+                for _ in range(self.config.rebalance_kills)
             ]
         rng.shuffle(plan)
         # The broker and database faults land in the middle of the crash storm, not at its edges.
@@ -611,13 +613,17 @@ def _led(partitions: list[str]) -> str:
 # --- one run ----------------------------------------------------------------------------------
 
 
-async def _wait(cond: Callable[[], bool], timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        await asyncio.sleep(0.25)
-    return cond()
+async def _wait(
+    watcher: Watcher, console: Console, label: str, timeout_s: float, cond: Callable[[], bool], what: str
+) -> bool:
+    """Wait for a phase's outputs. A wait not met is said (what it waited for, what was seen) and the
+    run goes on: its checks then tell what the missing outputs cost."""
+    try:
+        await watcher.wait_until(cond, timeout_s, what)
+    except WaitTimedOut as timed_out:
+        console.print(f"[yellow][{label}] {timed_out}[/]")
+        return False
+    return True
 
 
 async def run_once(
@@ -639,7 +645,7 @@ async def run_once(
     )
     # Matching escalates holds at the payout-run cadence; 2 s would escalate every hold during
     # the run, a time-dependent output the comparison should not have to ignore.
-    overrides: dict[str, dict[str, Any]] = {n: {} for n in SERVICES}
+    overrides: dict[str, dict[str, Any]] = {n: {} for n in SERVICES_AND_GATEWAY}
     overrides["matching"]["payout_run_interval_s"] = 3600.0
     # SPEC §13.3: the workload's account changes happened a day before the run; a short cooling-off
     # (as in the demo) leaves their confirmations in phase E as the only thing that ends them.
@@ -649,7 +655,7 @@ async def run_once(
     if faulty:
         # Committed outbox rows wait a moment after every (re)start before the relay publishes
         # them: a crash in that window is the "committed but not published" case of SPEC §1.2.
-        for n in SERVICES:
+        for n in SERVICES_AND_GATEWAY:
             overrides[n]["relay_start_delay_s"] = config.relay_start_delay_s
     await create_topics(settings)
     rng = random.Random(config.seed * 31 + (1 if faulty else 0))
@@ -658,7 +664,7 @@ async def run_once(
         stack.push_async_callback(delete_topics, settings)  # last, once everything has stopped
         # Each service on its owner and runtime roles, as in production (SPEC §11); the run reads
         # the databases as concord_admin.
-        dbs = {n: await stack.enter_async_context(scratch_service_database(n)) for n in SERVICES}
+        dbs = {n: await stack.enter_async_context(scratch_service_database(n)) for n in SERVICES_AND_GATEWAY}
         dsns = {n: db.admin for n, db in dbs.items()}
         procs = {
             n: ServiceProcess(
@@ -681,6 +687,7 @@ async def run_once(
         watcher = Watcher(settings)
         await watcher.start()
         stack.push_async_callback(watcher.stop)
+        wait = functools.partial(_wait, watcher, console, label, config.phase_timeout_s)
         upstream = Upstream(settings, config.publish_concurrency)
         stack.push_async_callback(upstream.close)
         # The rail answers through bank files (SPEC §12.4): bank_gateway writes and reads them.
@@ -720,7 +727,9 @@ async def run_once(
                         await _publish_in_order(upstream, records)
                 wanted = [r.event_id for r in records if r.intake_input]
                 with console.status(f"[{label}] phase {phase}: waiting for intake…"):
-                    done = await _wait(_all_seen(watcher, wanted), config.phase_timeout_s)
+                    done = await wait(
+                        _all_seen(watcher, wanted), f"phase {phase}: intake's answer to every record"
+                    )
                 if not done:
                     missing = sum(1 for e in wanted if e not in watcher.causes)
                     console.print(
@@ -730,26 +739,25 @@ async def run_once(
                     # SPEC §13.3: every changed account must have made its payee ineligible before
                     # any invoice arrives, or one could be paid to the old account in between.
                     with console.status(f"[{label}] phase {phase}: waiting for the account changes…"):
-                        if not await _wait(
-                            _all_unconfirmed(watcher, list(workload.account_changes)), config.phase_timeout_s
-                        ):
-                            console.print(f"[yellow][{label}] phase A: account changes not all seen[/]")
+                        await wait(
+                            _all_unconfirmed(watcher, list(workload.account_changes)),
+                            "phase A: every changed account's payee ineligible",
+                        )
                 if phase == "C":
                     # SPEC §13.4: phase D's amendments must find the override accepted and the
                     # invoice approved on it, or nothing would lapse.
                     with console.status(f"[{label}] phase {phase}: waiting for the overrides…"):
-                        if not await _wait(
+                        await wait(
                             lambda: all(i in watcher.approved for i in workload.lapsing),
-                            config.phase_timeout_s,
-                        ):
-                            console.print(f"[yellow][{label}] phase C: overrides not all accepted[/]")
+                            "phase C: every override accepted and its invoice approved",
+                        )
                 if phase == "D":
                     # …and the lapse must have happened before phase E makes their payee eligible.
                     with console.status(f"[{label}] phase {phase}: waiting for the lapses…"):
-                        if not await _wait(
-                            lambda: set(workload.lapsing.values()) <= watcher.lapsed, config.phase_timeout_s
-                        ):
-                            console.print(f"[yellow][{label}] phase D: overrides not all lapsed[/]")
+                        await wait(
+                            lambda: set(workload.lapsing.values()) <= watcher.lapsed,
+                            "phase D: every override lapsed",
+                        )
                 if phase == "B":
                     # Overrides in phase C name holds: matching must have decided phase B first,
                     # or the outcome would depend on which topic matching happened to read first.
@@ -759,7 +767,9 @@ async def run_once(
                         if r.event_id in workload.invoice_event_ids and r.event_id not in watcher.rejected
                     ]
                     with console.status(f"[{label}] phase {phase}: waiting for matching…"):
-                        await _wait(_all_decided(watcher, invoices), config.phase_timeout_s)
+                        await wait(
+                            _all_decided(watcher, invoices), "phase B: matching's decision on every invoice"
+                        )
             if delayed:
                 await _publish_in_order(upstream, delayed)
             if fault_task is not None:

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 from shared import topics as t
+from shared.services import SERVICES
 from shared.settings import RUNS_AS
 from shared.topics import ALL_TOPICS, Topic
 
-SERVICES = ("intake", "matching", "compliance_gate", "payout_release", "ledger")
 EXTERNAL = ("upstream", "rail", "ops", "observer")
 ADMIN = "admin"
 PRINCIPALS = (*SERVICES, *EXTERNAL, ADMIN)

@@ -20,15 +20,16 @@ from shared.envelope import Envelope
 from shared.kafka_auth import client_options
 from shared.metrics import OUTBOX_LAG, OUTBOX_PUBLISHED
 from shared.settings import Settings
-from shared.topics import OUT_INVOICE_RESPONSES
+from shared.topics import ALL_TOPICS
 
 log = structlog.get_logger(__name__)
 
 OUTBOX_CHANNEL = "concord_outbox"
 # One relay per service database publishes, so per-key order is the outbox's id order.
 _RELAY_LOCK = 0x6F7574626F78  # "outbox"
-# Sent and acknowledged before the rest of a batch (a test stack prefixes topic names).
-_SENT_FIRST = OUT_INVOICE_RESPONSES.name
+# The topics whose rows are sent and acknowledged before the rest of a batch (Topic.sent_first);
+# matched by suffix, as a test stack prefixes topic names.
+_SENT_FIRST = tuple(t.name for t in ALL_TOPICS if t.sent_first)
 
 
 @dataclass(frozen=True)

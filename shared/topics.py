@@ -19,6 +19,10 @@ class Topic:
     # XML) is not checked; a present field of the wrong type is left to the payload's validation.
     key_fields: tuple[str, ...] = ()
     key_is_any_of: bool = False
+    # The outbox relay sends this topic's rows of a batch first and awaits their acks before the
+    # rest, so nothing a later step causes from them can reach a reader ahead of them (SPEC §12.3:
+    # the Invoice Responses a supplier reads keep their causal order).
+    sent_first: bool = False
 
     def allowed_keys(self, data: Mapping[str, Any]) -> tuple[str, ...] | None:
         """The keys a record with this payload may carry here; None when it cannot be checked."""
@@ -59,7 +63,9 @@ OUT_EXCEPTIONS = Topic("concord.out.exceptions", "invoice_id", 3)
 OUT_REJECTIONS = Topic("concord.out.rejections", "rejected record's key", 3)
 OUT_JOURNAL = Topic("concord.out.journal", "entry_id", 3)
 # SPEC §12.3: `invoice_response.issued` from intake, matching and payout_release.
-OUT_INVOICE_RESPONSES = Topic("concord.out.invoice-responses", "invoice_id", 3, key_fields=("invoice_id",))
+OUT_INVOICE_RESPONSES = Topic(
+    "concord.out.invoice-responses", "invoice_id", 3, key_fields=("invoice_id",), sent_first=True
+)
 DEADLETTER = Topic("concord.deadletter", "origin key", 1)
 
 ALL_TOPICS: tuple[Topic, ...] = (

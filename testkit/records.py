@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
 from shared.consumer import RawRecord
 from shared.envelope import new_envelope
+from shared.outbox import OutboxMessage
 from shared.settings import Settings
 from shared.signatures import SIGNATURE_HEADER, sign
-from shared.topics import Topic
+from shared.topics import BY_NAME, Topic
 
 _offsets: dict[tuple[str, int], int] = {}
 
@@ -44,3 +46,24 @@ def record(
     offset = _offsets.get((name, partition), 0)
     _offsets[(name, partition)] = offset + 1
     return RawRecord(name, partition, offset, key.encode(), value, tuple(headers))
+
+
+def forwarded(
+    messages: Iterable[OutboxMessage], *topics: Topic, settings: Settings | None = None
+) -> list[RawRecord]:
+    """What a service published on `topics` (its outbox messages), as the next service's consumer
+    receives it: the same key and the same bytes (event id, causes and all)."""
+    s = settings or Settings()
+    wanted = {t.name for t in topics}
+    return [
+        record(
+            BY_NAME[s.unprefixed(m.topic)],
+            m.envelope.event_type,
+            m.envelope.data,
+            key=m.key,
+            raw_value=m.value(),
+            settings=s,
+        )
+        for m in messages
+        if s.unprefixed(m.topic) in wanted
+    ]

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,10 @@ def reader_settings(settings: Settings) -> Settings:
     deadletter). Without one — the demo and the end-to-end tests on the local stack, which narrate
     internal topics too — as admin."""
     return settings if settings.kafka_username else admin_settings(settings)
+
+
+class WaitTimedOut(TimeoutError):
+    """A watcher's wait was not met in time; the message says what it waited for and what it saw."""
 
 
 @dataclass
@@ -142,12 +147,26 @@ class TopicWatcher:
         return [s for s in self.seen if s.event_type in event_types]
 
     async def wait_until(
-        self, condition: Callable[[], bool], timeout_s: float, settle_s: float = 0.0
-    ) -> bool:
+        self, condition: Callable[[], bool], timeout_s: float, what: str, *, settle_s: float = 0.0
+    ) -> None:
+        """Wait until `condition()` holds, then `settle_s` more for what follows it to arrive.
+        Raises WaitTimedOut (a TimeoutError) naming `what` (e.g. "every invoice decided") and what
+        was seen meanwhile when it does not hold within `timeout_s`: a wait that was not met never
+        passes for one that was."""
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if condition():
-                await asyncio.sleep(settle_s)
-                return True
+        while not condition():
+            if time.monotonic() >= deadline:
+                raise WaitTimedOut(f"waited {timeout_s:g}s for {what}; saw {self.summary()}")
             await asyncio.sleep(0.1)
-        return condition()
+        await asyncio.sleep(settle_s)
+
+    async def collect_for(self, seconds: float) -> None:
+        """Keep collecting for `seconds`, waiting for nothing in particular: whatever is there (or
+        arrives meanwhile) is in `seen` afterwards."""
+        await asyncio.sleep(seconds)
+
+    def summary(self) -> str:
+        """What was seen so far, by event type (and the failed polls, if any)."""
+        counts = Counter(s.event_type for s in self.seen)
+        seen = ", ".join(f"{event_type} ×{n}" for event_type, n in sorted(counts.items())) or "nothing"
+        return seen + (f" ({self.errors} failed polls)" if self.errors else "")

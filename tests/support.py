@@ -9,8 +9,9 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 import asyncpg
@@ -18,8 +19,12 @@ import asyncpg
 from shared.consumer import BatchProcessor, BatchResult, RawRecord, Router
 from shared.db import create_pool, migrate
 from shared.settings import Settings
+from shared.unit_of_work import UnitOfWork
 from testkit.records import record
 from testkit.sql import CountedStatements, count_statements
+
+if TYPE_CHECKING:  # bench and chaos import this module without pytest around
+    import pytest
 
 # `record` lives in testkit (the one set of builders); tests import it from here as before.
 __all__ = ["record"]
@@ -165,3 +170,17 @@ def emitted(result: BatchResult, event_type: str | None = None) -> list[dict[str
     """The envelopes (as dicts) a batch wrote to its outbox, optionally of one type."""
     out = [json.loads(m.value()) for m in result.outbox]
     return [e for e in out if event_type is None or e["event_type"] == event_type]
+
+
+@dataclass
+class FrozenClock:
+    """The time every handler reads (`ctx.now`, `UnitOfWork.now`); a test moves it by setting `now`."""
+
+    now: datetime
+
+
+def freeze_clock(monkeypatch: pytest.MonkeyPatch, at: datetime) -> FrozenClock:
+    """Stop the handlers' clock at `at` for one test (undone by `monkeypatch` afterwards)."""
+    clock = FrozenClock(at)
+    monkeypatch.setattr(UnitOfWork, "now", property(lambda self: clock.now))
+    return clock

@@ -34,37 +34,44 @@ async def scheduled_payout_run(uow: UnitOfWork) -> None:
 
 async def execute_run(uow: UnitOfWork, run: domain.RunRequest) -> bool:
     """One payout run; False when its run id was executed before (nothing is done again)."""
-    config: PayoutConfig = uow.config
     conn, now = uow.conn, uow.now
     await store.lock_runs(conn)
     if not await store.start_run(conn, run, now):
         log.info("payout_run_already_executed", run_id=run.run_id)
         return False
-    # load
-    candidates = await store.candidates(conn)
+    plan, problems = await _load_and_plan(uow, run)
+    if problems:
+        # Never release from a plan that breaks a promise; the run rolls back and is retried.
+        raise RuntimeError(f"payout run {run.run_id} plan violates its invariants: {problems}")
+    await apply_plan(uow, run, plan)
+    return True
+
+
+async def _load_and_plan(uow: UnitOfWork, run: domain.RunRequest) -> tuple[domain.RunPlan, list[str]]:
+    """Load what the run decides on (an expedite's run: its one invoice), plan it (pure) and
+    check the plan: the plan, and the promises it breaks (none, for a plan that may be saved)."""
+    config: PayoutConfig = uow.config
+    conn = uow.conn
+    only = run.expedite.invoice_id if run.expedite else None
+    candidates = await store.candidates(conn, only=only)
     payees = await store.payee_standings(conn, sorted({c.payee_id for c in candidates}))
     pos = await store.pos_in_force(conn, sorted({c.po_number for c in candidates if c.po_number}))
     funding = await store.funding_accounts(conn)
-    # plan, and check it before anything is saved
     plan = domain.plan_run(
         candidates,
         payees,
         pos,
         funding,
         config.cohorts,
-        now,
+        uow.now,
         run.run_id,
         requested=run.requested,
         legal_entity=run.legal_entity,
         currency=run.currency,
         terms=config.terms,
+        expedite=run.expedite,
     )
-    problems = domain.plan_violations(plan, candidates, funding)
-    if problems:
-        # Never release from a plan that breaks a promise; the run rolls back and is retried.
-        raise RuntimeError(f"payout run {run.run_id} plan violates its invariants: {problems}")
-    await apply_plan(uow, run, plan)
-    return True
+    return plan, domain.plan_violations(plan, candidates, funding)
 
 
 async def apply_plan(uow: UnitOfWork, run: domain.RunRequest, plan: domain.RunPlan) -> None:
@@ -114,29 +121,9 @@ async def execute_expedite(uow: UnitOfWork, expedite: domain.Expedite) -> domain
     await store.lock_runs(conn)
     if await store.run_executed(conn, run.run_id):
         return domain.Outcome.EXPEDITE_ALREADY_EXECUTED
-    # load
+    # load, decide
     subject = await store.expedite_subject(conn, expedite.invoice_id)
-    plan = None
-    candidates: list[domain.Candidate] = []
-    funding: list[domain.FundingAccount] = []
-    if domain.needs_run(subject):
-        candidates = await store.candidates(conn, only=expedite.invoice_id)
-        payees = await store.payee_standings(conn, sorted({c.payee_id for c in candidates}))
-        pos = await store.pos_in_force(conn, sorted({c.po_number for c in candidates if c.po_number}))
-        funding = await store.funding_accounts(conn)
-        # decide
-        plan = domain.plan_run(
-            candidates,
-            payees,
-            pos,
-            funding,
-            config.cohorts,
-            now,
-            run.run_id,
-            requested=True,
-            terms=config.terms,
-            expedite=expedite,
-        )
+    plan, problems = await _load_and_plan(uow, run) if domain.needs_run(subject) else (None, [])
     reasons = domain.refusal_reasons(expedite, subject, config.treasury, plan)
     if reasons or plan is None:
         uow.emit_event(
@@ -146,7 +133,6 @@ async def execute_expedite(uow: UnitOfWork, expedite: domain.Expedite) -> domain
         )
         log.info("expedite_refused", expedite_id=expedite.expedite_id, reasons=reasons)
         return domain.Outcome.EXPEDITE_REFUSED
-    problems = domain.plan_violations(plan, candidates, funding)
     if problems:
         raise RuntimeError(f"expedite {expedite.expedite_id} plan violates its invariants: {problems}")
     # write, emit

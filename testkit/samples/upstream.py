@@ -125,3 +125,27 @@ def flip_rec(
 ) -> RawRecord:
     data = doc.po_flip(flip_id, po_number, requested_by="ops@example.com", line_quantities=line_quantities)
     return record(IN_COMMANDS, "po_flip.requested", data, key=flip_id, **kw)
+
+
+def po_ubl(document: str, **changes: Any) -> dict[str, Any]:
+    """`purchase_order.submitted_ubl`: a Peppol Order (`doc.ubl_order`) and its approval."""
+    data = doc.po_submitted_ubl(
+        document,
+        business_unit="engineering",
+        created_by="buyer@example.com",
+        approved_by="manager@example.com",
+        approved_at="2026-01-02T09:00:00Z",
+    )
+    data.update(changes)
+    return data
+
+
+def po_ubl_rec(document: str, key: str, **changes: Any) -> RawRecord:
+    return record(IN_PURCHASE_ORDERS, "purchase_order.submitted_ubl", po_ubl(document, **changes), key=key)
+
+
+def receipt_ubl_rec(document: str, key: str, **changes: Any) -> RawRecord:
+    """`receipt.recorded_ubl`: a UBL ReceiptAdvice (`doc.ubl_receipt_advice`)."""
+    data = doc.receipt_recorded_ubl(document, recorded_by="dock@example.com")
+    data.update(changes)
+    return record(IN_RECEIPTS, "receipt.recorded_ubl", data, key=key)

@@ -9,11 +9,10 @@ from dataclasses import dataclass
 
 import pytest
 
+from shared.services import SERVICES
 from shared.settings import Settings
 from tests.kafka_support import ServiceProcess, create_topics, delete_topics, isolated_settings
 from tests.support import scratch_service_database
-
-SERVICES = ("intake", "matching", "compliance_gate", "payout_release", "ledger")
 
 
 @dataclass

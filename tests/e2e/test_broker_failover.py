@@ -20,6 +20,7 @@ import pytest
 from bench.pipeline import flow, prime
 from services.ledger.queries import check_invariants
 from shared.publish import Publisher
+from shared.services import SERVICES
 from shared.settings import Settings
 from shared.topics import ALL_TOPICS, DEADLETTER, MATCHING_DECISIONS, OUT_JOURNAL, OUT_PAYOUTS
 from tests.kafka_cluster import KafkaCluster, in_sync_replicas, partition_leaders, started_cluster
@@ -28,7 +29,6 @@ from tests.support import scratch_service_database
 
 pytestmark = pytest.mark.e2e
 
-SERVICES = ("intake", "matching", "compliance_gate", "payout_release", "ledger")
 FLOWS = 24
 
 

@@ -8,6 +8,7 @@ from rich.console import Console
 
 from chaos import ChaosConfig, run
 from chaos.report import print_report
+from shared.services import SERVICES_AND_GATEWAY
 
 pytestmark = pytest.mark.e2e
 
@@ -27,8 +28,7 @@ async def test_chaos_small_run_keeps_every_invariant() -> None:
     print_report(report, console)
     text = console.export_text()
     assert {(f.kind, f.target) for f in report.faults} >= {
-        ("sigkill", name)
-        for name in ("intake", "matching", "compliance_gate", "payout_release", "ledger", "bank_gateway")
+        ("sigkill", name) for name in SERVICES_AND_GATEWAY
     } | {("restart", "kafka"), ("restart", "postgresql")}, text
     failed = [c for c in report.checks if c.blocking and not c.ok]
     assert not failed, text

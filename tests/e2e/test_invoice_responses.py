@@ -111,18 +111,24 @@ async def test_held_released_paid_and_rejected_invoices_are_answered_in_order(st
             ),
         )
         await pub.publish_event(IN_PURCHASE_ORDERS, "PO-IR-1", "purchase_order.issued", po)
-        assert await watcher.wait_until(lambda: bool(watcher.of("purchase_order.version_in_force")), 60)
+        await watcher.wait_until(
+            lambda: bool(watcher.of("purchase_order.version_in_force")), 60, "PO-IR-1 in force"
+        )
 
         # Invoiced before anything was received: acknowledged, then under query (missing receipt).
         await pub.publish(IN_INVOICES, PAYEE, invoice_env)
         await pub.publish_event(IN_INVOICES, PAYEE, "invoice.submitted", wrong)
-        assert await watcher.wait_until(
-            lambda: responses("inv-ir-1") == ["AB", "UQ"] and responses("inv-ir-2") == ["RE"], 60
+        await watcher.wait_until(
+            lambda: responses("inv-ir-1") == ["AB", "UQ"] and responses("inv-ir-2") == ["RE"],
+            60,
+            "AB, UQ for inv-ir-1 and RE for inv-ir-2",
         )
 
         # The goods arrive: the rematch approves it.
         await pub.publish(IN_RECEIPTS, "PO-IR-1", receipt_env)
-        assert await watcher.wait_until(lambda: responses("inv-ir-1") == ["AB", "UQ", "AP"], 60)
+        await watcher.wait_until(
+            lambda: responses("inv-ir-1") == ["AB", "UQ", "AP"], 60, "AB, UQ, AP for inv-ir-1"
+        )
 
         # A payout run releases it and the rail settles it.
         await pub.publish_event(
@@ -131,7 +137,7 @@ async def test_held_released_paid_and_rejected_invoices_are_answered_in_order(st
             "payout_run.requested",
             doc.payout_run("run-ir", requested_by="ops@example.com"),
         )
-        assert await watcher.wait_until(lambda: bool(watcher.of("payout.released")), 60)
+        await watcher.wait_until(lambda: bool(watcher.of("payout.released")), 60, "a payout released")
         [released] = [x.data for x in watcher.of("payout.released")]
         settled_env = new_envelope(
             "payout.settled",
@@ -145,7 +151,9 @@ async def test_held_released_paid_and_rejected_invoices_are_answered_in_order(st
             source="rail",
         )
         await pub.publish(IN_RAIL_EVENTS, released["payout_id"], settled_env)
-        assert await watcher.wait_until(lambda: responses("inv-ir-1") == ["AB", "UQ", "AP", "PD"], 60)
+        await watcher.wait_until(
+            lambda: responses("inv-ir-1") == ["AB", "UQ", "AP", "PD"], 60, "AB, UQ, AP, PD for inv-ir-1"
+        )
 
         # Redelivered (the same envelopes), replayed by the rail under a new envelope, and a
         # rematch that changes nothing: no new response.

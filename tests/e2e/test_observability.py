@@ -14,7 +14,8 @@ import pytest
 from rich.console import Console
 
 from shared.observability import services_of, wait_for_invoice_trace
-from tests.e2e.conftest import SERVICES, running_stack
+from shared.services import SERVICES
+from tests.e2e.conftest import running_stack
 from tests.kafka_support import isolated_settings
 from tests.observability_support import prometheus, target_health, wait_until, zipkin
 from tools.cli.demo import TRACED, run_demo

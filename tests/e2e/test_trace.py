@@ -19,11 +19,11 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from shared.envelope import new_envelope, utcnow
 from shared.publish import Publisher
 from shared.service import Service
+from shared.services import SERVICES
 from shared.telemetry import configure_tracing, current_trace_headers, tracer
 from shared.topics import IN_COMMANDS, INTAKE_DOCUMENTS
 from testkit.scenario import build
 from testkit.watch import TopicWatcher
-from tests.e2e.conftest import SERVICES
 from tests.kafka_support import create_topics, delete_topics, isolated_settings
 from tests.support import scratch_service_database
 
@@ -74,7 +74,9 @@ async def test_one_trace_spans_intake_matching_payout_release_and_ledger_and_the
         # will be matched on arrival (not released later by another document's trace).
         po_number = ours.data["po_number"]
         await watcher.wait_until(
-            lambda: bool(watcher.of("receipt.accepted", lambda d: d["po_number"] == po_number)), 60
+            lambda: bool(watcher.of("receipt.accepted", lambda d: d["po_number"] == po_number)),
+            60,
+            f"the receipt of {po_number} accepted",
         )
         await watcher.stop()
         with tracer().start_as_current_span("erp submit invoice") as root:

@@ -22,12 +22,12 @@ import pytest
 from services.intake.app import service as intake_service
 from services.ledger.app import service as ledger_service
 from shared.db import DatabaseUnreachable, migrate, migration_files
+from shared.services import SERVICES
 from shared.settings import Settings
 from tests.support import ADMIN_DSN, ROOT, ServiceDatabase, dsn_for, role_dsn, scratch_service_database
 
 pytestmark = pytest.mark.integration
 
-SERVICES = ("intake", "matching", "compliance_gate", "payout_release", "ledger")
 # The console (SPEC §14.2) has a database and roles of its own, provisioned the same way.
 DATABASES = (*SERVICES, "console")
 LEDGER_MIGRATIONS = ROOT / "services" / "ledger" / "migrations"

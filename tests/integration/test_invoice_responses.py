@@ -18,9 +18,10 @@ from shared.settings import Settings
 from shared.topics import IN_INVOICES
 from testkit import documents as doc
 from testkit.samples import intake as b
+from testkit.samples.payouts import approved, rail
 from tests import support
 from tests.integration.matching.test_handlers import CONFIG as MATCHING_CONFIG
-from tests.integration.payout_release.test_handlers import _one_payout, approved, rail, ready, send
+from tests.integration.payout_release.test_handlers import _one_payout, ready, send
 from tests.support import emitted, record, scratch_pool
 from tests.ubl_schema import assert_valid
 

@@ -14,7 +14,7 @@ handling and other charges, because intake copied the raw UNCL7161 code into the
 from __future__ import annotations
 
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,18 +30,17 @@ from services.payout_release.handlers import router as payout_router
 from shared.consumer import BatchResult, RawRecord
 from shared.settings import Settings
 from shared.topics import (
-    COMPLIANCE_ELIGIBILITY,
     IN_COMMANDS,
-    IN_FUNDING,
     IN_INVOICES,
     IN_PURCHASE_ORDERS,
-    IN_RECEIPTS,
     INTAKE_DOCUMENTS,
     MATCHING_DECISIONS,
 )
-from shared.unit_of_work import UnitOfWork
 from testkit import documents as doc
-from tests.support import deliver, emitted, record, scratch_pool
+from testkit.records import forwarded
+from testkit.samples import payouts
+from testkit.samples.upstream import ENTITY, PAYEE, po_ubl_rec, receipt_ubl_rec
+from tests.support import FrozenClock, deliver, emitted, freeze_clock, record, scratch_pool
 
 pytestmark = pytest.mark.integration
 
@@ -60,26 +59,8 @@ MATCHING_CONFIG = MatchingConfig.load(Settings(service="matching"))
 
 
 @pytest.fixture(autouse=True)
-def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(UnitOfWork, "now", property(lambda self: NOW))
-    yield
-
-
-def forwarded(result: BatchResult | None, topic: str) -> list[RawRecord]:
-    """What a batch published on `topic`, as the next service would receive it."""
-    if result is None:
-        return []
-    return [
-        record(
-            next(t for t in (INTAKE_DOCUMENTS, MATCHING_DECISIONS) if t.name == topic),
-            m.envelope.event_type,
-            m.envelope.data,
-            key=m.key,
-            event_id=m.envelope.event_id,
-        )
-        for m in result.outbox
-        if m.topic.endswith(topic)
-    ]
+def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> FrozenClock:
+    return freeze_clock(monkeypatch, NOW)
 
 
 @dataclass
@@ -92,11 +73,11 @@ class Stack:
         """Intake handles the records; its documents go on to matching and payout_release, and
         matching's decisions on to payout_release."""
         first = await deliver(self.intake, intake_router, *records, settings=Settings(service="intake"))
-        documents = forwarded(first, INTAKE_DOCUMENTS.name)
+        documents = forwarded(first.outbox, INTAKE_DOCUMENTS)
         if not documents:
             return first, None
         second = await deliver(self.matching, matching_router, *documents, config=MATCHING_CONFIG)
-        await self.to_payout(*documents, *forwarded(second, MATCHING_DECISIONS.name))
+        await self.to_payout(*documents, *forwarded(second.outbox, MATCHING_DECISIONS))
         return first, second
 
     async def to_payout(self, *records: RawRecord) -> BatchResult:
@@ -162,25 +143,10 @@ def norwegian_po(**changes: Any) -> RawRecord:
 
 
 def payable_world() -> list[RawRecord]:
-    eligibility = {
-        "payee_id": SUPPLIER,
-        "eligible": True,
-        "reasons": [],
-        "profile_version": 1,
-        "evaluated_at": NOW.isoformat(),
-        "payout_account_ref": "tok-no-1",
-    }
-    funding = doc.funding(
-        "FND-NO-1",
-        account_id="acct-nok-1",
-        legal_entity=CUSTOMER,
-        currency="NOK",
-        amount="5000.00",
-        received_at=NOW.isoformat(),
-    )
+    """The supplier eligible, and NOK funding for the customer's payouts."""
     return [
-        record(COMPLIANCE_ELIGIBILITY, "payee.eligibility_changed", eligibility, key=SUPPLIER),
-        record(IN_FUNDING, "funding.received", funding, key="acct-nok-1"),
+        payouts.eligibility(SUPPLIER, at=NOW, payout_account_ref="tok-no-1"),
+        payouts.funding("5000.00", "acct-nok-1", "FND-NO-1", CUSTOMER, currency="NOK", at=NOW),
     ]
 
 
@@ -224,28 +190,6 @@ async def test_a_charge_the_po_does_not_allow_is_still_held(stack: Stack) -> Non
 
 # --- §12.2: a Peppol Order and a UBL ReceiptAdvice -------------------------------------------------
 
-PAYEE = "0088:5790000000001"
-ENTITY = "9930:DE123456789"
-
-
-def order_rec(document: str, key: str, **changes: Any) -> RawRecord:
-    data = doc.po_submitted_ubl(
-        document,
-        business_unit="engineering",
-        created_by="buyer@example.com",
-        approved_by="manager@example.com",
-        approved_at="2026-01-02T09:00:00Z",
-    )
-    data.update(changes)
-    return record(IN_PURCHASE_ORDERS, "purchase_order.submitted_ubl", data, key=key)
-
-
-def receipt_rec(document: str, key: str, **changes: Any) -> RawRecord:
-    data = doc.receipt_recorded_ubl(document, recorded_by="dock@example.com")
-    data.update(changes)
-    return record(IN_RECEIPTS, "receipt.recorded_ubl", data, key=key)
-
-
 ORDER = doc.ubl_order(
     "PO-UBL-1",
     [
@@ -259,7 +203,7 @@ ORDER = doc.ubl_order(
 
 
 async def test_a_peppol_order_comes_into_force_as_the_json_po_it_stands_for(stack: Stack) -> None:
-    intake, _ = await stack.send(order_rec(ORDER, "PO-UBL-1"))
+    intake, _ = await stack.send(po_ubl_rec(ORDER, "PO-UBL-1"))
 
     [in_force] = emitted(intake, "purchase_order.version_in_force")
     po = in_force["data"]["po"]
@@ -283,19 +227,19 @@ async def test_a_peppol_order_comes_into_force_as_the_json_po_it_stands_for(stac
     assert {ln["category"] for ln in po["lines"]} == {"goods"}
     assert po["charges"] == [{"type": "freight", "amount": "25.00"}]  # the allowance allows nothing
 
-    again, _ = await stack.send(order_rec(ORDER, "PO-UBL-1"))
+    again, _ = await stack.send(po_ubl_rec(ORDER, "PO-UBL-1"))
     assert emitted(again) == []  # a redelivered document is a duplicate, nothing published twice
 
 
 async def test_an_order_and_its_receipt_advice_get_an_invoice_approved(stack: Stack) -> None:
-    await stack.send(order_rec(ORDER, "PO-UBL-1", match_mode="three_way"))
+    await stack.send(po_ubl_rec(ORDER, "PO-UBL-1", match_mode="three_way"))
     advice = doc.ubl_receipt_advice(
         "GR-UBL-1",
         "PO-UBL-1",
         [doc.ubl_receipt_line("1", "L1", "12", rejected="2")],
         issue_time="10:30:00+01:00",
     )
-    intake, _ = await stack.send(receipt_rec(advice, "PO-UBL-1"))
+    intake, _ = await stack.send(receipt_ubl_rec(advice, "PO-UBL-1"))
     [accepted] = emitted(intake, "receipt.accepted")
     assert accepted["data"]["lines"] == [{"receipt_line_id": "1", "po_line_id": "L1", "quantity": "10"}]
     assert accepted["data"]["received_at"] == "2026-03-01T10:30:00+01:00"  # IssueDate + IssueTime
@@ -366,18 +310,18 @@ async def test_an_order_and_its_receipt_advice_get_an_invoice_approved(stack: St
 async def test_a_bad_order_is_rejected_with_every_reason_at_its_xml_path(
     intake: asyncpg.Pool, document: str, expected: set[tuple[str, str]]
 ) -> None:
-    result = await to_intake(intake, order_rec(document, "PO-BAD"))
+    result = await to_intake(intake, po_ubl_rec(document, "PO-BAD"))
     assert {(r["code"], r["field"]) for r in rejection(result)} == expected
     assert emitted(result, "purchase_order.version_in_force") == []
 
 
 async def test_an_order_approved_by_its_creator_is_a_sod_violation(intake: asyncpg.Pool) -> None:
-    result = await to_intake(intake, order_rec(ORDER, "PO-UBL-1", approved_by="Buyer@Example.com"))
+    result = await to_intake(intake, po_ubl_rec(ORDER, "PO-UBL-1", approved_by="Buyer@Example.com"))
     assert {r["code"] for r in rejection(result)} == {"sod_violation"}
 
 
 async def test_an_order_under_another_key_is_refused(intake: asyncpg.Pool) -> None:
-    result = await to_intake(intake, order_rec(ORDER, "PO-OTHER"))
+    result = await to_intake(intake, po_ubl_rec(ORDER, "PO-OTHER"))
     assert {(r["code"], r["field"]) for r in rejection(result)} == {("key_mismatch", "document:cbc:ID")}
 
 
@@ -423,14 +367,14 @@ async def test_an_order_under_another_key_is_refused(intake: asyncpg.Pool) -> No
 async def test_a_bad_receipt_advice_is_rejected_with_every_reason_at_its_xml_path(
     intake: asyncpg.Pool, document: str, expected: set[tuple[str, str]]
 ) -> None:
-    await to_intake(intake, order_rec(ORDER, "PO-UBL-1"))
-    result = await to_intake(intake, receipt_rec(document, "PO-UBL-1"))
+    await to_intake(intake, po_ubl_rec(ORDER, "PO-UBL-1"))
+    result = await to_intake(intake, receipt_ubl_rec(document, "PO-UBL-1"))
     assert {(r["code"], r["field"]) for r in rejection(result)} == expected
     assert emitted(result, "receipt.accepted") == []
 
 
 async def test_receipt_lines_naming_one_order_stand_in_for_the_header_reference(intake: asyncpg.Pool) -> None:
-    await to_intake(intake, order_rec(ORDER, "PO-UBL-1"))
+    await to_intake(intake, po_ubl_rec(ORDER, "PO-UBL-1"))
     advice = doc.ubl_receipt_advice(
         "GR-3",
         None,
@@ -439,7 +383,7 @@ async def test_receipt_lines_naming_one_order_stand_in_for_the_header_reference(
             doc.ubl_receipt_line("2", "L2", "1", rejected="1", po_number="PO-UBL-1"),  # nothing accepted
         ],
     )
-    result = await to_intake(intake, receipt_rec(advice, "PO-UBL-1", kind="service_completion"))
+    result = await to_intake(intake, receipt_ubl_rec(advice, "PO-UBL-1", kind="service_completion"))
     [accepted] = emitted(result, "receipt.accepted")
     assert (accepted["data"]["po_number"], accepted["data"]["kind"]) == ("PO-UBL-1", "service_completion")
     assert accepted["data"]["lines"] == [{"receipt_line_id": "1", "po_line_id": "L1", "quantity": "4"}]
@@ -470,6 +414,6 @@ async def test_receipt_lines_naming_one_order_stand_in_for_the_header_reference(
 async def test_an_unsafe_or_broken_order_is_refused_and_intake_goes_on(
     intake: asyncpg.Pool, document: str, code: str
 ) -> None:
-    result = await to_intake(intake, order_rec(document, "PO-UBL-1"), order_rec(ORDER, "PO-UBL-1"))
+    result = await to_intake(intake, po_ubl_rec(document, "PO-UBL-1"), po_ubl_rec(ORDER, "PO-UBL-1"))
     assert [r["code"] for r in rejection(result)] == [code]
     assert len(emitted(result, "purchase_order.version_in_force")) == 1  # the good one next to it

@@ -28,7 +28,6 @@ from shared.acl import (
     ADMIN,
     EXTERNAL,
     PRINCIPALS,
-    SERVICES,
     consumer_group,
     grants,
     local_password,
@@ -38,6 +37,7 @@ from shared.acl import (
 from shared.admin import admin_settings, broker_grants
 from shared.kafka_auth import as_principal, client_options, librdkafka_config, missing_rights
 from shared.outbox import make_producer
+from shared.services import SERVICES
 from shared.settings import Settings
 from shared.topics import ALL_TOPICS, BY_NAME, DEADLETTER, MATCHING_DECISIONS, Topic
 from tests.kafka_support import ServiceProcess, create_topics, delete_topics, isolated_settings

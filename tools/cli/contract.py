@@ -6,12 +6,11 @@ import importlib
 
 from shared.asyncapi import document_json
 from shared.consumer import Router
-
-SERVICES = ("intake", "matching", "compliance_gate", "payout_release", "ledger", "bank_gateway")
+from shared.services import SERVICES_AND_GATEWAY
 
 
 def routers() -> list[Router]:
-    return [importlib.import_module(f"services.{name}.handlers").router for name in SERVICES]
+    return [importlib.import_module(f"services.{name}.handlers").router for name in SERVICES_AND_GATEWAY]
 
 
 def asyncapi_document() -> str:

@@ -33,7 +33,7 @@ from shared.topics import (
 )
 from testkit import documents as doc
 from testkit.scenario import Scenario, build
-from testkit.watch import TopicWatcher
+from testkit.watch import TopicWatcher, WaitTimedOut
 from tools.cli.bank import Answered, answer_outbox, gateway_ready
 from tools.cli.console import make_console, shown
 
@@ -80,13 +80,19 @@ async def run_demo(
                         await pub.publish_event(p.topic, p.key, p.event_type, p.data)
                 # Any arrival order converges; waiting for the receipts just keeps the story short.
                 receipts = sum(1 for p in scenario.setup if p.event_type.startswith("receipt.recorded"))
-                await watcher.wait_until(lambda: len(watcher.of("receipt.accepted")) >= receipts, timeout_s)
+                await watcher.wait_until(
+                    lambda: len(watcher.of("receipt.accepted")) >= receipts,
+                    timeout_s,
+                    f"intake to accept the {receipts} receipts",
+                )
             with console.status("suppliers submit their invoices…"):
                 for p in scenario.setup:
                     if p.event_type == "invoice.submitted":
                         await pub.publish_event(p.topic, p.key, p.event_type, p.data)
             with console.status("waiting for intake and matching…"):
-                await watcher.wait_until(lambda: _decided(report), timeout_s)
+                await watcher.wait_until(
+                    lambda: _decided(report), timeout_s, "every invoice approved, held or rejected"
+                )
             await _override(pub, report, watcher, timeout_s, console)
             await _account_change(pub, report, settings, timeout_s, console)
             with console.status("requesting a payout run…"):
@@ -96,7 +102,11 @@ async def run_demo(
                     "payout_run.requested",
                     doc.payout_run(f"demo-run-{tag}", requested_by="treasury@example.com"),
                 )
-                await watcher.wait_until(lambda: _paid_or_blocked(report), timeout_s)
+                await watcher.wait_until(
+                    lambda: _paid_or_blocked(report),
+                    timeout_s,
+                    "the payout run to release or block every approved invoice",
+                )
             await _expedite(pub, report, watcher, timeout_s, console)
             # With the bank gateway running, the bank answers through files (SPEC §12.4); else JSON.
             by_files = (
@@ -125,8 +135,17 @@ async def run_demo(
                             settled_at=utcnow().isoformat(),
                         ),
                     )
-                await watcher.wait_until(lambda: _settled_posted(report), timeout_s, settle_s=2.0)
-                await watcher.wait_until(lambda: _paid_answered(report), timeout_s)
+                await watcher.wait_until(
+                    lambda: _settled_posted(report),
+                    timeout_s,
+                    "every settlement posted to the journal",
+                    settle_s=2.0,
+                )
+                await watcher.wait_until(
+                    lambda: _paid_answered(report), timeout_s, "a PD Invoice Response for every paid invoice"
+                )
+    except WaitTimedOut as timed_out:  # the story cannot go on; what it showed so far is reported
+        report.problems.append(f"the demo stopped: {timed_out}")
     finally:
         await watcher.stop()
     _check(report)
@@ -156,6 +175,7 @@ async def _override(
         await watcher.wait_until(
             lambda: bool(watcher.of("invoice.approved_to_pay", lambda d: d["invoice_id"] == invoice_id)),
             timeout_s,
+            f"{invoice_id} approved to pay after its override",
         )
 
 
@@ -177,7 +197,9 @@ async def _expedite(
                 "justification": "Outside counsel stops work on the filing until the retainer is paid.",
             },
         )
-        await watcher.wait_until(lambda: _expedited(report), timeout_s)
+        await watcher.wait_until(
+            lambda: _expedited(report), timeout_s, f"the expedited {invoice_id} released"
+        )
 
 
 def _expedited(r: DemoReport) -> bool:
@@ -219,7 +241,11 @@ async def _account_change(
     with console.status("a contractor changes its payout account…"):
         started = asyncio.get_running_loop().time()
         await pub.publish_event(change.topic, change.key, change.event_type, change.data)
-        await w.wait_until(lambda: eligibility(False), timeout_s)
+        await w.wait_until(
+            lambda: eligibility(False),
+            timeout_s,
+            f"{payee} ineligible until its new account {ref} is confirmed",
+        )
     report.account_change.append(f"{payee}: new account {ref} → payout_account_unconfirmed")
     with console.status("treasury confirms it once the cooling-off has passed…"):
         elapsed = asyncio.get_running_loop().time() - started
@@ -230,7 +256,9 @@ async def _account_change(
             "payee.payout_account_confirmed",
             doc.payout_account_confirmation(payee, ref, confirmed_by="treasurer@example.com"),
         )
-        await w.wait_until(lambda: eligibility(True), timeout_s)
+        await w.wait_until(
+            lambda: eligibility(True), timeout_s, f"{payee} eligible with its confirmed account {ref}"
+        )
     report.account_change.append(f"{payee}: {ref} confirmed by treasurer@example.com → eligible")
 
 

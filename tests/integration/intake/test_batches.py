@@ -4,6 +4,7 @@ same records one batch each, and the statements a batch issues do not grow with 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -14,8 +15,9 @@ from services.intake import contract, store
 from services.intake.config import IntakeConfig
 from services.intake.domain.outcome import Outcome
 from services.intake.handlers import router
-from shared.consumer import BatchProcessor, RawRecord
+from shared.consumer import RawRecord
 from shared.contracts import inbound as i
+from shared.outbox import OutboxMessage
 from shared.settings import Settings
 from testkit.samples.upstream import (
     amendment_approved,
@@ -29,6 +31,7 @@ from testkit.samples.upstream import (
     req_rec,
     requisition,
 )
+from tests.batches import BatchHarness
 from tests.support import deliver, emitted, scratch_pool
 
 pytestmark = pytest.mark.integration
@@ -135,7 +138,7 @@ async def _state(pool: asyncpg.Pool) -> dict[str, Any]:
     return out
 
 
-def _events(outbox: list[Any]) -> list[Any]:
+def _events(outbox: Sequence[OutboxMessage]) -> list[Any]:
     out = []
     for m in outbox:
         env = json.loads(m.value())
@@ -145,14 +148,13 @@ def _events(outbox: list[Any]) -> list[Any]:
     return out
 
 
+HARNESS = BatchHarness(router, _state, _events, settings=SETTINGS, config=CONFIG)
+
+
 async def test_one_batch_equals_one_record_at_a_time() -> None:
-    records = dependent_records()
-    async with scratch_pool("intake") as together, scratch_pool("intake") as alone:
-        batch = await deliver(together, router, *records, settings=SETTINGS, config=CONFIG)
-        one_by_one = [await deliver(alone, router, r, settings=SETTINGS, config=CONFIG) for r in records]
-        assert _events(batch.outbox) == _events([m for r in one_by_one for m in r.outbox])
-        assert await _state(together) == await _state(alone)
-        outcomes = [r for _, r, _ in (await _state(together))["inbox"]]
+    compared = await HARNESS.compare(dependent_records())
+    compared.assert_same()
+    outcomes = [r for _, r, _ in compared.batch.stored["inbox"]]
     # the scenario does exercise what it claims to
     assert outcomes.count("duplicate") >= 5 and outcomes.count("rejected") >= 5
     assert "in_force" in outcomes and "approval_waiting_for_amendment" in outcomes
@@ -173,29 +175,12 @@ def _distinct_invoice(n: int) -> RawRecord:
     ids=["invoice.submitted", "purchase_order.issued", "receipt.recorded"],
 )
 async def test_statements_per_batch_do_not_grow_with_the_batch(make: Any) -> None:
-    processor = BatchProcessor(router, SETTINGS)
-    processor.config = CONFIG
-
     async def statements_for(conn: asyncpg.Connection, numbers: range) -> int:
-        count = 0
-
-        def counted(_query: Any) -> None:
-            nonlocal count
-            count += 1
-
-        conn.add_query_logger(counted)
-        try:
-            async with conn.transaction():
-                result = await processor.process(conn, [make(n) for n in numbers])
-        finally:
-            conn.remove_query_logger(counted)
-        assert result.handled == len(numbers), result
-        return count
+        return await HARNESS.statements(conn, [make(n) for n in numbers])
 
     async with scratch_pool("intake") as pool, pool.acquire() as conn:
         for n in range(7):  # the POs the invoices and receipts name
-            async with conn.transaction():
-                await processor.process(conn, [po_rec("purchase_order.issued", po_issued(f"PO-{n}"))])
+            await HARNESS.process(conn, [po_rec("purchase_order.issued", po_issued(f"PO-{n}"))])
         await statements_for(conn, range(5000, 5001))  # asyncpg introspects array types once per connection
         small, large = await statements_for(conn, range(10)), await statements_for(conn, range(1000, 1200))
     assert large - small <= 2, (small, large)

@@ -313,3 +313,18 @@ def renamed(rec: RawRecord, suffix: str) -> RawRecord:
 
     topic = BY_NAME[Settings().unprefixed(rec.topic)]
     return record(topic, env["event_type"], walk(env["data"]))
+
+
+def full_flow() -> list[RawRecord]:
+    """The flow from funding to settlement, in the order the facts happen."""
+    return [
+        funding(),
+        eligibility(),
+        po_in_force(),
+        receipt(),
+        invoice_accepted(),
+        held(),
+        approved(),
+        released(),
+        rail("payout.settlement_recorded"),
+    ]

@@ -7,10 +7,8 @@ what payout_release publishes for the ledger is handed on exactly as the relay w
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from decimal import Decimal
-from typing import Any
 
 import asyncpg
 import pytest
@@ -20,19 +18,19 @@ from services.ledger.handlers import router as ledger_router
 from services.payout_release.handlers import router as payout_router
 from shared.consumer import DEADLETTER_EVENT_TYPE, BatchResult, RawRecord
 from shared.settings import Settings
-from shared.topics import BY_NAME, IN_FUNDING, IN_RAIL_EVENTS
-from tests.integration.payout_release.test_handlers import (  # noqa: F401 - frozen_clock: autouse fixture
-    SETTINGS,
-    T0,
-    approved,
-    eligibility,
-    frozen_clock,
-    po_in_force,
-    run_requested,
-)
-from tests.support import deliver, emitted, record, scratch_pool
+from shared.topics import IN_FUNDING, IN_RAIL_EVENTS
+from testkit.records import forwarded
+from testkit.samples.payouts import T0, approved, eligibility, po_in_force, run_requested
+from tests.integration.payout_release.test_handlers import SETTINGS
+from tests.support import FrozenClock, deliver, emitted, freeze_clock, record, scratch_pool
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> FrozenClock:
+    """payout_release's runs read the clock: stopped where the records are dated."""
+    return freeze_clock(monkeypatch, T0)
 
 
 class Pair:
@@ -46,9 +44,9 @@ class Pair:
         published on the ledger's topics to the ledger."""
         at_payouts = await deliver(self.payouts, payout_router, *records, settings=SETTINGS)
         at_ledger = await deliver(self.ledger, ledger_router, *records, settings=Settings(service="ledger"))
-        forwarded = [forward(m) for m in at_payouts.outbox if unprefixed(m.topic) in LEDGER_TOPICS]
-        if forwarded:
-            await deliver(self.ledger, ledger_router, *forwarded, settings=Settings(service="ledger"))
+        handed_on = forwarded(at_payouts.outbox, *ledger_router.topics)
+        if handed_on:
+            await deliver(self.ledger, ledger_router, *handed_on, settings=Settings(service="ledger"))
         return at_payouts, at_ledger
 
     async def violations(self) -> list[queries.Violation]:
@@ -63,24 +61,6 @@ class Pair:
 
     async def entries(self, kind: str) -> int:
         return int(await self.ledger.fetchval("SELECT count(*) FROM journal_entries WHERE kind = $1", kind))
-
-
-LEDGER_TOPICS = {t.name for t in ledger_router.topics}
-
-
-def unprefixed(topic: str) -> str:
-    return Settings().unprefixed(topic)
-
-
-def forward(message: Any) -> RawRecord:
-    envelope = json.loads(message.value())
-    return record(
-        BY_NAME[unprefixed(message.topic)],
-        envelope["event_type"],
-        envelope["data"],
-        key=message.key,
-        raw_value=message.value(),
-    )
 
 
 @pytest.fixture

@@ -18,11 +18,13 @@ import pytest
 
 from services.ledger import queries
 from services.ledger.handlers import router
-from shared.consumer import BatchProcessor, BatchResult, RawRecord
-from shared.settings import Settings
+from shared.consumer import RawRecord
+from shared.outbox import OutboxMessage
 from shared.topics import COMPLIANCE_ELIGIBILITY, IN_FUNDING
+from tests.batches import BatchHarness
 from tests.integration.ledger import flow
-from tests.support import deliver, record, scratch_pool
+from tests.integration.ledger.flow import full_flow
+from tests.support import record, scratch_pool
 
 pytestmark = pytest.mark.integration
 
@@ -76,43 +78,20 @@ async def state(pool: asyncpg.Pool) -> dict[str, Any]:
     return out
 
 
-def announcements(results: Sequence[BatchResult]) -> list[dict[str, Any]]:
+def announcements(messages: Sequence[OutboxMessage]) -> list[dict[str, Any]]:
     """What was emitted, but for the instant it was posted at and GRNI true-ups."""
     out = []
-    for result in results:
-        for message in result.outbox:
-            env = json.loads(message.value())
-            if env["data"].get("source_event_type") == "grni.true_up":
-                continue
-            env["data"].pop("posted_at", None)
-            out.append(
-                {k: env[k] for k in ("event_id", "event_type", "causation_id", "correlation_id", "data")}
-            )
-            out[-1]["key"] = message.key
+    for message in messages:
+        env = json.loads(message.value())
+        if env["data"].get("source_event_type") == "grni.true_up":
+            continue
+        env["data"].pop("posted_at", None)
+        out.append({k: env[k] for k in ("event_id", "event_type", "causation_id", "correlation_id", "data")})
+        out[-1]["key"] = message.key
     return out
 
 
-async def one_batch_vs_one_each(records: Sequence[RawRecord]) -> tuple[dict[str, Any], dict[str, Any]]:
-    async with scratch_pool("ledger") as together, scratch_pool("ledger") as apart:
-        batch = await deliver(together, router, *records)
-        each = [await deliver(apart, router, r) for r in records]
-        one, many = await state(together), await state(apart)
-        one["announced"], many["announced"] = announcements([batch]), announcements(each)
-    return one, many
-
-
-def full_flow() -> list[RawRecord]:
-    return [
-        flow.funding(),
-        flow.eligibility(),
-        flow.po_in_force(),
-        flow.receipt(),
-        flow.invoice_accepted(),
-        flow.held(),
-        flow.approved(),
-        flow.released(),
-        flow.rail("payout.settlement_recorded"),
-    ]
+HARNESS = BatchHarness(router, state, announcements)
 
 
 SCENARIOS: dict[str, Callable[[], list[RawRecord]]] = {
@@ -213,23 +192,26 @@ def eligibility_at(at: str, country: str | None) -> RawRecord:
 
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 async def test_one_batch_ends_where_one_batch_each_ends(scenario: str) -> None:
-    records = SCENARIOS[scenario]()
-    one, many = await one_batch_vs_one_each(records)
-    for part in one:
-        assert one[part] == many[part], part
-    assert one["violations"] == []
+    compared = await HARNESS.compare(SCENARIOS[scenario]())
+    compared.assert_same()
+    assert compared.batch.stored["violations"] == []
 
 
 async def test_the_scenarios_post_what_they_say() -> None:
     """The scenarios above are not vacuous: they post, replace, reverse and refuse."""
-    one, _ = await one_batch_vs_one_each(SCENARIOS["approvals_of_one_invoice"]())
+
+    async def stored(scenario: str) -> dict[str, Any]:
+        stored: dict[str, Any] = (await HARNESS.compare(SCENARIOS[scenario]())).batch.stored
+        return stored
+
+    one = await stored("approvals_of_one_invoice")
     assert list(one["inbox"].values()).count("posted") == 3  # the receipt, DEC-1, DEC-3 replacing it
     assert {"already_posted", "nothing_to_post"} <= set(one["inbox"].values())
-    one, _ = await one_batch_vs_one_each(SCENARIOS["revocations_of_one_invoice"]())
+    one = await stored("revocations_of_one_invoice")
     assert {"reversed", "nothing_to_reverse", "nothing_to_post"} <= set(one["inbox"].values())
-    one, _ = await one_batch_vs_one_each(SCENARIOS["funding_of_one_account"]())
+    one = await stored("funding_of_one_account")
     assert sorted(one["inbox"].values()) == ["account_mismatch", "already_posted", "posted", "posted"]
-    one, _ = await one_batch_vs_one_each(SCENARIOS["receipts_before_their_po"]())
+    one = await stored("receipts_before_their_po")
     assert [r["status"] for r in one["receipts"]] == ["posted", "dropped"]
     assert "pending_receipts_posted" in one["inbox"].values()
 
@@ -260,24 +242,6 @@ KINDS: dict[str, list[Callable[[], RawRecord]]] = {
 }
 
 
-async def statements_for(conn: asyncpg.Connection, records: list[RawRecord]) -> int:
-    processor = BatchProcessor(router, Settings(service="ledger"))
-    count = 0
-
-    def counted(_query: Any) -> None:
-        nonlocal count
-        count += 1
-
-    conn.add_query_logger(counted)
-    try:
-        async with conn.transaction():
-            result = await processor.process(conn, records)
-    finally:
-        conn.remove_query_logger(counted)
-    assert result.handled == len(records)
-    return count
-
-
 def batch_of(kind: str, flows: int, start: int) -> list[RawRecord]:
     """`flows` independent flows, each of the kind's records, grouped by record (one run each)."""
     return [flow.renamed(make(), str(start + n)) for make in KINDS[kind] for n in range(flows)]
@@ -287,9 +251,9 @@ async def test_statements_per_batch_do_not_grow_with_the_batch() -> None:
     async with scratch_pool("ledger") as pool, pool.acquire() as conn:
         counts = {}
         for kind in KINDS:
-            await statements_for(conn, batch_of(kind, 1, 90_000))  # asyncpg introspects array types once
-            small = await statements_for(conn, batch_of(kind, 10, 0))
-            large = await statements_for(conn, batch_of(kind, 200, 1_000))
+            await HARNESS.statements(conn, batch_of(kind, 1, 90_000))  # asyncpg introspects array types once
+            small = await HARNESS.statements(conn, batch_of(kind, 10, 0))
+            large = await HARNESS.statements(conn, batch_of(kind, 200, 1_000))
             counts[kind] = (small, large)
         assert await queries.check_invariants(conn) == []
     grown = {kind: c for kind, c in counts.items() if c[1] - c[0] > 1}
@@ -304,6 +268,6 @@ async def test_revoking_a_reapproval_leaves_nothing_approved() -> None:
         flow.approved(decision_id="DEC-3"),
         flow.revoked(decision_id="DEC-2"),
     ]
-    one, many = await one_batch_vs_one_each(records)
-    assert one == many  # the batch is not the cause: one by one ends the same
-    assert one["violations"] == []
+    compared = await HARNESS.compare(records)
+    compared.assert_same()  # the batch is not the cause: one by one ends the same
+    assert compared.batch.stored["violations"] == []

@@ -17,6 +17,7 @@ from shared.consumer import BatchResult, RawRecord
 from shared.contracts.outbound import JournalEntryPosted
 from shared.envelope import Envelope
 from tests.integration.ledger import flow
+from tests.integration.ledger.flow import full_flow
 from tests.support import deliver, emitted, scratch_pool
 
 pytestmark = pytest.mark.integration
@@ -51,20 +52,6 @@ async def entry_count(pool: asyncpg.Pool) -> int:
 
 def journal_events(results: list[BatchResult]) -> list[dict[str, Any]]:
     return [e for r in results for e in emitted(r, "journal.entry_posted")]
-
-
-def full_flow() -> list[RawRecord]:
-    return [
-        flow.funding(),
-        flow.eligibility(),
-        flow.po_in_force(),
-        flow.receipt(),
-        flow.invoice_accepted(),
-        flow.held(),
-        flow.approved(),
-        flow.released(),
-        flow.rail("payout.settlement_recorded"),
-    ]
 
 
 async def run_full_flow(pool: asyncpg.Pool) -> list[BatchResult]:

@@ -9,7 +9,7 @@ events (ids, causes, payloads) are the same, timestamps apart."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import asyncpg
@@ -17,10 +17,11 @@ import pytest
 
 from services.matching.config import MatchingConfig
 from services.matching.handlers import router
-from shared.consumer import BatchProcessor, RawRecord
+from shared.consumer import RawRecord
+from shared.outbox import OutboxMessage
 from shared.settings import Settings
 from testkit.samples import intake as b
-from tests import support
+from tests.batches import BatchHarness
 from tests.support import scratch_pool
 
 pytestmark = pytest.mark.integration
@@ -131,25 +132,23 @@ async def stored(pool: asyncpg.Pool) -> dict[str, list[dict[str, Any]]]:
     return state
 
 
-def published(results: list[support.BatchResult]) -> list[dict[str, Any]]:
+def published(messages: Sequence[OutboxMessage]) -> list[dict[str, Any]]:
     out = []
-    for result in results:
-        for m in result.outbox:
-            envelope = json.loads(m.value())
-            envelope.pop("occurred_at", None)
-            out.append({"topic": m.topic, "key": m.key, **_without_clock(envelope)})
+    for m in messages:
+        envelope = json.loads(m.value())
+        envelope.pop("occurred_at", None)
+        out.append({"topic": m.topic, "key": m.key, **_without_clock(envelope)})
     return out
+
+
+HARNESS = BatchHarness(router, stored, published, config=CONFIG)
 
 
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
 async def test_a_batch_equals_its_records_one_by_one(scenario: str) -> None:
-    records = SCENARIOS[scenario]()
-    async with scratch_pool("matching") as together, scratch_pool("matching") as apart:
-        as_batch = [await support.deliver(together, router, *records, config=CONFIG)]
-        one_by_one = [await support.deliver(apart, router, r, config=CONFIG) for r in records]
-        assert published(as_batch) == published(one_by_one)
-        assert published(as_batch), "the scenario publishes something"
-        assert await stored(together) == await stored(apart)
+    compared = await HARNESS.compare(SCENARIOS[scenario]())
+    compared.assert_same()
+    assert compared.batch.published, "the scenario publishes something"
 
 
 @pytest.mark.parametrize(
@@ -168,36 +167,13 @@ async def test_a_batch_equals_its_records_one_by_one(scenario: str) -> None:
 async def test_a_batch_over_earlier_state_equals_its_records_one_by_one(
     before: Callable[[], list[RawRecord]], batch: Callable[[], list[RawRecord]]
 ) -> None:
-    earlier, records = before(), batch()
-    async with scratch_pool("matching") as together, scratch_pool("matching") as apart:
-        for pool in (together, apart):
-            await support.deliver(pool, router, *earlier, config=CONFIG)
-        as_batch = [await support.deliver(together, router, *records, config=CONFIG)]
-        one_by_one = [await support.deliver(apart, router, r, config=CONFIG) for r in records]
-        assert published(as_batch) == published(one_by_one)
-        assert await stored(together) == await stored(apart)
+    compared = await HARNESS.compare(batch(), before=before())
+    compared.assert_same()
 
 
 async def test_statements_per_batch_do_not_grow_with_the_batch() -> None:
     """10 or 200 invoices of distinct POs (each with its PO and receipt already known): the same
     number of statements, so the cost per record falls with the batch."""
-    processor = BatchProcessor(router, Settings(service="matching"))
-    processor.config = CONFIG
-
-    async def statements(conn: asyncpg.Connection, records: list[RawRecord]) -> int:
-        count = 0
-
-        def counted(_query: Any) -> None:
-            nonlocal count
-            count += 1
-
-        conn.add_query_logger(counted)
-        try:
-            async with conn.transaction():
-                await processor.process(conn, records)
-        finally:
-            conn.remove_query_logger(counted)
-        return count
 
     def pos(start: int, n: int) -> list[RawRecord]:
         return [
@@ -210,12 +186,12 @@ async def test_statements_per_batch_do_not_grow_with_the_batch() -> None:
         return [b.invoice(f"INV-{i}", po_number=f"PO-{i}") for i in range(start, start + n)]
 
     async with scratch_pool("matching") as pool, pool.acquire() as conn:
-        await statements(conn, pos(0, 1) + invoices(0, 1))  # asyncpg introspects array types once
-        await statements(conn, pos(1, 210))
-        small = await statements(conn, invoices(1, 10))
-        large = await statements(conn, invoices(11, 200))
-        mixed_small = await statements(conn, pos(300, 5) + invoices(300, 5))
-        mixed_large = await statements(conn, pos(400, 100) + invoices(400, 100))
+        await HARNESS.statements(conn, pos(0, 1) + invoices(0, 1))  # asyncpg introspects array types once
+        await HARNESS.statements(conn, pos(1, 210))
+        small = await HARNESS.statements(conn, invoices(1, 10))
+        large = await HARNESS.statements(conn, invoices(11, 200))
+        mixed_small = await HARNESS.statements(conn, pos(300, 5) + invoices(300, 5))
+        mixed_large = await HARNESS.statements(conn, pos(400, 100) + invoices(400, 100))
         approved = await conn.fetchval("SELECT count(*) FROM invoices WHERE status = 'approved'")
     assert approved == 1 + 10 + 200 + 5 + 100
     assert large - small <= 2, (small, large)

@@ -12,22 +12,11 @@ from shared.consumer import RawRecord
 from shared.contracts.internal import PayeeEligibilityChanged
 from shared.contracts.registry import spec_of
 from shared.topics import COMPLIANCE_ELIGIBILITY, IN_RAIL_EVENTS
-from tests.integration.payout_release.test_handlers import (
-    T0,
-    _one_payout,
-    approved,
-    blocked,
-    frozen_clock,
-    pool,
-    ready,
-    released,
-    run_requested,
-    send,
-)
+from testkit.samples.payouts import T0, approved, run_requested
+from tests.integration.payout_release.test_handlers import _one_payout, blocked, ready, released, send
 from tests.support import record
 
 pytestmark = pytest.mark.integration
-__all__ = ["frozen_clock", "pool"]  # fixtures
 
 
 def failed(payout_id: str, code: str) -> RawRecord:

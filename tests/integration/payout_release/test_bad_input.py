@@ -4,7 +4,6 @@ money it should not (SPEC §15 "Amounts: funding", "Rails")."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
@@ -13,29 +12,19 @@ import pytest
 
 from shared.consumer import DEADLETTER_EVENT_TYPE, RawRecord
 from shared.topics import IN_FUNDING, IN_RAIL_EVENTS
-from tests.integration.payout_release import test_handlers as h
-from tests.integration.payout_release.test_handlers import (  # noqa: F401 - frozen_clock: autouse fixture
-    T0,
-    approved,
+from testkit.samples import payouts
+from testkit.samples.payouts import T0, approved, run_requested
+from tests.integration.payout_release.test_handlers import (
     available,
-    emitted,
-    frozen_clock,
     inbox_result,
     live_payouts,
     ready,
     released,
-    run_requested,
     send,
 )
-from tests.support import record, scratch_pool
+from tests.support import emitted, record
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def pool() -> AsyncIterator[asyncpg.Pool]:
-    async with scratch_pool("payout_release") as p:
-        yield p
 
 
 def funding(amount: str, currency: str = "EUR", funding_id: str = "F-bad") -> RawRecord:
@@ -107,7 +96,7 @@ BAD_FUNDING = [
 async def test_invalid_funding_is_deadlettered_with_its_reason_and_credits_nothing(
     pool: asyncpg.Pool, name: str, rec: RawRecord, error: str
 ) -> None:
-    await send(pool, h.funding("100.00"))
+    await send(pool, payouts.funding("100.00"))
     result = await send(pool, rec)
     [dead] = emitted(result, DEADLETTER_EVENT_TYPE)
     assert dead["data"]["error"] == f"invalid funding.received data: {error}", name

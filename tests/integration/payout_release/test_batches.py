@@ -3,25 +3,20 @@ as they do one by one, and a batch costs the same statements whatever its size (
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
 
-import asyncpg
 import pytest
 
 from services.payout_release.config import PayoutConfig
 from services.payout_release.domain import payout_id_for
 from services.payout_release.handlers import router
-from shared.consumer import BatchProcessor, RawRecord
+from shared.consumer import RawRecord
 from shared.topics import MATCHING_DECISIONS
-from tests.integration.payout_release.test_handlers import (  # noqa: F401 - frozen_clock: autouse fixture
-    SETTINGS,
+from testkit.samples.payouts import (
     T0,
     approved,
     eligibility,
-    frozen_clock,
     funding,
     held,
     po_closed,
@@ -29,6 +24,8 @@ from tests.integration.payout_release.test_handlers import (  # noqa: F401 - fro
     rail,
     run_requested,
 )
+from tests.batches import BatchHarness, tables
+from tests.integration.payout_release.test_handlers import SETTINGS
 from tests.support import record, scratch_pool
 
 pytestmark = pytest.mark.integration
@@ -50,34 +47,7 @@ STATE = {
     "rail_events": "rail_event_id, payout_id, kind, event_id, result, data",
     "inbox": "event_id, event_type, business_ref, result",
 }
-
-
-@pytest.fixture
-async def pools() -> AsyncIterator[tuple[asyncpg.Pool, asyncpg.Pool]]:
-    async with scratch_pool("payout_release") as one, scratch_pool("payout_release") as other:
-        yield one, other
-
-
-async def deliver_on(conn: asyncpg.Connection, records: Sequence[RawRecord]) -> list[dict[str, Any]]:
-    processor = BatchProcessor(router, SETTINGS)
-    processor.config = PayoutConfig.load(SETTINGS)
-    async with conn.transaction():
-        result = await processor.process(conn, list(records))
-    return [_emitted(m.topic, m.key, json.loads(m.value())) for m in result.outbox]
-
-
-def _emitted(topic: str, key: Any, envelope: dict[str, Any]) -> dict[str, Any]:
-    fields = ("event_id", "event_type", "data", "causation_id", "correlation_id")
-    return {"topic": topic, "key": key, **{f: envelope.get(f) for f in fields}}
-
-
-async def state(pool: asyncpg.Pool) -> dict[str, list[tuple[Any, ...]]]:
-    out = {}
-    async with pool.acquire() as conn:
-        for table, columns in STATE.items():
-            rows = await conn.fetch(f"SELECT {columns} FROM {table}")
-            out[table] = sorted((tuple(r) for r in rows), key=repr)
-    return out
+HARNESS = BatchHarness(router, tables(STATE), settings=SETTINGS, config=PayoutConfig.load(SETTINGS))
 
 
 def revoked(invoice_id: str) -> RawRecord:
@@ -135,21 +105,11 @@ def a_day_of_records() -> list[RawRecord]:
     ]
 
 
-async def test_one_batch_ends_exactly_as_one_record_at_a_time(
-    pools: tuple[asyncpg.Pool, asyncpg.Pool],
-) -> None:
-    batched, one_by_one = pools
-    records = a_day_of_records()
-    async with batched.acquire() as conn:
-        in_one_batch = await deliver_on(conn, records)
-    singly: list[dict[str, Any]] = []
-    async with one_by_one.acquire() as conn:
-        for rec in records:
-            singly += await deliver_on(conn, [rec])
-    assert in_one_batch == singly
-    assert await state(batched) == await state(one_by_one)
+async def test_one_batch_ends_exactly_as_one_record_at_a_time() -> None:
+    compared = await HARNESS.compare(a_day_of_records())
+    compared.assert_same()
     # The scenario does what it says: every kind of outcome is there.
-    results = {r[3] for r in (await state(batched))["inbox"]}
+    results = {r[3] for r in compared.batch.stored["inbox"]}
     assert {
         "stale_evaluation",
         "older_version",
@@ -169,29 +129,11 @@ async def test_one_batch_ends_exactly_as_one_record_at_a_time(
         "unknown_payout",
         "revoked_after_release",
     } <= results
-    types = [e["event_type"] for e in in_one_batch]
+    types = [e["event_type"] for e in compared.batch.published]
     assert types.count("payout.released") == 4  # run-A pays two payees; run-B pays them again
 
 
-async def statements(conn: asyncpg.Connection, records: Sequence[RawRecord]) -> int:
-    count = 0
-
-    def counted(_query: Any) -> None:
-        nonlocal count
-        count += 1
-
-    conn.add_query_logger(counted)
-    try:
-        await deliver_on(conn, records)
-    finally:
-        conn.remove_query_logger(counted)
-    return count
-
-
-async def test_statements_per_batch_do_not_grow_with_the_batch(
-    pools: tuple[asyncpg.Pool, asyncpg.Pool],
-) -> None:
-    pool, _ = pools
+async def test_statements_per_batch_do_not_grow_with_the_batch() -> None:
     payees = [f"payee-{n}" for n in range(210)]
     small, large = payees[:10], payees[10:]
 
@@ -199,37 +141,37 @@ async def test_statements_per_batch_do_not_grow_with_the_batch(
         return [rail("payout.settled", payout(run_id, p), f"r-{p}") for p in ps]
 
     counts: dict[str, tuple[int, int]] = {}
-    async with pool.acquire() as conn:
-        await deliver_on(conn, [po_in_force("PO-1", 1), funding("1000000.00", funding_id="F1")])
+    async with scratch_pool("payout_release") as pool, pool.acquire() as conn:
+        await HARNESS.process(conn, [po_in_force("PO-1", 1), funding("1000000.00", funding_id="F1")])
         # asyncpg introspects array types once per connection: one batch of each kind first.
-        await deliver_on(conn, [eligibility("warm"), approved("inv-warm", payee_id="warm")])
-        await deliver_on(
+        await HARNESS.process(conn, [eligibility("warm"), approved("inv-warm", payee_id="warm")])
+        await HARNESS.process(
             conn, [run_requested("run-warm"), *settled("run-warm", ["warm"]), revoked("inv-warm")]
         )
         counts["payee.eligibility_changed"] = (
-            await statements(conn, [eligibility(p) for p in small]),
-            await statements(conn, [eligibility(p) for p in large]),
+            await HARNESS.statements(conn, [eligibility(p) for p in small]),
+            await HARNESS.statements(conn, [eligibility(p) for p in large]),
         )
         # Approvals of 10 invoices and a run that pays them; then of 200 and a run that pays those.
-        approve_small = await statements(conn, [approved(f"inv-{p}", payee_id=p) for p in small])
-        run_small = await statements(conn, [run_requested("run-small")])
-        approve_large = await statements(conn, [approved(f"inv-{p}", payee_id=p) for p in large])
-        run_large = await statements(conn, [run_requested("run-large")])
+        approve_small = await HARNESS.statements(conn, [approved(f"inv-{p}", payee_id=p) for p in small])
+        run_small = await HARNESS.statements(conn, [run_requested("run-small")])
+        approve_large = await HARNESS.statements(conn, [approved(f"inv-{p}", payee_id=p) for p in large])
+        run_large = await HARNESS.statements(conn, [run_requested("run-large")])
         counts["invoice.approved_to_pay"] = (approve_small, approve_large)
         counts["payout_run.requested"] = (run_small, run_large)
         counts["payout.settled"] = (
-            await statements(conn, settled("run-small", small)),
-            await statements(conn, settled("run-large", large)),
+            await HARNESS.statements(conn, settled("run-small", small)),
+            await HARNESS.statements(conn, settled("run-large", large)),
         )
         counts["invoice.approval_revoked"] = (
-            await statements(conn, [revoked(f"inv-{p}") for p in small]),
-            await statements(conn, [revoked(f"inv-{p}") for p in large]),
+            await HARNESS.statements(conn, [revoked(f"inv-{p}") for p in small]),
+            await HARNESS.statements(conn, [revoked(f"inv-{p}") for p in large]),
         )
         counts["funding.received"] = (
-            await statements(conn, [funding("1.00", funding_id=f"f-{n}") for n in range(10)]),
-            await statements(conn, [funding("1.00", funding_id=f"f-{n}") for n in range(10, 210)]),
+            await HARNESS.statements(conn, [funding("1.00", funding_id=f"f-{n}") for n in range(10)]),
+            await HARNESS.statements(conn, [funding("1.00", funding_id=f"f-{n}") for n in range(10, 210)]),
         )
-    assert await pool.fetchval("SELECT count(*) FROM payouts WHERE run_id = 'run-large'") == 200
-    assert await pool.fetchval("SELECT count(*) FROM payouts WHERE status = 'settled'") == 211
+        assert await conn.fetchval("SELECT count(*) FROM payouts WHERE run_id = 'run-large'") == 200
+        assert await conn.fetchval("SELECT count(*) FROM payouts WHERE status = 'settled'") == 211
     for kind, (ten, two_hundred) in counts.items():
         assert two_hundred - ten <= 1, (kind, ten, two_hundred)

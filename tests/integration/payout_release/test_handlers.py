@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import tempfile
-from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -23,181 +21,32 @@ from services.payout_release.runs import execute_run, scheduled_payout_run
 from shared.consumer import BatchProcessor, BatchResult, RawRecord
 from shared.outbox import write_outbox
 from shared.settings import Settings
-from shared.topics import (
-    COMPLIANCE_ELIGIBILITY,
-    IN_COMMANDS,
-    IN_FUNDING,
-    IN_RAIL_EVENTS,
-    INTAKE_DOCUMENTS,
-    MATCHING_DECISIONS,
-)
+from shared.topics import MATCHING_DECISIONS
 from shared.unit_of_work import UnitOfWork
-from tests.support import deliver, emitted, record, scratch_pool
+from testkit.samples.payouts import (
+    T0,
+    approved,
+    eligibility,
+    funding,
+    held,
+    po_closed,
+    po_in_force,
+    rail,
+    run_requested,
+)
+from tests.support import FrozenClock, deliver, emitted, record
 
 pytestmark = pytest.mark.integration
-
-T0 = datetime(2026, 11, 21, 12, 0, 10, tzinfo=UTC)
-
-
-class Clock:
-    now = T0
-
-
-@pytest.fixture(autouse=True)
-def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[Clock]]:
-    Clock.now = T0
-    monkeypatch.setattr(UnitOfWork, "now", property(lambda self: Clock.now))
-    yield Clock
-
-
-@pytest.fixture
-async def pool() -> AsyncIterator[asyncpg.Pool]:
-    async with scratch_pool("payout_release") as p:
-        yield p
-
 
 # A policy file without a payout_release section: every business unit automated (SPEC §10),
 # whatever the shipped deploy/policy.yaml says.
 _NO_COHORTS = Path(tempfile.gettempdir()) / "concord-payout-release-test-policy.yaml"
 _NO_COHORTS.write_text("matching: {}\n")
 SETTINGS = Settings(service="payout_release", policy_file=str(_NO_COHORTS), payout_run_interval_s=30)
-_seq = itertools.count(1)
 
 
 async def send(pool: asyncpg.Pool, *records: RawRecord, settings: Settings = SETTINGS) -> BatchResult:
     return await deliver(pool, router, *records, settings=settings)
-
-
-def approved(
-    invoice_id: str,
-    amount: str = "100.00",
-    *,
-    payee_id: str = "payee-1",
-    po_number: str | None = "PO-1",
-    po_version: int | None = 1,
-    business_unit: str = "BU-A",
-    document_type: str = "invoice",
-    currency: str = "EUR",
-    legal_entity: str = "LE-1",
-    decided_at: datetime = T0 - timedelta(hours=1),
-    issue_date: str = "2026-11-01",
-) -> RawRecord:
-    line = {
-        "line_id": "L1",
-        "match_mode": "two_way" if po_number else "no_po",
-        "quantity": "1",
-        "invoice_unit_price": amount,
-        "matched_amount": amount,
-        "variance_amount": "0",
-        "line_amount": amount,
-    }
-    data = {
-        "invoice_id": invoice_id,
-        "po_number": po_number,
-        "po_version": po_version,
-        "payee_id": payee_id,
-        "legal_entity": legal_entity,
-        "business_unit": business_unit,
-        "currency": currency,
-        "document_type": document_type,
-        "issue_date": issue_date,
-        "payable_amount": amount,
-        "tax_total": "0",
-        "charges_total": "0",
-        "lines": [line],
-        "decided_at": decided_at.isoformat(),
-        "decision_id": f"dec-{invoice_id}-{next(_seq)}",
-    }
-    return record(MATCHING_DECISIONS, "invoice.approved_to_pay", data, key=invoice_id)
-
-
-def held(invoice_id: str, payee_id: str = "payee-1") -> RawRecord:
-    data = {
-        "invoice_id": invoice_id,
-        "po_number": "PO-1",
-        "payee_id": payee_id,
-        "holds": [
-            {"hold_id": f"h-{invoice_id}", "reason": "missing_receipt", "queue": "ops", "action": "hold"}
-        ],
-        "decided_at": T0.isoformat(),
-    }
-    return record(MATCHING_DECISIONS, "invoice.held", data, key=invoice_id)
-
-
-def eligibility(
-    payee_id: str = "payee-1", eligible: bool = True, *reasons: str, at: datetime = T0
-) -> RawRecord:
-    data = {
-        "payee_id": payee_id,
-        "eligible": eligible,
-        "reasons": list(reasons),
-        "profile_version": 1,
-        "evaluated_at": at.isoformat(),
-        "payout_account_ref": f"tok-{payee_id}",
-    }
-    return record(COMPLIANCE_ELIGIBILITY, "payee.eligibility_changed", data, key=payee_id)
-
-
-def po_in_force(po_number: str = "PO-1", version: int = 1, effective_to: str = "2027-12-31") -> RawRecord:
-    po = {
-        "po_number": po_number,
-        "version": version,
-        "legal_entity": "LE-1",
-        "business_unit": "BU-A",
-        "payee_id": "payee-1",
-        "currency": "EUR",
-        "effective_from": "2026-01-01",
-        "effective_to": effective_to,
-        "created_by": "buyer@example.com",
-        "approved_by": "lead@example.com",
-        "approved_at": "2026-01-01T09:00:00Z",
-        "lines": [
-            {
-                "line_id": "L1",
-                "item_ref": "SKU-1",
-                "category": "goods",
-                "quantity": "10",
-                "unit_price": "100.00",
-            }
-        ],
-    }
-    data = {"po": po, "previous_version": version - 1 or None, "in_force_since": "2026-01-01T09:00:00Z"}
-    return record(INTAKE_DOCUMENTS, "purchase_order.version_in_force", data, key=po_number)
-
-
-def po_closed(po_number: str = "PO-1") -> RawRecord:
-    data = {"po_number": po_number, "closed_by": "buyer@example.com", "reason": "done"}
-    return record(INTAKE_DOCUMENTS, "purchase_order.closure_accepted", data, key=po_number)
-
-
-def funding(
-    amount: str, account_id: str = "fund-1", funding_id: str | None = None, legal_entity: str = "LE-1"
-) -> RawRecord:
-    data = {
-        "funding_id": funding_id or f"fnd-{next(_seq)}",
-        "account_id": account_id,
-        "legal_entity": legal_entity,
-        "currency": "EUR",
-        "amount": amount,
-        "received_at": T0.isoformat(),
-    }
-    return record(IN_FUNDING, "funding.received", data, key=account_id)
-
-
-def run_requested(run_id: str, **filters: str) -> RawRecord:
-    data = {"run_id": run_id, "requested_by": "treasury@example.com", **filters}
-    return record(IN_COMMANDS, "payout_run.requested", data, key=run_id)
-
-
-def rail(kind: str, payout_id: str, rail_event_id: str, amount: str = "100.00") -> RawRecord:
-    data: dict[str, Any] = {"payout_id": payout_id, "rail_event_id": rail_event_id}
-    if kind == "payout.settled":
-        data |= {"amount": amount, "currency": "EUR", "settled_at": T0.isoformat()}
-    elif kind == "payout.failed":
-        data |= {"failure_code": "account_closed", "message": "beneficiary account closed"}
-    else:
-        data |= {"amount": amount, "currency": "EUR", "returned_at": T0.isoformat(), "reason": "R03"}
-    return record(IN_RAIL_EVENTS, kind, data, key=payout_id)
 
 
 async def ready(pool: asyncpg.Pool, funds: str = "1000.00") -> None:
@@ -405,7 +254,7 @@ async def test_redelivered_run_command_answers_already_executed(pool: asyncpg.Po
 
 
 async def test_scheduled_run_twice_in_one_slot_releases_once(
-    pool: asyncpg.Pool, frozen_clock: type[Clock]
+    pool: asyncpg.Pool, frozen_clock: FrozenClock
 ) -> None:
     await ready(pool)
     await send(pool, approved("inv-1"))
@@ -424,7 +273,7 @@ async def test_scheduled_run_twice_in_one_slot_releases_once(
 
 
 async def test_scheduled_runs_repeat_a_block_only_when_its_reasons_change(
-    pool: asyncpg.Pool, frozen_clock: type[Clock]
+    pool: asyncpg.Pool, frozen_clock: FrozenClock
 ) -> None:
     await ready(pool)
     await send(pool, eligibility("payee-2", False, "tax_form_missing"), approved("inv-x", payee_id="payee-2"))

@@ -17,14 +17,8 @@ import pytest
 from shared.consumer import RawRecord
 from shared.publish import Publisher
 from shared.topics import BY_NAME, OUT_PAYOUTS
-from tests.integration.payout_release.test_handlers import (
-    _NO_COHORTS,
-    approved,
-    eligibility,
-    funding,
-    po_in_force,
-    run_requested,
-)
+from testkit.samples.payouts import approved, eligibility, funding, po_in_force, run_requested
+from tests.integration.payout_release.test_handlers import _NO_COHORTS
 from tests.kafka_support import ServiceProcess, create_topics, delete_topics, isolated_settings, read_topic
 from tests.support import scratch_service_database
 

@@ -5,7 +5,6 @@ releases or refuses, and with every reason."""
 from __future__ import annotations
 
 import tempfile
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -17,24 +16,21 @@ import pytest
 from services.payout_release.handlers import router
 from shared.consumer import BatchResult, RawRecord
 from shared.settings import Settings
-from shared.topics import IN_COMMANDS, INTAKE_DOCUMENTS
-from shared.unit_of_work import UnitOfWork
-from tests.integration.payout_release.test_handlers import (
+from testkit.samples.payouts import (
+    TREASURER,
     approved,
-    available,
-    blocked,
     eligibility,
+    expedite,
     funding,
     held,
-    inbox_result,
-    released,
+    po_closed,
+    po_in_force,
     run_requested,
 )
-from tests.support import deliver, emitted, record, scratch_pool
+from tests.integration.payout_release.test_handlers import available, blocked, inbox_result, released
+from tests.support import FrozenClock, deliver, emitted
 
 pytestmark = pytest.mark.integration
-
-T0 = datetime(2026, 11, 21, 12, 0, 10, tzinfo=UTC)
 
 _POLICY = Path(tempfile.gettempdir()) / "concord-payout-release-terms-test-policy.yaml"
 _POLICY.write_text(
@@ -47,24 +43,6 @@ _POLICY.write_text(
 )
 # The shipped roles file: treasurer@example.com has the role treasury.
 SETTINGS = Settings(service="payout_release", policy_file=str(_POLICY), payout_run_interval_s=30)
-TREASURER = "treasurer@example.com"
-
-
-class Clock:
-    now = T0
-
-
-@pytest.fixture(autouse=True)
-def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[Clock]]:
-    Clock.now = T0
-    monkeypatch.setattr(UnitOfWork, "now", property(lambda self: Clock.now))
-    yield Clock
-
-
-@pytest.fixture
-async def pool() -> AsyncIterator[asyncpg.Pool]:
-    async with scratch_pool("payout_release") as p:
-        yield p
 
 
 async def send(pool: asyncpg.Pool, *records: RawRecord) -> BatchResult:
@@ -72,25 +50,7 @@ async def send(pool: asyncpg.Pool, *records: RawRecord) -> BatchResult:
 
 
 def po(po_number: str, terms: str | None, business_unit: str = "corporate") -> RawRecord:
-    state = {
-        "po_number": po_number,
-        "version": 1,
-        "legal_entity": "LE-1",
-        "business_unit": business_unit,
-        "payee_id": "payee-1",
-        "currency": "EUR",
-        "payment_terms": terms,
-        "effective_from": "2026-01-01",
-        "effective_to": "2027-12-31",
-        "created_by": "buyer@example.com",
-        "approved_by": "lead@example.com",
-        "approved_at": "2026-01-01T09:00:00Z",
-        "lines": [
-            {"line_id": "L1", "item_ref": "SKU-1", "category": "goods", "quantity": "10", "unit_price": "100"}
-        ],
-    }
-    data = {"po": state, "in_force_since": "2026-01-01T09:00:00Z"}
-    return record(INTAKE_DOCUMENTS, "purchase_order.version_in_force", data, key=po_number)
+    return po_in_force(po_number, business_unit=business_unit, payment_terms=terms)
 
 
 def on_terms(
@@ -98,22 +58,6 @@ def on_terms(
 ) -> RawRecord:
     kw.setdefault("business_unit", "corporate")
     return approved(invoice_id, amount, po_number=po_number, issue_date=issue_date, **kw)
-
-
-def expedite(
-    expedite_id: str,
-    invoice_id: str,
-    requested_by: str = "ap.clerk@example.com",
-    approved_by: str = TREASURER,
-) -> RawRecord:
-    data = {
-        "expedite_id": expedite_id,
-        "invoice_id": invoice_id,
-        "requested_by": requested_by,
-        "approved_by": approved_by,
-        "justification": "supplier stops deliveries tomorrow",
-    }
-    return record(IN_COMMANDS, "payout.expedite_requested", data, key=invoice_id)
 
 
 def refused(result: BatchResult) -> dict[str, list[str]]:
@@ -128,7 +72,7 @@ def not_before(result: BatchResult) -> dict[str, str | None]:
 
 
 async def test_a_corporate_invoice_on_2_10_net30_waits_then_is_paid_with_the_discount(
-    pool: asyncpg.Pool,
+    pool: asyncpg.Pool, frozen_clock: FrozenClock
 ) -> None:
     # issued 11-15: the window ends 11-25; lead 2 days → released by the last run before 11-23
     await send(pool, eligibility(), po("PO-T", "2/10 NET30"), funding("5000.00"))
@@ -139,7 +83,7 @@ async def test_a_corporate_invoice_on_2_10_net30_waits_then_is_paid_with_the_dis
     assert blocked(early) == {"inv-t": ["not_due"]}
     assert not_before(early) == {"inv-t": "2026-11-22"}
 
-    Clock.now = datetime(2026, 11, 22, 0, 0, 5, tzinfo=UTC)
+    frozen_clock.now = datetime(2026, 11, 22, 0, 0, 5, tzinfo=UTC)
     result = await send(pool, run_requested("run-2"))
     [payout] = released(result)
     assert payout["amount"] == "980.00"
@@ -148,12 +92,14 @@ async def test_a_corporate_invoice_on_2_10_net30_waits_then_is_paid_with_the_dis
     assert await available(pool) == Decimal("4020.00")  # only the cash leaves
 
 
-async def test_after_the_window_the_invoice_waits_for_its_due_date_in_full(pool: asyncpg.Pool) -> None:
+async def test_after_the_window_the_invoice_waits_for_its_due_date_in_full(
+    pool: asyncpg.Pool, frozen_clock: FrozenClock
+) -> None:
     await send(pool, eligibility(), po("PO-T", "2/10 NET30"), funding("5000.00"))
     await send(pool, on_terms("inv-late", "PO-T", "2026-11-01"))  # window ended 11-11; due 12-01
     result = await send(pool, run_requested("run-1"))
     assert blocked(result) == {"inv-late": ["not_due"]} and not_before(result) == {"inv-late": "2026-11-28"}
-    Clock.now = datetime(2026, 11, 28, 6, 0, tzinfo=UTC)
+    frozen_clock.now = datetime(2026, 11, 28, 6, 0, tzinfo=UTC)
     [payout] = released(await send(pool, run_requested("run-2")))
     assert payout["invoices"] == [{"invoice_id": "inv-late", "amount": "1000.00"}]  # no discount
 
@@ -237,15 +183,7 @@ async def test_a_refused_expedite_names_every_reason_and_pays_nothing(
     if case == "already_released":
         await send(pool, run_requested("run-1"))
     if case == "closed_po":
-        await send(
-            pool,
-            record(
-                INTAKE_DOCUMENTS,
-                "purchase_order.closure_accepted",
-                {"po_number": "PO-T", "closed_by": "buyer@example.com", "reason": "done"},
-                key="PO-T",
-            ),
-        )
+        await send(pool, po_closed("PO-T"))
     requester, approver = {
         "self_approved_by_a_non_treasurer": ("ap.lead@example.com", "ap.lead@example.com"),
         "self_approved_by_the_treasurer": (TREASURER, TREASURER),

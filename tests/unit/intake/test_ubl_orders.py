@@ -19,18 +19,13 @@ from services.intake.ubl_receipt import parse_receipt_advice
 from shared.config import ConfigError
 from shared.contracts import inbound as i
 from testkit import documents as doc
+from testkit.samples import upstream
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "peppol"
 
 
 def order(document: str, **changes: Any) -> i.PurchaseOrderSubmittedUbl:
-    data = doc.po_submitted_ubl(
-        document,
-        business_unit="procurement",
-        created_by="buyer@example.com",
-        approved_by="manager@example.com",
-        approved_at="2026-01-02T09:00:00Z",
-    )
+    data = upstream.po_ubl(document, business_unit="procurement")
     return i.PurchaseOrderSubmittedUbl.model_validate(data | changes)
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import yaml
 
 from shared.observability import ALERT_RULES, local_targets, prometheus_config
+from shared.services import SERVICES_AND_GATEWAY
 
 RULE_TESTS = ALERT_RULES.with_name("alerts.test.yml")
-SERVICES = ("intake", "matching", "compliance_gate", "payout_release", "ledger", "bank_gateway")
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
@@ -50,12 +50,12 @@ def test_the_rules_cover_every_alert_the_spec_asks_for() -> None:
 
 def test_make_up_scrapes_the_services_at_their_health_ports(tmp_path: Path) -> None:
     config = tmp_path / "prometheus.yml"
-    config.write_text(prometheus_config(local_targets(SERVICES, 18081)))
+    config.write_text(prometheus_config(local_targets(SERVICES_AND_GATEWAY, 18081)))
     result = promtool("check", "config", str(config))
     assert result.returncode == 0, result.stdout + result.stderr
     [job] = yaml.safe_load(config.read_text())["scrape_configs"]
     scraped = {c["labels"]["component"]: c["targets"] for c in job["static_configs"]}
-    assert scraped == {name: [f"127.0.0.1:{18081 + i}"] for i, name in enumerate(SERVICES)}
+    assert scraped == {name: [f"127.0.0.1:{18081 + i}"] for i, name in enumerate(SERVICES_AND_GATEWAY)}
     assert job["job_name"] == "concord"  # what ConcordServiceDown watches
 
 
@@ -69,5 +69,7 @@ def test_docker_compose_runs_prometheus_with_the_same_rules_and_job() -> None:
     [job] = config["scrape_configs"]
     assert job["job_name"] == "concord"
     scraped = {c["labels"]["component"]: c["targets"] for c in job["static_configs"]}
-    ports = {name: compose["services"][name]["environment"]["CONCORD_HEALTH_PORT"] for name in SERVICES}
-    assert scraped == {name: [f"{name}:{ports[name]}"] for name in SERVICES}
+    ports = {
+        name: compose["services"][name]["environment"]["CONCORD_HEALTH_PORT"] for name in SERVICES_AND_GATEWAY
+    }
+    assert scraped == {name: [f"{name}:{ports[name]}"] for name in SERVICES_AND_GATEWAY}
