@@ -39,8 +39,8 @@ from bench.pipeline import (
 )
 from bench.profile import Profiling
 from bench.replicas import measure_replicas
-from bench.statements import database_of, per_flow, snapshot
 from bench.span_sink import SpanSink
+from bench.statements import database_of, per_flow, snapshot
 from shared.publish import Publisher
 from shared.settings import Settings
 from tests.support import ADMIN_DSN
