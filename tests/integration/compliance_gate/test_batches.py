@@ -13,6 +13,7 @@ import pytest
 from services.compliance_gate.handlers import router
 from shared.consumer import BatchProcessor, RawRecord
 from shared.settings import Settings
+from testkit.sql import loggers_caught_up
 from tests.integration.compliance_gate.test_handlers import (  # noqa: F401 - frozen_clock: autouse fixture
     CONFIG,
     business_profile,
@@ -109,6 +110,7 @@ async def test_statements_per_batch_do_not_grow_with_the_batch(
         try:
             await deliver_on(conn, records)
         finally:
+            await loggers_caught_up()
             conn.remove_query_logger(counted)
         return count
 

@@ -29,6 +29,7 @@ from testkit.samples.upstream import (
     req_rec,
     requisition,
 )
+from testkit.sql import loggers_caught_up
 from tests.support import deliver, emitted, scratch_pool
 
 pytestmark = pytest.mark.integration
@@ -188,6 +189,7 @@ async def test_statements_per_batch_do_not_grow_with_the_batch(make: Any) -> Non
             async with conn.transaction():
                 result = await processor.process(conn, [make(n) for n in numbers])
         finally:
+            await loggers_caught_up()
             conn.remove_query_logger(counted)
         assert result.handled == len(numbers), result
         return count

@@ -21,6 +21,7 @@ from services.ledger.handlers import router
 from shared.consumer import BatchProcessor, BatchResult, RawRecord
 from shared.settings import Settings
 from shared.topics import COMPLIANCE_ELIGIBILITY, IN_FUNDING
+from testkit.sql import loggers_caught_up
 from tests.integration.ledger import flow
 from tests.support import deliver, record, scratch_pool
 
@@ -273,6 +274,7 @@ async def statements_for(conn: asyncpg.Connection, records: list[RawRecord]) -> 
         async with conn.transaction():
             result = await processor.process(conn, records)
     finally:
+        await loggers_caught_up()
         conn.remove_query_logger(counted)
     assert result.handled == len(records)
     return count

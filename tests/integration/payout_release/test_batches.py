@@ -16,6 +16,7 @@ from services.payout_release.domain import payout_id_for
 from services.payout_release.handlers import router
 from shared.consumer import BatchProcessor, RawRecord
 from shared.topics import MATCHING_DECISIONS
+from testkit.sql import loggers_caught_up
 from tests.integration.payout_release.test_handlers import (  # noqa: F401 - frozen_clock: autouse fixture
     SETTINGS,
     T0,
@@ -184,6 +185,7 @@ async def statements(conn: asyncpg.Connection, records: Sequence[RawRecord]) -> 
     try:
         await deliver_on(conn, records)
     finally:
+        await loggers_caught_up()
         conn.remove_query_logger(counted)
     return count
 
