@@ -40,6 +40,7 @@ from bench.pipeline import (
 from bench.profile import Profiling
 from bench.replicas import measure_replicas
 from bench.span_sink import SpanSink
+from bench.statements import database_of, per_flow, snapshot
 from shared.publish import Publisher
 from shared.services import SERVICES
 from shared.settings import Settings
@@ -237,6 +238,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             with console.status(
                 f"throughput phase: offering {tp_rate:.0f} flows/s for {args.throughput_s:.0f}s…"
             ):
+                databases = {n: database_of(p.settings.db_dsn) for n, p in stack.processes.items()}
+                statements_before = await snapshot(databases)
                 cpu_before = cpu_seconds(stack)
                 profiling = None
                 if args.profile:
@@ -270,6 +273,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                     console,
                 )
                 cpu_used = {k: v - cpu_before.get(k, 0.0) for k, v in cpu_seconds(stack).items()}
+                statements_after = await snapshot(databases)
             if profiling is not None:
                 await profile_task
                 with console.status("profiles: waiting for py-spy…"):
@@ -299,6 +303,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 k: round(1000 * v / max(1, len(all_done)), 2) for k, v in cpu_used.items()
             }
             figures["cpu_ms_per_flow"]["total"] = round(sum(figures["cpu_ms_per_flow"].values()), 2)
+            if statements_before is not None and statements_after is not None:
+                # pg_stat_statements loaded (bench/statements.py): round trips per flow per service.
+                figures["sql_statements_per_flow"] = per_flow(
+                    statements_before, statements_after, len(all_done)
+                )
             total_ms = figures["cpu_ms_per_flow"]["total"]
             figures["cpu_baseline_hops_per_flow"] = (
                 round(total_ms / figures["baseline_hop_cpu_ms_if_all_cores"], 1) if baseline else None
@@ -424,6 +433,9 @@ def _print(console: Console, f: dict[str, Any]) -> None:
     )
     for name, ms in f["cpu_ms_per_flow"].items():
         t.add_row(f"CPU per completed flow: {name}", f"{ms:.2f} ms", "", "")
+    for name, counted in f.get("sql_statements_per_flow", {}).items():
+        per = counted if isinstance(counted, float | int) else counted["per_flow"]
+        t.add_row(f"SQL statements per completed flow: {name}", f"{per:.1f}", "", "")
     hops = targets_["cpu_baseline_hops_per_flow"]
     t.add_row(
         "CPU per flow in baseline hops (as issue 13 counts: hop = cores ÷ hop rate)",

@@ -35,8 +35,9 @@ from shared.envelope import (
     new_envelope,
     payload_fingerprint,
 )
+from shared.inbox import InboxRow, write_inbox_and_outbox
 from shared.metrics import DEADLETTERED, DEDUPE_HITS, EVENTS_PROCESSED, initialise_counters
-from shared.outbox import OutboxMessage, write_outbox
+from shared.outbox import OutboxMessage
 from shared.settings import Settings
 from shared.signatures import SIGNATURE_HEADER, verify
 from shared.telemetry import (
@@ -388,23 +389,6 @@ def _undecodable(raw: bytes, exc: UnicodeDecodeError) -> str:
     return f"byte 0x{raw[exc.start]:02x} at {exc.start} is not UTF-8"
 
 
-InboxRow = tuple[str, str, str, int, int, str | None, str, str | None]
-
-
-async def _write_inbox(conn: asyncpg.Connection, rows: list[InboxRow]) -> None:
-    """Every record of the batch in one statement."""
-    if not rows:
-        return
-    columns = list(zip(*rows, strict=True))
-    await conn.execute(
-        """INSERT INTO inbox
-               (event_id, event_type, topic, partition, "offset", business_ref, result, payload_hash)
-           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::bigint[],
-                                $6::text[], $7::text[], $8::text[])""",
-        *[list(c) for c in columns],
-    )
-
-
 def _batchable(p: _Parsed) -> bool:
     return (
         p.route is not None
@@ -634,8 +618,7 @@ class BatchProcessor:
                     result.handled += 1
         for key, follow_up in follow_ups.items():
             result.outbox.extend(await self._follow_up(conn, key, follow_up))
-        await _write_inbox(conn, inbox_rows)
-        await write_outbox(conn, result.outbox)
+        await write_inbox_and_outbox(conn, inbox_rows, result.outbox)
         return result
 
     async def _handle_run(

@@ -32,6 +32,7 @@ from typing import Any, Final
 from lxml import etree
 
 from shared.contracts.outbound import InvoiceResponseIssued, InvoiceResponseReason
+from shared.envelope import uuid5_str
 
 CUSTOMIZATION_ID: Final = "urn:fdc:peppol.eu:poacc:trns:invoice_response:3"
 PROFILE_ID: Final = "urn:fdc:peppol.eu:poacc:bis:invoice_response:3"
@@ -150,7 +151,7 @@ class Finding:
 
 def response_id(status: Status, cause: str, invoice_id: str) -> str:
     """Derived from what caused it: the same cause can never issue a second, different response."""
-    return str(uuid.uuid5(_RESPONSE_NAMESPACE, f"{status}|{cause}|{invoice_id}"))
+    return uuid5_str(_RESPONSE_NAMESPACE, f"{status}|{cause}|{invoice_id}")
 
 
 def peppol_party(party_id: str | None) -> tuple[str, str] | None:

@@ -44,21 +44,30 @@ class OutboxMessage:
 
 
 async def write_outbox(conn: asyncpg.Connection, messages: list[OutboxMessage]) -> None:
-    """Insert in one statement; NOTIFY wakes the relay at commit (a hint only, the relay also polls)."""
-    if not messages:
-        return
-    await conn.execute(
-        """INSERT INTO outbox (event_id, event_type, topic, key, value, headers)
+    """Insert in one statement that also NOTIFYs: the relay wakes at commit (a hint only, it
+    also polls)."""
+    if messages:
+        await conn.execute(f"WITH written AS ({OUTBOX_INSERT}) {NOTIFY_RELAY}", *outbox_columns(messages))
+
+
+# The outbox rows of a unit of work as `unnest` columns ($1…$6): outbox_columns(messages).
+OUTBOX_INSERT = """INSERT INTO outbox (event_id, event_type, topic, key, value, headers)
            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::jsonb[])
-           ON CONFLICT (event_id) DO NOTHING""",
+           ON CONFLICT (event_id) DO NOTHING"""
+# pg_notify is NOTIFY as a function: delivered at commit, so it rides in the insert's statement
+# (one round trip fewer per unit of work than a NOTIFY of its own).
+NOTIFY_RELAY = f"SELECT pg_notify('{OUTBOX_CHANNEL}', '')"
+
+
+def outbox_columns(messages: list[OutboxMessage]) -> list[list[Any]]:
+    return [
         [m.envelope.event_id for m in messages],
         [m.envelope.event_type for m in messages],
         [m.topic for m in messages],
         [m.key for m in messages],
         [m.value() for m in messages],
         [{"content-type": "application/json", **m.headers} for m in messages],
-    )
-    await conn.execute(f"NOTIFY {OUTBOX_CHANNEL}")
+    ]
 
 
 def make_producer(settings: Settings) -> AIOKafkaProducer:

@@ -18,9 +18,12 @@ Pure functions; no I/O beyond reading the confusables table once.
 from __future__ import annotations
 
 import dataclasses
+import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
 from functools import cache
 from importlib import resources
 from typing import Any, TypeVar
@@ -81,8 +84,33 @@ def _bad_in_text(ch: str) -> bool:
     return (category == "Cc" and ch not in _ALLOWED_CONTROLS) or category == "Cs"
 
 
+# The ASCII characters each kind of field may not hold, decided by the same predicates as any
+# other character: an ASCII string is its own NFC form, so one search tells whether it is clean.
+def _ascii_where(bad: Callable[[str], bool]) -> re.Pattern[str]:
+    return re.compile("[" + "".join(re.escape(chr(c)) for c in range(128) if bad(chr(c))) + "]")
+
+
+_ASCII_BAD_IN_IDENTIFIER = _ascii_where(_bad_in_identifier)
+_ASCII_BAD_IN_TEXT = _ascii_where(_bad_in_text)
+
+
+def _clean_ascii(value: str, identifier: bool) -> bool:
+    """ASCII and free of what its field may not hold: already NFC, nothing to report."""
+    bad = _ASCII_BAD_IN_IDENTIFIER if identifier else _ASCII_BAD_IN_TEXT
+    return value.isascii() and bad.search(value) is None
+
+
 def check_string(value: str, field: str, *, identifier: bool) -> tuple[str, TextProblem | None]:
     """The NFC form of `value`, and the problem with it if it holds characters its field may not."""
+    # Fast path (nearly every string upstream sends): ASCII needs no normalising, and a clean
+    # one no per-character walk. Anything else, or an ASCII string with a bad character (for
+    # the message), takes the general path below.
+    if _clean_ascii(value, identifier):
+        return value, None
+    return _check_any_string(value, field, identifier=identifier)
+
+
+def _check_any_string(value: str, field: str, *, identifier: bool) -> tuple[str, TextProblem | None]:
     try:
         normal = unicodedata.normalize("NFC", value)
     except UnicodeError:  # pragma: no cover - normalize copes with surrogates; belt and braces
@@ -107,6 +135,10 @@ def check_text(value: T, *, skip: frozenset[str] = frozenset()) -> tuple[T, list
     return walker.walk(value, "", "", skip), walker.problems
 
 
+# Values that hold no text (exact types: a str subclass or an enum is still walked).
+_SCALARS = frozenset({bool, int, float, Decimal, date, datetime})
+
+
 def _join(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
 
@@ -118,6 +150,8 @@ class _Walker:
     def walk(self, value: Any, path: str, name: str, skip: frozenset[str] = frozenset()) -> Any:
         """`name` is the field the value belongs to (list items belong to their list's field):
         it decides whether the value is an identifier."""
+        if value is None or type(value) in _SCALARS:  # nothing to walk: most fields of a document
+            return value
         if isinstance(value, str):
             return self._string(value, path or name, is_identifier_field(name))
         if isinstance(value, BaseModel):
@@ -146,6 +180,10 @@ class _Walker:
             if field_name in skip:
                 continue
             old = getattr(obj, field_name)
+            if old is None or type(old) in _SCALARS:
+                continue
+            if type(old) is str and _clean_ascii(old, is_identifier_field(field_name)):
+                continue  # unchanged, no problem: no path to spell out
             new = self.walk(old, _join(path, field_name), field_name)
             if new is not old:
                 changes[field_name] = new

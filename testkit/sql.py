@@ -107,7 +107,12 @@ class count_statements:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        # asyncpg hands each logged query to its loggers with loop.call_soon: let those run first.
-        for _ in range(3):
-            await asyncio.sleep(0)
+        await loggers_caught_up()
         self._conn.remove_query_logger(self._log)
+
+
+async def loggers_caught_up() -> None:
+    """asyncpg hands each logged query to its loggers with loop.call_soon: let those run before a
+    logger is removed or its count read (else the last statements of a block may be missed)."""
+    for _ in range(3):
+        await asyncio.sleep(0)

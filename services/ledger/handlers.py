@@ -96,15 +96,14 @@ async def true_up_grni(uow: UnitOfWork, asks: Sequence[tuple[str, Envelope]]) ->
     po_numbers = [po for po, _ in asks]
     # Everything below is read after the lock, so it includes a concurrent transaction's true-up.
     await store.lock_grni_of(uow.conn, po_numbers)
-    pos = await store.pos_in_force(uow.conn, po_numbers)
-    receipts = await store.posted_receipts_of(uow.conn, po_numbers)
-    approvals = await store.approvals_in_force_of(uow.conn, po_numbers)
-    balances = await store.grni_balances(uow.conn, po_numbers)
+    read = await store.grni_inputs(uow.conn, po_numbers)
     postings = []
     for po_number, cause in asks:
-        po = pos.get(po_number)
-        actual = balances.get((po_number, po.currency), d.ZERO) if po else d.ZERO
-        posting = d.plan_true_up(po, receipts[po_number], approvals[po_number], actual, cause.event_id)
+        po = read.pos.get(po_number)
+        actual = read.balances.get((po_number, po.currency), d.ZERO) if po else d.ZERO
+        posting = d.plan_true_up(
+            po, read.receipts[po_number], read.approvals[po_number], actual, cause.event_id
+        )
         postings.append((uow.caused_by(cause), posting))
     await post(uow, postings)
 

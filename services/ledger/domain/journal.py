@@ -21,6 +21,8 @@ from datetime import datetime
 from decimal import Decimal
 from functools import cached_property
 
+from shared.envelope import uuid5_hex
+
 ZERO = Decimal(0)
 
 GRNI = "liability:grni"
@@ -133,7 +135,7 @@ def imbalances(lines: Iterable[Line]) -> dict[str, Decimal]:
 
 def entry_id_for(source_event_id: str) -> str:
     """Deterministic: a redelivered source event, or a re-run, names the same entry."""
-    return "je_" + uuid.uuid5(uuid.NAMESPACE_URL, "concord:journal|" + source_event_id).hex
+    return "je_" + uuid5_hex(uuid.NAMESPACE_URL, "concord:journal|" + source_event_id)
 
 
 def net_lines(currency: str, postings: Iterable[tuple[str, Decimal]]) -> tuple[Line, ...]:

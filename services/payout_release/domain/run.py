@@ -20,6 +20,7 @@ from services.payout_release.domain.terms import (
     parse_terms,
     schedule,
 )
+from shared.envelope import uuid5_hex
 
 DocumentType = Literal["invoice", "credit_note"]
 
@@ -204,7 +205,7 @@ def payout_id_for(
 ) -> str:
     """Deterministic, so a crashed and restarted run releases exactly the same payouts (SPEC §8)."""
     name = "|".join((run_id, payee_id, currency, legal_entity, funding_account_id))
-    return "payout_" + uuid.uuid5(_PAYOUT_NAMESPACE, name).hex
+    return "payout_" + uuid5_hex(_PAYOUT_NAMESPACE, name)
 
 
 def scheduled_run_id(now: datetime, interval_s: float) -> str:

@@ -130,6 +130,35 @@ async def test_an_unbalanced_entry_cannot_be_committed(pool: asyncpg.Pool) -> No
     assert await entry_count(pool) == 0
 
 
+async def test_an_entry_without_two_lines_cannot_be_committed(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as conn:
+        with pytest.raises(asyncpg.PostgresError, match="fewer than two lines"):
+            async with conn.transaction():
+                await conn.execute(
+                    """INSERT INTO journal_entries
+                       (entry_id, source_event_id, source_event_type, fact_key, kind, description, posted_at)
+                       VALUES ('je_y', 'evt_y', 't', 'k', 'k', 'd', now())"""
+                )
+    assert await entry_count(pool) == 0
+
+
+async def test_an_entry_off_in_one_of_two_currencies_names_it(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as conn:
+        with pytest.raises(asyncpg.PostgresError, match="does not balance in USD: -1"):
+            async with conn.transaction():
+                await conn.execute(
+                    """INSERT INTO journal_entries
+                       (entry_id, source_event_id, source_event_type, fact_key, kind, description, posted_at)
+                       VALUES ('je_z', 'evt_z', 't', 'k', 'k', 'd', now())"""
+                )
+                await conn.execute(
+                    """INSERT INTO journal_lines (entry_id, line_no, account, currency, debit, credit)
+                       VALUES ('je_z', 1, 'a', 'EUR', 5, 0), ('je_z', 2, 'b', 'EUR', 0, 5),
+                              ('je_z', 3, 'a', 'USD', 1, 0), ('je_z', 4, 'b', 'USD', 0, 2)"""
+                )
+    assert await entry_count(pool) == 0
+
+
 async def test_a_redelivered_source_event_posts_once(pool: asyncpg.Pool) -> None:
     first = flow.funding()
     results = await deliver_each(pool, first, first)

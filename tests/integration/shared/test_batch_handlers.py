@@ -18,6 +18,7 @@ from shared.contracts.inbound import FundingReceived, PayoutSettled
 from shared.contracts.outbound import FundingRefused
 from shared.settings import Settings
 from shared.topics import IN_FUNDING, IN_RAIL_EVENTS
+from testkit.sql import loggers_caught_up
 from tests.support import deliver, record, scratch_pool
 
 pytestmark = pytest.mark.integration
@@ -153,6 +154,7 @@ async def test_statements_per_batch_do_not_grow_with_the_batch(pool: asyncpg.Poo
             async with conn.transaction():
                 await processor.process(conn, records)
         finally:
+            await loggers_caught_up()
             conn.remove_query_logger(counted)
         return count
 

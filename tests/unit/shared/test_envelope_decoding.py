@@ -21,6 +21,8 @@ from shared.envelope import (
     derived_event_id,
     new_envelope,
     payload_fingerprint,
+    uuid5_hex,
+    uuid5_str,
 )
 
 
@@ -154,3 +156,17 @@ def test_the_fingerprint_hashes_the_canonical_json_inbox_rows_were_written_with(
     )
     expected = hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
     assert payload_fingerprint(env) == expected
+
+
+@given(st.uuids(), st.text(max_size=40))
+def test_uuid5_ids_are_the_uuid_modules(namespace: uuid.UUID, name: str) -> None:
+    """Journal entry ids, payout ids and Invoice Response ids are derived this way: the same
+    inputs must give the ids the uuid module gave, or a re-run would post, pay or answer twice."""
+    try:
+        expected = uuid.uuid5(namespace, name)
+    except UnicodeEncodeError:
+        with pytest.raises(UnicodeEncodeError):
+            uuid5_hex(namespace, name)
+        return
+    assert uuid5_hex(namespace, name) == expected.hex
+    assert uuid5_str(namespace, name) == str(expected)

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shared import text
 from shared.contracts.inbound import PoFlipRequested, ReceiptRecorded
@@ -130,3 +134,35 @@ def test_check_text_walks_dataclasses_and_skips_named_fields() -> None:
 
     clean, problems = text.check_text(Doc("I\u0301", "<x>\r\n</x>"), skip=frozenset({"document"}))
     assert problems == [] and clean.invoice_id == "\u00cd"
+
+
+# The ASCII fast path (most strings upstream sends) must answer exactly as the general path:
+# the same normal form and the same problem, message included.
+@given(st.text(alphabet=st.characters(max_codepoint=127)), st.booleans())
+@settings(max_examples=500)
+def test_ascii_fast_path_answers_as_the_general_path(value: str, identifier: bool) -> None:
+    fast = text.check_string(value, "f", identifier=identifier)
+    assert fast == text._check_any_string(value, "f", identifier=identifier)
+
+
+@given(st.text(), st.booleans())
+@settings(max_examples=300)
+def test_any_string_answers_as_the_general_path(value: str, identifier: bool) -> None:
+    assert text.check_string(value, "f", identifier=identifier) == text._check_any_string(
+        value, "f", identifier=identifier
+    )
+
+
+def test_check_text_skips_values_that_hold_no_text_and_still_names_bad_fields() -> None:
+    @dataclass(frozen=True)
+    class Line:
+        line_id: str
+        quantity: Decimal
+        note: str | None
+        at: date
+
+    clean = Line("L1", Decimal("2"), "ok", date(2026, 11, 30))
+    assert text.check_text(clean) == (clean, [])
+    bad, problems = text.check_text([clean, Line("L 2", Decimal("1"), "tab\tok\x07", date(2026, 1, 1))])
+    assert [p.field for p in problems] == ["[1].line_id", "[1].note"]
+    assert bad[0] is clean
