@@ -30,8 +30,8 @@ from bench.baseline import measure_hop
 from bench.pipeline import (
     Observed,
     TimedWatcher,
-    hop_percentiles,
     cpu_seconds,
+    hop_percentiles,
     offer_load,
     peak_memory_mib,
     percentiles,

@@ -112,9 +112,17 @@ class Hops:
 
     # (name, from, to): the segments reported per latency phase, in order along the path.
     SEGMENTS = (
-        ("intake: fetched and handled (submitted → invoice.accepted emitted)", "submitted", "accepted_emitted"),
+        (
+            "intake: fetched and handled (submitted → invoice.accepted emitted)",
+            "submitted",
+            "accepted_emitted",
+        ),
         ("intake: commit and relay (emitted → sent by its relay)", "accepted_emitted", "accepted_sent"),
-        ("matching: fetched and handled (accepted sent → approved_to_pay emitted)", "accepted_sent", "approved_emitted"),
+        (
+            "matching: fetched and handled (accepted sent → approved_to_pay emitted)",
+            "accepted_sent",
+            "approved_emitted",
+        ),
         ("matching: commit and relay (emitted → sent by its relay)", "approved_emitted", "approved_sent"),
         ("produce and watch (sent → seen by the bench)", "approved_sent", "approved_seen"),
     )
@@ -335,7 +343,10 @@ def hop_percentiles(observed: Observed, ids: list[str]) -> dict[str, dict[str, f
     """Per segment of the way to approval, p50/p95/p99 in ms over the invoices seen all the way."""
     segments = [s for s in (observed.hops[i].segments() for i in ids if i in observed.hops) if s]
     return {
-        name: {k: (round(v * 1000, 1) if k != "n" else v) for k, v in percentiles([s[name] for s in segments]).items()}
+        name: {
+            k: (round(v * 1000, 1) if k != "n" else v)
+            for k, v in percentiles([s[name] for s in segments]).items()
+        }
         for name, _, _ in Hops.SEGMENTS
     }
 
