@@ -43,13 +43,18 @@ class OutboxMessage:
 
 
 async def write_outbox(conn: asyncpg.Connection, messages: list[OutboxMessage]) -> None:
-    """Insert in one statement; NOTIFY wakes the relay at commit (a hint only, the relay also polls)."""
+    """Insert in one statement, which also notifies the relay at commit (a hint only, the relay also
+    polls): pg_notify in the same statement as the insert, one round trip to PostgreSQL per batch
+    instead of two (a separate NOTIFY was its own). Notifications of one channel and payload are
+    delivered once per transaction either way."""
     if not messages:
         return
     await conn.execute(
-        """INSERT INTO outbox (event_id, event_type, topic, key, value, headers)
-           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::jsonb[])
-           ON CONFLICT (event_id) DO NOTHING""",
+        f"""WITH inserted AS (
+              INSERT INTO outbox (event_id, event_type, topic, key, value, headers)
+              SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::jsonb[])
+              ON CONFLICT (event_id) DO NOTHING)
+           SELECT pg_notify('{OUTBOX_CHANNEL}', '')""",
         [m.envelope.event_id for m in messages],
         [m.envelope.event_type for m in messages],
         [m.topic for m in messages],
@@ -57,7 +62,6 @@ async def write_outbox(conn: asyncpg.Connection, messages: list[OutboxMessage]) 
         [m.value() for m in messages],
         [{"content-type": "application/json", **m.headers} for m in messages],
     )
-    await conn.execute(f"NOTIFY {OUTBOX_CHANNEL}")
 
 
 def make_producer(settings: Settings) -> AIOKafkaProducer:
