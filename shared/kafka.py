@@ -195,7 +195,23 @@ class BatchConsumer:
         # before it polls again (faststream/kafka/subscriber/usecase.py, BatchSubscriber.get_msg):
         # a record that arrives during that sleep waits for nothing. Ours polls without the sleep.
         subscriber.get_msg = self.next_batch  # type: ignore[method-assign]
+        # And it hands each batch straight to handle_batch: FastStream's per-message path (context
+        # scopes, its logging middleware, parser, decoder and dependency injection around `consume`)
+        # does nothing this subscriber uses — no middlewares, MANUAL acks, an undecoded batch.
+        subscriber.consume_one = self.consume_batch  # type: ignore[method-assign]
         self.subscriber = subscriber
+
+    async def consume_batch(self, records: tuple[ConsumerRecord[Any, Any], ...]) -> None:
+        consumer = self.subscriber.consumer
+        if consumer is None or not self.subscriber.running:
+            return
+        raws = [to_raw(r) for r in records]
+        try:
+            await self.handle_batch(consumer, raws)
+        except Exception:  # a bug, not a record (handle_batch handles those): never skip the batch
+            log.exception("batch_failed", records=len(raws))
+            self._rewind(consumer, raws)
+            await asyncio.sleep(1.0)
 
     async def next_batch(self, consumer: AIOKafkaConsumer) -> tuple[ConsumerRecord[Any, Any], ...]:
         """The next batch: whatever is fetched, up to `consumer_batch_max` records, as soon as there

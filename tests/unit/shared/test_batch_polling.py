@@ -40,11 +40,13 @@ def _consumer() -> BatchConsumer:
     return consumer
 
 
-def test_the_subscriber_polls_through_next_batch_and_faststream_loop_calls_it() -> None:
+def test_the_subscriber_polls_through_next_batch_and_hands_batches_to_consume_batch() -> None:
     consumer = _consumer()
     assert consumer.subscriber.get_msg == consumer.next_batch
-    # A FastStream upgrade that stops calling get_msg would bring the sleep back unnoticed.
-    assert "self.get_msg(" in inspect.getsource(LogicSubscriber._run_consume_loop)
+    assert consumer.subscriber.consume_one == consumer.consume_batch
+    # A FastStream upgrade that stops calling these would bring the sleep back unnoticed.
+    loop = inspect.getsource(LogicSubscriber._run_consume_loop)
+    assert "self.get_msg(" in loop and "self.consume_one(" in loop
 
 
 async def test_next_batch_returns_every_partition_s_records_and_an_empty_poll_without_sleeping(
