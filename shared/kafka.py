@@ -201,11 +201,12 @@ class BatchConsumer:
         subscriber.consume_one = self.consume_batch  # type: ignore[method-assign]
         self.subscriber = subscriber
 
-    async def consume_batch(self, records: tuple[ConsumerRecord[Any, Any], ...]) -> None:
+    async def consume_batch(self, msg: tuple[ConsumerRecord[Any, Any], ...]) -> None:
+        """One fetched batch (FastStream's `consume_one` calls it `msg`) → handle_batch."""
         consumer = self.subscriber.consumer
         if consumer is None or not self.subscriber.running:
             return
-        raws = [to_raw(r) for r in records]
+        raws = [to_raw(r) for r in msg]
         try:
             await self.handle_batch(consumer, raws)
         except Exception:  # a bug, not a record (handle_batch handles those): never skip the batch
