@@ -31,6 +31,7 @@ from bench.pipeline import (
     Observed,
     TimedWatcher,
     cpu_seconds,
+    hop_percentiles,
     offer_load,
     peak_memory_mib,
     percentiles,
@@ -145,6 +146,8 @@ def _latency(observed: Observed, ids: list[str], rate: float, flows: int) -> dic
         "submitted_to_approved_ms": _ms(percentiles(to_approval)),
         "submitted_to_approval_posted_ms": _ms(percentiles(to_posting)),
         "arrivals": _held(observed, ids),
+        # Where the time to approval goes, segment by segment (bench/pipeline.py: Hops).
+        "submitted_to_approved_hops_ms": hop_percentiles(observed, ids),
     }
 
 
@@ -497,6 +500,12 @@ def _print_replicas(console: Console, r: dict[str, Any]) -> None:
 
 
 def _print_latency(t: Table, lat: dict[str, Any], target: dict[str, Any] | None) -> None:
+    _print_latency_totals(t, lat, target)
+    for name, p in lat.get("submitted_to_approved_hops_ms", {}).items():
+        t.add_row(f"  {name}", f"p50 {p['p50']:.0f} / p95 {p['p95']:.0f} / p99 {p['p99']:.0f} ms", "", "")
+
+
+def _print_latency_totals(t: Table, lat: dict[str, Any], target: dict[str, Any] | None) -> None:
     for name, key in (
         ("invoice.submitted → approved_to_pay", "submitted_to_approved_ms"),
         ("invoice.submitted → approval posted", "submitted_to_approval_posted_ms"),

@@ -28,6 +28,7 @@ from shared.topics import (
     IN_PAYEES,
     IN_PURCHASE_ORDERS,
     IN_RECEIPTS,
+    INTAKE_DOCUMENTS,
     MATCHING_DECISIONS,
     OUT_JOURNAL,
     OUT_PAYOUTS,
@@ -96,6 +97,53 @@ def peak_memory_mib(proc: ServiceProcess) -> float:
 
 
 @dataclass
+class Hops:
+    """Where one invoice spent its way to approval, as wall-clock seconds (one machine, one clock):
+    the bench sent `invoice.submitted`; intake emitted `invoice.accepted` (its envelope's
+    occurred_at, inside intake's batch transaction) and its relay handed it to the producer (the
+    record's Kafka timestamp); matching likewise for `invoice.approved_to_pay`; the bench saw it."""
+
+    submitted: float
+    accepted_emitted: float | None = None
+    accepted_sent: float | None = None
+    approved_emitted: float | None = None
+    approved_sent: float | None = None
+    approved_seen: float | None = None
+
+    # (name, from, to): the segments reported per latency phase, in order along the path.
+    SEGMENTS = (
+        (
+            "intake: fetched and handled (submitted → invoice.accepted emitted)",
+            "submitted",
+            "accepted_emitted",
+        ),
+        ("intake: commit and relay (emitted → sent by its relay)", "accepted_emitted", "accepted_sent"),
+        (
+            "matching: fetched and handled (accepted sent → approved_to_pay emitted)",
+            "accepted_sent",
+            "approved_emitted",
+        ),
+        ("matching: commit and relay (emitted → sent by its relay)", "approved_emitted", "approved_sent"),
+        ("produce and watch (sent → seen by the bench)", "approved_sent", "approved_seen"),
+    )
+
+    def segments(self) -> dict[str, float] | None:
+        stamps = [getattr(self, f) for _, f, _ in self.SEGMENTS] + [self.approved_seen]
+        if any(s is None for s in stamps):
+            return None
+        return {name: getattr(self, b) - getattr(self, a) for name, a, b in self.SEGMENTS}
+
+
+def _wall(s: Seen) -> tuple[float | None, float | None]:
+    """An observed record's emission (its envelope's occurred_at) and sending (Kafka timestamp)."""
+    try:
+        emitted = datetime.fromisoformat(str(s.envelope.get("occurred_at"))).timestamp()
+    except ValueError:
+        emitted = None
+    return emitted, (s.timestamp_ms / 1000 if s.timestamp_ms >= 0 else None)
+
+
+@dataclass
 class Observed:
     submitted_at: dict[str, float] = field(default_factory=dict)
     approved_at: dict[str, float] = field(default_factory=dict)
@@ -103,6 +151,7 @@ class Observed:
     payout_of: dict[str, str] = field(default_factory=dict)
     payout_posted_at: dict[str, float] = field(default_factory=dict)
     held: set[str] = field(default_factory=set)  # invoices matching held (before any approval)
+    hops: dict[str, Hops] = field(default_factory=dict)  # per invoice, where it waited (wall clock)
 
     def complete_at(self, invoice_id: str) -> float | None:
         payout = self.payout_of.get(invoice_id)
@@ -113,9 +162,23 @@ class TimedWatcher(TopicWatcher):
     """Stamps each observed event with the monotonic time it arrived."""
 
     def __init__(self, settings: Settings, observed: Observed) -> None:
-        super().__init__(settings, (MATCHING_DECISIONS, OUT_PAYOUTS, OUT_JOURNAL))
+        super().__init__(settings, (MATCHING_DECISIONS, OUT_PAYOUTS, OUT_JOURNAL, INTAKE_DOCUMENTS))
         self.observed = observed
         self._cursor = 0
+
+    def on_seen(self, seen: Seen) -> None:
+        """Stamps the hops of an invoice's way to approval as the records arrive (not at drain)."""
+        if seen.event_type not in ("invoice.accepted", "invoice.approved_to_pay"):
+            return
+        hops = self.observed.hops.get(str(seen.data.get("invoice_id")))
+        if hops is None:
+            return
+        emitted, sent = _wall(seen)
+        if seen.event_type == "invoice.accepted":
+            hops.accepted_emitted, hops.accepted_sent = emitted, sent
+        elif hops.approved_seen is None:
+            hops.approved_emitted, hops.approved_sent = emitted, sent
+            hops.approved_seen = time.time()
 
     def drain(self) -> None:
         now = time.monotonic()
@@ -267,12 +330,25 @@ async def offer_load(
                 )
                 if event_type == "invoice.submitted":
                     observed.submitted_at[data["invoice_id"]] = time.monotonic()
+                    observed.hops[data["invoice_id"]] = Hops(submitted=time.time())
                 sent[stage] += 1
         if futures:
             await asyncio.gather(*futures)
         watcher.drain()
         await asyncio.sleep(0.01)
     return Offered(flows, started, started + 2 * lag_s, time.monotonic())
+
+
+def hop_percentiles(observed: Observed, ids: list[str]) -> dict[str, dict[str, float]]:
+    """Per segment of the way to approval, p50/p95/p99 in ms over the invoices seen all the way."""
+    segments = [s for s in (observed.hops[i].segments() for i in ids if i in observed.hops) if s]
+    return {
+        name: {
+            k: (round(v * 1000, 1) if k != "n" else v)
+            for k, v in percentiles([s[name] for s in segments]).items()
+        }
+        for name, _, _ in Hops.SEGMENTS
+    }
 
 
 def percentiles(values: list[float]) -> dict[str, float]:

@@ -21,6 +21,7 @@ import json
 import logging
 import time
 from collections.abc import Sequence
+from itertools import chain
 from typing import Any
 
 import asyncpg
@@ -40,6 +41,9 @@ from shared.topics import DEADLETTER
 log = structlog.get_logger(__name__)
 
 MAX_RECORD_BYTES = 4 * 1024 * 1024  # > the 1 MiB documents intake must see in order to refuse them
+# How long one poll of the batch subscriber waits for a first record. aiokafka's getmany returns as
+# soon as any record has been fetched, so this bounds only an idle loop's turns (BatchConsumer.next_batch).
+POLL_TIMEOUT_MS = 500
 
 
 def make_broker(settings: Settings) -> KafkaBroker:
@@ -158,6 +162,7 @@ class BatchConsumer:
         self._failures_in_row = 0
         self.batches = 0
         self.subscriber: Any = None  # FastStream's batch subscriber, once registered
+        self._committing: asyncio.Task[None] | None = None  # the latest batch's offset commit
 
     def register(self, broker: KafkaBroker) -> None:
         topics = [self.settings.topic(t) for t in self.router.topics]
@@ -186,7 +191,36 @@ class BatchConsumer:
             await self.handle_batch(consumer, [to_raw(r) for r in records])
 
         subscriber(consume)
+        # FastStream's batch subscriber, when a poll comes back empty, sleeps `batch_timeout_ms`
+        # before it polls again (faststream/kafka/subscriber/usecase.py, BatchSubscriber.get_msg):
+        # a record that arrives during that sleep waits for nothing. Ours polls without the sleep.
+        subscriber.get_msg = self.next_batch  # type: ignore[method-assign]
+        # And it hands each batch straight to handle_batch: FastStream's per-message path (context
+        # scopes, its logging middleware, parser, decoder and dependency injection around `consume`)
+        # does nothing this subscriber uses — no middlewares, MANUAL acks, an undecoded batch.
+        subscriber.consume_one = self.consume_batch  # type: ignore[method-assign]
         self.subscriber = subscriber
+
+    async def consume_batch(self, msg: tuple[ConsumerRecord[Any, Any], ...]) -> None:
+        """One fetched batch (FastStream's `consume_one` calls it `msg`) → handle_batch."""
+        consumer = self.subscriber.consumer
+        if consumer is None or not self.subscriber.running:
+            return
+        raws = [to_raw(r) for r in msg]
+        try:
+            await self.handle_batch(consumer, raws)
+        except Exception:  # a bug, not a record (handle_batch handles those): never skip the batch
+            log.exception("batch_failed", records=len(raws))
+            self._rewind(consumer, raws)
+            await asyncio.sleep(1.0)
+
+    async def next_batch(self, consumer: AIOKafkaConsumer) -> tuple[ConsumerRecord[Any, Any], ...]:
+        """The next batch: whatever is fetched, up to `consumer_batch_max` records, as soon as there
+        is any; empty after POLL_TIMEOUT_MS without a record (the subscriber's loop polls again)."""
+        fetched = await consumer.getmany(
+            timeout_ms=POLL_TIMEOUT_MS, max_records=self.settings.consumer_batch_max
+        )
+        return tuple(chain.from_iterable(fetched.values()))
 
     async def handle_batch(
         self, consumer: AIOKafkaConsumer, records: Sequence[RawRecord]
@@ -229,11 +263,32 @@ class BatchConsumer:
         self.processor.forget_attempts(records)
         HANDLER_LATENCY.labels(self.router.service).observe(time.perf_counter() - started)
         BATCH_SIZE.labels(self.router.service).observe(len(records))
-        await self._commit(consumer, records)
         self.batches += 1
         if self._on_committed is not None and result.outbox:
-            self._on_committed()
+            self._on_committed()  # the rows are committed: the relay need not wait for the offsets
+        self._commit_behind(consumer, records)
         return result
+
+    def _commit_behind(self, consumer: AIOKafkaConsumer, records: Sequence[RawRecord]) -> None:
+        """Commit this batch's offsets while the next batch is fetched and handled, instead of a
+        round trip to the group coordinator between every two batches. Only offsets of records whose
+        transaction has committed are ever committed; each commit starts after the previous one
+        ended, so a late retry of an earlier commit never overwrites a later one. A commit lost to
+        a crash or a rebalance means those records are delivered again and the inbox skips them,
+        as when a crash fell between the transaction and the offset commit before."""
+        previous = self._committing
+
+        async def commit() -> None:
+            if previous is not None:
+                await asyncio.wait([previous])  # its outcome is its own (logged there)
+            await self._commit(consumer, records)
+
+        self._committing = asyncio.create_task(commit(), name=f"{self.router.service}-offset-commit")
+
+    async def flush_commits(self) -> None:
+        """Wait for the last offset commit (at shutdown, while the consumer still runs)."""
+        if self._committing is not None:
+            await asyncio.wait([self._committing])
 
     async def _commit(self, consumer: AIOKafkaConsumer, records: Sequence[RawRecord]) -> None:
         offsets: dict[TopicPartition, int] = {}

@@ -72,11 +72,14 @@ def outbox_columns(messages: list[OutboxMessage]) -> list[list[Any]]:
 
 def make_producer(settings: Settings) -> AIOKafkaProducer:
     """A producer authenticated as the settings' principal (SPEC §11).
-    Idempotence implies acks=all: a broker ack means the record is durable in the log."""
+    Idempotence implies acks=all: a broker ack means the record is durable in the log.
+    No linger: the relay hands a whole batch to the producer without yielding (send() only
+    appends while the topic's metadata is known), so the records batch anyway; lingering only
+    added its 2 ms to each wave of every hop."""
     return AIOKafkaProducer(
         **client_options(settings),
         enable_idempotence=True,
-        linger_ms=2,
+        linger_ms=0,
         max_request_size=8 * 1024 * 1024,
         request_timeout_ms=30000,
     )
@@ -136,9 +139,13 @@ class OutboxRelay:
             await conn.add_listener(OUTBOX_CHANNEL, self._on_notify)
             try:
                 while not self._stopping:
+                    # Cleared before the SELECT, not after the publish: a commit (NOTIFY, or the
+                    # consumer's wake) that lands while this batch is being sent is not in the
+                    # SELECT's snapshot, and its wake-up must survive to start the next round at
+                    # once — cleared after the publish, those rows waited for the poll interval.
+                    self._wakeup.clear()
                     published = await self.publish_pending(conn)
                     if published < self.batch_max:
-                        self._wakeup.clear()
                         with contextlib.suppress(TimeoutError):
                             await asyncio.wait_for(self._wakeup.wait(), self.poll_interval_s)
             finally:

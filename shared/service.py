@@ -201,6 +201,8 @@ class Service:
         return bool(self._tasks) and all(not t.done() for t in self._tasks)
 
     async def _shutdown(self) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.consumer.flush_commits(), 5.0)
         await self.consumer.deadletter_reader.close()
         if self.relay is not None:
             await self.relay.stop()
@@ -265,6 +267,8 @@ class Service:
         await self._after_startup()
 
     async def stop(self) -> None:
+        with contextlib.suppress(Exception):  # the last offsets, while the consumer still runs
+            await asyncio.wait_for(self.consumer.flush_commits(), 5.0)
         await self.broker.stop()
         await self._shutdown()
 

@@ -38,6 +38,7 @@ class Seen:
     envelope: dict[str, Any]
     partition: int = 0
     offset: int = -1
+    timestamp_ms: int = -1  # the record's Kafka timestamp (its producer's clock when it was sent)
 
     @property
     def event_type(self) -> str:
@@ -128,7 +129,7 @@ class TopicWatcher:
                         continue
                     self._ids.add(event_id)
                     key = r.key.decode("utf-8", "replace") if r.key else None
-                    seen = Seen(r.topic, key, env, r.partition, r.offset)
+                    seen = Seen(r.topic, key, env, r.partition, r.offset, r.timestamp)
                     self.seen.append(seen)
                     self.on_seen(seen)
 

@@ -115,3 +115,62 @@ async def test_supplier_statuses_reach_the_broker_before_the_events_that_cause_t
     assert producer.failed_once
     # The failed first attempt sent nothing else; the retry acknowledged the status first.
     assert producer.sent == [responses, documents, documents]
+
+
+class GatedProducer:
+    """Acknowledges nothing until `gate` opens (a slow broker); says when the first send happened."""
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+        self.gate = asyncio.Event()
+        self.sending = asyncio.Event()
+        self._acks: set[asyncio.Task[None]] = set()
+
+    async def send(self, topic: str, *, value: bytes, key: bytes, headers: Any) -> asyncio.Future[None]:
+        self.sent.append(value)
+        self.sending.set()
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        async def ack() -> None:
+            await self.gate.wait()
+            done.set_result(None)
+
+        task = asyncio.create_task(ack())
+        self._acks.add(task)
+        task.add_done_callback(self._acks.discard)
+        return done
+
+
+async def test_a_commit_while_the_relay_is_sending_is_published_without_waiting_for_the_poll() -> None:
+    # A row committed while the relay waits for the broker's acks is not in the batch being sent.
+    # Its NOTIFY arrives during that send; the relay used to clear that wake-up after the send and
+    # sleep a whole poll interval (0.2 s by default) before publishing the row.
+    def row(n: int) -> OutboxMessage:
+        return OutboxMessage("t.topic", "k", new_envelope("x.happened", {"n": n}, source="test"), {})
+
+    async with scratch_pool(None) as pool:
+        async with pool.acquire() as conn:
+            await write_outbox(conn, [row(1)])
+        producer = GatedProducer()
+        # A poll interval longer than the test's patience: only the wake-up can publish row 2 in time.
+        relay = OutboxRelay("test", pool, producer, poll_interval_s=120)  # type: ignore[arg-type]
+        task = asyncio.create_task(relay.run())
+        try:
+            await asyncio.wait_for(producer.sending.wait(), 30)
+            async with pool.acquire() as conn:
+                await write_outbox(conn, [row(2)])  # commits, and NOTIFYs the relay
+            await asyncio.sleep(0.5)  # the notification reaches the relay while row 1 is in flight
+            producer.gate.set()
+            for _ in range(100):
+                if await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0:
+                    break
+                await asyncio.sleep(0.1)
+            assert await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0, (
+                "the row committed during the send waited for the poll interval"
+            )
+            assert len(producer.sent) == 2
+        finally:
+            await relay.stop()
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
