@@ -114,49 +114,45 @@ async def test_journal_tables_refuse_update_delete_and_truncate(pool: asyncpg.Po
     assert await balances(pool) == {FUNDING: D("1000.00"), "equity:funding:LE-1": D("-1000.00")}
 
 
-async def test_an_unbalanced_entry_cannot_be_committed(pool: asyncpg.Pool) -> None:
+async def refused_at_commit(pool: asyncpg.Pool, entry_id: str, lines: list[str], refusal: str) -> None:
+    """Write a journal entry with these lines (SQL value tuples) straight into the tables: the
+    deferred balance check refuses it at commit with `refusal`, and nothing stays."""
     async with pool.acquire() as conn:
-        with pytest.raises(asyncpg.PostgresError, match="does not balance"):
+        with pytest.raises(asyncpg.PostgresError, match=refusal):
             async with conn.transaction():
                 await conn.execute(
                     """INSERT INTO journal_entries
                        (entry_id, source_event_id, source_event_type, fact_key, kind, description, posted_at)
-                       VALUES ('je_x', 'evt_x', 't', 'k', 'k', 'd', now())"""
+                       VALUES ($1, 'evt_' || $1, 't', 'k', 'k', 'd', now())""",
+                    entry_id,
                 )
-                await conn.execute(
-                    """INSERT INTO journal_lines (entry_id, line_no, account, currency, debit, credit)
-                       VALUES ('je_x', 1, 'a', 'USD', 1, 0), ('je_x', 2, 'b', 'USD', 0, 2)"""
-                )
+                if lines:
+                    await conn.execute(
+                        "INSERT INTO journal_lines (entry_id, line_no, account, currency, debit, credit)"
+                        + " VALUES "
+                        + ", ".join(lines)
+                    )
     assert await entry_count(pool) == 0
+
+
+async def test_an_unbalanced_entry_cannot_be_committed(pool: asyncpg.Pool) -> None:
+    await refused_at_commit(
+        pool, "je_x", ["('je_x', 1, 'a', 'USD', 1, 0)", "('je_x', 2, 'b', 'USD', 0, 2)"], "does not balance"
+    )
 
 
 async def test_an_entry_without_two_lines_cannot_be_committed(pool: asyncpg.Pool) -> None:
-    async with pool.acquire() as conn:
-        with pytest.raises(asyncpg.PostgresError, match="fewer than two lines"):
-            async with conn.transaction():
-                await conn.execute(
-                    """INSERT INTO journal_entries
-                       (entry_id, source_event_id, source_event_type, fact_key, kind, description, posted_at)
-                       VALUES ('je_y', 'evt_y', 't', 'k', 'k', 'd', now())"""
-                )
-    assert await entry_count(pool) == 0
+    await refused_at_commit(pool, "je_y", [], "fewer than two lines")
 
 
 async def test_an_entry_off_in_one_of_two_currencies_names_it(pool: asyncpg.Pool) -> None:
-    async with pool.acquire() as conn:
-        with pytest.raises(asyncpg.PostgresError, match="does not balance in USD: -1"):
-            async with conn.transaction():
-                await conn.execute(
-                    """INSERT INTO journal_entries
-                       (entry_id, source_event_id, source_event_type, fact_key, kind, description, posted_at)
-                       VALUES ('je_z', 'evt_z', 't', 'k', 'k', 'd', now())"""
-                )
-                await conn.execute(
-                    """INSERT INTO journal_lines (entry_id, line_no, account, currency, debit, credit)
-                       VALUES ('je_z', 1, 'a', 'EUR', 5, 0), ('je_z', 2, 'b', 'EUR', 0, 5),
-                              ('je_z', 3, 'a', 'USD', 1, 0), ('je_z', 4, 'b', 'USD', 0, 2)"""
-                )
-    assert await entry_count(pool) == 0
+    lines = [
+        "('je_z', 1, 'a', 'EUR', 5, 0)",
+        "('je_z', 2, 'b', 'EUR', 0, 5)",
+        "('je_z', 3, 'a', 'USD', 1, 0)",
+        "('je_z', 4, 'b', 'USD', 0, 2)",
+    ]
+    await refused_at_commit(pool, "je_z", lines, "does not balance in USD: -1")
 
 
 async def test_a_redelivered_source_event_posts_once(pool: asyncpg.Pool) -> None:
