@@ -172,7 +172,6 @@ class BatchConsumer:
             group_id=consumer_group(self.router.service, self.settings.topic_prefix),
             batch=True,
             max_records=self.settings.consumer_batch_max,
-            batch_timeout_ms=50,
             auto_offset_reset="earliest",
             ack_policy=AckPolicy.MANUAL,
             parser=_undecoded_batch,
@@ -183,16 +182,13 @@ class BatchConsumer:
             description=f"{self.router.service} consumes: " + ", ".join(sorted(self.router.routes)),
         )
 
-        async def consume(body: Any, msg: KafkaMessage) -> None:
-            raw = msg.raw_message
-            records = raw if isinstance(raw, tuple) else (raw,)
-            consumer = subscriber.consumer
-            assert consumer is not None, "the subscriber delivers only once started"
-            await self.handle_batch(consumer, [to_raw(r) for r in records])
+        async def never_called(body: Any, msg: KafkaMessage) -> None:
+            raise AssertionError("consume_one is replaced below: batches go to consume_batch")
 
-        subscriber(consume)
+        subscriber(never_called)  # FastStream sets a subscriber up only once it has a handler
         # FastStream's batch subscriber, when a poll comes back empty, sleeps `batch_timeout_ms`
-        # before it polls again (faststream/kafka/subscriber/usecase.py, BatchSubscriber.get_msg):
+        # (not passed: nothing reads it any more) before it polls again
+        # (faststream/kafka/subscriber/usecase.py, BatchSubscriber.get_msg):
         # a record that arrives during that sleep waits for nothing. Ours polls without the sleep.
         subscriber.get_msg = self.next_batch  # type: ignore[method-assign]
         # And it hands each batch straight to handle_batch: FastStream's per-message path (context
