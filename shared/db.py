@@ -61,8 +61,37 @@ async def connect(dsn: str, *, connect_timeout_s: float = 10) -> asyncpg.Connect
     return conn
 
 
+# Server pids of pooled sessions that took session-level state (a session advisory lock, LISTEN,
+# SET): the pool resets these in full when they are released. By pid, not by object: the pool
+# hands out proxies of its connections and resets the connection itself.
+_SESSION_STATE: set[int] = set()
+
+
+def holds_session_state(conn: asyncpg.Connection) -> None:
+    """Call before a pooled connection takes session-level state (a session advisory lock,
+    LISTEN, SET): on release the pool then runs asyncpg's full reset on it, which frees what is
+    left of that state (an unlock skipped by a cancellation, a listener left behind)."""
+    _SESSION_STATE.add(conn.get_server_pid())
+
+
+async def _reset_on_release(conn: asyncpg.Connection) -> None:
+    """What the pool does to a connection it takes back, after asyncpg's own step (which rolls
+    back an open transaction and drops listener callbacks). asyncpg's default then runs
+    `pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL` on every release: a round trip
+    and four statements per batch of every service. Only a session marked by
+    holds_session_state can hold any of that state (the services take transaction-scoped
+    advisory locks, no session settings, no cursors beyond their transaction), so only those
+    get the full reset."""
+    pid = conn.get_server_pid()
+    if pid in _SESSION_STATE:
+        _SESSION_STATE.discard(pid)
+        await conn.execute(conn.get_reset_query())
+
+
 async def create_pool(dsn: str, *, max_size: int = 10) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=max_size, init=_init_connection)
+    pool = await asyncpg.create_pool(
+        dsn, min_size=1, max_size=max_size, init=_init_connection, reset=_reset_on_release
+    )
     assert pool is not None
     return pool
 

@@ -16,6 +16,7 @@ import asyncpg
 import structlog
 from aiokafka import AIOKafkaProducer
 
+from shared.db import holds_session_state
 from shared.envelope import Envelope
 from shared.kafka_auth import client_options
 from shared.metrics import OUTBOX_LAG, OUTBOX_PUBLISHED
@@ -131,6 +132,8 @@ class OutboxRelay:
 
     async def _lead(self) -> None:
         async with self.pool.acquire() as conn:
+            # A session lock and LISTEN: the pool resets this connection in full on release.
+            holds_session_state(conn)
             if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _RELAY_LOCK):
                 self.is_leader = False
                 await asyncio.sleep(2.0)
