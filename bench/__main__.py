@@ -199,7 +199,10 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "trace_sample_ratio": args.trace_sample_ratio,
         "log_level": "INFO",
     }
-    async with running_stack(payout_run_interval_s=1.0, relay_poll_interval_s=0.05, **observability) as stack:
+    # The relays poll at the services' default (0.2 s): a commit wakes its relay (NOTIFY, and the
+    # consumer's wake), so the poll is only a fallback. At 0.05 s the five idle relays cost the
+    # services and PostgreSQL ~48 ms of CPU a second more (docs/performance.md, fifth round).
+    async with running_stack(payout_run_interval_s=1.0, **observability) as stack:
         observed = Observed()
         watcher = TimedWatcher(stack.settings, observed)
         await watcher.start()
