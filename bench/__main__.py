@@ -201,7 +201,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     }
     # The relays poll at the services' default (0.2 s): a commit wakes its relay (NOTIFY, and the
     # consumer's wake), so the poll is only a fallback. At 0.05 s the five idle relays cost the
-    # services and PostgreSQL ~48 ms of CPU a second more (docs/performance.md, fifth round).
+    # services and PostgreSQL ~48 ms of CPU a second more (docs/performance.md, "Outside the handlers").
     async with running_stack(payout_run_interval_s=1.0, **observability) as stack:
         observed = Observed()
         watcher = TimedWatcher(stack.settings, observed)
