@@ -12,10 +12,14 @@ import contextlib
 
 import pytest
 
+from shared.admin import admin_settings
 from shared.db import holds_session_state
-from shared.outbox import OutboxRelay, make_producer
+from shared.envelope import new_envelope
+from shared.outbox import OutboxMessage, OutboxRelay, make_producer, write_outbox
 from shared.settings import Settings
+from shared.topics import INTAKE_DOCUMENTS
 from testkit.sql import count_statements
+from tests.kafka_support import create_topics, delete_topics, isolated_settings, read_topic
 from tests.support import scratch_pool
 
 pytestmark = pytest.mark.integration
@@ -85,3 +89,35 @@ async def test_a_relay_cancelled_twice_while_it_leads_leaves_no_lock_and_no_list
                 assert await conn.fetchval("SELECT count(*) FROM pg_listening_channels()") == 0
                 assert await conn.fetchval(held) == 0, f"lock leaked (second cancel after {turns} turns)"
     await producer.stop()
+
+
+async def test_the_relays_asynchronous_mark_does_not_outlive_its_transaction() -> None:
+    # The relay marks rows published with synchronous_commit off for that one transaction (a lost
+    # mark only re-publishes); whatever runs next on its session must commit synchronously again.
+    settings = isolated_settings()
+    await create_topics(settings, (INTAKE_DOCUMENTS,))
+    producer = make_producer(admin_settings(settings))
+    await producer.start()
+    try:
+        async with scratch_pool(None) as pool, pool.acquire() as conn:
+            await write_outbox(
+                conn,
+                [
+                    OutboxMessage(
+                        settings.topic(INTAKE_DOCUMENTS),
+                        f"PO-{n}",
+                        new_envelope("purchase_order.accepted", {"n": n}, source="test"),
+                    )
+                    for n in range(3)
+                ],
+            )
+            relay = OutboxRelay("test", pool, producer)
+            assert await relay.publish_pending(conn) == 3
+            assert await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
+            assert await conn.fetchval("SHOW synchronous_commit") == "on"
+            assert not conn.is_in_transaction()
+        records = await read_topic(settings, INTAKE_DOCUMENTS, until=lambda r: len(r) >= 3, settle_s=0.5)
+        assert sorted(r["key"] for r in records) == ["PO-0", "PO-1", "PO-2"]
+    finally:
+        await producer.stop()
+        await delete_topics(settings, (INTAKE_DOCUMENTS,))
