@@ -229,7 +229,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                     ids = [i for i in observed.submitted_at if i not in before_phase]
                     await _drain(
                         watcher,
-                        lambda: all(i in observed.approval_posted_at for i in ids),
+                        # …and their invoice.accepted read (its stamps), by the watcher's
+                        # slower reader of concord.intake.documents.
+                        lambda: (
+                            all(i in observed.approval_posted_at for i in ids) and watcher.accepted_seen(ids)
+                        ),
                         args.drain_s,
                         f"the approvals of the {len(ids)} flows of {rate:g} flows/s posted",
                         console,

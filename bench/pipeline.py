@@ -159,12 +159,38 @@ class Observed:
 
 
 class TimedWatcher(TopicWatcher):
-    """Stamps each observed event with the monotonic time it arrived."""
+    """Stamps each observed event with the monotonic time it arrived.
+
+    `concord.intake.documents` is read by a second consumer that waits for fuller fetches: of its
+    records only `invoice.accepted` counts, and for stamps it carries itself (its envelope's
+    occurred_at and its Kafka timestamp), not for when it is seen. Read with the topics whose
+    arrival is stamped, its records (a third of those watched) came in small fetches of their
+    own, each a few hundred µs of this process's CPU (docs/performance.md, "Outside the
+    handlers")."""
 
     def __init__(self, settings: Settings, observed: Observed) -> None:
-        super().__init__(settings, (MATCHING_DECISIONS, OUT_PAYOUTS, OUT_JOURNAL, INTAKE_DOCUMENTS))
+        super().__init__(settings, (MATCHING_DECISIONS, OUT_PAYOUTS, OUT_JOURNAL))
         self.observed = observed
         self._cursor = 0
+        self.documents = TopicWatcher(
+            settings,
+            (INTAKE_DOCUMENTS,),
+            consumer_options={"fetch_min_bytes": 256 * 1024, "fetch_max_wait_ms": 250},
+        )
+        self.documents.on_seen = self.on_seen  # type: ignore[method-assign]
+
+    async def start(self) -> None:
+        await self.documents.start()
+        await super().start()
+
+    async def stop(self) -> None:
+        await super().stop()
+        await self.documents.stop()
+
+    def accepted_seen(self, ids: list[str]) -> bool:
+        """Whether every one of these invoices' `invoice.accepted` has been read (its stamps)."""
+        hops = self.observed.hops
+        return all(i not in hops or hops[i].accepted_sent is not None for i in ids)
 
     def on_seen(self, seen: Seen) -> None:
         """Stamps the hops of an invoice's way to approval as the records arrive (not at drain)."""

@@ -64,12 +64,15 @@ class TopicWatcher:
     dedupe: bool = True
     survive_errors: bool = False
     max_poll_records: int | None = None
+    # More AIOKafkaConsumer options (e.g. fetch_min_bytes / fetch_max_wait_ms for a reader that
+    # may wait for fuller fetches).
+    consumer_options: dict[str, Any] = field(default_factory=dict)
     seen: list[Seen] = field(default_factory=list)
     errors: int = 0
     _ids: set[str] = field(default_factory=set)
 
     async def start(self) -> None:
-        options: dict[str, Any] = {}
+        options: dict[str, Any] = dict(self.consumer_options)
         if self.max_poll_records is not None:
             options["max_poll_records"] = self.max_poll_records
         self._consumer = AIOKafkaConsumer(
