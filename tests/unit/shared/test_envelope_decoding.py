@@ -236,6 +236,7 @@ def test_every_float_magnitude_has_the_canonical_spelling(mantissa: float, expon
         {"f": 1e-05, "g": 5.5e-07},  # orjson spells these otherwise
         {"deep": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[0]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]},
         {"b": True, "n": None, "e": 'é\u2028\x00\x7f"\\', "z": 1e16},
+        {"looks like a small float": ["line-1", "2e-5", "x0.00001", 3e-7, 12.5]},
         {"key ordering": {"b": 1, "a": 2, "é": 3, "\U0001f600": 4, "\uffff": 5, "A": 6}},
     ],
 )
