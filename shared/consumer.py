@@ -742,6 +742,8 @@ class BatchProcessor:
         env, rec = p.envelope, p.record
         assert env is not None
         business_ref = _business_ref(env.data)
+        if p.route is None:  # known, not ours (payout_release reads every invoice.accepted): no context
+            return "ignored", business_ref, []
         ctx = HandlerContext(
             conn,
             self.settings,
@@ -752,8 +754,6 @@ class BatchProcessor:
             record=rec,
             follow_ups=follow_ups,
         )
-        if p.route is None:
-            return "ignored", business_ref, []
         if p.invalid_data is not None:
             reasons = pydantic_reasons(p.invalid_data)
             ctx.reject(reasons)
