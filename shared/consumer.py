@@ -437,6 +437,17 @@ class BatchProcessor:
         self.deadletter_reader: DeadletterReader | None = None
         # The service's typed configuration, loaded once at start (Service(config=…)).
         self.config: Any = None
+        # EVENTS_PROCESSED's child per (event type, outcome): `labels()` costs 2 µs a record
+        # (a lock and a tuple), the child's `inc()` a quarter of that. Bounded: known event types
+        # and the handlers' closed outcome enums.
+        self._processed_counters: dict[tuple[str, str], Any] = {}
+
+    def _processed(self, event_type: str, outcome: str) -> Any:
+        counter = self._processed_counters.get((event_type, outcome))
+        if counter is None:
+            counter = EVENTS_PROCESSED.labels(self.service, event_type, outcome)
+            self._processed_counters[(event_type, outcome)] = counter
+        return counter
 
     # -- parsing: pure, never touches the database ------------------------------------------
     def parse(self, record: RawRecord) -> _Parsed:
@@ -609,7 +620,7 @@ class BatchProcessor:
                         p.fingerprint,
                     )
                 )
-                EVENTS_PROCESSED.labels(self.service, env.event_type, outcome).inc()
+                self._processed(env.event_type, outcome).inc()
                 if outcome == "ignored":
                     result.ignored += 1
                 elif outcome == "rejected":
@@ -731,6 +742,8 @@ class BatchProcessor:
         env, rec = p.envelope, p.record
         assert env is not None
         business_ref = _business_ref(env.data)
+        if p.route is None:  # known, not ours (payout_release reads every invoice.accepted): no context
+            return "ignored", business_ref, []
         ctx = HandlerContext(
             conn,
             self.settings,
@@ -741,8 +754,6 @@ class BatchProcessor:
             record=rec,
             follow_ups=follow_ups,
         )
-        if p.route is None:
-            return "ignored", business_ref, []
         if p.invalid_data is not None:
             reasons = pydantic_reasons(p.invalid_data)
             ctx.reject(reasons)

@@ -140,6 +140,7 @@ def funding_amount_problems(amount: Decimal, currency: str | None) -> list[str]:
 
 
 _DECIMAL_RE = re.compile(r"-?([0-9]+)(?:\.([0-9]+))?")
+_WITHIN_LIMITS = min(MAX_INTEGER_DIGITS, _DEFAULT_MAX_DECIMALS)
 
 
 def parse_decimal(text: str, max_decimals: int | None = None) -> Decimal:
@@ -149,6 +150,15 @@ def parse_decimal(text: str, max_decimals: int | None = None) -> Decimal:
     '.5' and '5.'; more than `max_decimals` decimals (default 18); more than
     MAX_INTEGER_DIGITS digits before the point. Trailing zeros are kept ("1.50" → Decimal('1.50')).
     """
+    # Every amount of every record is parsed here, tens per flow: a plain decimal no longer than
+    # both limits cannot exceed either, so the pattern alone decides it.
+    if (
+        type(text) is str
+        and len(text) <= _WITHIN_LIMITS
+        and max_decimals is None
+        and _DECIMAL_RE.fullmatch(text)
+    ):
+        return Decimal(text)
     if not isinstance(text, str):
         raise InvalidDecimal(f"expected a decimal string, got {type(text).__name__}")
     m = _DECIMAL_RE.fullmatch(text)

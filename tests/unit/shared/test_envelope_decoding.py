@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import uuid
 from typing import Any
 
@@ -17,6 +18,7 @@ from shared.envelope import (
     UndecodableEnvelope,
     _fast_json,
     _strict_json,
+    canonical_json,
     decode_envelope,
     derived_event_id,
     new_envelope,
@@ -170,3 +172,80 @@ def test_uuid5_ids_are_the_uuid_modules(namespace: uuid.UUID, name: str) -> None
         return
     assert uuid5_hex(namespace, name) == expected.hex
     assert uuid5_str(namespace, name) == str(expected)
+
+
+def _stdlib_form(value: Any) -> bytes | type[BaseException]:
+    """What the inbox's fingerprints were written with before orjson: json.dumps' canonical form."""
+    try:
+        text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError) as exc:
+        return type(exc)
+    return text.encode("utf-8", "surrogatepass")
+
+
+def _canonical_or_error(value: Any) -> bytes | type[BaseException]:
+    try:
+        return canonical_json(value)
+    except (TypeError, ValueError, RecursionError) as exc:
+        return type(exc)
+
+
+# Everything a record's value can decode to, including what orjson cannot write (lone
+# surrogates, integers past 64 bits) or writes otherwise (small floats).
+_json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.floats(min_value=1e-12, max_value=1e-3)
+    | st.text()
+    | st.text(st.characters(codec=None, blacklist_categories=()))
+)
+_json_values = st.recursive(
+    _json_scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=1500, suppress_health_check=[HealthCheck.too_slow])
+@given(_json_values)
+def test_the_fast_canonical_form_is_the_one_inbox_rows_were_written_with(value: Any) -> None:
+    """A redelivery across the upgrade must hash as before, or it would read as event_id_conflict."""
+    assert _canonical_or_error({"data": value, "event_type": "x.y", "schema_version": 1}) == _stdlib_form(
+        {"data": value, "event_type": "x.y", "schema_version": 1}
+    )
+
+
+@pytest.mark.parametrize("exponent", range(-330, 309))
+@pytest.mark.parametrize("mantissa", [1.0, 1.5, -2.25, 9.999999999999998, 1.2345678901234567])
+def test_every_float_magnitude_has_the_canonical_spelling(mantissa: float, exponent: int) -> None:
+    value = mantissa * 10.0**exponent
+    if math.isinf(value):
+        return  # decode_envelope refuses Infinity and NaN: never fingerprinted
+    assert canonical_json([value, {"k": value}]) == _stdlib_form([value, {"k": value}])
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"s": "\ud800"},  # a lone surrogate: orjson refuses, the stdlib writes it
+        {"n": 2**64},  # past 64 bits
+        {"n": -(2**63) - 1},
+        {"f": 1e-05, "g": 5.5e-07},  # orjson spells these otherwise
+        {"deep": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[0]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]},
+        {"b": True, "n": None, "e": 'é\u2028\x00\x7f"\\', "z": 1e16},
+        {"looks like a small float": ["line-1", "2e-5", "x0.00001", 3e-7, 12.5]},
+        {"key ordering": {"b": 1, "a": 2, "é": 3, "\U0001f600": 4, "\uffff": 5, "A": 6}},
+    ],
+)
+def test_what_orjson_cannot_write_alike_is_written_by_the_stdlib(value: dict[str, Any]) -> None:
+    assert canonical_json(value) == _stdlib_form(value)
+
+
+def test_nesting_deeper_than_orjson_allows_still_hashes_as_before() -> None:
+    value: Any = 0
+    for _ in range(400):
+        value = [value]
+    assert canonical_json(value) == _stdlib_form(value)

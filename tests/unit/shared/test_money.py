@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import re
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -277,3 +279,28 @@ def test_money_add_sub_round_trip(a: Decimal, b: Decimal, currency: str) -> None
     assert negated + x == Money.zero(currency)
     assert x + Money.zero(currency) == x
     assert (x < y) == (a < b)
+
+
+def _parse_decimal_checked(text: str) -> Decimal:
+    """parse_decimal before its fast path, every check spelt out (the reference)."""
+    m = re.fullmatch(r"-?([0-9]+)(?:\.([0-9]+))?", text)
+    if m is None:
+        raise InvalidDecimal(f"not a plain decimal string: {text[:40]!r}")
+    integer, fraction = m.group(1), m.group(2) or ""
+    if len(integer.lstrip("0")) > 18:
+        raise InvalidDecimal("more than 18 digits before the decimal point")
+    if len(fraction) > 18:
+        raise InvalidDecimal(f"at most 18 decimals allowed, got {len(fraction)}")
+    return Decimal(text)
+
+
+def _outcome(parse: Any, text: str) -> tuple[str, str]:
+    try:
+        return ("ok", str(parse(text)))  # str keeps the exponent: "1.50" stays "1.50"
+    except InvalidDecimal as exc:
+        return ("refused", str(exc))
+
+
+@given(st.from_regex(r"-?[0-9]{1,22}(\.[0-9]{1,22})?", fullmatch=True) | st.text(max_size=24))
+def test_the_fast_path_parses_exactly_what_every_check_would(text: str) -> None:
+    assert _outcome(parse_decimal, text) == _outcome(_parse_decimal_checked, text)
