@@ -9,7 +9,6 @@ Functions take a connection in the batch's transaction.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
+from pydantic_core import to_json
 
 from services.ledger import domain as d
 from shared.contracts.inbound import FundingReceived
@@ -36,8 +36,11 @@ from shared.contracts.outbound import PayoutReleased
 
 
 def _json(value: Any) -> str:
-    """jsonb parameters travel as text (cast in SQL): asyncpg has no codec for jsonb[] arrays."""
-    return json.dumps(value)
+    """jsonb parameters travel as text (cast in SQL): asyncpg has no codec for jsonb[] arrays.
+    pydantic-core's encoder (Rust) rather than `json.dumps`: the values are JSON-mode dumps and
+    plain lists and dicts, jsonb keeps the value not the spelling (non-ASCII is written as
+    UTF-8 instead of \\u escapes), and the stdlib encoder was ~7% of the ledger's CPU."""
+    return to_json(value).decode()
 
 
 def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
@@ -233,6 +236,8 @@ async def active_approvals(
         sorted(set(invoice_ids)),
     )
     active = {r["invoice_id"]: _entry(r) for r in rows}
+    if not active:
+        return {}  # a first approval (the usual case): no lines in force to net
     nets: dict[str, dict[tuple[str, str], Decimal]] = {}
     for r in await conn.fetch(
         """SELECT asked.invoice_id, l.account, l.currency, sum(l.debit - l.credit) AS net
@@ -501,6 +506,8 @@ async def set_receipt_statuses(
 ) -> None:
     """(receipt_id, status, entry_id) for receipts that waited for their PO and posted now."""
     rows = _last_per_key(statuses, lambda s: s[0])
+    if not rows:
+        return  # nothing waited for these POs (the usual case): no round trip
     await conn.execute(
         """UPDATE receipts SET status = s.status, entry_id = coalesce(s.entry_id, receipts.entry_id)
              FROM unnest($1::text[], $2::text[], $3::text[]) AS s(receipt_id, status, entry_id)
@@ -554,6 +561,7 @@ async def save_invoices(
 ) -> None:
     rows = []
     for e, accepted_at in _first_per_key(invoices, lambda i: i[0].invoice_id):
+        document = e.model_dump(mode="json")
         rows.append(
             (
                 e.invoice_id,
@@ -561,7 +569,7 @@ async def save_invoices(
                 e.payee_id,
                 e.legal_entity,
                 e.document_type,
-                str(e.model_dump(mode="json")["issue_date"]),
+                str(document["issue_date"]),
                 e.currency,
                 e.po_number,
                 e.business_unit,
@@ -569,7 +577,7 @@ async def save_invoices(
                 e.payable_amount,
                 e.origin,
                 accepted_at,
-                _json(e.model_dump(mode="json")),
+                _json(document),
             )
         )
     await conn.execute(
