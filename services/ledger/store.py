@@ -211,30 +211,44 @@ def _entry(row: asyncpg.Record) -> d.Entry:
     )
 
 
-async def posted_fact_keys(conn: asyncpg.Connection, fact_keys: Sequence[str]) -> set[str]:
-    """Which of these business facts the journal already holds."""
-    rows = await conn.fetch(
-        "SELECT fact_key FROM journal_entries JOIN unnest($1::text[]) AS asked(fact_key) USING (fact_key)",
-        list(fact_keys),
-    )
-    return {r["fact_key"] for r in rows}
+@dataclass(frozen=True)
+class ApprovalInputs:
+    """What a batch of approvals or revocations is decided on: each invoice's approval entry in
+    force (posted and not reversed), if any, and which of the batch's business facts the journal
+    already holds."""
+
+    active: dict[str, d.ActiveApproval]
+    posted_facts: set[str]
 
 
-async def active_approvals(
-    conn: asyncpg.Connection, invoice_ids: Sequence[str]
-) -> dict[str, d.ActiveApproval]:
-    """Each invoice's approval entry in force (posted and not reversed), if any."""
+async def approval_inputs(
+    conn: asyncpg.Connection, invoice_ids: Sequence[str], fact_keys: Sequence[str]
+) -> ApprovalInputs:
+    """The entries in force and the facts posted in one statement (`what` says which row is
+    which; the facts' columns take the entries' types); the lines in force of invoices that
+    have an approval in force need a second one."""
     rows = await conn.fetch(
-        f"""SELECT asked.invoice_id, e.entry_id, {_ENTRY_COLUMNS}
+        f"""SELECT 'active' AS what, asked.invoice_id, e.entry_id, {_ENTRY_COLUMNS}
               FROM unnest($1::text[]) AS asked(invoice_id)
               CROSS JOIN LATERAL (
                   SELECT * FROM journal_entries a
                    WHERE a.kind = 'invoice_approval' AND a.invoice_ids @> ARRAY[asked.invoice_id]
                      AND NOT EXISTS (SELECT 1 FROM journal_entries r WHERE r.reverses_entry_id = a.entry_id)
                    ORDER BY a.posted_at DESC, a.entry_id DESC LIMIT 1) AS e
-              CROSS JOIN {_LINES_OF_E}""",
+              CROSS JOIN {_LINES_OF_E}
+            UNION ALL
+            SELECT 'fact', NULL, NULL, NULL, fact_key, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+              FROM journal_entries JOIN unnest($2::text[]) AS asked(fact_key) USING (fact_key)""",
         sorted(set(invoice_ids)),
+        list(fact_keys),
     )
+    facts = {r["fact_key"] for r in rows if r["what"] == "fact"}
+    entries = [r for r in rows if r["what"] == "active"]
+    return ApprovalInputs(await _in_force(conn, entries), facts)
+
+
+async def _in_force(conn: asyncpg.Connection, rows: Sequence[asyncpg.Record]) -> dict[str, d.ActiveApproval]:
+    """Each active approval entry with its lines still in force (net of partial reversals)."""
     active = {r["invoice_id"]: _entry(r) for r in rows}
     if not active:
         return {}  # a first approval (the usual case): no lines in force to net
@@ -417,13 +431,39 @@ def _receipt(row: asyncpg.Record | dict[str, Any]) -> d.Receipt:
     )
 
 
-async def receipt_states(conn: asyncpg.Connection, receipt_ids: Sequence[str]) -> dict[str, d.ReceiptState]:
+@dataclass(frozen=True)
+class ArrivalInputs:
+    """What a batch of `receipt.accepted` is decided on: where each receipt stands already, and
+    the PO in force (the latest version we know) of each PO they name."""
+
+    states: dict[str, d.ReceiptState]
+    pos: dict[str, d.PurchaseOrder]
+
+
+async def arrival_inputs(
+    conn: asyncpg.Connection, receipt_ids: Sequence[str], po_numbers: Sequence[str]
+) -> ArrivalInputs:
+    """Both in one statement (a round trip per batch fewer than two lookups), one row per fact."""
     rows = await conn.fetch(
-        """SELECT receipt_id, status, entry_id
-             FROM receipts JOIN unnest($1::text[]) AS asked(receipt_id) USING (receipt_id)""",
+        """SELECT 'receipt' AS what, receipt_id AS id, status, entry_id,
+                  NULL::int AS version, NULL::jsonb AS state
+             FROM receipts JOIN unnest($1::text[]) AS asked(receipt_id) USING (receipt_id)
+           UNION ALL
+           SELECT 'po', po_number, NULL, NULL, version, state
+             FROM (SELECT DISTINCT ON (po_number) po_number, version, state
+                     FROM po_versions JOIN unnest($2::text[]) AS wanted(po_number) USING (po_number)
+                    ORDER BY po_number, version DESC) AS in_force""",
         sorted(set(receipt_ids)),
+        sorted(set(po_numbers)),
     )
-    return {r["receipt_id"]: d.ReceiptState(r["receipt_id"], r["status"], r["entry_id"]) for r in rows}
+    states: dict[str, d.ReceiptState] = {}
+    pos: dict[str, d.PurchaseOrder] = {}
+    for r in rows:
+        if r["what"] == "receipt":
+            states[r["id"]] = d.ReceiptState(r["id"], r["status"], r["entry_id"])
+        else:
+            pos[r["id"]] = _po(r["id"], r)
+    return ArrivalInputs(states, pos)
 
 
 async def receipt_states_and_entries(
