@@ -163,9 +163,10 @@ async def on_invoice_accepted(ctx: BatchContext, items: list[Item[InvoiceAccepte
 @router.handles_batch(PurchaseOrderVersionInForce)
 async def on_po_version_in_force(ctx: BatchContext, items: list[Item[PurchaseOrderVersionInForce]]) -> None:
     po_numbers = [i.data.po.po_number for i in items]
-    in_force = await store.pos_in_force(ctx.conn, po_numbers)
-    pending = await store.pending_receipts(ctx.conn, po_numbers)
-    steps = d.plan_versions_in_force([contract.purchase_order(i.data) for i in items], in_force, pending)
+    known = await store.version_inputs(ctx.conn, po_numbers)
+    steps = d.plan_versions_in_force(
+        [contract.purchase_order(i.data) for i in items], known.in_force, known.pending
+    )
     await store.save_po_versions(ctx.conn, [i.data for i in items])
     inserted = await post(
         ctx, [(ctx.on_behalf_of(i), p) for i, s in zip(items, steps, strict=True) for _, p in s.postings]

@@ -364,17 +364,6 @@ async def save_po_versions(conn: asyncpg.Connection, events: Sequence[PurchaseOr
     )
 
 
-async def pos_in_force(conn: asyncpg.Connection, po_numbers: Sequence[str]) -> dict[str, d.PurchaseOrder]:
-    """The PO in force (the latest version we know) of each PO we know."""
-    rows = await conn.fetch(
-        """SELECT DISTINCT ON (po_number) po_number, version, state
-             FROM po_versions JOIN unnest($1::text[]) AS wanted(po_number) USING (po_number)
-            ORDER BY po_number, version DESC""",
-        sorted(set(po_numbers)),
-    )
-    return {r["po_number"]: _po(r["po_number"], r) for r in rows}
-
-
 def _po(po_number: str, row: asyncpg.Record | dict[str, Any]) -> d.PurchaseOrder:
     state = row["state"]
     return d.PurchaseOrder(
@@ -574,23 +563,50 @@ async def record_receipt_reversals(
     )
 
 
-async def pending_receipts(
-    conn: asyncpg.Connection, po_numbers: Sequence[str]
-) -> dict[str, list[d.PendingReceipt]]:
-    """Receipts waiting for these POs, oldest first, locked until the batch commits."""
+@dataclass(frozen=True)
+class VersionInputs:
+    """What a batch of PO versions in force is decided on: the PO in force before it (the
+    latest version we know) and the receipts waiting for each PO, oldest first."""
+
+    in_force: dict[str, d.PurchaseOrder]
+    pending: dict[str, list[d.PendingReceipt]]
+
+
+async def version_inputs(conn: asyncpg.Connection, po_numbers: Sequence[str]) -> VersionInputs:
+    """Both in one statement (two round trips before); the waiting receipts are locked until the
+    batch commits, as they were by their own `FOR UPDATE`."""
     rows = await conn.fetch(
-        """SELECT receipt_id, po_number, recorded_by, lines, source_event_id, source_event_type
-             FROM receipts JOIN unnest($1::text[]) AS wanted(po_number) USING (po_number)
-            WHERE status = 'pending'
-            ORDER BY po_number, received_at, receipt_id FOR UPDATE OF receipts""",
+        """WITH wanted AS (SELECT DISTINCT unnest($1::text[]) AS po_number),
+                pending AS (
+                    SELECT receipt_id, po_number, recorded_by, lines, source_event_id, source_event_type,
+                           received_at
+                      FROM receipts JOIN wanted USING (po_number)
+                     WHERE status = 'pending'
+                     ORDER BY po_number, received_at, receipt_id  -- locked in this order, as before
+                       FOR UPDATE OF receipts)
+           SELECT 'po' AS what, po_number, version, state, NULL::text AS receipt_id,
+                  NULL::text AS recorded_by, NULL::jsonb AS lines, NULL::text AS source_event_id,
+                  NULL::text AS source_event_type, NULL::timestamptz AS received_at
+             FROM (SELECT DISTINCT ON (po_number) po_number, version, state
+                     FROM po_versions JOIN wanted USING (po_number)
+                    ORDER BY po_number, version DESC) AS in_force
+           UNION ALL
+           SELECT 'pending', po_number, NULL, NULL, receipt_id, recorded_by, lines, source_event_id,
+                  source_event_type, received_at
+             FROM pending
+            ORDER BY what, po_number, received_at, receipt_id""",
         sorted(set(po_numbers)),
     )
-    out: dict[str, list[d.PendingReceipt]] = {}
+    in_force: dict[str, d.PurchaseOrder] = {}
+    pending: dict[str, list[d.PendingReceipt]] = {}
     for r in rows:
-        out.setdefault(r["po_number"], []).append(
-            d.PendingReceipt(_receipt(r), r["source_event_id"], r["source_event_type"])
-        )
-    return out
+        if r["what"] == "po":
+            in_force[r["po_number"]] = _po(r["po_number"], r)
+        else:
+            pending.setdefault(r["po_number"], []).append(
+                d.PendingReceipt(_receipt(r), r["source_event_id"], r["source_event_type"])
+            )
+    return VersionInputs(in_force, pending)
 
 
 # --- invoices and decisions ---------------------------------------------------------------
