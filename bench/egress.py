@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import statistics
 import time
 import uuid
 from collections import defaultdict
@@ -108,16 +109,16 @@ def _inbound_round(tag: str, flows: int, round_no: int, settings: Any) -> list[l
 
 @dataclass
 class Measured:
-    """Per stage ("<service>: <event type>", or the payout run): sums over the measured rounds."""
+    """Per stage ("<service>: <event type>", or the payout run), one value per measured round."""
 
-    cpu_s: dict[str, float] = field(default_factory=lambda: defaultdict(float))
-    server_s: dict[str, float] = field(default_factory=lambda: defaultdict(float))
-    statements: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    cpu_s: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    server_s: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    statements: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
 
     def add(self, name: str, cpu_s: float, server_s: float, statements: int) -> None:
-        self.cpu_s[name] += cpu_s
-        self.server_s[name] += server_s
-        self.statements[name] += statements
+        self.cpu_s[name].append(cpu_s)
+        self.server_s[name].append(server_s)
+        self.statements[name].append(statements)
 
 
 async def measure(flows: int, rounds: int, warmup: int) -> Measured:
@@ -184,13 +185,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = ap.parse_args(argv)
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     m = asyncio.run(measure(args.flows, args.rounds, args.warmup))
-    n = args.flows * args.rounds
-    print(f"{args.flows} flows per batch, {args.rounds} rounds after {args.warmup} of warm-up; per flow:")
+    print(
+        f"{args.flows} flows per batch, {args.rounds} rounds after {args.warmup} of warm-up;"
+        " per flow, the median round (the machine is shared: a round disturbed by a neighbour"
+        " does not move it):"
+    )
     out: dict[str, Any] = {
         name: {
-            "cpu_ms": round(1000 * m.cpu_s[name] / n, 3),
-            "server_cpu_ms": round(1000 * m.server_s[name] / n, 3),
-            "statements": round(m.statements[name] / n, 3),
+            "cpu_ms": round(1000 * statistics.median(m.cpu_s[name]) / args.flows, 3),
+            "server_cpu_ms": round(1000 * statistics.median(m.server_s[name]) / args.flows, 3),
+            "statements": round(statistics.median(m.statements[name]) / args.flows, 3),
         }
         for name in sorted(m.cpu_s)
     }
