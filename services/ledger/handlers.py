@@ -163,9 +163,10 @@ async def on_invoice_accepted(ctx: BatchContext, items: list[Item[InvoiceAccepte
 @router.handles_batch(PurchaseOrderVersionInForce)
 async def on_po_version_in_force(ctx: BatchContext, items: list[Item[PurchaseOrderVersionInForce]]) -> None:
     po_numbers = [i.data.po.po_number for i in items]
-    in_force = await store.pos_in_force(ctx.conn, po_numbers)
-    pending = await store.pending_receipts(ctx.conn, po_numbers)
-    steps = d.plan_versions_in_force([contract.purchase_order(i.data) for i in items], in_force, pending)
+    known = await store.version_inputs(ctx.conn, po_numbers)
+    steps = d.plan_versions_in_force(
+        [contract.purchase_order(i.data) for i in items], known.in_force, known.pending
+    )
     await store.save_po_versions(ctx.conn, [i.data for i in items])
     inserted = await post(
         ctx, [(ctx.on_behalf_of(i), p) for i, s in zip(items, steps, strict=True) for _, p in s.postings]
@@ -179,10 +180,11 @@ async def on_po_version_in_force(ctx: BatchContext, items: list[Item[PurchaseOrd
 
 @router.handles_batch(ReceiptAccepted)
 async def on_receipt_accepted(ctx: BatchContext, items: list[Item[ReceiptAccepted]]) -> None:
-    states = await store.receipt_states(ctx.conn, [i.data.receipt_id for i in items])
-    pos = await store.pos_in_force(ctx.conn, [i.data.po_number for i in items])
+    known = await store.arrival_inputs(
+        ctx.conn, [i.data.receipt_id for i in items], [i.data.po_number for i in items]
+    )
     arrivals = [(contract.receipt(i.data), i.envelope.event_id) for i in items]
-    planned = d.plan_arrivals(arrivals, states, pos)
+    planned = d.plan_arrivals(arrivals, known.states, known.pos)
     inserted = await post(
         ctx, [(ctx.on_behalf_of(i), s.posting) for i, s in zip(items, planned, strict=True)]
     )
@@ -226,9 +228,12 @@ async def on_invoice_approved(ctx: BatchContext, items: list[Item[InvoiceApprove
     approvals = [
         (contract.invoice_approval(i.data), i.envelope.event_id, i.envelope.event_type) for i in items
     ]
-    active = await store.active_approvals(ctx.conn, [i.data.invoice_id for i in items])
-    facts = await store.posted_fact_keys(ctx.conn, [d.approval_fact_key(i.data.decision_id) for i in items])
-    steps = d.plan_approvals(approvals, active, facts)
+    known = await store.approval_inputs(
+        ctx.conn,
+        [i.data.invoice_id for i in items],
+        [d.approval_fact_key(i.data.decision_id) for i in items],
+    )
+    steps = d.plan_approvals(approvals, known.active, known.posted_facts)
     await store.save_decisions(ctx.conn, decision_rows(items, "approved_to_pay"))
     await post(ctx, [(ctx.on_behalf_of(i), s.posting) for i, s in zip(items, steps, strict=True)])
     for item, step in zip(items, steps, strict=True):
@@ -240,9 +245,12 @@ async def on_invoice_approved(ctx: BatchContext, items: list[Item[InvoiceApprove
 @router.handles_batch(InvoiceApprovalRevoked)
 async def on_approval_revoked(ctx: BatchContext, items: list[Item[InvoiceApprovalRevoked]]) -> None:
     revocations = [(contract.revocation(i.data), i.envelope.event_id, i.envelope.event_type) for i in items]
-    active = await store.active_approvals(ctx.conn, [i.data.invoice_id for i in items])
-    facts = await store.posted_fact_keys(ctx.conn, [d.revocation_fact_key(i.data.decision_id) for i in items])
-    steps = d.plan_revocations(revocations, active, facts)
+    known = await store.approval_inputs(
+        ctx.conn,
+        [i.data.invoice_id for i in items],
+        [d.revocation_fact_key(i.data.decision_id) for i in items],
+    )
+    steps = d.plan_revocations(revocations, known.active, known.posted_facts)
     await store.save_decisions(ctx.conn, decision_rows(items, "approval_revoked"))
     await post(ctx, [(ctx.on_behalf_of(i), s.posting) for i, s in zip(items, steps, strict=True)])
     for item, step in zip(items, steps, strict=True):

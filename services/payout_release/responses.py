@@ -41,8 +41,8 @@ async def on_invoice_accepted(ctx: BatchContext, items: list[Item[InvoiceAccepte
         )
         for i in items
     }
-    new = await save_references(ctx.conn, list(refs.values()))
-    settled = await settled_payouts_of(ctx.conn, sorted(new))  # a known reference was answered then
+    # a known reference was answered then: the settled payouts of the new references
+    settled = await save_references(ctx.conn, list(refs.values()))
     for item in items:
         invoice_id = item.data.invoice_id
         item.business_ref = f"invoice_id={invoice_id}"
@@ -72,21 +72,29 @@ def _emit(ctx: BatchContext, item: Item[Any], ref: ir.InvoiceRef, payout_id: str
 # --- SQL --------------------------------------------------------------------------------------
 
 
-async def save_references(conn: asyncpg.Connection, refs: Sequence[ir.InvoiceRef]) -> set[str]:
-    """The ids of the references that were new."""
+async def save_references(conn: asyncpg.Connection, refs: Sequence[ir.InvoiceRef]) -> dict[str, str]:
+    """Keep the references; for those that were new, the settled payout that paid the invoice
+    before its reference came (invoice_id → payout_id). One statement: the payouts read are not
+    the table written, so the insert's snapshot is the one the lookup needs."""
     rows = await conn.fetch(
-        """INSERT INTO invoice_references
-                  (invoice_id, supplier_invoice_number, payee_id, legal_entity, document_type)
-           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
-           ON CONFLICT (invoice_id) DO NOTHING
-           RETURNING invoice_id""",
+        """WITH new AS (
+               INSERT INTO invoice_references
+                      (invoice_id, supplier_invoice_number, payee_id, legal_entity, document_type)
+               SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
+               ON CONFLICT (invoice_id) DO NOTHING
+               RETURNING invoice_id
+           )
+           SELECT pi.invoice_id, pi.payout_id
+             FROM new
+             JOIN payout_invoices pi ON pi.invoice_id = new.invoice_id AND pi.live
+             JOIN payouts p ON p.payout_id = pi.payout_id AND p.status = 'settled'""",
         [r.invoice_id for r in refs],
         [r.supplier_invoice_number for r in refs],
         [r.payee_id for r in refs],
         [r.legal_entity for r in refs],
         [r.document_type for r in refs],
     )
-    return {r["invoice_id"] for r in rows}
+    return {r["invoice_id"]: r["payout_id"] for r in rows}
 
 
 async def references(conn: asyncpg.Connection, invoice_ids: Sequence[str]) -> dict[str, ir.InvoiceRef]:
@@ -105,14 +113,3 @@ async def references(conn: asyncpg.Connection, invoice_ids: Sequence[str]) -> di
         )
         for r in rows
     }
-
-
-async def settled_payouts_of(conn: asyncpg.Connection, invoice_ids: Sequence[str]) -> dict[str, str]:
-    """invoice_id → the settled payout that paid it, for invoices paid before their reference came."""
-    rows = await conn.fetch(
-        """SELECT pi.invoice_id, pi.payout_id
-             FROM payout_invoices pi JOIN payouts p ON p.payout_id = pi.payout_id
-            WHERE pi.invoice_id = ANY($1::text[]) AND pi.live AND p.status = 'settled'""",
-        list(invoice_ids),
-    )
-    return {r["invoice_id"]: r["payout_id"] for r in rows}
