@@ -28,7 +28,7 @@ from typing import Any
 
 import structlog
 
-from bench.inprocess import Pipeline, _prime
+from bench.inprocess import Pipeline, _prime, service_pools
 from bench.pipeline import flow
 from services.payout_release import domain, runs
 from shared.consumer import RawRecord
@@ -37,7 +37,6 @@ from shared.inbox import write_outbox
 from shared.outbox import OutboxMessage
 from shared.unit_of_work import UnitOfWork
 from testkit.sql import count_statements
-from tests.support import scratch_pool
 
 
 def server_cpu_s(pid: int) -> float:
@@ -124,15 +123,8 @@ class Measured:
 async def measure(flows: int, rounds: int, warmup: int) -> Measured:
     """`warmup + rounds` rounds of `flows` flows on the same pools (warm connections, prepared
     statements and plans, as a running service has them); only the last `rounds` are counted."""
-    names = ("intake", "matching", "compliance_gate", "payout_release", "ledger")
-    async with (
-        scratch_pool("intake") as intake,
-        scratch_pool("matching") as matching,
-        scratch_pool("compliance_gate") as gate,
-        scratch_pool("payout_release") as payout,
-        scratch_pool("ledger") as ledger,
-    ):
-        p = EgressPipeline(dict(zip(names, (intake, matching, gate, payout, ledger), strict=True)))
+    async with service_pools() as pools:
+        p = EgressPipeline(pools)
         tag = uuid.uuid4().hex[:6]
         await _prime(p, tag)
         measured = Measured()

@@ -22,6 +22,8 @@ import logging
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -152,21 +154,15 @@ async def _prime(p: Pipeline, tag: str) -> None:
     assert all(m.topic == p.settings.topic(COMPLIANCE_ELIGIBILITY) for m in eligibility)
 
 
+@asynccontextmanager
+async def service_pools() -> AsyncIterator[dict[str, asyncpg.Pool]]:
+    """A scratch database of each service's, migrated, and a pool on its runtime role."""
+    async with AsyncExitStack() as stack:
+        yield {s: await stack.enter_async_context(scratch_pool(s)) for s in SERVICES}
+
+
 async def measure(flows: int) -> tuple[dict[str, float], dict[str, int]]:
-    async with (
-        scratch_pool("intake") as intake,
-        scratch_pool("matching") as matching,
-        scratch_pool("compliance_gate") as gate,
-        scratch_pool("payout_release") as payout,
-        scratch_pool("ledger") as ledger,
-    ):
-        pools = {
-            "intake": intake,
-            "matching": matching,
-            "compliance_gate": gate,
-            "payout_release": payout,
-            "ledger": ledger,
-        }
+    async with service_pools() as pools:
         p = Pipeline(pools)
         tag = uuid.uuid4().hex[:6]
         await _prime(p, tag)
