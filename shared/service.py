@@ -303,7 +303,7 @@ class Service:
 # 700 net allocations and every hundredth one is a full collection over every object alive,
 # start-up's ~80,000 included (modules, models, schemas: ~23 ms each). In the in-process harness
 # (`python -m bench.inprocess`) that was 9–10% of the CPU; with start-up's objects frozen and a
-# young threshold of 50,000 it was 0.4% (docs/performance.md, "Garbage collection"). Reference
+# young threshold of 50,000 it was 0.4% (docs/performance.md, section "Stop 23"). Reference
 # counting still frees almost everything at once; the collector only finds cycles, and a larger
 # young generation only lets cyclic garbage wait a little longer (a few MiB at most).
 GC_YOUNG_THRESHOLD = 50_000
