@@ -140,10 +140,19 @@ def _latency(observed: Observed, ids: list[str], rate: float, flows: int) -> dic
         for i in ids
         if i in observed.approval_posted_at
     ]
+    # The phase in four quarters by send time: a transient (what the phase before left behind)
+    # shows in the first quarter, a load the pipeline cannot carry grows quarter by quarter.
+    by_send = sorted(
+        (observed.submitted_at[i], observed.approved_at[i] - observed.submitted_at[i])
+        for i in ids
+        if i in observed.approved_at
+    )
+    quarters = [by_send[k * len(by_send) // 4 : (k + 1) * len(by_send) // 4] for k in range(4)]
     return {
         "offered_flows_per_s": rate,
         "flows": flows,
         "submitted_to_approved_ms": _ms(percentiles(to_approval)),
+        "submitted_to_approved_ms_by_quarter": [_ms(percentiles([d for _, d in q])) for q in quarters if q],
         "submitted_to_approval_posted_ms": _ms(percentiles(to_posting)),
         "arrivals": _held(observed, ids),
         # Where the time to approval goes, segment by segment (bench/pipeline.py: Hops).
@@ -214,6 +223,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             async def latency_phase(rate: float) -> dict[str, Any]:
                 nonlocal offered
                 before_phase = set(observed.submitted_at)
+                phase_load = os.getloadavg()[0]
+                phase_cpu_before = cpu_seconds(stack)
                 with console.status(f"latency phase: {rate:.0f} flows/s for {args.latency_s:.0f}s…"):
                     o = await offer_load(
                         pub,
@@ -238,7 +249,17 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                         f"the approvals of the {len(ids)} flows of {rate:g} flows/s posted",
                         console,
                     )
-                return _latency(observed, ids, rate, o.flows)
+                phase = _latency(observed, ids, rate, o.flows)
+                # CPU per flow of this phase (its load and its drain): what each process spent at
+                # this rate, to set beside the throughput window's figure at saturation.
+                used = cpu_seconds(stack)
+                phase["load_average_at_start"] = round(phase_load, 2)
+                phase["cpu_ms_per_flow"] = {
+                    k: round(1000 * (v - phase_cpu_before.get(k, 0.0)) / max(1, o.flows), 2)
+                    for k, v in used.items()
+                }
+                phase["cpu_ms_per_flow"]["total"] = round(sum(phase["cpu_ms_per_flow"].values()), 2)
+                return phase
 
             # A light load first: the pipeline's own latency when nothing queues; then a real load
             # this machine carries; then the throughput window, then the target's fixed load, each
@@ -510,6 +531,22 @@ def _print_latency(t: Table, lat: dict[str, Any], target: dict[str, Any] | None)
     _print_latency_totals(t, lat, target)
     for name, p in lat.get("submitted_to_approved_hops_ms", {}).items():
         t.add_row(f"  {name}", f"p50 {p['p50']:.0f} / p95 {p['p95']:.0f} / p99 {p['p99']:.0f} ms", "", "")
+    quarters = lat.get("submitted_to_approved_ms_by_quarter") or []
+    if quarters:
+        t.add_row(
+            "  p99 by quarter of the phase (by send time)",
+            " / ".join(f"{q['p99']:.0f}" for q in quarters) + " ms",
+            "",
+            "",
+        )
+    cpu = lat.get("cpu_ms_per_flow")
+    if cpu:
+        t.add_row(
+            f"  CPU per flow in this phase (load {lat.get('load_average_at_start', 0):.1f} at its start)",
+            f"{cpu['total']:.2f} ms",
+            "",
+            "",
+        )
 
 
 def _print_latency_totals(t: Table, lat: dict[str, Any], target: dict[str, Any] | None) -> None:
