@@ -94,9 +94,8 @@ def true_up_grni_after_batch(ctx: BatchContext, po_number: str | None, item: Ite
 
 async def true_up_grni(uow: UnitOfWork, asks: Sequence[tuple[str, Envelope]]) -> None:
     po_numbers = [po for po, _ in asks]
-    # Everything below is read after the lock, so it includes a concurrent transaction's true-up.
-    await store.lock_grni_of(uow.conn, po_numbers)
-    read = await store.grni_inputs(uow.conn, po_numbers)
+    # Read after the lock, so it includes a concurrent transaction's true-up.
+    read = await store.lock_and_read_grni(uow.conn, po_numbers)
     postings = []
     for po_number, cause in asks:
         po = read.pos.get(po_number)

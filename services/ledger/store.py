@@ -876,20 +876,6 @@ async def save_eligibilities(conn: asyncpg.Connection, events: Sequence[PayeeEli
 # --- GRNI ------------------------------------------------------------------------------------
 
 
-async def lock_grni_of(conn: asyncpg.Connection, po_numbers: Sequence[str]) -> None:
-    """Until this transaction ends, no other truing up of these POs' GRNI: two transactions (two
-    consumers of one group, or two topics of one process) that each read the balance before the
-    other commits would each post the same correction. All of the batch's POs in one statement,
-    in ascending order of the lock key, so two transactions never deadlock (PostgreSQL evaluates
-    a volatile function in the select list after ORDER BY)."""
-    await conn.execute(
-        """SELECT pg_advisory_xact_lock(k)
-             FROM (SELECT DISTINCT hashtext('ledger:grni:' || po) AS k FROM unnest($1::text[]) AS po) AS keys
-            ORDER BY k""",
-        sorted(set(po_numbers)),
-    )
-
-
 @dataclass(frozen=True)
 class GrniInputs:
     """What the GRNI true-up of some POs reads: each PO in force, its receipts whose accrual is in
@@ -903,32 +889,18 @@ class GrniInputs:
     balances: dict[tuple[str, str], Decimal]
 
 
-async def grni_inputs(conn: asyncpg.Connection, po_numbers: Sequence[str]) -> GrniInputs:
-    """Everything the true-up reads, for many POs, in one statement (four round trips before):
-    one row per fact, `what` saying which."""
+async def lock_and_read_grni(conn: asyncpg.Connection, po_numbers: Sequence[str]) -> GrniInputs:
+    """Lock these POs' GRNI, then read everything the true-up reads, in one round trip
+    (`ledger_grni_inputs`, migration 0006; two before): one row per fact, `what` saying which.
+
+    Until this transaction ends, no other truing up of these POs' GRNI: two transactions (two
+    consumers of one group, or two topics of one process) that each read the balance before the
+    other commits would each post the same correction. The locks are taken in ascending key
+    order (no deadlock between two such transactions), and the read is a statement of its own
+    after them, so it includes what a transaction that held them committed meanwhile."""
     rows = await conn.fetch(
-        """WITH wanted AS (SELECT DISTINCT unnest($1::text[]) AS po_number)
-           SELECT 'po' AS what, po_number, version, state AS doc,
-                  NULL::text AS id, NULL::text AS kind, NULL::bigint AS seq, NULL::numeric AS balance
-             FROM (SELECT DISTINCT ON (po_number) po_number, version, state
-                     FROM po_versions JOIN wanted USING (po_number)
-                    ORDER BY po_number, version DESC) AS in_force
-           UNION ALL
-           SELECT 'receipt', po_number, NULL, lines, receipt_id, recorded_by, NULL, NULL
-             FROM receipts JOIN wanted USING (po_number)
-            WHERE status = 'posted'
-           UNION ALL
-           SELECT 'decision', po_number, NULL, payload, invoice_id, kind, seq, NULL
-             FROM decisions JOIN wanted USING (po_number)
-           UNION ALL
-           SELECT 'grni', e.po_number, NULL, NULL, l.currency, NULL, NULL, sum(l.credit) - sum(l.debit)
-             FROM journal_entries e
-             JOIN wanted USING (po_number)
-             JOIN journal_lines l USING (entry_id)
-            WHERE l.account = 'liability:grni'
-            GROUP BY e.po_number, l.currency
-            -- receipts by PO and receipt id (their seq is NULL), decisions in the order recorded
-            ORDER BY seq NULLS FIRST, po_number, id""",
+        # receipts by PO and receipt id (their seq is NULL), decisions in the order recorded
+        "SELECT * FROM ledger_grni_inputs($1::text[]) ORDER BY seq NULLS FIRST, po_number, id",
         sorted(set(po_numbers)),
     )
     pos: dict[str, d.PurchaseOrder] = {}
