@@ -9,6 +9,8 @@ Functions take a connection in the batch's transaction.
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -64,6 +66,29 @@ def _last_per_key(rows: Iterable[Any], key: Any) -> list[Any]:
     return list(seen.values())
 
 
+@dataclass(frozen=True)
+class Write:
+    """One INSERT of a batch's rows into a projection table (`$1…$n` its parameters), to send
+    alone (`execute`) or inside the journal's insert (`insert_entries(also=…)`): one round trip
+    for a batch's writes instead of two."""
+
+    sql: str
+    args: list[Any]
+
+
+async def execute(conn: asyncpg.Connection, write: Write) -> None:
+    await conn.execute(write.sql, *write.args)
+
+
+_PARAM = re.compile(r"\$(\d+)")
+
+
+@functools.cache  # a handful of constant statements
+def _shifted(sql: str, by: int) -> str:
+    """`sql` with its parameters renumbered from `$1+by` (the store's SQL has no `$` in literals)."""
+    return _PARAM.sub(lambda m: f"${int(m.group(1)) + by}", sql)
+
+
 # --- journal ----------------------------------------------------------------------------
 
 
@@ -105,9 +130,11 @@ def links_from_json(raw: dict[str, Any]) -> d.Links:
 
 
 async def insert_entries(
-    conn: asyncpg.Connection, postings: Sequence[d.Posting], posted_at: datetime
+    conn: asyncpg.Connection, postings: Sequence[d.Posting], posted_at: datetime, also: Write | None = None
 ) -> set[str]:
     """Append a batch's entries and their lines in one statement; returns the ids inserted.
+    `also`, the batch's write of another table (it neither reads nor writes the journal), goes in
+    the same statement as a data-modifying CTE of its own, or alone when nothing is to be posted.
 
     An entry whose source event, business fact or reversed entry is already in the journal is
     not inserted (and none of its lines): a redelivered or re-published fact posts once. Within
@@ -124,6 +151,8 @@ async def insert_entries(
         taken |= keys
         unique[("id", p.entry_id)] = p
     if not unique:
+        if also is not None:
+            await execute(conn, also)
         return set()
     entries = [
         (
@@ -148,7 +177,19 @@ async def insert_entries(
         for n, ln in enumerate(p.entry.lines, start=1)
     ]
     rows = await conn.fetch(
-        """WITH entry AS (
+        "WITH "
+        + ("" if also is None else f"projection AS ({_shifted(also.sql, _ENTRY_PARAMS)}), ")
+        + _INSERT_ENTRIES,
+        *_columns(entries, 12),
+        posted_at,
+        *_columns(lines, 6),
+        *(also.args if also is not None else ()),
+    )
+    return {r["entry_id"] for r in rows}
+
+
+_ENTRY_PARAMS = 19  # the parameters of _INSERT_ENTRIES; a Write's follow them
+_INSERT_ENTRIES = """entry AS (
                INSERT INTO journal_entries (entry_id, source_event_id, source_event_type, fact_key, kind,
                                             description, posted_at, links, po_number, payout_id,
                                             invoice_ids, receipt_ids, reverses_entry_id)
@@ -173,12 +214,7 @@ async def insert_entries(
                           AS l(entry_id, line_no, account, currency, debit, credit)
                  JOIN entry USING (entry_id)
            )
-           SELECT entry_id FROM entry""",
-        *_columns(entries, 12),
-        posted_at,
-        *_columns(lines, 6),
-    )
-    return {r["entry_id"] for r in rows}
+           SELECT entry_id FROM entry"""
 
 
 # Lookups that need an entry fetch it with its lines, in line order, in the same row. Parallel
@@ -321,7 +357,7 @@ async def close_requisitions(
     )
 
 
-async def save_po_versions(conn: asyncpg.Connection, events: Sequence[PurchaseOrderVersionInForce]) -> None:
+def po_versions_write(events: Sequence[PurchaseOrderVersionInForce]) -> Write:
     """Each version once (the first one seen wins, as before)."""
     rows = []
     for e in _first_per_key(events, lambda e: (e.po.po_number, e.po.version)):
@@ -346,7 +382,7 @@ async def save_po_versions(conn: asyncpg.Connection, events: Sequence[PurchaseOr
                 _json(po),
             )
         )
-    await conn.execute(
+    return Write(
         """INSERT INTO po_versions (po_number, version, legal_entity, business_unit, payee_id, currency,
                                     requisition_id, created_by, approved_by, approved_at, amended_by,
                                     modification_id, reason, changes, in_force_since, state)
@@ -360,7 +396,7 @@ async def save_po_versions(conn: asyncpg.Connection, events: Sequence[PurchaseOr
                        created_by, approved_by, approved_at, amended_by, modification_id, reason, changes,
                        in_force_since, state)
            ON CONFLICT (po_number, version) DO NOTHING""",
-        *_columns(rows, 16),
+        _columns(rows, 16),
     )
 
 
@@ -665,6 +701,10 @@ class DecisionRow:
 
 
 async def save_decisions(conn: asyncpg.Connection, decisions: Sequence[DecisionRow]) -> None:
+    await execute(conn, decisions_write(decisions))
+
+
+def decisions_write(decisions: Sequence[DecisionRow]) -> Write:
     """In arrival order (`seq`): the order decides which approval of an invoice is in force."""
     rows = []
     for dec in decisions:
@@ -685,7 +725,7 @@ async def save_decisions(conn: asyncpg.Connection, decisions: Sequence[DecisionR
                 _json(p),
             )
         )
-    await conn.execute(
+    return Write(
         """INSERT INTO decisions (source_event_id, invoice_id, kind, decision_id, po_number, po_version,
                                  payee_id, currency, payable_amount, document_type, decided_at, payload)
            SELECT x.source_event_id, x.invoice_id, x.kind, x.decision_id, x.po_number, x.po_version,
@@ -697,14 +737,14 @@ async def save_decisions(conn: asyncpg.Connection, decisions: Sequence[DecisionR
                        currency, payable_amount, document_type, decided_at, payload, n)
             ORDER BY x.n
            ON CONFLICT (source_event_id) DO NOTHING""",
-        *_columns(rows, 12),
+        _columns(rows, 12),
     )
 
 
 # --- payouts, funding, eligibility ---------------------------------------------------------
 
 
-async def save_payouts(conn: asyncpg.Connection, events: Sequence[PayoutReleased]) -> None:
+def payouts_write(events: Sequence[PayoutReleased]) -> Write:
     rows = [
         (
             e.payout_id,
@@ -721,7 +761,7 @@ async def save_payouts(conn: asyncpg.Connection, events: Sequence[PayoutReleased
         )
         for e in _first_per_key(events, lambda e: e.payout_id)
     ]
-    await conn.execute(
+    return Write(
         """INSERT INTO payouts (payout_id, run_id, payee_id, legal_entity, funding_account_id, currency,
                                 amount, invoices, invoice_ids, released_at, expedite)
            SELECT p.payout_id, p.run_id, p.payee_id, p.legal_entity, p.funding_account_id, p.currency,
@@ -732,13 +772,11 @@ async def save_payouts(conn: asyncpg.Connection, events: Sequence[PayoutReleased
                   AS p(payout_id, run_id, payee_id, legal_entity, funding_account_id, currency, amount,
                        invoices, invoice_ids, released_at, expedite)
            ON CONFLICT (payout_id) DO NOTHING""",
-        *_columns(rows, 11),
+        _columns(rows, 11),
     )
 
 
-async def save_payout_outcomes(
-    conn: asyncpg.Connection, outcomes: Sequence[tuple[str, PayoutRailRecorded]]
-) -> None:
+def payout_outcomes_write(outcomes: Sequence[tuple[str, PayoutRailRecorded]]) -> Write:
     """(outcome settled | failed | returned, the payout.*_recorded event)."""
     rows = [
         (
@@ -756,7 +794,7 @@ async def save_payout_outcomes(
         )
         for outcome, e in _first_per_key(outcomes, lambda o: o[1].rail_event_id)
     ]
-    await conn.execute(
+    return Write(
         """INSERT INTO payout_outcomes (rail_event_id, payout_id, outcome, payee_id, funding_account_id,
                                         currency, amount, invoice_ids, at, failure_code, reason)
            SELECT o.rail_event_id, o.payout_id, o.outcome, o.payee_id, o.funding_account_id, o.currency,
@@ -767,7 +805,7 @@ async def save_payout_outcomes(
                   AS o(rail_event_id, payout_id, outcome, payee_id, funding_account_id, currency, amount,
                        invoice_ids, at, failure_code, reason)
            ON CONFLICT (rail_event_id) DO NOTHING""",
-        *_columns(rows, 11),
+        _columns(rows, 11),
     )
 
 
@@ -801,17 +839,17 @@ async def funding_owners(
     return FundingOwners(owners, {r["funding_id"] for r in rows if r["asked_id"]})
 
 
-async def save_fundings(conn: asyncpg.Connection, events: Sequence[FundingReceived]) -> None:
+def fundings_write(events: Sequence[FundingReceived]) -> Write:
     rows = [
         (e.funding_id, e.account_id, e.legal_entity, e.currency, e.amount, e.received_at)
         for e in _first_per_key(events, lambda e: e.funding_id)
     ]
-    await conn.execute(
+    return Write(
         """INSERT INTO funding_receipts (funding_id, account_id, legal_entity, currency, amount, received_at)
            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::numeric[],
                                 $6::timestamptz[])
            ON CONFLICT DO NOTHING""",
-        *_columns(rows, 6),
+        _columns(rows, 6),
     )
 
 
