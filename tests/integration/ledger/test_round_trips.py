@@ -7,17 +7,27 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import asyncpg
 import pytest
 
 from services.ledger import store
+from services.ledger.app import service as ledger_service
 from services.ledger.handlers import router
 from shared.consumer import RawRecord
+from shared.db import migrate
 from shared.settings import Settings
 from shared.topics import BY_NAME
 from tests.integration.ledger import flow
-from tests.support import deliver, deliver_counted, emitted, record, scratch_pool
+from tests.support import (
+    deliver,
+    deliver_counted,
+    emitted,
+    record,
+    scratch_pool,
+    scratch_service_database,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -94,3 +104,26 @@ async def test_the_grni_lock_is_taken_in_the_read_and_held_until_commit(pool: as
                 assert await other.fetchval(key, flow.PO) is False  # held by the reader
         async with other.transaction():
             assert await other.fetchval(key, flow.PO) is True  # released at commit
+
+
+async def test_the_runtime_role_runs_the_true_up_read() -> None:
+    """Migrated as the service does it at start (owner migrates, runtime role granted): the
+    runtime role, which owns nothing, may call ledger_grni_inputs and read what it reads."""
+    async with scratch_service_database("ledger") as db:
+        owner = await asyncpg.connect(db.owner)
+        try:
+            await migrate(
+                owner,
+                Path(store.__file__).parent / "migrations",
+                runtime_role=db.runtime_role,
+                append_only=ledger_service.append_only,
+            )
+        finally:
+            await owner.close()
+        conn = await asyncpg.connect(db.runtime)
+        try:
+            async with conn.transaction():
+                read = await store.lock_and_read_grni(conn, [flow.PO])
+            assert read.pos == {} and read.receipts == {flow.PO: []}
+        finally:
+            await conn.close()
