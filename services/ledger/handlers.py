@@ -167,14 +167,15 @@ async def on_invoice_accepted(ctx: BatchContext, items: list[Item[InvoiceAccepte
 @router.handles_batch(PurchaseOrderVersionInForce)
 async def on_po_version_in_force(ctx: BatchContext, items: list[Item[PurchaseOrderVersionInForce]]) -> None:
     po_numbers = [i.data.po.po_number for i in items]
-    known = await store.version_inputs(ctx.conn, po_numbers)
+    # The versions are saved by the read's statement (what is read is the state before them).
+    known = await store.version_inputs(
+        ctx.conn, po_numbers, also=store.po_versions_write([i.data for i in items])
+    )
     steps = d.plan_versions_in_force(
         [contract.purchase_order(i.data) for i in items], known.in_force, known.pending
     )
     inserted = await post(
-        ctx,
-        [(ctx.on_behalf_of(i), p) for i, s in zip(items, steps, strict=True) for _, p in s.postings],
-        also=store.po_versions_write([i.data for i in items]),
+        ctx, [(ctx.on_behalf_of(i), p) for i, s in zip(items, steps, strict=True) for _, p in s.postings]
     )
     await store.set_receipt_statuses(ctx.conn, d.pending_statuses(steps, inserted))
     for item, step in zip(items, steps, strict=True):

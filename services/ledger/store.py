@@ -608,11 +608,17 @@ class VersionInputs:
     pending: dict[str, list[d.PendingReceipt]]
 
 
-async def version_inputs(conn: asyncpg.Connection, po_numbers: Sequence[str]) -> VersionInputs:
+async def version_inputs(
+    conn: asyncpg.Connection, po_numbers: Sequence[str], also: Write | None = None
+) -> VersionInputs:
     """Both in one statement (two round trips before); the waiting receipts are locked until the
-    batch commits, as they were by their own `FOR UPDATE`."""
+    batch commits, as they were by their own `FOR UPDATE`. `also`: the batch's write of the
+    versions themselves (it does not depend on what is read), sent in the same statement as a
+    data-modifying CTE: the read sees the versions in force before it, as when it came first."""
     rows = await conn.fetch(
-        """WITH wanted AS (SELECT DISTINCT unnest($1::text[]) AS po_number),
+        "WITH "
+        + ("" if also is None else f"projection AS ({_shifted(also.sql, 1)}), ")
+        + """wanted AS (SELECT DISTINCT unnest($1::text[]) AS po_number),
                 pending AS (
                     SELECT receipt_id, po_number, recorded_by, lines, source_event_id, source_event_type,
                            received_at
@@ -632,6 +638,7 @@ async def version_inputs(conn: asyncpg.Connection, po_numbers: Sequence[str]) ->
              FROM pending
             ORDER BY what, po_number, received_at, receipt_id""",
         sorted(set(po_numbers)),
+        *(also.args if also is not None else ()),
     )
     in_force: dict[str, d.PurchaseOrder] = {}
     pending: dict[str, list[d.PendingReceipt]] = {}

@@ -89,6 +89,20 @@ async def test_the_projection_is_written_when_nothing_is_posted(pool: asyncpg.Po
     assert await pool.fetchval("SELECT count(*) FROM journal_entries") == entries + 1
 
 
+async def test_a_po_version_is_saved_by_the_statement_that_reads_the_versions_in_force(
+    pool: asyncpg.Pool,
+) -> None:
+    """The read sees the state before the batch (a receipt waiting for the PO is posted at its
+    price), and the version is saved all the same."""
+    await deliver(pool, router, flow.receipt())
+    result, counted = await deliver_counted(pool, router, flow.po_in_force())
+    writes = one_statement_writes(counted.statements, "po_versions")
+    assert len(writes) == 1 and "FOR UPDATE OF receipts" in writes[0], counted.statements
+    assert await pool.fetchval("SELECT count(*) FROM po_versions") == 1
+    assert await pool.fetchval("SELECT status FROM receipts WHERE receipt_id = 'R-1'") == "posted"
+    assert len(emitted(result, "journal.entry_posted")) == 1
+
+
 async def test_the_grni_lock_is_taken_in_the_read_and_held_until_commit(pool: asyncpg.Pool) -> None:
     await deliver(pool, router, flow.po_in_force())
     _, counted = await deliver_counted(pool, router, flow.receipt())
