@@ -69,8 +69,10 @@ def _last_per_key(rows: Iterable[Any], key: Any) -> list[Any]:
 @dataclass(frozen=True)
 class Write:
     """One INSERT of a batch's rows into a projection table (`$1…$n` its parameters), to send
-    alone (`execute`) or inside the journal's insert (`insert_entries(also=…)`): one round trip
-    for a batch's writes instead of two."""
+    alone (`execute`) or as a data-modifying CTE of another statement of the batch, the journal's
+    insert (`insert_entries(also=…)`) or the read of versions in force (`version_inputs(also=…)`):
+    one round trip fewer. Only for a write that neither reads nor is read by the statement it
+    joins (a CTE's changes are invisible to the rest of its statement)."""
 
     sql: str
     args: list[Any]
