@@ -71,8 +71,8 @@ class Write:
     """One INSERT of a batch's rows into a projection table (`$1…$n` its parameters), to send
     alone (`execute`) or as a data-modifying CTE of another statement of the batch, the journal's
     insert (`insert_entries(also=…)`) or the read of versions in force (`version_inputs(also=…)`):
-    one round trip fewer. Only for a write that neither reads nor is read by the statement it
-    joins (a CTE's changes are invisible to the rest of its statement)."""
+    one round trip fewer. Only for a write whose rows the rest of that statement need not see
+    (a CTE's changes are invisible to the rest of its statement) and that reads nothing it writes."""
 
     sql: str
     args: list[Any]
