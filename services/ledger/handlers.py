@@ -69,13 +69,18 @@ GRNI = "grni"
 # --- posting and announcing ----------------------------------------------------------------
 
 
-async def post(uow: UnitOfWork, postings: Sequence[tuple[UnitOfWork, d.Posting | None]]) -> set[str]:
+async def post(
+    uow: UnitOfWork,
+    postings: Sequence[tuple[UnitOfWork, d.Posting | None]],
+    also: store.Write | None = None,
+) -> set[str]:
     """Append the entries (once per source event, business fact and reversed entry) in one
     statement, and announce each one inserted now, on behalf of its own unit of work (the
-    record, or the record behind a true-up). Returns the entry ids inserted."""
+    record, or the record behind a true-up). `also`: the batch's own write of a projection
+    table, sent in the same statement. Returns the entry ids inserted."""
     wanted = [(on_behalf, p) for on_behalf, p in postings if p is not None]
     posted_at = uow.now
-    inserted = await store.insert_entries(uow.conn, [p for _, p in wanted], posted_at)
+    inserted = await store.insert_entries(uow.conn, [p for _, p in wanted], posted_at, also)
     for on_behalf, p in wanted:
         if p.entry_id in inserted:
             on_behalf.emit_event(
@@ -94,9 +99,8 @@ def true_up_grni_after_batch(ctx: BatchContext, po_number: str | None, item: Ite
 
 async def true_up_grni(uow: UnitOfWork, asks: Sequence[tuple[str, Envelope]]) -> None:
     po_numbers = [po for po, _ in asks]
-    # Everything below is read after the lock, so it includes a concurrent transaction's true-up.
-    await store.lock_grni_of(uow.conn, po_numbers)
-    read = await store.grni_inputs(uow.conn, po_numbers)
+    # Read after the lock, so it includes a concurrent transaction's true-up.
+    read = await store.lock_and_read_grni(uow.conn, po_numbers)
     postings = []
     for po_number, cause in asks:
         po = read.pos.get(po_number)
@@ -163,11 +167,13 @@ async def on_invoice_accepted(ctx: BatchContext, items: list[Item[InvoiceAccepte
 @router.handles_batch(PurchaseOrderVersionInForce)
 async def on_po_version_in_force(ctx: BatchContext, items: list[Item[PurchaseOrderVersionInForce]]) -> None:
     po_numbers = [i.data.po.po_number for i in items]
-    known = await store.version_inputs(ctx.conn, po_numbers)
+    # The versions are saved by the read's statement (what is read is the state before them).
+    known = await store.version_inputs(
+        ctx.conn, po_numbers, also=store.po_versions_write([i.data for i in items])
+    )
     steps = d.plan_versions_in_force(
         [contract.purchase_order(i.data) for i in items], known.in_force, known.pending
     )
-    await store.save_po_versions(ctx.conn, [i.data for i in items])
     inserted = await post(
         ctx, [(ctx.on_behalf_of(i), p) for i, s in zip(items, steps, strict=True) for _, p in s.postings]
     )
@@ -234,8 +240,11 @@ async def on_invoice_approved(ctx: BatchContext, items: list[Item[InvoiceApprove
         [d.approval_fact_key(i.data.decision_id) for i in items],
     )
     steps = d.plan_approvals(approvals, known.active, known.posted_facts)
-    await store.save_decisions(ctx.conn, decision_rows(items, "approved_to_pay"))
-    await post(ctx, [(ctx.on_behalf_of(i), s.posting) for i, s in zip(items, steps, strict=True)])
+    await post(
+        ctx,
+        [(ctx.on_behalf_of(i), s.posting) for i, s in zip(items, steps, strict=True)],
+        also=store.decisions_write(decision_rows(items, "approved_to_pay")),
+    )
     for item, step in zip(items, steps, strict=True):
         item.outcome = step.outcome
         if step.outcome is not Outcome.ALREADY_POSTED:
@@ -251,8 +260,11 @@ async def on_approval_revoked(ctx: BatchContext, items: list[Item[InvoiceApprova
         [d.revocation_fact_key(i.data.decision_id) for i in items],
     )
     steps = d.plan_revocations(revocations, known.active, known.posted_facts)
-    await store.save_decisions(ctx.conn, decision_rows(items, "approval_revoked"))
-    await post(ctx, [(ctx.on_behalf_of(i), s.posting) for i, s in zip(items, steps, strict=True)])
+    await post(
+        ctx,
+        [(ctx.on_behalf_of(i), s.posting) for i, s in zip(items, steps, strict=True)],
+        also=store.decisions_write(decision_rows(items, "approval_revoked")),
+    )
     for item, step in zip(items, steps, strict=True):
         item.outcome = step.outcome
         true_up_grni_after_batch(ctx, step.true_up_po, item)
@@ -285,12 +297,12 @@ async def on_payout_released(ctx: BatchContext, items: list[Item[PayoutReleased]
     postings = [
         d.posting_of(d.post_payout_released(contract.payout_release(i.data)), *source(i)) for i in items
     ]
-    await store.save_payouts(ctx.conn, [i.data for i in items])
-    mark_posted(
-        items,
-        postings,
-        await post(ctx, [(ctx.on_behalf_of(i), p) for i, p in zip(items, postings, strict=True)]),
+    inserted = await post(
+        ctx,
+        [(ctx.on_behalf_of(i), p) for i, p in zip(items, postings, strict=True)],
+        also=store.payouts_write([i.data for i in items]),
     )
+    mark_posted(items, postings, inserted)
 
 
 async def on_rail_outcome(
@@ -300,12 +312,12 @@ async def on_rail_outcome(
     rule: Callable[[d.RailOutcome], d.Entry | None],
 ) -> None:
     postings = [d.posting_of(rule(contract.rail_outcome(i.data)), *source(i)) for i in items]
-    await store.save_payout_outcomes(ctx.conn, [(outcome, i.data) for i in items])
-    mark_posted(
-        items,
-        postings,
-        await post(ctx, [(ctx.on_behalf_of(i), p) for i, p in zip(items, postings, strict=True)]),
+    inserted = await post(
+        ctx,
+        [(ctx.on_behalf_of(i), p) for i, p in zip(items, postings, strict=True)],
+        also=store.payout_outcomes_write([(outcome, i.data) for i in items]),
     )
+    mark_posted(items, postings, inserted)
 
 
 @router.handles_batch(PayoutSettlementRecorded)
@@ -338,12 +350,12 @@ async def on_funding_received(ctx: BatchContext, items: list[Item[FundingReceive
     postings = [
         d.posting_of(d.post_funding_received(contract.funding_receipt(i.data)), *source(i)) for i in kept
     ]
-    await store.save_fundings(ctx.conn, [i.data for i in kept])
-    mark_posted(
-        kept,
-        postings,
-        await post(ctx, [(ctx.on_behalf_of(i), p) for i, p in zip(kept, postings, strict=True)]),
+    inserted = await post(
+        ctx,
+        [(ctx.on_behalf_of(i), p) for i, p in zip(kept, postings, strict=True)],
+        also=store.fundings_write([i.data for i in kept]),
     )
+    mark_posted(kept, postings, inserted)
     for item, ok in zip(items, accepted, strict=True):
         if not ok:
             item.outcome = Outcome.ACCOUNT_MISMATCH

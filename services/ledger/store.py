@@ -9,6 +9,8 @@ Functions take a connection in the batch's transaction.
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -64,6 +66,31 @@ def _last_per_key(rows: Iterable[Any], key: Any) -> list[Any]:
     return list(seen.values())
 
 
+@dataclass(frozen=True)
+class Write:
+    """One INSERT of a batch's rows into a projection table (`$1…$n` its parameters), to send
+    alone (`execute`) or as a data-modifying CTE of another statement of the batch, the journal's
+    insert (`insert_entries(also=…)`) or the read of versions in force (`version_inputs(also=…)`):
+    one round trip fewer. Only for a write whose rows the rest of that statement need not see
+    (a CTE's changes are invisible to the rest of its statement) and that reads nothing it writes."""
+
+    sql: str
+    args: list[Any]
+
+
+async def execute(conn: asyncpg.Connection, write: Write) -> None:
+    await conn.execute(write.sql, *write.args)
+
+
+_PARAM = re.compile(r"\$(\d+)")
+
+
+@functools.cache  # a handful of constant statements
+def _shifted(sql: str, by: int) -> str:
+    """`sql` with its parameters renumbered from `$1+by` (the store's SQL has no `$` in literals)."""
+    return _PARAM.sub(lambda m: f"${int(m.group(1)) + by}", sql)
+
+
 # --- journal ----------------------------------------------------------------------------
 
 
@@ -105,9 +132,11 @@ def links_from_json(raw: dict[str, Any]) -> d.Links:
 
 
 async def insert_entries(
-    conn: asyncpg.Connection, postings: Sequence[d.Posting], posted_at: datetime
+    conn: asyncpg.Connection, postings: Sequence[d.Posting], posted_at: datetime, also: Write | None = None
 ) -> set[str]:
     """Append a batch's entries and their lines in one statement; returns the ids inserted.
+    `also`, the batch's write of another table (it neither reads nor writes the journal), goes in
+    the same statement as a data-modifying CTE of its own, or alone when nothing is to be posted.
 
     An entry whose source event, business fact or reversed entry is already in the journal is
     not inserted (and none of its lines): a redelivered or re-published fact posts once. Within
@@ -124,6 +153,8 @@ async def insert_entries(
         taken |= keys
         unique[("id", p.entry_id)] = p
     if not unique:
+        if also is not None:
+            await execute(conn, also)
         return set()
     entries = [
         (
@@ -148,7 +179,19 @@ async def insert_entries(
         for n, ln in enumerate(p.entry.lines, start=1)
     ]
     rows = await conn.fetch(
-        """WITH entry AS (
+        "WITH "
+        + ("" if also is None else f"projection AS ({_shifted(also.sql, _ENTRY_PARAMS)}), ")
+        + _INSERT_ENTRIES,
+        *_columns(entries, 12),
+        posted_at,
+        *_columns(lines, 6),
+        *(also.args if also is not None else ()),
+    )
+    return {r["entry_id"] for r in rows}
+
+
+_ENTRY_PARAMS = 19  # the parameters of _INSERT_ENTRIES; a Write's follow them
+_INSERT_ENTRIES = """entry AS (
                INSERT INTO journal_entries (entry_id, source_event_id, source_event_type, fact_key, kind,
                                             description, posted_at, links, po_number, payout_id,
                                             invoice_ids, receipt_ids, reverses_entry_id)
@@ -173,12 +216,7 @@ async def insert_entries(
                           AS l(entry_id, line_no, account, currency, debit, credit)
                  JOIN entry USING (entry_id)
            )
-           SELECT entry_id FROM entry""",
-        *_columns(entries, 12),
-        posted_at,
-        *_columns(lines, 6),
-    )
-    return {r["entry_id"] for r in rows}
+           SELECT entry_id FROM entry"""
 
 
 # Lookups that need an entry fetch it with its lines, in line order, in the same row. Parallel
@@ -321,7 +359,7 @@ async def close_requisitions(
     )
 
 
-async def save_po_versions(conn: asyncpg.Connection, events: Sequence[PurchaseOrderVersionInForce]) -> None:
+def po_versions_write(events: Sequence[PurchaseOrderVersionInForce]) -> Write:
     """Each version once (the first one seen wins, as before)."""
     rows = []
     for e in _first_per_key(events, lambda e: (e.po.po_number, e.po.version)):
@@ -346,7 +384,7 @@ async def save_po_versions(conn: asyncpg.Connection, events: Sequence[PurchaseOr
                 _json(po),
             )
         )
-    await conn.execute(
+    return Write(
         """INSERT INTO po_versions (po_number, version, legal_entity, business_unit, payee_id, currency,
                                     requisition_id, created_by, approved_by, approved_at, amended_by,
                                     modification_id, reason, changes, in_force_since, state)
@@ -360,7 +398,7 @@ async def save_po_versions(conn: asyncpg.Connection, events: Sequence[PurchaseOr
                        created_by, approved_by, approved_at, amended_by, modification_id, reason, changes,
                        in_force_since, state)
            ON CONFLICT (po_number, version) DO NOTHING""",
-        *_columns(rows, 16),
+        _columns(rows, 16),
     )
 
 
@@ -572,11 +610,17 @@ class VersionInputs:
     pending: dict[str, list[d.PendingReceipt]]
 
 
-async def version_inputs(conn: asyncpg.Connection, po_numbers: Sequence[str]) -> VersionInputs:
+async def version_inputs(
+    conn: asyncpg.Connection, po_numbers: Sequence[str], also: Write | None = None
+) -> VersionInputs:
     """Both in one statement (two round trips before); the waiting receipts are locked until the
-    batch commits, as they were by their own `FOR UPDATE`."""
+    batch commits, as they were by their own `FOR UPDATE`. `also`: the batch's write of the
+    versions themselves (it does not depend on what is read), sent in the same statement as a
+    data-modifying CTE: the read sees the versions in force before it, as when it came first."""
     rows = await conn.fetch(
-        """WITH wanted AS (SELECT DISTINCT unnest($1::text[]) AS po_number),
+        "WITH "
+        + ("" if also is None else f"projection AS ({_shifted(also.sql, 1)}), ")
+        + """wanted AS (SELECT DISTINCT unnest($1::text[]) AS po_number),
                 pending AS (
                     SELECT receipt_id, po_number, recorded_by, lines, source_event_id, source_event_type,
                            received_at
@@ -596,6 +640,7 @@ async def version_inputs(conn: asyncpg.Connection, po_numbers: Sequence[str]) ->
              FROM pending
             ORDER BY what, po_number, received_at, receipt_id""",
         sorted(set(po_numbers)),
+        *(also.args if also is not None else ()),
     )
     in_force: dict[str, d.PurchaseOrder] = {}
     pending: dict[str, list[d.PendingReceipt]] = {}
@@ -665,6 +710,10 @@ class DecisionRow:
 
 
 async def save_decisions(conn: asyncpg.Connection, decisions: Sequence[DecisionRow]) -> None:
+    await execute(conn, decisions_write(decisions))
+
+
+def decisions_write(decisions: Sequence[DecisionRow]) -> Write:
     """In arrival order (`seq`): the order decides which approval of an invoice is in force."""
     rows = []
     for dec in decisions:
@@ -685,7 +734,7 @@ async def save_decisions(conn: asyncpg.Connection, decisions: Sequence[DecisionR
                 _json(p),
             )
         )
-    await conn.execute(
+    return Write(
         """INSERT INTO decisions (source_event_id, invoice_id, kind, decision_id, po_number, po_version,
                                  payee_id, currency, payable_amount, document_type, decided_at, payload)
            SELECT x.source_event_id, x.invoice_id, x.kind, x.decision_id, x.po_number, x.po_version,
@@ -697,14 +746,14 @@ async def save_decisions(conn: asyncpg.Connection, decisions: Sequence[DecisionR
                        currency, payable_amount, document_type, decided_at, payload, n)
             ORDER BY x.n
            ON CONFLICT (source_event_id) DO NOTHING""",
-        *_columns(rows, 12),
+        _columns(rows, 12),
     )
 
 
 # --- payouts, funding, eligibility ---------------------------------------------------------
 
 
-async def save_payouts(conn: asyncpg.Connection, events: Sequence[PayoutReleased]) -> None:
+def payouts_write(events: Sequence[PayoutReleased]) -> Write:
     rows = [
         (
             e.payout_id,
@@ -721,7 +770,7 @@ async def save_payouts(conn: asyncpg.Connection, events: Sequence[PayoutReleased
         )
         for e in _first_per_key(events, lambda e: e.payout_id)
     ]
-    await conn.execute(
+    return Write(
         """INSERT INTO payouts (payout_id, run_id, payee_id, legal_entity, funding_account_id, currency,
                                 amount, invoices, invoice_ids, released_at, expedite)
            SELECT p.payout_id, p.run_id, p.payee_id, p.legal_entity, p.funding_account_id, p.currency,
@@ -732,13 +781,11 @@ async def save_payouts(conn: asyncpg.Connection, events: Sequence[PayoutReleased
                   AS p(payout_id, run_id, payee_id, legal_entity, funding_account_id, currency, amount,
                        invoices, invoice_ids, released_at, expedite)
            ON CONFLICT (payout_id) DO NOTHING""",
-        *_columns(rows, 11),
+        _columns(rows, 11),
     )
 
 
-async def save_payout_outcomes(
-    conn: asyncpg.Connection, outcomes: Sequence[tuple[str, PayoutRailRecorded]]
-) -> None:
+def payout_outcomes_write(outcomes: Sequence[tuple[str, PayoutRailRecorded]]) -> Write:
     """(outcome settled | failed | returned, the payout.*_recorded event)."""
     rows = [
         (
@@ -756,7 +803,7 @@ async def save_payout_outcomes(
         )
         for outcome, e in _first_per_key(outcomes, lambda o: o[1].rail_event_id)
     ]
-    await conn.execute(
+    return Write(
         """INSERT INTO payout_outcomes (rail_event_id, payout_id, outcome, payee_id, funding_account_id,
                                         currency, amount, invoice_ids, at, failure_code, reason)
            SELECT o.rail_event_id, o.payout_id, o.outcome, o.payee_id, o.funding_account_id, o.currency,
@@ -767,7 +814,7 @@ async def save_payout_outcomes(
                   AS o(rail_event_id, payout_id, outcome, payee_id, funding_account_id, currency, amount,
                        invoice_ids, at, failure_code, reason)
            ON CONFLICT (rail_event_id) DO NOTHING""",
-        *_columns(rows, 11),
+        _columns(rows, 11),
     )
 
 
@@ -801,17 +848,17 @@ async def funding_owners(
     return FundingOwners(owners, {r["funding_id"] for r in rows if r["asked_id"]})
 
 
-async def save_fundings(conn: asyncpg.Connection, events: Sequence[FundingReceived]) -> None:
+def fundings_write(events: Sequence[FundingReceived]) -> Write:
     rows = [
         (e.funding_id, e.account_id, e.legal_entity, e.currency, e.amount, e.received_at)
         for e in _first_per_key(events, lambda e: e.funding_id)
     ]
-    await conn.execute(
+    return Write(
         """INSERT INTO funding_receipts (funding_id, account_id, legal_entity, currency, amount, received_at)
            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::numeric[],
                                 $6::timestamptz[])
            ON CONFLICT DO NOTHING""",
-        *_columns(rows, 6),
+        _columns(rows, 6),
     )
 
 
@@ -876,20 +923,6 @@ async def save_eligibilities(conn: asyncpg.Connection, events: Sequence[PayeeEli
 # --- GRNI ------------------------------------------------------------------------------------
 
 
-async def lock_grni_of(conn: asyncpg.Connection, po_numbers: Sequence[str]) -> None:
-    """Until this transaction ends, no other truing up of these POs' GRNI: two transactions (two
-    consumers of one group, or two topics of one process) that each read the balance before the
-    other commits would each post the same correction. All of the batch's POs in one statement,
-    in ascending order of the lock key, so two transactions never deadlock (PostgreSQL evaluates
-    a volatile function in the select list after ORDER BY)."""
-    await conn.execute(
-        """SELECT pg_advisory_xact_lock(k)
-             FROM (SELECT DISTINCT hashtext('ledger:grni:' || po) AS k FROM unnest($1::text[]) AS po) AS keys
-            ORDER BY k""",
-        sorted(set(po_numbers)),
-    )
-
-
 @dataclass(frozen=True)
 class GrniInputs:
     """What the GRNI true-up of some POs reads: each PO in force, its receipts whose accrual is in
@@ -903,32 +936,18 @@ class GrniInputs:
     balances: dict[tuple[str, str], Decimal]
 
 
-async def grni_inputs(conn: asyncpg.Connection, po_numbers: Sequence[str]) -> GrniInputs:
-    """Everything the true-up reads, for many POs, in one statement (four round trips before):
-    one row per fact, `what` saying which."""
+async def lock_and_read_grni(conn: asyncpg.Connection, po_numbers: Sequence[str]) -> GrniInputs:
+    """Lock these POs' GRNI, then read everything the true-up reads, in one round trip
+    (`ledger_grni_inputs`, migration 0006; two before): one row per fact, `what` saying which.
+
+    Until this transaction ends, no other truing up of these POs' GRNI: two transactions (two
+    consumers of one group, or two topics of one process) that each read the balance before the
+    other commits would each post the same correction. The locks are taken in ascending key
+    order (no deadlock between two such transactions), and the read is a statement of its own
+    after them, so it includes what a transaction that held them committed meanwhile."""
     rows = await conn.fetch(
-        """WITH wanted AS (SELECT DISTINCT unnest($1::text[]) AS po_number)
-           SELECT 'po' AS what, po_number, version, state AS doc,
-                  NULL::text AS id, NULL::text AS kind, NULL::bigint AS seq, NULL::numeric AS balance
-             FROM (SELECT DISTINCT ON (po_number) po_number, version, state
-                     FROM po_versions JOIN wanted USING (po_number)
-                    ORDER BY po_number, version DESC) AS in_force
-           UNION ALL
-           SELECT 'receipt', po_number, NULL, lines, receipt_id, recorded_by, NULL, NULL
-             FROM receipts JOIN wanted USING (po_number)
-            WHERE status = 'posted'
-           UNION ALL
-           SELECT 'decision', po_number, NULL, payload, invoice_id, kind, seq, NULL
-             FROM decisions JOIN wanted USING (po_number)
-           UNION ALL
-           SELECT 'grni', e.po_number, NULL, NULL, l.currency, NULL, NULL, sum(l.credit) - sum(l.debit)
-             FROM journal_entries e
-             JOIN wanted USING (po_number)
-             JOIN journal_lines l USING (entry_id)
-            WHERE l.account = 'liability:grni'
-            GROUP BY e.po_number, l.currency
-            -- receipts by PO and receipt id (their seq is NULL), decisions in the order recorded
-            ORDER BY seq NULLS FIRST, po_number, id""",
+        # receipts by PO and receipt id (their seq is NULL), decisions in the order recorded
+        "SELECT * FROM ledger_grni_inputs($1::text[]) ORDER BY seq NULLS FIRST, po_number, id",
         sorted(set(po_numbers)),
     )
     pos: dict[str, d.PurchaseOrder] = {}

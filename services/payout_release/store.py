@@ -159,6 +159,8 @@ async def live_payouts_of(conn: asyncpg.Connection, invoice_ids: Sequence[str]) 
 
 
 async def invoice_traceparents(conn: asyncpg.Connection, invoice_ids: Sequence[str]) -> dict[str, str]:
+    if not invoice_ids:  # a run with nothing to pay (or no PO behind it): no round trip
+        return {}
     rows = await conn.fetch(
         """SELECT invoice_id, traceparent FROM invoices
             WHERE invoice_id = ANY($1::text[]) AND traceparent IS NOT NULL""",
@@ -431,6 +433,8 @@ async def candidates(conn: asyncpg.Connection, only: str | None = None) -> list[
 
 
 async def payee_standings(conn: asyncpg.Connection, payee_ids: Sequence[str]) -> dict[str, PayeeStanding]:
+    if not payee_ids:  # a run with nothing to pay (or no PO behind it): no round trip
+        return {}
     rows = await conn.fetch(
         """SELECT payee_id, eligible, reasons, payout_account_ref, account_invalid
              FROM payees JOIN unnest($1::text[]) AS wanted(payee_id) USING (payee_id)""",
@@ -461,6 +465,8 @@ async def mark_payout_accounts_invalid(conn: asyncpg.Connection, failures: dict[
 
 
 async def pos_in_force(conn: asyncpg.Connection, po_numbers: Sequence[str]) -> dict[str, PoInForce]:
+    if not po_numbers:  # a run with nothing to pay (or no PO behind it): no round trip
+        return {}
     rows = await conn.fetch(
         """SELECT po_number, version_in_force, closed, effective_from, effective_to, payment_terms
              FROM purchase_orders JOIN unnest($1::text[]) AS wanted(po_number) USING (po_number)""",
