@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
+import orjson
 
 from services.intake import contract
 from services.intake.domain import Invoice, KnownInvoice
@@ -28,7 +29,19 @@ class ConcurrentWrite(RuntimeError):
 
 
 def _json(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, default=str)
+    """A jsonb parameter as text. orjson (~1 against ~9 µs for a PO's state): jsonb keeps values,
+    not spelling (escapes, float digits), and whatever json.dumps' `default=str` wrote — Decimals,
+    dates, datetimes, dataclasses — still goes through `str`; what orjson refuses (integers past
+    64 bits, non-string keys, lone surrogates) is written by json.dumps as before."""
+    if value is None:
+        return None
+    try:
+        return orjson.dumps(value, default=str, option=_AS_JSON_DUMPS).decode()
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return json.dumps(value, default=str)
+
+
+_AS_JSON_DUMPS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
 def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
