@@ -27,6 +27,7 @@ from shared.contracts.inbound import DeadletterReplayRequested
 from shared.contracts.outbound import DeadLetter, DeadletterReason
 from shared.contracts.registry import EVENT_MODELS, TOPIC_EVENT_TYPES, spec_of
 from shared.envelope import (
+    EVENT_TYPE_HEADER,
     SCHEMA_VERSION,
     Envelope,
     UndecodableEnvelope,
@@ -48,7 +49,7 @@ from shared.telemetry import (
     tracer,
     unsampled_parent,
 )
-from shared.topics import BY_NAME, DEADLETTER, IN_COMMANDS, OUT_REJECTIONS, Topic
+from shared.topics import BY_NAME, DEADLETTER, IN_COMMANDS, INTERNAL_TOPICS, OUT_REJECTIONS, Topic
 from shared.unit_of_work import UnitOfWork
 
 log = structlog.get_logger(__name__)
@@ -331,6 +332,9 @@ class _Parsed:
     invalid_data: ValidationError | None = None
     poison: str | None = None
     reason: DeadletterReason | None = None
+    # The event type its `concord-event-type` header names, when that type is one of its topic's
+    # that this service does not handle: acknowledged as ignored, never decoded, no inbox row.
+    skipped: str | None = None
 
     def refuse(self, reason: DeadletterReason, message: str) -> _Parsed:
         self.reason, self.poison = reason, message
@@ -419,6 +423,13 @@ def _runs(parsed: list[_Parsed]) -> Iterator[list[_Parsed]]:
         yield run
 
 
+def _event_type_hints(rec: RawRecord) -> tuple[str, ...]:
+    """The values of its `concord-event-type` headers (decoded: parse checked every header)."""
+    return tuple(
+        v.decode("utf-8", "replace") for k, v in rec.headers if k == EVENT_TYPE_HEADER and v is not None
+    )
+
+
 def _header_text(rec: RawRecord) -> dict[str, str]:
     return {k: v.decode("utf-8", "replace") for k, v in rec.headers if v}
 
@@ -479,7 +490,12 @@ class BatchProcessor:
                     DeadletterReason.UNDECODABLE_HEADER,
                     f"header {name[:100]!r}: {_undecodable(raw_header, exc)}",
                 )
-        topic = BY_NAME.get(self.settings.unprefixed(record.topic))
+        topic_name = self.settings.unprefixed(record.topic)
+        hints = _event_type_hints(record) if topic_name in INTERNAL_TOPICS else ()
+        if len(hints) == 1 and record.replay_id is None and self._skips(topic_name, hints[0]):
+            parsed.skipped = hints[0]
+            return parsed
+        topic = BY_NAME.get(topic_name)
         if topic is not None and topic.signed_by is not None:
             secret = self.settings.rail_secret if topic.signed_by == "rail" else self.settings.ops_secret
             signature = record.header(SIGNATURE_HEADER)
@@ -504,6 +520,12 @@ class BatchProcessor:
                 DeadletterReason.UNKNOWN_EVENT_TYPE,
                 f"unknown event_type {env.event_type!r} on {record.topic}",
             )
+        if any(hint != env.event_type for hint in hints):  # a header must never hide a record
+            return parsed.refuse(
+                DeadletterReason.EVENT_TYPE_HEADER_MISMATCH,
+                f"{EVENT_TYPE_HEADER} header {next(h for h in hints if h != env.event_type)[:128]!r} "
+                f"is not the envelope's event_type {env.event_type!r}",
+            )
         if topic is not None and (keys := topic.allowed_keys(env.data)) is not None:
             key = record.key.decode("utf-8") if record.key is not None else None
             if key not in keys:
@@ -527,11 +549,29 @@ class BatchProcessor:
                 )
         return parsed
 
+    def _skips(self, topic_name: str, event_type: str) -> bool:
+        """Whether a record whose header names `event_type` may be acknowledged undecoded: a type
+        of its topic's (so a consumer that handles it reads it in full: every type of an internal
+        topic has one) that this service does not handle. SPEC §15's `event_id_conflict` is about
+        not applying a changed payload: a skipped record is never applied here, and the services
+        that apply it still decode it, fingerprint it and see the conflict."""
+        return event_type not in self.router.routes and event_type in TOPIC_EVENT_TYPES.get(
+            topic_name, frozenset()
+        )
+
     # -- one transaction ---------------------------------------------------------------------
     async def process(self, conn: asyncpg.Connection, records: Sequence[RawRecord]) -> BatchResult:
         """Run inside an open transaction; raises to roll the whole batch back."""
         result = BatchResult()
-        parsed = [self.parse(r) for r in records]
+        parsed: list[_Parsed] = []
+        for p in map(self.parse, records):
+            if p.skipped is None:
+                parsed.append(p)
+                continue
+            result.ignored += 1  # counted as the ignored records with an inbox row are
+            self._processed(p.skipped, "ignored").inc()
+        if not parsed:  # nothing to look up or to write: the batch's transaction stays empty
+            return result
         for p in parsed:
             if p.poison is None and self._out_of_attempts(p.record):
                 _, last_error = self._attempts[p.record.position]

@@ -14,6 +14,9 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from pydantic_core import from_json
 
 SCHEMA_VERSION = 1
+# A Kafka header on the internal topics (shared.topics.INTERNAL_TOPICS): the record's event_type,
+# set by Concord's own producers, read before the value is decoded (not part of the public contract).
+EVENT_TYPE_HEADER = "concord-event-type"
 
 
 class Envelope(BaseModel):

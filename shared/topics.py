@@ -90,3 +90,11 @@ ALL_TOPICS: tuple[Topic, ...] = (
 )
 
 BY_NAME: dict[str, Topic] = {t.name: t for t in ALL_TOPICS}
+
+# The internal topics (SPEC §4: written by Concord's own services only, by the ACLs of SPEC §11).
+# Their records carry a `concord-event-type` header (shared.envelope.EVENT_TYPE_HEADER) set from
+# the envelope by the producing unit of work, so a consumer can acknowledge a type it does not
+# handle without decoding the record (shared.consumer.BatchProcessor).
+INTERNAL_TOPICS: frozenset[str] = frozenset(
+    t.name for t in (INTAKE_DOCUMENTS, MATCHING_DECISIONS, COMPLIANCE_ELIGIBILITY, PAYOUTS_EVENTS)
+)

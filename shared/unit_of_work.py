@@ -10,11 +10,11 @@ import asyncpg
 from pydantic import BaseModel
 
 from shared.contracts.registry import spec_of
-from shared.envelope import Envelope, new_envelope, utcnow
+from shared.envelope import EVENT_TYPE_HEADER, Envelope, new_envelope, utcnow
 from shared.outbox import OutboxMessage
 from shared.settings import Settings
 from shared.telemetry import current_trace_headers
-from shared.topics import Topic
+from shared.topics import INTERNAL_TOPICS, Topic
 
 
 @dataclass
@@ -72,6 +72,8 @@ class UnitOfWork:
             occurred_at=occurred_at,
         )
         headers = self.trace_headers if self.trace_headers is not None else current_trace_headers()
+        if topic.name in INTERNAL_TOPICS:  # a reader that does not handle the type skips the record
+            headers = {**headers, EVENT_TYPE_HEADER: event_type}
         self.outbox.append(OutboxMessage(self.settings.topic(topic), key, out, headers))
         return out
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -56,14 +57,18 @@ def forwarded(
     s = settings or Settings()
     wanted = {t.name for t in topics}
     return [
-        record(
-            BY_NAME[s.unprefixed(m.topic)],
-            m.envelope.event_type,
-            m.envelope.data,
-            key=m.key,
-            raw_value=m.value(),
-            settings=s,
-        )
+        # With the headers the relay sends (trace context, `concord-event-type` on internal topics).
+        dataclasses.replace(rec, headers=(*rec.headers, *((k, v.encode()) for k, v in m.headers.items())))
         for m in messages
         if s.unprefixed(m.topic) in wanted
+        for rec in [
+            record(
+                BY_NAME[s.unprefixed(m.topic)],
+                m.envelope.event_type,
+                m.envelope.data,
+                key=m.key,
+                raw_value=m.value(),
+                settings=s,
+            )
+        ]
     ]

@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
+import orjson
 
 from services.intake import contract
 from services.intake.domain import Invoice, KnownInvoice
@@ -28,7 +29,19 @@ class ConcurrentWrite(RuntimeError):
 
 
 def _json(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, default=str)
+    """A jsonb parameter as text. orjson (~1 against ~9 µs for a PO's state): jsonb keeps values,
+    not spelling (escapes, float digits), and whatever json.dumps' `default=str` wrote — Decimals,
+    dates, datetimes, dataclasses — still goes through `str`; what orjson refuses (integers past
+    64 bits, non-string keys, lone surrogates) is written by json.dumps as before."""
+    if value is None:
+        return None
+    try:
+        return orjson.dumps(value, default=str, option=_AS_JSON_DUMPS).decode()
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return json.dumps(value, default=str)
+
+
+_AS_JSON_DUMPS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
 def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
@@ -271,14 +284,16 @@ async def receipts(
     po_lines: dict[str, set[str]] = {}
     wanted = sorted(set(po_numbers))
     if wanted:
+        # The line ids only, taken out of the states by the server: not every version's whole
+        # state sent as text and decoded here to read one field of each line.
         for r in await conn.fetch(
-            """SELECT po_number, jsonb_agg(state) AS states FROM po_versions
-               WHERE po_number = ANY($1::text[]) GROUP BY po_number""",
+            """SELECT v.po_number, array_remove(array_agg(DISTINCT l.line ->> 'line_id'), NULL) AS line_ids
+                 FROM po_versions v
+                 LEFT JOIN LATERAL jsonb_array_elements(v.state -> 'lines') AS l(line) ON true
+                WHERE v.po_number = ANY($1::text[]) GROUP BY v.po_number""",
             wanted,
         ):
-            po_lines[r["po_number"]] = {
-                str(line["line_id"]) for state in r["states"] for line in state.get("lines", [])
-            }
+            po_lines[r["po_number"]] = set(r["line_ids"])
     return ReceiptBook({r["receipt_id"]: Receipt(**dict(r)) for r in rows}, po_lines, now)
 
 

@@ -18,6 +18,7 @@ from services.matching import contract, responses, store
 from services.matching.config import MatchingConfig
 from services.matching.domain.batch import Decided, plan_batch
 from shared.consumer import BatchContext, Item
+from shared.contracts.registry import spec_of
 
 log = structlog.get_logger(__name__)
 
@@ -37,11 +38,18 @@ async def run(ctx: BatchContext, items: list[Item[Any]]) -> None:
         if isinstance(notice, Decided)
     }
     await store.apply(ctx.conn, plan.writes, payloads, plan.seqs)
-    answers = await responses.render(ctx.conn, responses.plan(told, plan.steps), now)
+    answers = await responses.render(
+        ctx.conn, responses.plan(told, plan.steps), now, plan.writes.new_invoices
+    )
     for item, step, step_events, step_answers in zip(items, plan.steps, events, answers, strict=True):
         item.outcome = step.result
         for event, key, event_id in (*step_events, *step_answers):
-            ctx.emit_for(item, event, key=key, event_id=event_id)
+            if (payload := payloads.get(event_id)) is None:
+                ctx.emit_for(item, event, key=key, event_id=event_id)
+                continue
+            # A decision, dumped once already for the decisions table: published as stored.
+            spec = spec_of(event)
+            ctx.on_behalf_of(item).emit(spec.topic, key, spec.type, payload, event_id=event_id)
     log.debug(
         "matched",
         records=len(items),

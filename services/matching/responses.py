@@ -10,14 +10,14 @@ decision event that caused it, so a redelivered input can never issue a second o
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
 
 from services.matching import store
-from services.matching.domain.batch import Decided, Loaded, StepPlan
+from services.matching.domain.batch import AddInvoice, Decided, Loaded, StepPlan
 from services.matching.domain.checks import Held
 from shared import invoice_response as ir
 from shared.contracts.outbound import InvoiceResponseIssued
@@ -81,12 +81,19 @@ Emission = tuple[InvoiceResponseIssued, str, str]  # (event, key, event_id), as 
 
 
 async def render(
-    conn: asyncpg.Connection, planned: Sequence[Sequence[Planned]], now: datetime
+    conn: asyncpg.Connection,
+    planned: Sequence[Sequence[Planned]],
+    now: datetime,
+    written: Mapping[str, AddInvoice] | None = None,
 ) -> list[list[Emission]]:
-    """Each step's responses, ready to emit after the step's own events (one query per batch:
-    the supplier's invoice numbers, which matching keeps only in the stored document)."""
+    """Each step's responses, ready to emit after the step's own events. The supplier's invoice
+    numbers, which matching keeps only in the stored document: those of the invoices this batch
+    wrote (`written`, the plan's new invoices) from their documents, the others in one query."""
     ids = sorted({p.decided.invoice.invoice_id for step in planned for p in step})
-    numbers = await store.supplier_invoice_numbers(conn, ids) if ids else {}
+    numbers = {i: n for i in ids if (n := _number(written, i))}
+    rest = [i for i in ids if written is None or i not in written]
+    if rest:
+        numbers.update(await store.supplier_invoice_numbers(conn, rest))
     out: list[list[Emission]] = []
     for step in planned:
         emissions: list[Emission] = []
@@ -100,6 +107,14 @@ async def render(
             emissions.append((response, inv.invoice_id, event_id))
         out.append(emissions)
     return out
+
+
+def _number(written: Mapping[str, AddInvoice] | None, invoice_id: str) -> str | None:
+    """The number in a document this batch stored, as `document->>'supplier_invoice_number'`
+    reads it back (a string; a document without one has none)."""
+    step = written.get(invoice_id) if written is not None else None
+    number = step.document.get("supplier_invoice_number") if step is not None else None
+    return number if isinstance(number, str) else None
 
 
 def _order(hold: tuple[str, str | None]) -> tuple[str, str]:

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+import orjson
 
 from services.matching import contract
 from services.matching.domain import StoredDecision
@@ -279,7 +280,17 @@ async def _load_requesters(conn: asyncpg.Connection, loaded: Loaded, requisition
 
 
 def _json(value: Any) -> str | None:
-    return None if value is None else json.dumps(value)
+    return None if value is None else _jsonb(value)
+
+
+def _jsonb(value: Any) -> str:
+    """A jsonb parameter as text: orjson (~1 against ~9 µs for an invoice's document). The values
+    are JSON-mode dumps, lists and strings; jsonb keeps values, not spelling (escapes, float
+    digits). What orjson refuses (integers past 64 bits, lone surrogates) json.dumps decides."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return json.dumps(value)
 
 
 def _columns(rows: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
@@ -298,7 +309,7 @@ async def apply(
                ON CONFLICT (po_number, version) DO NOTHING""",
             *_columns(
                 [
-                    (s.po.po_number, s.po.version, json.dumps(s.document), s.in_force_since, s.event_id)
+                    (s.po.po_number, s.po.version, _jsonb(s.document), s.in_force_since, s.event_id)
                     for s in w.po_versions.values()
                 ]
             ),
@@ -359,7 +370,7 @@ async def apply(
                     s.group,
                     s.invoice.po_number,
                     s.invoice.replaces_invoice_id,
-                    json.dumps(s.document),
+                    _jsonb(s.document),
                     s.at,
                     s.event_id,
                     status,
@@ -422,7 +433,7 @@ async def apply(
                         r.decided.event_type,
                         r.decided.decision_id,
                         r.decided.event_id,
-                        json.dumps(payloads[r.decided.event_id]),
+                        _jsonb(payloads[r.decided.event_id]),
                         r.cause_event_id,
                         r.decided_at,
                     )
@@ -491,7 +502,7 @@ async def _write_holds(conn: asyncpg.Connection, w: Writes) -> None:
                         h.owner,
                         h.opened_at,
                         h.due_by,
-                        json.dumps(list(h.evidence_required)),
+                        _jsonb(list(h.evidence_required)),
                         h.next_action,
                         h.opened_by_event_id,
                         h.status,
@@ -538,14 +549,14 @@ async def _write_overrides(conn: asyncpg.Connection, overrides: list[StoredOverr
                     o.approved_by,
                     o.reason_code,
                     o.justification,
-                    json.dumps(list(o.evidence)),
-                    json.dumps("all" if o.hold_reasons is None else list(o.hold_reasons)),
-                    json.dumps(sorted([list(k) for k in o.scope], key=lambda k: (k[0], k[1] or ""))),
-                    json.dumps(list(o.refusal_reasons)),
+                    _jsonb(list(o.evidence)),
+                    _jsonb("all" if o.hold_reasons is None else list(o.hold_reasons)),
+                    _jsonb(sorted([list(k) for k in o.scope], key=lambda k: (k[0], k[1] or ""))),
+                    _jsonb(list(o.refusal_reasons)),
                     o.ledger_ref,
                     o.decided_at,
                     o.event_id,
-                    json.dumps([[k[0], k[1], text] for k, text in o.facts]),
+                    _jsonb([[k[0], k[1], text] for k, text in o.facts]),
                 )
                 for o in overrides
             ]

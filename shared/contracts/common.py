@@ -50,6 +50,7 @@ from shared.money import (
     decimal_places,
     format_decimal,
     parse_decimal,
+    quick_decimal,
 )
 from shared.topics import Topic
 
@@ -73,6 +74,8 @@ __all__ = [
 
 def _decimal_validator(kind: str, max_decimals: int | None) -> Callable[[Any], Decimal]:
     def validate(value: Any) -> Decimal:
+        if (quick := quick_decimal(value, max_decimals)) is not None:  # every amount of every record
+            return quick
         if isinstance(value, bool):
             raise ValueError(f"{kind} must be a decimal string, got a boolean")
         if isinstance(value, float):

@@ -322,6 +322,8 @@ class DeadletterReason(StrEnum):
     INVALID_DATA = "invalid_data"  # an internal event whose data breaks its model
     EVENT_ID_CONFLICT = "event_id_conflict"  # an event_id seen before with a different payload
     HANDLER_FAILED = "handler_failed"  # failed handler_max_attempts times, each in its own savepoint
+    # On an internal topic: the `concord-event-type` header names another type than the envelope
+    EVENT_TYPE_HEADER_MISMATCH = "event_type_header_mismatch"
 
 
 class DeadLetter(OutboundModel):

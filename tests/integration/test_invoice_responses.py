@@ -157,6 +157,8 @@ async def test_matching_queries_once_per_reason_set_and_accepts_once() -> None:
         # The rest arrives: accepted, once.
         rest = await deliver_matching(pool, b.receipt("GR-2", quantity="6"))
         assert statuses(rest) == [("INV-1", "AP", [])]
+        # The invoice was stored by an earlier batch: its number is read from its stored document.
+        assert responses(rest)[0]["supplier_invoice_number"] == "INV-1"
         assert statuses(await deliver_matching(pool, b.rematch())) == []
         # Every response of one invoice is its own, derived from the decision that caused it.
         ids = {r["response_id"] for res in (first, partial, rest) for r in responses(res)}
@@ -169,6 +171,8 @@ async def test_matching_redelivery_in_one_batch_issues_nothing_twice() -> None:
         result = await deliver_matching(pool, b.requisition(), b.po_in_force(), inv, b.receipt(), inv)
         # Held on arrival, approved by the receipt in the same batch: both the supplier sees.
         assert statuses(result) == [("INV-1", "UQ", ["missing_receipt"]), ("INV-1", "AP", [])]
+        # Stored by this batch: its number comes from the document it wrote, as it would read back.
+        assert [r["supplier_invoice_number"] for r in responses(result)] == ["INV-1", "INV-1"]
         assert statuses(await deliver_matching(pool, inv, b.receipt())) == []
 
 

@@ -29,8 +29,13 @@ DEFAULT_MAX_AMOUNT = Decimal(1_000_000_000)
 
 def content_hash(payload: Any) -> str:
     """Same document → same hash, whatever the key order (tells a redelivery from a conflict)."""
-    text = payload if isinstance(payload, str) else json.dumps(payload, sort_keys=True, default=str)
+    text = payload if isinstance(payload, str) else _HASH_JSON.encode(payload)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+# json.dumps(payload, sort_keys=True, default=str) builds this encoder on every call; made once, the
+# text is the same (hashes stored before must still compare equal), and one object fewer per hash.
+_HASH_JSON = json.JSONEncoder(sort_keys=True, default=str)
 
 
 # --- reasons ---------------------------------------------------------------------------------

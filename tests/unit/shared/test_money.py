@@ -16,12 +16,14 @@ from shared.money import (
     InvalidDecimal,
     Money,
     UnknownCurrency,
+    decimal_places,
     format_decimal,
     is_known_currency,
     is_valid_money_scale,
     minor_units,
     parse_decimal,
     quantize_money,
+    quick_decimal,
 )
 
 D = Decimal
@@ -304,3 +306,61 @@ def _outcome(parse: Any, text: str) -> tuple[str, str]:
 @given(st.from_regex(r"-?[0-9]{1,22}(\.[0-9]{1,22})?", fullmatch=True) | st.text(max_size=24))
 def test_the_fast_path_parses_exactly_what_every_check_would(text: str) -> None:
     assert _outcome(parse_decimal, text) == _outcome(_parse_decimal_checked, text)
+
+
+def _validated_checked(value: Any, max_decimals: int | None) -> Decimal | None:
+    """The contracts' decimal validator before its quick path (the reference): None where it refuses."""
+    if isinstance(value, bool | float):
+        return None
+    if isinstance(value, int):
+        result = Decimal(value)
+    elif isinstance(value, str):
+        try:
+            result = parse_decimal(value)
+        except InvalidDecimal:
+            return None
+    elif isinstance(value, Decimal):
+        if not value.is_finite():
+            return None
+        result = value
+    else:
+        return None
+    if max_decimals is not None and decimal_places(result) > max_decimals:
+        return None
+    return result
+
+
+_DECIMAL_INPUTS = (
+    st.from_regex(r"-?[0-9]{1,22}(\.[0-9]{1,22})?", fullmatch=True)
+    | st.text(max_size=24)
+    | st.decimals(allow_nan=True, allow_infinity=True)
+    | st.decimals(places=8)
+    | st.integers()
+    | st.floats()
+    | st.booleans()
+)
+
+
+@given(_DECIMAL_INPUTS, st.sampled_from([None, 0, 2, 6]))
+def test_the_quick_decimal_path_answers_only_what_every_check_would(
+    value: Any, max_decimals: int | None
+) -> None:
+    quick = quick_decimal(value, max_decimals)
+    if quick is not None:
+        reference = _validated_checked(value, max_decimals)
+        assert reference is not None and str(quick) == str(reference)
+
+
+@pytest.mark.parametrize("value", ["10.25", "-0.000", "123456789012345678", Decimal("1.50"), Decimal("-7")])
+def test_the_quick_decimal_path_takes_the_common_inputs(value: Any) -> None:
+    assert quick_decimal(value, None) is not None
+
+
+@given(
+    st.decimals(allow_nan=False, allow_infinity=False)
+    | st.decimals(places=4, allow_nan=False, allow_infinity=False)
+)
+def test_format_decimal_is_plain_notation_whatever_the_exponent(amount: Decimal) -> None:
+    assert format_decimal(amount) == format(amount, "f")
+    assert format_decimal(amount.scaleb(9)) == format(amount.scaleb(9), "f")
+    assert format_decimal(amount.scaleb(-9)) == format(amount.scaleb(-9), "f")
