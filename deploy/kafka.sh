@@ -39,8 +39,12 @@ log_of() { echo "$LOG_DIR/$1.log"; }
 match_of() { echo "kafka.Kafka $(props_of "$1")"; }
 node_index() { if [[ "$1" == kafka ]]; then echo 1; else echo "${1#kafka-}"; fi; }
 
+# -XX:TieredStopAtLevel=1: the JIT compiles with C1 only. C2's compiler threads were the broker's
+# largest CPU item for minutes after every start (3-5 ms per flow at 40 flows/s, 56 ms/s beside the
+# idle services), and the request paths compiled by C1 cost no more CPU per flow than C2's: the
+# broker's work is mostly system calls (docs/performance.md, "Stop 24").
 java_args() {
-    JAVA_ARGS=("-Xms$HEAP" "-Xmx$HEAP" -XX:+UseG1GC -Djava.awt.headless=true
+    JAVA_ARGS=("-Xms$HEAP" "-Xmx$HEAP" -XX:+UseG1GC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true
         "-Dlog4j2.configurationFile=$DEPLOY_DIR/kafka/log4j2.yaml"
         "-Dkafka.logs.dir=$LOG_DIR" "-Dconcord.kafka.node=$1" -cp "$LIBS_DIR/*")
 }
