@@ -41,7 +41,7 @@ from bench.pipeline import (
 from bench.profile import Profiling
 from bench.replicas import measure_replicas
 from bench.span_sink import SpanSink
-from bench.statements import database_of, per_flow, snapshot
+from bench.statements import database_of, per_flow, snapshot, transactions
 from shared.publish import Publisher
 from shared.services import SERVICES
 from shared.settings import Settings
@@ -225,6 +225,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 before_phase = set(observed.submitted_at)
                 phase_load = os.getloadavg()[0]
                 phase_cpu_before = cpu_seconds(stack)
+                phase_databases = {n: database_of(p.settings.db_dsn) for n, p in stack.processes.items()}
+                phase_commits_before = await transactions(phase_databases)
                 with console.status(f"latency phase: {rate:.0f} flows/s for {args.latency_s:.0f}s…"):
                     o = await offer_load(
                         pub,
@@ -259,6 +261,14 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                     for k, v in used.items()
                 }
                 phase["cpu_ms_per_flow"]["total"] = round(sum(phase["cpu_ms_per_flow"].values()), 2)
+                # Transactions per flow per service: how small the batches were at this rate
+                # (each batch, relay round and periodic run is one).
+                await asyncio.sleep(1.0)  # the server publishes its counters within a second
+                commits_after = await transactions(phase_databases)
+                phase["transactions_per_flow"] = {
+                    k: round((v - phase_commits_before.get(k, 0)) / max(1, o.flows), 2)
+                    for k, v in commits_after.items()
+                }
                 return phase
 
             # A light load first: the pipeline's own latency when nothing queues; then a real load
@@ -544,6 +554,14 @@ def _print_latency(t: Table, lat: dict[str, Any], target: dict[str, Any] | None)
         t.add_row(
             f"  CPU per flow in this phase (load {lat.get('load_average_at_start', 0):.1f} at its start)",
             f"{cpu['total']:.2f} ms",
+            "",
+            "",
+        )
+    commits = lat.get("transactions_per_flow")
+    if commits:
+        t.add_row(
+            "  transactions per flow in this phase, all services",
+            f"{sum(commits.values()):.1f}",
             "",
             "",
         )

@@ -76,3 +76,20 @@ def per_flow(before: Snapshot, after: Snapshot, flows: int, top: int = 12) -> di
         }
     out["total_per_flow"] = round(total, 2)
     return out
+
+
+async def transactions(databases: dict[str, str]) -> dict[str, int]:
+    """service → transactions committed so far in its database (`pg_stat_database.xact_commit`,
+    always collected): batches, relay rounds and periodic runs. Set against the records a
+    service read, it says how large its batches were. The server publishes these counters within
+    about a second of the commit, so a figure read right after a phase may miss its last commits."""
+    conn = await asyncpg.connect(ADMIN_DSN)
+    try:
+        rows = await conn.fetch(
+            "SELECT datname, xact_commit FROM pg_stat_database WHERE datname = ANY($1::text[])",
+            list(databases.values()),
+        )
+    finally:
+        await conn.close()
+    service_of = {db: service for service, db in databases.items()}
+    return {service_of[r["datname"]]: int(r["xact_commit"]) for r in rows}
