@@ -13,6 +13,7 @@ import sys
 import time
 import urllib.request
 import uuid
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -185,3 +186,18 @@ class ServiceProcess:
                 self.proc.wait(15)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+@contextlib.asynccontextmanager
+async def running(processes: Iterable[ServiceProcess]) -> AsyncIterator[None]:
+    """Start every process, wait until each is ready, and stop them all however the block ends."""
+    procs = list(processes)
+    try:
+        for p in procs:
+            p.start()
+        for p in procs:
+            await p.wait_ready()
+        yield
+    finally:
+        for p in procs:
+            p.stop()

@@ -11,7 +11,7 @@ import pytest
 
 from shared.services import SERVICES
 from shared.settings import Settings
-from tests.kafka_support import ServiceProcess, create_topics, delete_topics, isolated_settings
+from tests.kafka_support import ServiceProcess, create_topics, delete_topics, isolated_settings, running
 from tests.support import scratch_service_database
 
 
@@ -47,12 +47,5 @@ async def running_stack(settings: Settings) -> AsyncIterator[Stack]:
             name: ServiceProcess(f"services.{name}", settings.model_copy(update=dbs[name].settings()), name)
             for name in SERVICES
         }
-        try:
-            for p in processes.values():
-                p.start()
-            for p in processes.values():
-                await p.wait_ready()
+        async with running(processes.values()):
             yield Stack(settings, processes, dsns)
-        finally:
-            for p in processes.values():
-                p.stop()

@@ -21,7 +21,14 @@ from shared.publish import Publisher
 from shared.topics import DEADLETTER, IN_PURCHASE_ORDERS, IN_RECEIPTS, INTAKE_DOCUMENTS
 from testkit import documents as doc
 from testkit.samples import intake as samples
-from tests.kafka_support import ServiceProcess, create_topics, delete_topics, isolated_settings, read_topic
+from tests.kafka_support import (
+    ServiceProcess,
+    create_topics,
+    delete_topics,
+    isolated_settings,
+    read_topic,
+    running,
+)
 from tests.support import scratch_service_database
 
 pytestmark = pytest.mark.integration
@@ -45,16 +52,8 @@ async def stack() -> AsyncIterator[tuple[Publisher, ServiceProcess, str, Any]]:
                     "payout_release",
                 ),
             ]
-            try:
-                for p in procs:
-                    p.start()
-                for p in procs:
-                    await p.wait_ready()
-                async with Publisher(settings, source="test") as pub:
-                    yield pub, procs[1], payout_db.admin, settings
-            finally:
-                for p in procs:
-                    p.stop()
+            async with running(procs), Publisher(settings, source="test") as pub:
+                yield pub, procs[1], payout_db.admin, settings
     finally:
         await delete_topics(settings)
 

@@ -19,7 +19,14 @@ from shared.publish import Publisher
 from shared.topics import BY_NAME, OUT_PAYOUTS
 from testkit.samples.payouts import approved, eligibility, funding, po_in_force, run_requested
 from tests.integration.payout_release.test_handlers import _NO_COHORTS
-from tests.kafka_support import ServiceProcess, create_topics, delete_topics, isolated_settings, read_topic
+from tests.kafka_support import (
+    ServiceProcess,
+    create_topics,
+    delete_topics,
+    isolated_settings,
+    read_topic,
+    running,
+)
 from tests.support import scratch_service_database
 
 pytestmark = pytest.mark.integration
@@ -41,16 +48,8 @@ async def replicas() -> AsyncIterator[tuple[Publisher, list[ServiceProcess], str
                 ServiceProcess("services.payout_release", service_settings, f"payout_release-replica-{n}")
                 for n in (1, 2)
             ]
-            try:
-                for p in procs:
-                    p.start()
-                for p in procs:
-                    await p.wait_ready()
-                async with Publisher(settings, source="test") as pub:
-                    yield pub, procs, db.admin
-            finally:
-                for p in procs:
-                    p.stop()
+            async with running(procs), Publisher(settings, source="test") as pub:
+                yield pub, procs, db.admin
     finally:
         await delete_topics(settings)
 
