@@ -669,7 +669,8 @@ class BatchProcessor:
                     result.handled += 1
         for key, follow_up in follow_ups.items():
             result.outbox.extend(await self._follow_up(conn, key, follow_up))
-        await write_inbox_and_outbox(conn, inbox_rows, result.outbox)
+        # Handed to this process's relay once the batch's transaction commits (BatchConsumer).
+        await write_inbox_and_outbox(conn, inbox_rows, result.outbox, handed_off=True)
         return result
 
     async def _handle_run(
@@ -802,7 +803,10 @@ class BatchProcessor:
             return "rejected", business_ref, ctx.outbox
         if env.event_type == REPLAY_REQUESTED:
             assert isinstance(p.data, DeadletterReplayRequested)
-            return await self._replay(conn, p.data), f"replay_id={p.data.replay_id}", []
+            # What the replayed record emitted is written already; passed on with this batch's
+            # outbox (its second insert does nothing) so that it is handed to the relay with it.
+            outcome, replayed = await self._replay(conn, p.data)
+            return outcome, f"replay_id={p.data.replay_id}", replayed
         parent = context_from_headers(_header_text(rec))
         with tracer().start_as_current_span(
             f"{self.service} handle {env.event_type}",
@@ -822,21 +826,23 @@ class BatchProcessor:
                 structlog.contextvars.unbind_contextvars("event_id", "event_type")
         return outcome, ctx.business_ref or business_ref, ctx.outbox
 
-    async def _replay(self, conn: asyncpg.Connection, command: DeadletterReplayRequested) -> str:
+    async def _replay(
+        self, conn: asyncpg.Connection, command: DeadletterReplayRequested
+    ) -> tuple[str, list[OutboxMessage]]:
         """Run a deadlettered record again — original key, headers and bytes, through this
         service's own handlers — if this service deadlettered it (SPEC §11). Every service that
         reads commands sees the command; all but the owner answer `not_ours`. The inbox keeps it
         exactly-once: a record applied by an earlier replay is a duplicate now, and one that
         fails again gets a deadletter entry of its own (with the replay_id)."""
         if self.deadletter_reader is None:
-            return "not_ours"
+            return "not_ours", []
         entry = await self.deadletter_reader(command.deadletter_offset)
         dead = self._own_deadletter(entry)
         if isinstance(dead, str):
             log.info(
                 "replay_not_ours", replay_id=command.replay_id, offset=command.deadletter_offset, why=dead
             )
-            return "not_ours"
+            return "not_ours", []
         origin = dead.origin
         record = RawRecord(
             topic=origin.topic,
@@ -857,7 +863,7 @@ class BatchProcessor:
             duplicates=result.duplicates,
             deadlettered=result.deadlettered,
         )
-        return "replayed"
+        return "replayed", result.outbox
 
     def _own_deadletter(self, entry: dict[str, Any] | None) -> DeadLetter | str:
         """The entry as the contract's DeadLetter if this service wrote it for a topic it reads;

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from shared.outbox import NOTIFY_RELAY, OUTBOX_INSERT, OutboxMessage, outbox_columns, write_outbox
+from shared.outbox import OUTBOX_INSERT, OutboxMessage, notify_relay, outbox_columns, write_outbox
 
 # event_id, event_type, topic, partition, offset, business_ref, result, payload_hash
 InboxRow = tuple[str, str, str, int, int, str | None, str, str | None]
@@ -26,22 +26,26 @@ def _inbox_insert(first: int) -> str:
 
 
 _INBOX_ONLY = _inbox_insert(1)
-# OUTBOX_INSERT's parameters are $1…$6, the inbox's $7…$14.
-_INBOX_AND_OUTBOX = (
-    f"WITH outbox_rows AS ({OUTBOX_INSERT}), inbox_rows AS ({_inbox_insert(7)}) {NOTIFY_RELAY}"
-)
+
+
+# OUTBOX_INSERT's parameters are $1…$6, the inbox's $7…$14; by whether the rows are handed off.
+_INBOX_AND_OUTBOX = {
+    handed_off: f"WITH outbox_rows AS ({OUTBOX_INSERT}), inbox_rows AS ({_inbox_insert(7)}) "
+    + notify_relay(handed_off)
+    for handed_off in (False, True)
+}
 
 
 async def write_inbox_and_outbox(
-    conn: asyncpg.Connection, rows: list[InboxRow], messages: list[OutboxMessage]
+    conn: asyncpg.Connection, rows: list[InboxRow], messages: list[OutboxMessage], *, handed_off: bool = False
 ) -> None:
     """Every inbox row and every outbox row of the batch in one statement; the relay is
-    notified when there is anything to publish."""
+    notified when there is anything to publish (`handed_off`: see write_outbox)."""
     if not rows:
-        await write_outbox(conn, messages)
+        await write_outbox(conn, messages, handed_off=handed_off)
         return
     inbox = [list(c) for c in zip(*rows, strict=True)]
     if messages:
-        await conn.execute(_INBOX_AND_OUTBOX, *outbox_columns(messages), *inbox)
+        await conn.execute(_INBOX_AND_OUTBOX[handed_off], *outbox_columns(messages), *inbox)
     else:
         await conn.execute(_INBOX_ONLY, *inbox)

@@ -261,7 +261,9 @@ class BatchConsumer:
         BATCH_SIZE.labels(self.router.service).observe(len(records))
         self.batches += 1
         if self._on_committed is not None and result.outbox:
-            self._on_committed()  # the rows are committed: the relay need not wait for the offsets
+            # The rows are committed: to the relay, which need not wait for the offsets nor
+            # select them again.
+            self._on_committed(result.outbox)
         self._commit_behind(consumer, records)
         return result
 

@@ -23,7 +23,7 @@ from shared.db import DatabaseUnreachable, connect, create_pool, migrate
 from shared.health import HealthServer
 from shared.kafka import BatchConsumer, make_broker
 from shared.kafka_auth import KafkaAuthConfigError, KafkaRightsMissing, missing_rights
-from shared.outbox import OutboxRelay, make_producer, prune_published, write_outbox
+from shared.outbox import OutboxMessage, OutboxRelay, make_producer, prune_published, write_outbox
 from shared.production import guard_process, signing_secrets
 from shared.settings import Settings, get_settings
 from shared.telemetry import configure_logging, configure_tracing, tracer
@@ -81,7 +81,7 @@ class Service:
             # guard: in production the guard names the setting and exits 2 (SPEC §11).
             self.refuse_unsafe_in_production()
             raise
-        self.consumer = BatchConsumer(router, self.settings, self._pool, on_committed=self._wake_relay)
+        self.consumer = BatchConsumer(router, self.settings, self._pool, on_committed=self._hand_off)
         self.consumer.register(self.broker)
         self.app = FastStream(
             self.broker,
@@ -108,9 +108,10 @@ class Service:
         assert self.pool is not None, "service not started"
         return self.pool
 
-    def _wake_relay(self) -> None:
+    def _hand_off(self, committed: list[OutboxMessage]) -> None:
+        """Outbox rows this process has just committed, written with `handed_off=True`."""
         if self.relay is not None:
-            self.relay.wake()
+            self.relay.hand_off(committed)
 
     async def _startup(self) -> None:
         s = self.settings
@@ -234,9 +235,9 @@ class Service:
             uow = UnitOfWork(conn, self.settings, self.name, config=self.config)
             with tracer().start_as_current_span(f"{self.name} {name}"):
                 await fn(uow)
-            await write_outbox(conn, uow.outbox)
+            await write_outbox(conn, uow.outbox, handed_off=True)
         if uow.outbox:
-            self._wake_relay()
+            self._hand_off(uow.outbox)
         return True
 
     async def _run_periodic(self, task: PeriodicTask) -> None:
