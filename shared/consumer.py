@@ -560,18 +560,34 @@ class BatchProcessor:
         )
 
     # -- one transaction ---------------------------------------------------------------------
-    async def process(self, conn: asyncpg.Connection, records: Sequence[RawRecord]) -> BatchResult:
-        """Run inside an open transaction; raises to roll the whole batch back."""
+    def parse_all(self, records: Sequence[RawRecord]) -> list[_Parsed]:
+        return [self.parse(r) for r in records]
+
+    @staticmethod
+    def all_skipped(parsed: Sequence[_Parsed]) -> bool:
+        """Nothing in the batch to look up or to write: it needs no transaction."""
+        return all(p.skipped is not None for p in parsed)
+
+    async def process(
+        self,
+        conn: asyncpg.Connection | None,
+        records: Sequence[RawRecord],
+        parsed: list[_Parsed] | None = None,
+    ) -> BatchResult:
+        """Run inside an open transaction; raises to roll the whole batch back. `parsed`: the
+        records already parsed (parse_all); a batch all_skipped needs no connection."""
         result = BatchResult()
-        parsed: list[_Parsed] = []
-        for p in map(self.parse, records):
+        kept: list[_Parsed] = []
+        for p in parsed if parsed is not None else map(self.parse, records):
             if p.skipped is None:
-                parsed.append(p)
+                kept.append(p)
                 continue
             result.ignored += 1  # counted as the ignored records with an inbox row are
             self._processed(p.skipped, "ignored").inc()
-        if not parsed:  # nothing to look up or to write: the batch's transaction stays empty
+        if not kept:  # nothing to look up or to write
             return result
+        assert conn is not None, "a batch with records to handle needs a transaction"
+        parsed = kept
         for p in parsed:
             if p.poison is None and self._out_of_attempts(p.record):
                 _, last_error = self._attempts[p.record.position]

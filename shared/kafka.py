@@ -162,7 +162,9 @@ class BatchConsumer:
         self._failures_in_row = 0
         self.batches = 0
         self.subscriber: Any = None  # FastStream's batch subscriber, once registered
-        self._committing: asyncio.Task[None] | None = None  # the latest batch's offset commit
+        self._committing: asyncio.Task[None] | None = None  # commits the pending offsets
+        self._pending_offsets: dict[TopicPartition, int] = {}  # committed in PostgreSQL, not yet in Kafka
+        self._flushing = asyncio.Event()  # set: commit the pending offsets without waiting
 
     def register(self, broker: KafkaBroker) -> None:
         topics = [self.settings.topic(t) for t in self.router.topics]
@@ -213,10 +215,18 @@ class BatchConsumer:
     async def next_batch(self, consumer: AIOKafkaConsumer) -> tuple[ConsumerRecord[Any, Any], ...]:
         """The next batch: whatever is fetched, up to `consumer_batch_max` records, as soon as there
         is any; empty after POLL_TIMEOUT_MS without a record (the subscriber's loop polls again)."""
-        fetched = await consumer.getmany(
-            timeout_ms=POLL_TIMEOUT_MS, max_records=self.settings.consumer_batch_max
-        )
-        return tuple(chain.from_iterable(fetched.values()))
+        most = self.settings.consumer_batch_max
+        fetched = await consumer.getmany(timeout_ms=POLL_TIMEOUT_MS, max_records=most)
+        records = tuple(chain.from_iterable(fetched.values()))
+        linger_s = self.settings.consumer_linger_ms / 1000
+        if linger_s and 0 < len(records) < most:
+            # A batch of a few records costs nearly what a full one does (a transaction, its
+            # round trips, a relay round): wait a moment for more, which the fetcher collects
+            # meanwhile. Only when records are flowing: an idle consumer does not poll any faster.
+            await asyncio.sleep(linger_s)
+            more = await consumer.getmany(timeout_ms=0, max_records=most - len(records))
+            records += tuple(chain.from_iterable(more.values()))
+        return records
 
     async def handle_batch(
         self, consumer: AIOKafkaConsumer, records: Sequence[RawRecord]
@@ -225,10 +235,14 @@ class BatchConsumer:
             return None
         started = time.perf_counter()
         pool: asyncpg.Pool = self._pool_getter()
+        parsed = self.processor.parse_all(records)
         try:
             try:
-                async with pool.acquire() as conn, conn.transaction():
-                    result = await self.processor.process(conn, records)
+                if self.processor.all_skipped(parsed):  # no connection, no BEGIN and COMMIT
+                    result = await self.processor.process(None, records, parsed)
+                else:
+                    async with pool.acquire() as conn, conn.transaction():
+                        result = await self.processor.process(conn, records, parsed)
             except Exception as exc:
                 if retry_later(exc):  # away, or a deadlock with another replica: all of it later
                     raise
@@ -268,31 +282,40 @@ class BatchConsumer:
         return result
 
     def _commit_behind(self, consumer: AIOKafkaConsumer, records: Sequence[RawRecord]) -> None:
-        """Commit this batch's offsets while the next batch is fetched and handled, instead of a
-        round trip to the group coordinator between every two batches. Only offsets of records whose
-        transaction has committed are ever committed; each commit starts after the previous one
-        ended, so a late retry of an earlier commit never overwrites a later one. A commit lost to
-        a crash or a rebalance means those records are delivered again and the inbox skips them,
-        as when a crash fell between the transaction and the offset commit before."""
-        previous = self._committing
-
-        async def commit() -> None:
-            if previous is not None:
-                await asyncio.wait([previous])  # its outcome is its own (logged there)
-            await self._commit(consumer, records)
-
-        self._committing = asyncio.create_task(commit(), name=f"{self.router.service}-offset-commit")
-
-    async def flush_commits(self) -> None:
-        """Wait for the last offset commit (at shutdown, while the consumer still runs)."""
-        if self._committing is not None:
-            await asyncio.wait([self._committing])
-
-    async def _commit(self, consumer: AIOKafkaConsumer, records: Sequence[RawRecord]) -> None:
-        offsets: dict[TopicPartition, int] = {}
+        """Commit this batch's offsets later, with those of the batches handled in the meantime:
+        one OffsetCommit request every `consumer_commit_interval_s` at most, instead of one per
+        batch (at light load every record is a batch of its own, and each commit was a request
+        for the broker and a task here). Only offsets of records whose transaction has committed
+        are ever committed, and one commit runs at a time, so a late retry of an earlier commit
+        never overwrites a later one. Offsets not yet committed when the process dies or loses
+        the partition mean those records are delivered again and the inbox skips them, as when a
+        crash fell between the transaction and the offset commit before."""
         for r in records:
             tp = TopicPartition(r.topic, r.partition)
-            offsets[tp] = max(offsets.get(tp, -1), r.offset + 1)
+            self._pending_offsets[tp] = max(self._pending_offsets.get(tp, -1), r.offset + 1)
+        if self._committing is None or self._committing.done():
+            self._committing = asyncio.create_task(
+                self._commit_pending(consumer), name=f"{self.router.service}-offset-commit"
+            )
+
+    async def _commit_pending(self, consumer: AIOKafkaConsumer) -> None:
+        while self._pending_offsets:
+            if not self._flushing.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._flushing.wait(), self.settings.consumer_commit_interval_s)
+            offsets, self._pending_offsets = self._pending_offsets, {}
+            await self._commit(consumer, offsets)
+
+    async def flush_commits(self) -> None:
+        """Commit the pending offsets now and wait for it (at shutdown, while the consumer still runs)."""
+        self._flushing.set()
+        try:
+            if self._committing is not None:
+                await asyncio.wait([self._committing])
+        finally:
+            self._flushing.clear()
+
+    async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
         try:
             await consumer.commit(offsets)
         except Exception as exc:  # a rebalance took the partition: the new owner redelivers, inbox dedupes

@@ -51,6 +51,13 @@ class Settings(BaseSettings):
     inbox_retention_days: int = Field(default=30, ge=30)
     consumer_batch_max: int = 200
     handler_max_attempts: int = 5  # a record failing this often goes to the deadletter topic
+    # How long a committed batch's offsets may wait to be committed to Kafka with the next batches'
+    # (one OffsetCommit request for every batch in the interval, not one per batch). A crash or a
+    # rebalance in between only redelivers those records, which the inbox skips.
+    consumer_commit_interval_s: float = Field(default=0.5, ge=0, allow_inf_nan=False)
+    # How long a consumer that fetched fewer than consumer_batch_max records waits for more before
+    # handling them (0: it does not): fewer, larger batches at moderate load, for that much latency.
+    consumer_linger_ms: float = Field(default=0, ge=0, le=1000, allow_inf_nan=False)
     relay_batch_max: int = 500
     relay_poll_interval_s: float = 0.2
     # Fault injection for crash tests and the chaos run: hold outbox rows back this long after start.
