@@ -180,6 +180,8 @@ class BatchConsumer:
             decoder=_raw_decoder,
             max_partition_fetch_bytes=MAX_RECORD_BYTES,
             fetch_max_bytes=16 * MAX_RECORD_BYTES,
+            fetch_min_bytes=self.settings.consumer_fetch_min_bytes,
+            fetch_max_wait_ms=self.settings.consumer_fetch_max_wait_ms,
             title=f"{self.router.service}",
             description=f"{self.router.service} consumes: " + ", ".join(sorted(self.router.routes)),
         )
