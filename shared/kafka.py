@@ -180,8 +180,6 @@ class BatchConsumer:
             decoder=_raw_decoder,
             max_partition_fetch_bytes=MAX_RECORD_BYTES,
             fetch_max_bytes=16 * MAX_RECORD_BYTES,
-            fetch_min_bytes=self.settings.consumer_fetch_min_bytes,
-            fetch_max_wait_ms=self.settings.consumer_fetch_max_wait_ms,
             title=f"{self.router.service}",
             description=f"{self.router.service} consumes: " + ", ".join(sorted(self.router.routes)),
         )
@@ -217,18 +215,10 @@ class BatchConsumer:
     async def next_batch(self, consumer: AIOKafkaConsumer) -> tuple[ConsumerRecord[Any, Any], ...]:
         """The next batch: whatever is fetched, up to `consumer_batch_max` records, as soon as there
         is any; empty after POLL_TIMEOUT_MS without a record (the subscriber's loop polls again)."""
-        most = self.settings.consumer_batch_max
-        fetched = await consumer.getmany(timeout_ms=POLL_TIMEOUT_MS, max_records=most)
-        records = tuple(chain.from_iterable(fetched.values()))
-        linger_s = self.settings.consumer_linger_ms / 1000
-        if linger_s and 0 < len(records) < most:
-            # A batch of a few records costs nearly what a full one does (a transaction, its
-            # round trips, a relay round): wait a moment for more, which the fetcher collects
-            # meanwhile. Only when records are flowing: an idle consumer does not poll any faster.
-            await asyncio.sleep(linger_s)
-            more = await consumer.getmany(timeout_ms=0, max_records=most - len(records))
-            records += tuple(chain.from_iterable(more.values()))
-        return records
+        fetched = await consumer.getmany(
+            timeout_ms=POLL_TIMEOUT_MS, max_records=self.settings.consumer_batch_max
+        )
+        return tuple(chain.from_iterable(fetched.values()))
 
     async def handle_batch(
         self, consumer: AIOKafkaConsumer, records: Sequence[RawRecord]

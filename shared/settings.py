@@ -55,13 +55,6 @@ class Settings(BaseSettings):
     # (one OffsetCommit request for every batch in the interval, not one per batch). A crash or a
     # rebalance in between only redelivers those records, which the inbox skips.
     consumer_commit_interval_s: float = Field(default=0.5, ge=0, allow_inf_nan=False)
-    # How long a consumer that fetched fewer than consumer_batch_max records waits for more before
-    # handling them (0: it does not): fewer, larger batches at moderate load, for that much latency.
-    consumer_linger_ms: float = Field(default=0, ge=0, le=1000, allow_inf_nan=False)
-    # Kafka's fetch.min.bytes / fetch.max.wait.ms for the services' consumers: the broker answers a
-    # fetch once this many bytes are there or this long has passed, whichever is first.
-    consumer_fetch_min_bytes: int = Field(default=1, ge=1)
-    consumer_fetch_max_wait_ms: int = Field(default=500, ge=1, le=60000)
     relay_batch_max: int = 500
     relay_poll_interval_s: float = 0.2
     # Fault injection for crash tests and the chaos run: hold outbox rows back this long after start.

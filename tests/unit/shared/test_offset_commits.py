@@ -1,6 +1,6 @@
 """What BatchConsumer does around a batch's transaction (shared/kafka.py), with stand-ins for
-aiokafka's consumer and the pool: offsets are committed together, a batch of records this
-service skips opens no transaction, and a short fetch waits for more only when asked to."""
+aiokafka's consumer and the pool: offsets are committed together, and a batch of records this
+service skips opens no transaction."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from aiokafka import TopicPartition
 from services.payout_release.handlers import router as payout_release
 from shared.consumer import RawRecord, Router
 from shared.envelope import EVENT_TYPE_HEADER, decode_envelope
-from shared.kafka import POLL_TIMEOUT_MS, BatchConsumer
+from shared.kafka import BatchConsumer
 from shared.settings import Settings
 from shared.topics import IN_INVOICES
 from testkit.samples import intake as samples
@@ -76,33 +76,3 @@ async def test_a_batch_of_records_the_service_skips_takes_no_connection_and_comm
     assert result is not None and (result.ignored, result.handled) == (3, 0)
     await consumer.flush_commits()
     assert kafka.commits == [{TopicPartition(receipts[0].topic, receipts[0].partition): 3}]
-
-
-class Fetching:
-    """Stands for aiokafka's consumer: getmany's results in turn, then nothing."""
-
-    def __init__(self, *fetches: dict[Any, list[str]]) -> None:
-        self.fetches = list(fetches)
-        self.calls: list[dict[str, Any]] = []
-
-    async def getmany(self, *, timeout_ms: int, max_records: int) -> dict[Any, list[str]]:
-        self.calls.append({"timeout_ms": timeout_ms, "max_records": max_records})
-        return self.fetches.pop(0) if self.fetches else {}
-
-
-async def test_a_short_fetch_waits_for_more_when_a_linger_is_set() -> None:
-    consumer = _consumer(Router("echo", topics=[IN_INVOICES]), consumer_batch_max=7, consumer_linger_ms=20)
-    kafka = Fetching({"p0": ["a"]}, {"p0": ["b"], "p1": ["c"]})
-    assert await consumer.next_batch(kafka) == ("a", "b", "c")  # type: ignore[arg-type]
-    assert kafka.calls == [
-        {"timeout_ms": POLL_TIMEOUT_MS, "max_records": 7},
-        {"timeout_ms": 0, "max_records": 6},  # what was fetched during the linger, no more
-    ]
-
-
-async def test_a_full_fetch_or_an_empty_poll_does_not_linger() -> None:
-    consumer = _consumer(Router("echo", topics=[IN_INVOICES]), consumer_batch_max=2, consumer_linger_ms=20)
-    kafka = Fetching({"p0": ["a", "b"]}, {}, {"p0": ["c"]})
-    assert await consumer.next_batch(kafka) == ("a", "b")  # type: ignore[arg-type]
-    assert await consumer.next_batch(kafka) == ()  # type: ignore[arg-type]
-    assert len(kafka.calls) == 2
