@@ -11,13 +11,15 @@ import contextlib
 import json
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 import asyncpg
 import structlog
 from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner, murmur2
 
 from shared.db import holds_session_state
 from shared.envelope import Envelope
@@ -99,6 +101,22 @@ def outbox_columns(messages: list[OutboxMessage]) -> list[list[Any]]:
     ]
 
 
+@lru_cache(maxsize=8192)
+def _key_hash(key: bytes) -> int:
+    return murmur2(key) & 0x7FFFFFFF
+
+
+def key_partitioner(key: bytes | None, all_partitions: Sequence[int], available: Sequence[int]) -> int:
+    """aiokafka's DefaultPartitioner (the Java client's murmur2, so the same key lands on the same
+    partition as from any other client), with each key's hash remembered: aiokafka's murmur2 is pure
+    Python, ~10 µs a send, and a producer sends most keys several times (a PO's id keys its
+    receipts, invoices and decisions). A partition is still chosen from the topic's partitions of
+    the moment, so a topic that grows is followed. Tested against DefaultPartitioner."""
+    if key is None:
+        return int(DefaultPartitioner()(key, list(all_partitions), list(available)))
+    return all_partitions[_key_hash(key) % len(all_partitions)]
+
+
 def make_producer(settings: Settings) -> AIOKafkaProducer:
     """A producer authenticated as the settings' principal (SPEC §11).
     Idempotence implies acks=all: a broker ack means the record is durable in the log.
@@ -108,6 +126,7 @@ def make_producer(settings: Settings) -> AIOKafkaProducer:
     return AIOKafkaProducer(
         **client_options(settings),
         enable_idempotence=True,
+        partitioner=key_partitioner,
         linger_ms=0,
         max_request_size=8 * 1024 * 1024,
         request_timeout_ms=30000,
