@@ -404,16 +404,18 @@ async def start_run(conn: asyncpg.Connection, run: RunRequest, executed_at: date
     return inserted is not None
 
 
+CANDIDATES = """SELECT i.* FROM invoices i
+                 WHERE NOT i.superseded AND NOT i.paid AND ($1::text IS NULL OR i.invoice_id = $1)
+                   AND NOT EXISTS (SELECT 1 FROM payout_invoices p
+                                    WHERE p.invoice_id = i.invoice_id AND p.live)
+                 ORDER BY i.invoice_id"""
+
+
 async def candidates(conn: asyncpg.Connection, only: str | None = None) -> list[Candidate]:
     """Every invoice matching has decided on that is not superseded and not in a live payout
-    (`only`: just that invoice, for an expedite's single-invoice run)."""
-    rows = await conn.fetch(
-        """SELECT i.* FROM invoices i
-            WHERE NOT i.superseded AND ($1::text IS NULL OR i.invoice_id = $1)
-              AND NOT EXISTS (SELECT 1 FROM payout_invoices p WHERE p.invoice_id = i.invoice_id AND p.live)
-            ORDER BY i.invoice_id""",
-        only,
-    )
+    (`only`: just that invoice, for an expedite's single-invoice run). Read from the open
+    invoices only (migration 0007: the paid ones, whose live payout settled, are not read)."""
+    rows = await conn.fetch(CANDIDATES, only)
     return [
         Candidate(
             invoice_id=r["invoice_id"],
@@ -673,14 +675,20 @@ async def save_rail_events(conn: asyncpg.Connection, records: Sequence[RailRecor
 
 
 async def set_payout_statuses(conn: asyncpg.Connection, statuses: Mapping[str, tuple[str, datetime]]) -> None:
-    """Each payout's new status and when it took it."""
+    """Each payout's new status and when it took it; the invoices it pays are `paid` while it is
+    settled (a return reopens them, before make_invoices_payable_again ends the payout's rows)."""
     if not statuses:
         return
     ids = sorted(statuses)
     await conn.execute(
-        """UPDATE payouts SET status = s.status, status_at = s.at
-             FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS s(payout_id, status, at)
-            WHERE payouts.payout_id = s.payout_id""",
+        """WITH s AS (SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[])
+                                    AS s(payout_id, status, at)),
+                payout AS (UPDATE payouts SET status = s.status, status_at = s.at
+                             FROM s WHERE payouts.payout_id = s.payout_id)
+           UPDATE invoices SET paid = (s.status = 'settled')
+             FROM payout_invoices pi JOIN s USING (payout_id)
+            WHERE invoices.invoice_id = pi.invoice_id AND pi.live
+              AND invoices.paid IS DISTINCT FROM (s.status = 'settled')""",
         ids,
         [statuses[i][0] for i in ids],
         [statuses[i][1] for i in ids],
