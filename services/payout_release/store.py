@@ -405,7 +405,7 @@ async def start_run(conn: asyncpg.Connection, run: RunRequest, executed_at: date
 
 
 CANDIDATES = """SELECT i.* FROM invoices i
-                 WHERE NOT i.superseded AND NOT i.paid AND ($1::text IS NULL OR i.invoice_id = $1)
+                 WHERE NOT i.superseded AND NOT i.in_live_payout AND ($1::text IS NULL OR i.invoice_id = $1)
                    AND NOT EXISTS (SELECT 1 FROM payout_invoices p
                                     WHERE p.invoice_id = i.invoice_id AND p.live)
                  ORDER BY i.invoice_id"""
@@ -414,7 +414,7 @@ CANDIDATES = """SELECT i.* FROM invoices i
 async def candidates(conn: asyncpg.Connection, only: str | None = None) -> list[Candidate]:
     """Every invoice matching has decided on that is not superseded and not in a live payout
     (`only`: just that invoice, for an expedite's single-invoice run). Read from the open
-    invoices only (migration 0007: the paid ones, whose live payout settled, are not read)."""
+    invoices only (migration 0007: the ones in a live payout, released or settled, are not read)."""
     rows = await conn.fetch(CANDIDATES, only)
     return [
         Candidate(
@@ -518,8 +518,10 @@ async def save_payouts(
     )
     lines = [(p.payout_id, line.invoice_id, line.amount, line.discount) for p in payouts for line in p.lines]
     await conn.execute(
-        """INSERT INTO payout_invoices (payout_id, invoice_id, amount, discount)
-           SELECT * FROM unnest($1::text[], $2::text[], $3::numeric[], $4::numeric[])""",
+        """WITH live AS (INSERT INTO payout_invoices (payout_id, invoice_id, amount, discount)
+                         SELECT * FROM unnest($1::text[], $2::text[], $3::numeric[], $4::numeric[])
+                         RETURNING invoice_id)
+           UPDATE invoices SET in_live_payout = true FROM live WHERE invoices.invoice_id = live.invoice_id""",
         *_columns(lines, lambda line: line),
     )
     await reserve_funding(conn, reservations)
@@ -675,20 +677,14 @@ async def save_rail_events(conn: asyncpg.Connection, records: Sequence[RailRecor
 
 
 async def set_payout_statuses(conn: asyncpg.Connection, statuses: Mapping[str, tuple[str, datetime]]) -> None:
-    """Each payout's new status and when it took it; the invoices it pays are `paid` while it is
-    settled (a return reopens them, before make_invoices_payable_again ends the payout's rows)."""
+    """Each payout's new status and when it took it."""
     if not statuses:
         return
     ids = sorted(statuses)
     await conn.execute(
-        """WITH s AS (SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[])
-                                    AS s(payout_id, status, at)),
-                payout AS (UPDATE payouts SET status = s.status, status_at = s.at
-                             FROM s WHERE payouts.payout_id = s.payout_id)
-           UPDATE invoices SET paid = (s.status = 'settled')
-             FROM payout_invoices pi JOIN s USING (payout_id)
-            WHERE invoices.invoice_id = pi.invoice_id AND pi.live
-              AND invoices.paid IS DISTINCT FROM (s.status = 'settled')""",
+        """UPDATE payouts SET status = s.status, status_at = s.at
+             FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS s(payout_id, status, at)
+            WHERE payouts.payout_id = s.payout_id""",
         ids,
         [statuses[i][0] for i in ids],
         [statuses[i][1] for i in ids],
@@ -699,7 +695,11 @@ async def make_invoices_payable_again(conn: asyncpg.Connection, payout_ids: Sequ
     """The payouts' invoices are payable again: a later run may pay them under a new payout."""
     if payout_ids:
         await conn.execute(
-            "UPDATE payout_invoices SET live = false WHERE payout_id = ANY($1::text[])", list(payout_ids)
+            """WITH ended AS (UPDATE payout_invoices SET live = false
+                               WHERE payout_id = ANY($1::text[]) AND live RETURNING invoice_id)
+               UPDATE invoices SET in_live_payout = false
+                 FROM ended WHERE invoices.invoice_id = ended.invoice_id""",
+            list(payout_ids),
         )
 
 

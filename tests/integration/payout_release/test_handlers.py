@@ -507,21 +507,23 @@ async def test_return_after_settlement_reinstates_the_payable(pool: asyncpg.Pool
     assert await _one_payout(pool, "run-2") != payout_id
 
 
-async def test_a_run_reads_the_open_invoices_not_the_settled_history(pool: asyncpg.Pool) -> None:
-    """A run's work follows the invoices still open, not everything ever paid: settled invoices
-    are not read (migration 0007), a returned one is read again."""
+async def test_a_run_reads_the_open_invoices_not_the_paid_history(pool: asyncpg.Pool) -> None:
+    """A run's work follows the invoices still open, not everything ever paid: invoices in a live
+    payout, settled or not, are not read (migration 0007); a returned one is read again."""
     await ready(pool)
     await send(pool, approved("inv-1"))
     payout_id = await _one_payout(pool)
     await send(pool, rail("payout.settled", payout_id, "rail-s"))
+    await send(pool, approved("inv-2", "50.00"))
+    in_flight = await _one_payout(pool, "run-2")  # released, not settled
     async with pool.acquire() as conn:
-        # A settled history: 2,000 invoices paid by one settled payout, as years of runs leave.
+        # A paid history: 2,000 invoices in live payouts, as years of runs leave.
         await conn.execute(
-            """INSERT INTO invoices (invoice_id, payee_id, approved, paid)
+            """INSERT INTO invoices (invoice_id, payee_id, approved, in_live_payout)
                SELECT 'old-' || n, 'payee-1', true, true FROM generate_series(1, 2000) AS n"""
         )
         await conn.execute("ANALYZE invoices")
-        await send(pool, approved("inv-2"))
+        await send(pool, approved("inv-3", "25.00"))
         plan = json.loads(await conn.fetchval("EXPLAIN (ANALYZE, FORMAT JSON) " + store.CANDIDATES, None))
 
     def invoice_rows_read(node: dict[str, Any]) -> float:
@@ -530,14 +532,16 @@ async def test_a_run_reads_the_open_invoices_not_the_settled_history(pool: async
             own = (node["Actual Rows"] + node.get("Rows Removed by Filter", 0)) * node["Actual Loops"]
         return own + sum(invoice_rows_read(child) for child in node.get("Plans", []))
 
-    # inv-2 is open; inv-1 (settled) and the history are not read at all
+    # inv-3 is open; inv-1 (settled), inv-2 (released) and the history are not read at all
     assert invoice_rows_read(plan[0]["Plan"]) <= 2
-    assert [c.invoice_id for c in await _candidates(pool)] == ["inv-2"]
-    # Returned: open again, read and paid again by the next run.
+    assert [c.invoice_id for c in await _candidates(pool)] == ["inv-3"]
+    # Returned after settlement, failed before it: open again, read and paid again by the next run.
     await send(pool, rail("payout.returned", payout_id, "rail-r"))
-    assert [c.invoice_id for c in await _candidates(pool)] == ["inv-1", "inv-2"]
-    paid = released(await send(pool, run_requested("run-2")))
-    assert sorted(i["invoice_id"] for p in paid for i in p["invoices"]) == ["inv-1", "inv-2"]
+    await send(pool, rail("payout.failed", in_flight, "rail-f"))
+    assert [c.invoice_id for c in await _candidates(pool)] == ["inv-1", "inv-2", "inv-3"]
+    paid = released(await send(pool, run_requested("run-3")))
+    assert sorted(i["invoice_id"] for p in paid for i in p["invoices"]) == ["inv-1", "inv-2", "inv-3"]
+    assert [c.invoice_id for c in await _candidates(pool)] == []
 
 
 async def _candidates(pool: asyncpg.Pool) -> list[store.Candidate]:
