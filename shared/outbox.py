@@ -103,7 +103,7 @@ def outbox_columns(messages: list[OutboxMessage]) -> list[list[Any]]:
 
 @lru_cache(maxsize=8192)
 def _key_hash(key: bytes) -> int:
-    return murmur2(key) & 0x7FFFFFFF
+    return int(murmur2(key)) & 0x7FFFFFFF
 
 
 def key_partitioner(key: bytes | None, all_partitions: Sequence[int], available: Sequence[int]) -> int:
