@@ -216,9 +216,10 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         )
         figures["profiled"] = True
     with console.status("baseline: one at-least-once hop (consume → inbox transaction → produce)…"):
-        # A first, shorter hop warms the broker up (its JIT): measured right after Kafka started,
-        # the hop gave 9,596 records/s where the same code gave ~13,400 minutes later, and the
-        # targets are ratios of it. The warm-up's rate is kept beside the figure, not used.
+        # A first, shorter hop warms the broker up (its JIT) before the hop that counts: the
+        # targets are ratios of it. The warm-up's rate is kept beside the figure, not used (it
+        # was 8% below the counted hop in the first run with it; the machine's own speed swings
+        # more than that between runs: docs/performance.md, "Stop 27").
         warmup = await measure_hop(Settings(), ADMIN_DSN, records=max(1000, args.hop_records // 4))
         hop = await measure_hop(Settings(), ADMIN_DSN, records=args.hop_records)
     baseline = hop.per_second
