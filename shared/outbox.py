@@ -101,19 +101,22 @@ def outbox_columns(messages: list[OutboxMessage]) -> list[list[Any]]:
     ]
 
 
+_DEFAULT_PARTITIONER = DefaultPartitioner()
+
+
 @lru_cache(maxsize=8192)
 def _key_hash(key: bytes) -> int:
     return int(murmur2(key)) & 0x7FFFFFFF
 
 
 def key_partitioner(key: bytes | None, all_partitions: Sequence[int], available: Sequence[int]) -> int:
-    """aiokafka's DefaultPartitioner (the Java client's murmur2, so the same key lands on the same
-    partition as from any other client), with each key's hash remembered: aiokafka's murmur2 is pure
-    Python, ~10 µs a send, and a producer sends most keys several times (a PO's id keys its
-    receipts, invoices and decisions). A partition is still chosen from the topic's partitions of
-    the moment, so a topic that grows is followed. Tested against DefaultPartitioner."""
+    """aiokafka's DefaultPartitioner (the Java client's murmur2, so a key lands on the same
+    partition as from any other client), with each key's hash remembered: aiokafka's murmur2 is
+    pure Python (10 µs a key here) and a relay sends many keys more than once (a PO's number keys
+    its documents on concord.intake.documents). The partition is still taken from the topic's
+    partitions of the moment, so a topic that grows is followed. Tested against DefaultPartitioner."""
     if key is None:
-        return int(DefaultPartitioner()(key, list(all_partitions), list(available)))
+        return int(_DEFAULT_PARTITIONER(key, all_partitions, available))
     return all_partitions[_key_hash(key) % len(all_partitions)]
 
 

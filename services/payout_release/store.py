@@ -414,7 +414,8 @@ CANDIDATES = """SELECT i.* FROM invoices i
 async def candidates(conn: asyncpg.Connection, only: str | None = None) -> list[Candidate]:
     """Every invoice matching has decided on that is not superseded and not in a live payout
     (`only`: just that invoice, for an expedite's single-invoice run). Read from the open
-    invoices only (migration 0007: the ones in a live payout, released or settled, are not read)."""
+    invoices only (migration 0007: `in_live_payout`, kept by triggers on payout_invoices, leaves out
+    the ones in a live payout, released or settled)."""
     rows = await conn.fetch(CANDIDATES, only)
     return [
         Candidate(
@@ -518,10 +519,8 @@ async def save_payouts(
     )
     lines = [(p.payout_id, line.invoice_id, line.amount, line.discount) for p in payouts for line in p.lines]
     await conn.execute(
-        """WITH live AS (INSERT INTO payout_invoices (payout_id, invoice_id, amount, discount)
-                         SELECT * FROM unnest($1::text[], $2::text[], $3::numeric[], $4::numeric[])
-                         RETURNING invoice_id)
-           UPDATE invoices SET in_live_payout = true FROM live WHERE invoices.invoice_id = live.invoice_id""",
+        """INSERT INTO payout_invoices (payout_id, invoice_id, amount, discount)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::numeric[], $4::numeric[])""",
         *_columns(lines, lambda line: line),
     )
     await reserve_funding(conn, reservations)
@@ -695,11 +694,7 @@ async def make_invoices_payable_again(conn: asyncpg.Connection, payout_ids: Sequ
     """The payouts' invoices are payable again: a later run may pay them under a new payout."""
     if payout_ids:
         await conn.execute(
-            """WITH ended AS (UPDATE payout_invoices SET live = false
-                               WHERE payout_id = ANY($1::text[]) AND live RETURNING invoice_id)
-               UPDATE invoices SET in_live_payout = false
-                 FROM ended WHERE invoices.invoice_id = ended.invoice_id""",
-            list(payout_ids),
+            "UPDATE payout_invoices SET live = false WHERE payout_id = ANY($1::text[])", list(payout_ids)
         )
 
 

@@ -544,6 +544,23 @@ async def test_a_run_reads_the_open_invoices_not_the_paid_history(pool: asyncpg.
     assert [c.invoice_id for c in await _candidates(pool)] == []
 
 
+async def test_the_open_flag_follows_payout_invoices_whoever_writes_them(pool: asyncpg.Pool) -> None:
+    """in_live_payout is derived by the database from payout_invoices, not by the store's
+    writers: a row ended or made live again by hand (an operator's repair) moves the invoice
+    in and out of the runs' reads as well."""
+    await ready(pool)
+    await send(pool, approved("inv-1"))
+    payout_id = await _one_payout(pool)
+    assert await _candidates(pool) == []
+    async with pool.acquire() as conn:
+        await conn.execute("UPDATE payout_invoices SET live = false WHERE payout_id = $1", payout_id)
+        assert [c.invoice_id for c in await store.candidates(conn)] == ["inv-1"]
+        await conn.execute("UPDATE payout_invoices SET live = true WHERE payout_id = $1", payout_id)
+        assert await store.candidates(conn) == []
+        flags = await conn.fetch("SELECT invoice_id, in_live_payout FROM invoices ORDER BY invoice_id")
+    assert [tuple(r) for r in flags] == [("inv-1", True)]
+
+
 async def _candidates(pool: asyncpg.Pool) -> list[store.Candidate]:
     async with pool.acquire() as conn:
         return await store.candidates(conn)
