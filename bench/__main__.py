@@ -216,15 +216,15 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         )
         figures["profiled"] = True
     with console.status("baseline: one at-least-once hop (consume → inbox transaction → produce)…"):
-        # A first, shorter hop warms the broker up (its JIT) before the hop that counts: the
-        # targets are ratios of it. The warm-up's rate is kept beside the figure, not used (it
-        # was 8% below the counted hop in the first run with it; the machine's own speed swings
-        # more than that between runs: docs/performance.md, "Stop 27").
-        warmup = await measure_hop(Settings(), ADMIN_DSN, records=max(1000, args.hop_records // 4))
-        hop = await measure_hop(Settings(), ADMIN_DSN, records=args.hop_records)
+        # Two hops of the same size, the faster one counted: the first also warms the broker up
+        # (its JIT), and a hop is slowed by the machine, never sped up, while the targets are
+        # ratios of it. One hop alone swung by 20% back to back (10,244 then 8,188 records/s),
+        # which once read as two targets met (docs/performance.md, "Stop 27").
+        hops = [await measure_hop(Settings(), ADMIN_DSN, records=args.hop_records) for _ in range(2)]
+        hop = max(hops, key=lambda h: h.per_second)
     baseline = hop.per_second
     figures["baseline_hop_records_per_s"] = round(baseline, 1)
-    figures["baseline_hop_warmup_records_per_s"] = round(warmup.per_second, 1)
+    figures["baseline_hop_runs_records_per_s"] = [round(h.per_second, 1) for h in hops]
     figures["baseline_hop_cpu_ms"] = round(hop.cpu_ms_per_record, 4)
     # Issue 13 counted "today ~110 hops" as CPU per flow ÷ (cores ÷ hop rate), as if the hop kept
     # every core busy; measured, a hop costs less than that (the hop waits on Kafka and fsync).
@@ -480,9 +480,12 @@ def _print(console: Console, f: dict[str, Any]) -> None:
         "",
         "",
     )
-    if "baseline_hop_warmup_records_per_s" in f:
+    if "baseline_hop_runs_records_per_s" in f:
         t.add_row(
-            "  its warm-up, not counted", f"{f['baseline_hop_warmup_records_per_s']:.0f} records/s", "", ""
+            "  the faster of two hops",
+            " / ".join(f"{r:.0f}" for r in f["baseline_hop_runs_records_per_s"]) + " records/s",
+            "",
+            "",
         )
     tp = f["throughput"]
     t.add_row(
