@@ -12,9 +12,11 @@ import json
 from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
+import orjson
 import structlog
 
 log = structlog.get_logger(__name__)
@@ -44,6 +46,19 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         decoder=json.loads,
         schema="pg_catalog",
     )
+
+
+def loads_jsonb(text: str | None) -> Any:
+    """A jsonb value read as text, decoded as the pools' codec decodes one: inside a record
+    (`ROW(...)`, the way a statement returns several tables' rows at once) asyncpg decodes no
+    text-format type, so such a column is cast to text and read with this. orjson; json for
+    what orjson refuses (integers past 64 bits), as the codec would have read it."""
+    if text is None:
+        return None
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 def _json_default(value: object) -> str:

@@ -20,6 +20,7 @@ from services.intake.domain.invoices import InvoiceBook, NumberKey, number_key
 from services.intake.domain.purchase_orders import EarlyApproval, Po, PoBook, PoVersion
 from services.intake.domain.receipts import Receipt, ReceiptBook
 from services.intake.domain.requisitions import Requisition, RequisitionBook
+from shared.db import loads_jsonb
 
 
 class ConcurrentWrite(RuntimeError):
@@ -130,11 +131,15 @@ async def open_requisitions(conn: asyncpg.Connection, approved_before: datetime)
 _VERSION_FIELDS = tuple(PoVersion.__dataclass_fields__)
 
 
+_JSON_VERSION_FIELDS = {"state", "changes", "previous_sow_ref", "approval_limit"}
+
+
 async def lock_pos(conn: asyncpg.Connection, po_numbers: Iterable[str], now: datetime) -> PoBook:
     """Create-if-missing and lock the batch's PO rows (in po_number order, so two instances
-    never deadlock), with every version and parked approval: one PO's versions are decided one
-    at a time even if a rebalance briefly gives its partition to two instances. The no-op DO
-    UPDATE row-locks an existing row just as FOR UPDATE does."""
+    never deadlock), then read every version and parked approval: one PO's versions are decided
+    one at a time even if a rebalance briefly gives its partition to two instances. The no-op
+    DO UPDATE row-locks an existing row just as FOR UPDATE does; the read is a second statement
+    so that its snapshot is taken after the locks are held."""
     wanted = sorted(set(po_numbers))
     headers = await conn.fetch(
         """INSERT INTO purchase_orders (po_number) SELECT unnest($1::text[]) ORDER BY 1
@@ -143,16 +148,21 @@ async def lock_pos(conn: asyncpg.Connection, po_numbers: Iterable[str], now: dat
         wanted,
     )
     pos = {h["po_number"]: Po(**dict(h)) for h in headers}
-    for v in await conn.fetch(
-        f"SELECT {', '.join(_VERSION_FIELDS)} FROM po_versions WHERE po_number = ANY($1::text[])", wanted
-    ):
-        pos[v["po_number"]].versions[v["version"]] = PoVersion(**dict(v))
-    for e in await conn.fetch(
-        """SELECT po_number, version, approved_by, approved_at, source_event_id FROM po_early_approvals
-           WHERE po_number = ANY($1::text[])""",
+    columns = ", ".join(f"{f}::text" if f in _JSON_VERSION_FIELDS else f for f in _VERSION_FIELDS)
+    row = await conn.fetchrow(
+        f"""SELECT ARRAY(SELECT ROW({columns}) FROM po_versions
+                          WHERE po_number = ANY($1::text[])) AS versions,
+                   ARRAY(SELECT ROW(po_number, version, approved_by, approved_at, source_event_id)
+                           FROM po_early_approvals WHERE po_number = ANY($1::text[])) AS early""",
         wanted,
-    ):
-        pos[e["po_number"]].early_approvals.append(EarlyApproval(**dict(e)))
+    )
+    for r in row["versions"]:
+        values = dict(zip(_VERSION_FIELDS, r, strict=True))
+        for f in _JSON_VERSION_FIELDS:
+            values[f] = loads_jsonb(values[f])
+        pos[r[0]].versions[r[1]] = PoVersion(**values)
+    for e in row["early"]:
+        pos[e[0]].early_approvals.append(EarlyApproval(*e))
     return PoBook(pos, now)
 
 
@@ -275,26 +285,29 @@ _RECEIPT_FIELDS = tuple(Receipt.__dataclass_fields__)
 async def receipts(
     conn: asyncpg.Connection, receipt_ids: Iterable[str], po_numbers: Iterable[str], now: datetime
 ) -> ReceiptBook:
-    """The receipts named (rows locked) and the line ids of every version of the POs named."""
-    rows = await conn.fetch(
-        f"""SELECT {", ".join(_RECEIPT_FIELDS)} FROM receipts WHERE receipt_id = ANY($1::text[])
-            ORDER BY receipt_id FOR UPDATE""",
+    """The receipts named (rows locked) and the line ids of every version of the POs named, in
+    one statement: the line ids only, taken out of the states by the server, not every
+    version's whole state sent as text and decoded here to read one field of each line."""
+    row = await conn.fetchrow(
+        f"""WITH locked AS (
+                SELECT {", ".join(_RECEIPT_FIELDS)} FROM receipts WHERE receipt_id = ANY($1::text[])
+                 ORDER BY receipt_id FOR UPDATE)
+            SELECT ARRAY(SELECT ROW({", ".join(f.replace("lines", "lines::text") for f in _RECEIPT_FIELDS)})
+                           FROM locked) AS receipts,
+                   ARRAY(SELECT ROW(v.po_number, array_remove(array_agg(DISTINCT l.line ->> 'line_id'), NULL))
+                           FROM po_versions v
+                           LEFT JOIN LATERAL jsonb_array_elements(v.state -> 'lines') AS l(line) ON true
+                          WHERE v.po_number = ANY($2::text[]) GROUP BY v.po_number) AS po_lines""",
         sorted(set(receipt_ids)),
+        sorted(set(po_numbers)),
     )
-    po_lines: dict[str, set[str]] = {}
-    wanted = sorted(set(po_numbers))
-    if wanted:
-        # The line ids only, taken out of the states by the server: not every version's whole
-        # state sent as text and decoded here to read one field of each line.
-        for r in await conn.fetch(
-            """SELECT v.po_number, array_remove(array_agg(DISTINCT l.line ->> 'line_id'), NULL) AS line_ids
-                 FROM po_versions v
-                 LEFT JOIN LATERAL jsonb_array_elements(v.state -> 'lines') AS l(line) ON true
-                WHERE v.po_number = ANY($1::text[]) GROUP BY v.po_number""",
-            wanted,
-        ):
-            po_lines[r["po_number"]] = set(r["line_ids"])
-    return ReceiptBook({r["receipt_id"]: Receipt(**dict(r)) for r in rows}, po_lines, now)
+    found = {}
+    for r in row["receipts"]:
+        values = dict(zip(_RECEIPT_FIELDS, r, strict=True))
+        values["lines"] = loads_jsonb(values["lines"])
+        found[r[0]] = Receipt(**values)
+    po_lines = {po_number: set(line_ids) for po_number, line_ids in row["po_lines"]}
+    return ReceiptBook(found, po_lines, now)
 
 
 async def save_receipts(conn: asyncpg.Connection, book: ReceiptBook) -> None:
@@ -328,7 +341,7 @@ _KNOWN_FIELDS = tuple(KnownInvoice.__dataclass_fields__)
 async def invoice_book(
     conn: asyncpg.Connection, invoices: Sequence[Invoice], config: Any, *, any_total: bool = False
 ) -> InvoiceBook:
-    """What the batch's invoices are checked against, in three queries: the invoices they name
+    """What the batch's invoices are checked against, in one statement: the invoices they name
     (by id, the ones they replace) and their suspected-duplicate candidates (same payee +
     currency + total + issue date; with `any_total`, any total: a PO flip's total is known only
     as it is decided), the POs in force they name, and the registry rows of their numbers."""
@@ -336,34 +349,41 @@ async def invoice_book(
         {i.invoice_id for i in invoices} | {i.replaces_invoice_id for i in invoices if i.replaces_invoice_id}
     )
     keys = sorted({(i.payee_id, i.currency, i.total_amount, i.issue_date) for i in invoices})
+    number_keys = sorted({number_key(i) for i in invoices})
     fields = ", ".join(f"i.{f}" for f in _KNOWN_FIELDS)
     match_total = "" if any_total else "AND i.total_amount = k.t"
-    rows = await conn.fetch(
-        f"""SELECT {fields} FROM invoices i WHERE i.invoice_id = ANY($1::text[])
-            UNION
-            SELECT {fields} FROM unnest($2::text[], $3::text[], $4::numeric[], $5::date[]) AS k(p, c, t, d)
-              JOIN invoices i
-                ON i.payee_id = k.p AND i.currency = k.c AND i.issue_date = k.d {match_total}""",
-        ids, *_columns(keys, 4),
+    row = await conn.fetchrow(
+        f"""SELECT
+              ARRAY(SELECT ROW({fields}) FROM invoices i WHERE i.invoice_id = ANY($1::text[])
+                    UNION
+                    SELECT ROW({fields})
+                      FROM unnest($2::text[], $3::text[], $4::numeric[], $5::date[]) AS k(p, c, t, d)
+                      JOIN invoices i
+                        ON i.payee_id = k.p AND i.currency = k.c AND i.issue_date = k.d {match_total})
+                AS known,
+              ARRAY(SELECT ROW(p.po_number, v.state ->> 'payee_id', v.state ->> 'legal_entity',
+                               v.state ->> 'currency', v.state ->> 'business_unit', p.closed_at IS NOT NULL)
+                      FROM purchase_orders p JOIN po_versions v
+                        ON v.po_number = p.po_number AND v.version = p.in_force_version
+                     WHERE p.po_number = ANY($6::text[])) AS pos,
+              ARRAY(SELECT ROW(n.payee_id, n.normalised_number, n.document_type, n.invoice_id)
+                      FROM unnest($7::text[], $8::text[], $9::text[]) AS k(p, n, d)
+                      JOIN invoice_numbers n
+                        ON n.payee_id = k.p AND n.normalised_number = k.n AND n.document_type = k.d)
+                AS numbers""",
+        ids, *_columns(keys, 4), sorted({i.po_number for i in invoices if i.po_number}),
+        *_columns(number_keys, 3),
     )  # fmt: skip
-    known = {r["invoice_id"]: KnownInvoice(**dict(r)) for r in rows}
+    known = {r[0]: KnownInvoice(*r) for r in row["known"]}
     pos = {
-        p: contract.known_po(p, state, closed)
-        for p, (state, closed) in (
-            await pos_in_force(conn, {i.po_number for i in invoices if i.po_number})
-        ).items()
-    }
-    number_keys = sorted({number_key(i) for i in invoices})
-    numbers: dict[NumberKey, str] = {
-        (r["payee_id"], r["normalised_number"], r["document_type"]): r["invoice_id"]
-        for r in await conn.fetch(
-            """SELECT n.payee_id, n.normalised_number, n.document_type, n.invoice_id
-               FROM unnest($1::text[], $2::text[], $3::text[]) AS k(p, n, d)
-               JOIN invoice_numbers n
-                 ON n.payee_id = k.p AND n.normalised_number = k.n AND n.document_type = k.d""",
-            *_columns(number_keys, 3),
+        p: contract.known_po(
+            p,
+            {"payee_id": payee, "legal_entity": entity, "currency": currency, "business_unit": unit},
+            closed,
         )
+        for p, payee, entity, currency, unit, closed in row["pos"]
     }
+    numbers: dict[NumberKey, str] = {(p, n, d): invoice_id for p, n, d, invoice_id in row["numbers"]}
     return InvoiceBook(known, pos, numbers, config.no_po, config.max_amount)
 
 

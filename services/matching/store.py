@@ -32,13 +32,21 @@ from services.matching.domain.batch import (
     Writes,
 )
 from shared.contracts.internal import InvoiceAccepted, PurchaseOrderState
+from shared.db import loads_jsonb
 
 # --- load: everything a batch's steps need -------------------------------------------------------
+
+_HOLD_COLUMNS = (
+    "hold_id, invoice_id, match_group, po_number, line_id, reason, queue, action, owner, opened_at, due_by, "
+    "evidence_required, next_action, opened_by_event_id, status, released_at, released_by, "
+    "releasing_event_id, override_id, approved_by, lapsed_override_id"
+)
 
 
 async def load(conn: asyncpg.Connection, steps: Sequence[Step]) -> Loaded:
     """Lock every PO the steps touch (sorted: no deadlock between instances), then read what they
-    need in a fixed number of statements, whatever the batch's size."""
+    need: two statements whatever the batch's size or kinds (the lock must come first, so that
+    the read's snapshot sees what another instance committed before it let go of a PO)."""
     invoice_ids = {s.invoice.invoice_id for s in steps if isinstance(s, AddInvoice)}
     targets = {s.invoice_id for s in steps if isinstance(s, RequestRematch)}
     targets |= {s.request.invoice_id for s in steps if isinstance(s, RequestOverride)}
@@ -47,8 +55,7 @@ async def load(conn: asyncpg.Connection, steps: Sequence[Step]) -> Loaded:
         for s in steps
         if isinstance(s, AddInvoice) and s.invoice.replaces_invoice_id
     }
-    known_groups = await _groups_of(conn, invoice_ids | targets | originals)
-    groups = set(known_groups.values())
+    groups: set[str] = set()
     for s in steps:
         if isinstance(s, AddPoVersion):
             groups.add(s.po.po_number)
@@ -56,224 +63,183 @@ async def load(conn: asyncpg.Connection, steps: Sequence[Step]) -> Loaded:
             groups.add(s.po_number)
         elif isinstance(s, AddInvoice):
             groups.add(s.group)
-    await lock_groups(conn, groups)
-    loaded = Loaded()
-    wanted = sorted(groups)
-    await _load_pos(conn, loaded, wanted)
-    await _load_receipts(
-        conn, loaded, wanted, [s.receipt.receipt_id for s in steps if isinstance(s, AddReceipt)]
-    )
-    await _load_invoices(conn, loaded, wanted)
-    ids = sorted(set(loaded.invoices) | invoice_ids | originals)
-    await _load_replacements_and_settled(conn, loaded, ids)
-    overrides = sorted({s.request.override_id for s in steps if isinstance(s, RequestOverride)})
-    await _load_overrides(conn, loaded, ids, overrides)
-    await _load_holds(conn, loaded, wanted, ids)
-    requisitions = {po.requisition_id for po in loaded.pos.values() if po.requisition_id}
-    requisitions |= {
-        s.po.requisition_id for s in steps if isinstance(s, AddPoVersion) and s.po.requisition_id
-    }
+    wanted = await lock_groups(conn, groups, invoice_ids | targets | originals)
+    requisitions = {s.po.requisition_id for s in steps if isinstance(s, AddPoVersion) and s.po.requisition_id}
     requisitions |= {s.requisition_id for s in steps if isinstance(s, NoteRequisition)}
-    await _load_requesters(conn, loaded, sorted(requisitions))
-    new_invoices = len(invoice_ids - set(loaded.invoices))
-    if new_invoices:
-        # Acceptance numbers for the batch's new invoices, taken in order under the PO locks.
-        loaded.free_seqs = [
-            r[0]
-            for r in await conn.fetch(
-                "SELECT nextval(pg_get_serial_sequence('invoices', 'seq')) FROM generate_series(1, $1)",
-                new_invoices,
+    row = await conn.fetchrow(
+        _LOAD,
+        wanted,
+        sorted({s.receipt.receipt_id for s in steps if isinstance(s, AddReceipt)}),
+        sorted(invoice_ids),
+        sorted(originals),
+        sorted({s.request.override_id for s in steps if isinstance(s, RequestOverride)}),
+        sorted(requisitions),
+    )
+    return _loaded(row)
+
+
+async def lock_groups(
+    conn: asyncpg.Connection, groups: Iterable[str], invoice_ids: Iterable[str] = ()
+) -> list[str]:
+    """Lock the groups named and those of the invoices named, sorted; returns them all, sorted.
+    Commands (keyed by invoice) and documents (keyed by PO) for one PO may be consumed by two
+    instances at once: one rematch of a PO at a time, until the transaction ends."""
+    rows = await conn.fetch(
+        """SELECT g, pg_advisory_xact_lock(hashtext('matching:' || g))
+             FROM (SELECT g FROM unnest($1::text[]) AS g
+                   UNION
+                   SELECT match_group FROM invoices WHERE invoice_id = ANY($2::text[])
+                   ORDER BY 1) AS sorted""",
+        sorted(set(groups)),
+        sorted(set(invoice_ids)),
+    )
+    return [r[0] for r in rows]
+
+
+# One row: every table's rows the batch needs, each an array of anonymous records (jsonb as text:
+# asyncpg decodes no composite that holds a text-format type). $1 the locked groups, $2 the
+# batch's receipts, $3 its invoices, $4 the invoices they replace, $5 its overrides, $6 the
+# requisitions its POs and notes name.
+_LOAD = f"""
+WITH inv AS (
+    SELECT invoice_id, match_group, seq, document, status, decision_seq, decision_fingerprint,
+           replaces_invoice_id
+      FROM invoices JOIN unnest($1::text[]) AS wanted(match_group) USING (match_group)),
+ids AS (
+    SELECT invoice_id FROM inv UNION SELECT unnest($3::text[]) UNION SELECT unnest($4::text[])),
+po AS (
+    SELECT wanted.po_number, latest.state, c.closed_after_seq
+      FROM unnest($1::text[]) AS wanted(po_number)
+      LEFT JOIN LATERAL (SELECT state FROM po_versions p WHERE p.po_number = wanted.po_number
+                          ORDER BY version DESC LIMIT 1) AS latest ON true
+      LEFT JOIN po_closures c ON c.po_number = wanted.po_number)
+SELECT
+  ARRAY(SELECT ROW(po_number, state::text, closed_after_seq) FROM po) AS pos,
+  ARRAY(SELECT ROW(receipt_id, po_number, kind, received_at, lines::text, event_id, reversed_at,
+                   reversed_by, reversal_reason, reversal_event_id)
+          FROM receipts WHERE po_number = ANY($1::text[]) OR receipt_id = ANY($2::text[])) AS receipts,
+  ARRAY(SELECT ROW(invoice_id, match_group, seq, document::text, status, decision_seq,
+                   decision_fingerprint)
+          FROM inv ORDER BY seq) AS invoices,
+  ARRAY(SELECT ROW(replaces_invoice_id, invoice_id) FROM (
+          SELECT DISTINCT ON (replaces_invoice_id) replaces_invoice_id, invoice_id FROM invoices
+           WHERE replaces_invoice_id IN (SELECT invoice_id FROM ids) AND invoice_id <> replaces_invoice_id
+           ORDER BY replaces_invoice_id, seq) AS first_replacement) AS replacements,
+  ARRAY(SELECT DISTINCT invoice_id FROM decisions
+         WHERE invoice_id IN (SELECT invoice_id FROM ids
+                              UNION SELECT replaces_invoice_id FROM inv WHERE replaces_invoice_id IS NOT NULL)
+           AND event_type = 'invoice.approved_to_pay') AS settled,
+  ARRAY(SELECT ROW(override_id, invoice_id, status, requested_by, approved_by, reason_code, justification,
+                   evidence::text, hold_reasons::text, scope::text, refusal_reasons::text, ledger_ref,
+                   decided_at, event_id, facts::text)
+          FROM overrides
+         WHERE (status = 'accepted' AND invoice_id IN (SELECT invoice_id FROM ids))
+            OR override_id = ANY($5::text[])) AS overrides,
+  ARRAY(SELECT ROW({_HOLD_COLUMNS.replace("evidence_required", "evidence_required::text")})
+          FROM holds WHERE match_group = ANY($1::text[]) AND status = 'open'
+         ORDER BY opened_at, hold_id) AS open_holds,
+  ARRAY(SELECT ROW(invoice_id, reason, line_id, count(*))
+          FROM holds WHERE invoice_id IN (SELECT invoice_id FROM ids)
+         GROUP BY invoice_id, reason, line_id) AS holds_opened,
+  ARRAY(SELECT ROW(requisition_id, requested_by) FROM requisitions
+         WHERE requisition_id IN (SELECT state->>'requisition_id' FROM po UNION SELECT unnest($6::text[])))
+      AS requesters,
+  -- acceptance numbers for the batch's new invoices, taken in order under the PO locks
+  ARRAY(SELECT nextval(pg_get_serial_sequence('invoices', 'seq'))
+          FROM generate_series(1, (SELECT count(*) FROM unnest($3::text[]) AS new(invoice_id)
+                                    WHERE invoice_id NOT IN (SELECT invoice_id FROM inv)))) AS free_seqs
+"""
+
+
+def _loaded(row: Any) -> Loaded:
+    loaded = Loaded(free_seqs=list(row["free_seqs"]), settled=set(row["settled"]))
+    for po_number, state, closed_after_seq in row["pos"]:
+        if state is not None:
+            loaded.pos[po_number] = contract.purchase_order_from(
+                PurchaseOrderState.model_validate(loads_jsonb(state))
             )
-        ]
+        if closed_after_seq is not None:
+            loaded.closures[po_number] = closed_after_seq
+    for r in row["receipts"]:
+        loaded.receipts[r[0]] = StoredReceipt(
+            receipt_id=r[0],
+            po_number=r[1],
+            kind=r[2],
+            received_at=r[3],
+            lines=contract.receipt_lines_from(loads_jsonb(r[4])) if r[4] is not None else None,
+            event_id=r[5],
+            reversed_at=r[6],
+            reversed_by=r[7],
+            reversal_reason=r[8],
+            reversal_event_id=r[9],
+        )
+    for invoice_id, group, seq, document, status, decision_seq, fingerprint in row["invoices"]:
+        invoice = contract.invoice_from(InvoiceAccepted.model_validate(loads_jsonb(document)), seq)
+        kind = "none" if status == "new" else status
+        loaded.invoices[invoice_id] = StoredInvoice(
+            invoice, group, StoredDecision(kind, fingerprint, decision_seq)
+        )
+    loaded.replacements.update(row["replacements"])
+    for r in row["overrides"]:
+        loaded.overrides[r[0]] = _override(r)
+    for r in row["open_holds"]:
+        loaded.open_holds.setdefault(r[1], []).append(hold_from(r))
+    for invoice_id, reason, line_id, n in row["holds_opened"]:
+        loaded.holds_opened[(invoice_id, reason, line_id)] = n
+    loaded.requesters.update(row["requesters"])
     return loaded
 
 
-async def lock_groups(conn: asyncpg.Connection, groups: Iterable[str]) -> None:
-    # Commands (keyed by invoice) and documents (keyed by PO) for one PO may be consumed by two
-    # instances at once: one rematch of a PO at a time, until the transaction ends.
-    await conn.execute(
-        """SELECT pg_advisory_xact_lock(hashtext('matching:' || g))
-             FROM (SELECT DISTINCT g FROM unnest($1::text[]) AS g ORDER BY g) AS sorted""",
-        sorted(groups),
-    )
-
-
-async def _groups_of(conn: asyncpg.Connection, invoice_ids: set[str]) -> dict[str, str]:
-    if not invoice_ids:
-        return {}
-    rows = await conn.fetch(
-        """SELECT invoice_id, match_group
-             FROM invoices JOIN unnest($1::text[]) AS wanted(invoice_id) USING (invoice_id)""",
-        sorted(invoice_ids),
-    )
-    return {r["invoice_id"]: r["match_group"] for r in rows}
-
-
-async def _load_pos(conn: asyncpg.Connection, loaded: Loaded, groups: list[str]) -> None:
-    rows = await conn.fetch(
-        """SELECT wanted.po_number, latest.state, c.closed_after_seq
-             FROM unnest($1::text[]) AS wanted(po_number)
-             LEFT JOIN LATERAL (SELECT state FROM po_versions p WHERE p.po_number = wanted.po_number
-                                 ORDER BY version DESC LIMIT 1) AS latest ON true
-             LEFT JOIN po_closures c ON c.po_number = wanted.po_number""",
-        groups,
-    )
-    for r in rows:
-        if r["state"] is not None:
-            loaded.pos[r["po_number"]] = contract.purchase_order_from(
-                PurchaseOrderState.model_validate(r["state"])
-            )
-        if r["closed_after_seq"] is not None:
-            loaded.closures[r["po_number"]] = r["closed_after_seq"]
-
-
-async def _load_receipts(
-    conn: asyncpg.Connection, loaded: Loaded, groups: list[str], receipt_ids: list[str]
-) -> None:
-    rows = await conn.fetch(
-        """SELECT * FROM receipts WHERE po_number = ANY($1::text[]) OR receipt_id = ANY($2::text[])""",
-        groups,
-        receipt_ids,
-    )
-    for r in rows:
-        loaded.receipts[r["receipt_id"]] = StoredReceipt(
-            receipt_id=r["receipt_id"],
-            po_number=r["po_number"],
-            kind=r["kind"],
-            received_at=r["received_at"],
-            lines=contract.receipt_lines_from(r["lines"]) if r["lines"] is not None else None,
-            event_id=r["event_id"],
-            reversed_at=r["reversed_at"],
-            reversed_by=r["reversed_by"],
-            reversal_reason=r["reversal_reason"],
-            reversal_event_id=r["reversal_event_id"],
-        )
-
-
-async def _load_invoices(conn: asyncpg.Connection, loaded: Loaded, groups: list[str]) -> None:
-    rows = await conn.fetch(
-        """SELECT invoice_id, match_group, seq, document, status, decision_seq, decision_fingerprint
-             FROM invoices JOIN unnest($1::text[]) AS wanted(match_group) USING (match_group)
-            ORDER BY seq""",
-        groups,
-    )
-    for r in rows:
-        invoice = contract.invoice_from(InvoiceAccepted.model_validate(r["document"]), r["seq"])
-        kind = "none" if r["status"] == "new" else r["status"]
-        decision = StoredDecision(kind, r["decision_fingerprint"], r["decision_seq"])
-        loaded.invoices[r["invoice_id"]] = StoredInvoice(invoice, r["match_group"], decision)
-
-
-async def _load_replacements_and_settled(conn: asyncpg.Connection, loaded: Loaded, ids: list[str]) -> None:
-    originals = [
-        si.invoice.replaces_invoice_id for si in loaded.invoices.values() if si.invoice.replaces_invoice_id
-    ]
-    rows = await conn.fetch(
-        """SELECT 'replaced' AS what, replaces_invoice_id AS a, invoice_id AS b FROM (
-               SELECT DISTINCT ON (replaces_invoice_id) replaces_invoice_id, invoice_id FROM invoices
-                WHERE replaces_invoice_id = ANY($1::text[]) AND invoice_id <> replaces_invoice_id
-                ORDER BY replaces_invoice_id, seq) AS first_replacement
-           UNION ALL
-           SELECT DISTINCT 'settled', invoice_id, NULL
-             FROM decisions JOIN unnest($2::text[]) AS wanted(invoice_id) USING (invoice_id)
-            WHERE event_type = 'invoice.approved_to_pay'""",
-        ids,
-        sorted(set(ids) | set(originals)),
-    )
-    for r in rows:
-        if r["what"] == "replaced":
-            loaded.replacements[r["a"]] = r["b"]
-        else:
-            loaded.settled.add(r["a"])
-
-
-async def _load_overrides(
-    conn: asyncpg.Connection, loaded: Loaded, ids: list[str], override_ids: list[str]
-) -> None:
-    rows = await conn.fetch(
-        """SELECT * FROM overrides
-            WHERE (status = 'accepted' AND invoice_id = ANY($1::text[])) OR override_id = ANY($2::text[])""",
-        ids,
-        override_ids,
-    )
-    for r in rows:
-        loaded.overrides[r["override_id"]] = _override(r)
-
-
-def _override(r: Any) -> StoredOverride:
-    hold_reasons = r["hold_reasons"]
+def _override(r: Sequence[Any]) -> StoredOverride:
+    """An overrides row, its columns in the order _LOAD reads them (jsonb as text)."""
+    hold_reasons = loads_jsonb(r[8])
     return StoredOverride(
-        override_id=r["override_id"],
-        invoice_id=r["invoice_id"],
-        status=r["status"],
-        requested_by=r["requested_by"],
-        approved_by=r["approved_by"],
-        reason_code=r["reason_code"],
-        justification=r["justification"],
-        evidence=tuple(r["evidence"]),
+        override_id=r[0],
+        invoice_id=r[1],
+        status=r[2],
+        requested_by=r[3],
+        approved_by=r[4],
+        reason_code=r[5],
+        justification=r[6],
+        evidence=tuple(loads_jsonb(r[7])),
         hold_reasons=None if hold_reasons == "all" else tuple(hold_reasons),
-        scope=frozenset((reason, line_id) for reason, line_id in r["scope"]),
-        refusal_reasons=tuple(r["refusal_reasons"]),
-        ledger_ref=r["ledger_ref"],
-        decided_at=r["decided_at"],
-        event_id=r["event_id"],
-        facts=tuple(((reason, line_id), text) for reason, line_id, text in (r["facts"] or ())),
+        scope=frozenset((reason, line_id) for reason, line_id in loads_jsonb(r[9])),
+        refusal_reasons=tuple(loads_jsonb(r[10])),
+        ledger_ref=r[11],
+        decided_at=r[12],
+        event_id=r[13],
+        facts=tuple(
+            ((reason, line_id), text) for reason, line_id, text in (loads_jsonb(r[14]) if r[14] else ())
+        ),
     )
 
 
-async def _load_holds(conn: asyncpg.Connection, loaded: Loaded, groups: list[str], ids: list[str]) -> None:
-    rows = await conn.fetch(
-        """SELECT * FROM holds JOIN unnest($1::text[]) AS wanted(match_group) USING (match_group)
-            WHERE status = 'open' ORDER BY opened_at, hold_id""",
-        groups,
-    )
-    for r in rows:
-        loaded.open_holds.setdefault(r["invoice_id"], []).append(hold_from(r))
-    counts = await conn.fetch(
-        """SELECT invoice_id, reason, line_id, count(*) AS n
-             FROM holds JOIN unnest($1::text[]) AS wanted(invoice_id) USING (invoice_id)
-            GROUP BY invoice_id, reason, line_id""",
-        ids,
-    )
-    for r in counts:
-        loaded.holds_opened[(r["invoice_id"], r["reason"], r["line_id"])] = r["n"]
-
-
-def hold_from(r: Any) -> Hold:
+def hold_from(r: Sequence[Any]) -> Hold:
+    """A holds row, its columns in _HOLD_COLUMNS' order (evidence_required as jsonb or its text)."""
+    evidence = r[11]
     return Hold(
-        hold_id=r["hold_id"],
-        invoice_id=r["invoice_id"],
-        group=r["match_group"],
-        po_number=r["po_number"],
-        line_id=r["line_id"],
-        reason=r["reason"],
-        queue=r["queue"],
-        action=r["action"],
-        owner=r["owner"],
-        opened_at=r["opened_at"],
-        due_by=r["due_by"],
-        evidence_required=tuple(r["evidence_required"]),
-        next_action=r["next_action"],
-        opened_by_event_id=r["opened_by_event_id"],
-        status=r["status"],
-        released_at=r["released_at"],
-        released_by=r["released_by"],
-        releasing_event_id=r["releasing_event_id"],
-        override_id=r["override_id"],
-        approved_by=r["approved_by"],
-        lapsed_override_id=r["lapsed_override_id"],
+        hold_id=r[0],
+        invoice_id=r[1],
+        group=r[2],
+        po_number=r[3],
+        line_id=r[4],
+        reason=r[5],
+        queue=r[6],
+        action=r[7],
+        owner=r[8],
+        opened_at=r[9],
+        due_by=r[10],
+        evidence_required=tuple(loads_jsonb(evidence) if isinstance(evidence, str) else evidence),
+        next_action=r[12],
+        opened_by_event_id=r[13],
+        status=r[14],
+        released_at=r[15],
+        released_by=r[16],
+        releasing_event_id=r[17],
+        override_id=r[18],
+        approved_by=r[19],
+        lapsed_override_id=r[20],
     )
-
-
-async def _load_requesters(conn: asyncpg.Connection, loaded: Loaded, requisition_ids: list[str]) -> None:
-    if not requisition_ids:
-        return
-    rows = await conn.fetch(
-        """SELECT requisition_id, requested_by
-             FROM requisitions JOIN unnest($1::text[]) AS wanted(requisition_id) USING (requisition_id)""",
-        requisition_ids,
-    )
-    loaded.requesters.update((r["requisition_id"], r["requested_by"]) for r in rows)
 
 
 # --- apply: the batch's writes, one statement per table ---------------------------------------
@@ -443,13 +409,6 @@ async def apply(
         )
 
 
-_HOLD_COLUMNS = (
-    "hold_id, invoice_id, match_group, po_number, line_id, reason, queue, action, owner, opened_at, due_by, "
-    "evidence_required, next_action, opened_by_event_id, status, released_at, released_by, "
-    "releasing_event_id, override_id, approved_by, lapsed_override_id"
-)
-
-
 async def _write_holds(conn: asyncpg.Connection, w: Writes) -> None:
     # Released first: a hold reopened in the same batch is a new open hold of the same
     # (invoice, reason, line), and only one may be open at a time (holds_one_open).
@@ -569,7 +528,7 @@ async def _write_overrides(conn: asyncpg.Connection, overrides: list[StoredOverr
 
 async def holds_due(conn: asyncpg.Connection, now: datetime, limit: int = 500) -> list[Hold]:
     rows = await conn.fetch(
-        """SELECT * FROM holds WHERE status = 'open' AND escalated_at IS NULL AND due_by < $1
+        f"""SELECT {_HOLD_COLUMNS} FROM holds WHERE status = 'open' AND escalated_at IS NULL AND due_by < $1
            ORDER BY due_by, hold_id LIMIT $2 FOR UPDATE SKIP LOCKED""",
         now,
         limit,
