@@ -17,6 +17,7 @@ from functools import cached_property, lru_cache
 from typing import Any
 
 import asyncpg
+import orjson
 import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner, murmur2
@@ -74,8 +75,12 @@ async def write_outbox(
 
 
 # The outbox rows of a unit of work as `unnest` columns ($1…$6): outbox_columns(messages).
+# The headers go as JSON text (orjson, once per row) cast by the server: as `jsonb[]` each dict was
+# encoded by the pools' codec, json.dumps (~2% of intake's CPU under load).
 OUTBOX_INSERT = """INSERT INTO outbox (event_id, event_type, topic, key, value, headers)
-           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::jsonb[])
+           SELECT e, t, tp, k, v, h::jsonb
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::text[])
+                  AS x(e, t, tp, k, v, h)
            ON CONFLICT (event_id) DO NOTHING"""
 # pg_notify is NOTIFY as a function: delivered at commit, so it rides in the insert's statement
 # (one round trip fewer per unit of work than a NOTIFY of its own).
@@ -97,7 +102,7 @@ def outbox_columns(messages: list[OutboxMessage]) -> list[list[Any]]:
         [m.topic for m in messages],
         [m.key for m in messages],
         [m.value() for m in messages],
-        [m.row_headers for m in messages],
+        [orjson.dumps(m.row_headers).decode() for m in messages],
     ]
 
 
