@@ -761,14 +761,24 @@ async def run_once(
                 if phase == "B":
                     # Overrides in phase C name holds: matching must have decided phase B first,
                     # or the outcome would depend on which topic matching happened to read first.
+                    # Rejections are read as the wait goes: intake's Invoice Response (RE) is sent
+                    # before its document.rejected (out.invoice-responses is sent first), so the
+                    # wait for intake can end with a rejection not yet seen — read once, up front,
+                    # it made that invoice one to wait 600 s for a decision that never comes.
                     invoices = [
-                        workload.invoice_event_ids[r.event_id]
+                        (r.event_id, workload.invoice_event_ids[r.event_id])
                         for r in records
-                        if r.event_id in workload.invoice_event_ids and r.event_id not in watcher.rejected
+                        if r.event_id in workload.invoice_event_ids
                     ]
                     with console.status(f"[{label}] phase {phase}: waiting for matching…"):
-                        await wait(
+                        decided = await wait(
                             _all_decided(watcher, invoices), "phase B: matching's decision on every invoice"
+                        )
+                    if not decided:
+                        undecided = _undecided(watcher, invoices)
+                        console.print(
+                            f"[yellow][{label}] phase B: {len(undecided)} invoices without a decision, "
+                            f"e.g. {', '.join(undecided[:5])}[/]"
                         )
             if delayed:
                 await _publish_in_order(upstream, delayed)
@@ -838,8 +848,13 @@ def _dump(label: str, workload: Workload, watcher: Watcher) -> None:
             f.write(json.dumps({"topic": topic, **env}) + "\n")
 
 
-def _all_decided(watcher: Watcher, invoice_ids: list[str]) -> Callable[[], bool]:
-    return lambda: all(i in watcher.decided for i in invoice_ids)
+def _undecided(watcher: Watcher, invoices: list[tuple[str, str]]) -> list[str]:
+    """The invoices (record event id, invoice id) neither rejected by intake nor decided by matching."""
+    return [i for e, i in invoices if e not in watcher.rejected and i not in watcher.decided]
+
+
+def _all_decided(watcher: Watcher, invoices: list[tuple[str, str]]) -> Callable[[], bool]:
+    return lambda: not _undecided(watcher, invoices)
 
 
 def _all_unconfirmed(watcher: Watcher, payees: list[str]) -> Callable[[], bool]:
