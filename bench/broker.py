@@ -9,7 +9,7 @@ it reports the whole JVM and its threads grouped by name (Kafka's network thread
 handlers, the KRaft controller and Raft I/O, the group coordinator, GC, JIT, …): per-thread CPU
 from /proc/<pid>/task/*/stat, full Java thread names from `jcmd <pid> Thread.print` (native ids),
 read after the window so the attach does not count. `load` also reports the services' and this
-driver's CPU per flow (the driver offers the load and watches it, as `make bench` does).
+driver's and PostgreSQL's CPU per flow (the driver offers the load and watches it, as `make bench` does).
 The broker is this stack's (its properties live in this checkout's state dir: bench/cpu.py).
 """
 
@@ -26,7 +26,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from bench.cpu import _STATE, _TICKS_PER_S, _processes, driver_cpu_s, process_cpu_s
+from bench.cpu import _STATE, _TICKS_PER_S, _processes, driver_cpu_s, infrastructure_cpu_s, process_cpu_s
 
 
 def broker_pid() -> int:
@@ -157,6 +157,12 @@ async def services(seconds: float) -> dict[str, Any]:
     )
 
 
+def _driver_and_database() -> dict[str, float]:
+    """This driver's CPU and PostgreSQL's (every process of this stack's server, as make bench
+    counts it)."""
+    return {"driver": driver_cpu_s(), "postgresql": infrastructure_cpu_s()["postgresql"]}
+
+
 def _sample_ratio() -> float:
     """`make bench`'s trace sampling (CONCORD_TRACE_SAMPLE_RATIO, else its default): left to the
     services' own default (1.0, every span recorded) a profile here showed ~15% of
@@ -181,7 +187,7 @@ async def load(rate: float, seconds: float, drain_s: float) -> dict[str, Any]:
                 await asyncio.sleep(3)
                 procs = {n: p.proc.pid for n, p in stack.processes.items() if p.proc is not None}
                 cpu = BrokerCpu()
-                before = {n: process_cpu_s(pid) for n, pid in procs.items()} | {"driver": driver_cpu_s()}
+                before = {n: process_cpu_s(pid) for n, pid in procs.items()} | _driver_and_database()
                 cpu.start()
                 o = await offer_load(pub, tag, rate, seconds, observed, watcher, lag_s=1.0)
                 ids = list(observed.submitted_at)
@@ -190,7 +196,7 @@ async def load(rate: float, seconds: float, drain_s: float) -> dict[str, Any]:
                     watcher.drain()
                     await asyncio.sleep(0.1)
                 watcher.drain()
-                after = {n: process_cpu_s(pid) for n, pid in procs.items()} | {"driver": driver_cpu_s()}
+                after = {n: process_cpu_s(pid) for n, pid in procs.items()} | _driver_and_database()
                 w = cpu.stop()
         finally:
             await watcher.stop()
