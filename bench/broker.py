@@ -165,7 +165,7 @@ def _driver_and_database() -> dict[str, float]:
 
 def _sample_ratio() -> float:
     """`make bench`'s trace sampling (CONCORD_TRACE_SAMPLE_RATIO, else its default): left to the
-    services' own default (1.0, every span recorded) a profile here showed ~15% of
+    services' own default (1.0, every span recorded) a profile here showed ~13% of
     payout_release's CPU in tracing that `make bench` never pays."""
     from bench.__main__ import DEFAULT_SAMPLE_RATIO
 

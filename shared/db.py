@@ -9,14 +9,13 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
-import orjson
 import structlog
 
 log = structlog.get_logger(__name__)
@@ -48,17 +47,23 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
+def text_columns(columns: Sequence[str], jsonb: Collection[str]) -> str:
+    """`columns` as a select list with the jsonb ones cast to text: the form a record (`ROW(...)`)
+    must take for asyncpg to decode it (it decodes no composite holding a text-format type)."""
+    return ", ".join(f"{c}::text" if c in jsonb else c for c in columns)
+
+
+def record_values(columns: Sequence[str], jsonb: Collection[str], record: Sequence[Any]) -> dict[str, Any]:
+    """A record read with `text_columns(columns, jsonb)`, by column name, its jsonb decoded."""
+    return {c: loads_jsonb(v) if c in jsonb else v for c, v in zip(columns, record, strict=True)}
+
+
 def loads_jsonb(text: str | None) -> Any:
-    """A jsonb value read as text, decoded as the pools' codec decodes one: inside a record
-    (`ROW(...)`, the way a statement returns several tables' rows at once) asyncpg decodes no
-    text-format type, so such a column is cast to text and read with this. orjson; json for
-    what orjson refuses (integers past 64 bits), as the codec would have read it."""
-    if text is None:
-        return None
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return json.loads(text)
+    """A jsonb value read as text, decoded as the pools' codec decodes one (json.loads): inside a
+    record (`ROW(...)`, the way a statement returns several tables' rows at once) asyncpg decodes
+    no text-format type, so such a column is cast to text and read with this. Not orjson: it reads
+    an integer past 64 bits as a float, silently, where json keeps it exact."""
+    return None if text is None else json.loads(text)
 
 
 def _json_default(value: object) -> str:

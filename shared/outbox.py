@@ -76,7 +76,8 @@ async def write_outbox(
 
 # The outbox rows of a unit of work as `unnest` columns ($1…$6): outbox_columns(messages).
 # The headers go as JSON text (orjson, once per row) cast by the server: as `jsonb[]` each dict was
-# encoded by the pools' codec, json.dumps (~2% of intake's CPU under load).
+# encoded by the pools' codec, json.dumps: 1.8% of intake's py-spy samples at 100 flows/s, and
+# the only jsonb parameter its batches sent through the codec (37 codec calls for 27 records, 0 now).
 OUTBOX_INSERT = """INSERT INTO outbox (event_id, event_type, topic, key, value, headers)
            SELECT e, t, tp, k, v, h::jsonb
              FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::text[])

@@ -20,7 +20,7 @@ from services.intake.domain.invoices import InvoiceBook, NumberKey, number_key
 from services.intake.domain.purchase_orders import EarlyApproval, Po, PoBook, PoVersion
 from services.intake.domain.receipts import Receipt, ReceiptBook
 from services.intake.domain.requisitions import Requisition, RequisitionBook
-from shared.db import loads_jsonb
+from shared.db import record_values, text_columns
 
 
 class ConcurrentWrite(RuntimeError):
@@ -148,19 +148,15 @@ async def lock_pos(conn: asyncpg.Connection, po_numbers: Iterable[str], now: dat
         wanted,
     )
     pos = {h["po_number"]: Po(**dict(h)) for h in headers}
-    columns = ", ".join(f"{f}::text" if f in _JSON_VERSION_FIELDS else f for f in _VERSION_FIELDS)
     row = await conn.fetchrow(
-        f"""SELECT ARRAY(SELECT ROW({columns}) FROM po_versions
+        f"""SELECT ARRAY(SELECT ROW({text_columns(_VERSION_FIELDS, _JSON_VERSION_FIELDS)}) FROM po_versions
                           WHERE po_number = ANY($1::text[])) AS versions,
                    ARRAY(SELECT ROW(po_number, version, approved_by, approved_at, source_event_id)
                            FROM po_early_approvals WHERE po_number = ANY($1::text[])) AS early""",
         wanted,
     )
     for r in row["versions"]:
-        values = dict(zip(_VERSION_FIELDS, r, strict=True))
-        for f in _JSON_VERSION_FIELDS:
-            values[f] = loads_jsonb(values[f])
-        pos[r[0]].versions[r[1]] = PoVersion(**values)
+        pos[r[0]].versions[r[1]] = PoVersion(**record_values(_VERSION_FIELDS, _JSON_VERSION_FIELDS, r))
     for e in row["early"]:
         pos[e[0]].early_approvals.append(EarlyApproval(*e))
     return PoBook(pos, now)
@@ -292,8 +288,7 @@ async def receipts(
         f"""WITH locked AS (
                 SELECT {", ".join(_RECEIPT_FIELDS)} FROM receipts WHERE receipt_id = ANY($1::text[])
                  ORDER BY receipt_id FOR UPDATE)
-            SELECT ARRAY(SELECT ROW({", ".join(f.replace("lines", "lines::text") for f in _RECEIPT_FIELDS)})
-                           FROM locked) AS receipts,
+            SELECT ARRAY(SELECT ROW({text_columns(_RECEIPT_FIELDS, {"lines"})}) FROM locked) AS receipts,
                    ARRAY(SELECT ROW(v.po_number, array_remove(array_agg(DISTINCT l.line ->> 'line_id'), NULL))
                            FROM po_versions v
                            LEFT JOIN LATERAL jsonb_array_elements(v.state -> 'lines') AS l(line) ON true
@@ -301,11 +296,7 @@ async def receipts(
         sorted(set(receipt_ids)),
         sorted(set(po_numbers)),
     )
-    found = {}
-    for r in row["receipts"]:
-        values = dict(zip(_RECEIPT_FIELDS, r, strict=True))
-        values["lines"] = loads_jsonb(values["lines"])
-        found[r[0]] = Receipt(**values)
+    found = {r[0]: Receipt(**record_values(_RECEIPT_FIELDS, {"lines"}, r)) for r in row["receipts"]}
     po_lines = {po_number: set(line_ids) for po_number, line_ids in row["po_lines"]}
     return ReceiptBook(found, po_lines, now)
 

@@ -32,15 +32,24 @@ from services.matching.domain.batch import (
     Writes,
 )
 from shared.contracts.internal import InvoiceAccepted, PurchaseOrderState
-from shared.db import loads_jsonb
+from shared.db import loads_jsonb, text_columns
 
 # --- load: everything a batch's steps need -------------------------------------------------------
 
-_HOLD_COLUMNS = (
-    "hold_id, invoice_id, match_group, po_number, line_id, reason, queue, action, owner, opened_at, due_by, "
-    "evidence_required, next_action, opened_by_event_id, status, released_at, released_by, "
-    "releasing_event_id, override_id, approved_by, lapsed_override_id"
-)
+_HOLD_FIELDS = (
+    "hold_id", "invoice_id", "match_group", "po_number", "line_id", "reason", "queue", "action", "owner",
+    "opened_at", "due_by", "evidence_required", "next_action", "opened_by_event_id", "status", "released_at",
+    "released_by", "releasing_event_id", "override_id", "approved_by", "lapsed_override_id",
+)  # fmt: skip
+_HOLD_COLUMNS = ", ".join(_HOLD_FIELDS)
+# Read as _override takes them (jsonb as text).
+_OVERRIDE_FIELDS = (
+    "override_id", "invoice_id", "status", "requested_by", "approved_by", "reason_code", "justification",
+    "evidence", "hold_reasons", "scope", "refusal_reasons", "ledger_ref", "decided_at", "event_id", "facts",
+)  # fmt: skip
+_OVERRIDE_JSONB = {"evidence", "hold_reasons", "scope", "refusal_reasons", "facts"}
+# Read as hold_from takes them: evidence_required as text.
+_HOLD_READ = text_columns(_HOLD_FIELDS, {"evidence_required"})
 
 
 async def load(conn: asyncpg.Connection, steps: Sequence[Step]) -> Loaded:
@@ -79,7 +88,7 @@ async def load(conn: asyncpg.Connection, steps: Sequence[Step]) -> Loaded:
 
 
 async def lock_groups(
-    conn: asyncpg.Connection, groups: Iterable[str], invoice_ids: Iterable[str] = ()
+    conn: asyncpg.Connection, groups: Iterable[str], invoice_ids: Iterable[str]
 ) -> list[str]:
     """Lock the groups named and those of the invoices named, sorted; returns them all, sorted.
     Commands (keyed by invoice) and documents (keyed by PO) for one PO may be consumed by two
@@ -129,13 +138,10 @@ SELECT
          WHERE invoice_id IN (SELECT invoice_id FROM ids
                               UNION SELECT replaces_invoice_id FROM inv WHERE replaces_invoice_id IS NOT NULL)
            AND event_type = 'invoice.approved_to_pay') AS settled,
-  ARRAY(SELECT ROW(override_id, invoice_id, status, requested_by, approved_by, reason_code, justification,
-                   evidence::text, hold_reasons::text, scope::text, refusal_reasons::text, ledger_ref,
-                   decided_at, event_id, facts::text)
-          FROM overrides
+  ARRAY(SELECT ROW({text_columns(_OVERRIDE_FIELDS, _OVERRIDE_JSONB)}) FROM overrides
          WHERE (status = 'accepted' AND invoice_id IN (SELECT invoice_id FROM ids))
             OR override_id = ANY($5::text[])) AS overrides,
-  ARRAY(SELECT ROW({_HOLD_COLUMNS.replace("evidence_required", "evidence_required::text")})
+  ARRAY(SELECT ROW({_HOLD_READ})
           FROM holds WHERE match_group = ANY($1::text[]) AND status = 'open'
          ORDER BY opened_at, hold_id) AS open_holds,
   ARRAY(SELECT ROW(invoice_id, reason, line_id, count(*))
@@ -191,7 +197,7 @@ def _loaded(row: Any) -> Loaded:
 
 
 def _override(r: Sequence[Any]) -> StoredOverride:
-    """An overrides row, its columns in the order _LOAD reads them (jsonb as text)."""
+    """An overrides row, its columns in _OVERRIDE_FIELDS' order (jsonb as text)."""
     hold_reasons = loads_jsonb(r[8])
     return StoredOverride(
         override_id=r[0],
@@ -208,15 +214,12 @@ def _override(r: Sequence[Any]) -> StoredOverride:
         ledger_ref=r[11],
         decided_at=r[12],
         event_id=r[13],
-        facts=tuple(
-            ((reason, line_id), text) for reason, line_id, text in (loads_jsonb(r[14]) if r[14] else ())
-        ),
+        facts=tuple(((reason, line_id), text) for reason, line_id, text in (loads_jsonb(r[14]) or ())),
     )
 
 
 def hold_from(r: Sequence[Any]) -> Hold:
-    """A holds row, its columns in _HOLD_COLUMNS' order (evidence_required as jsonb or its text)."""
-    evidence = r[11]
+    """A holds row read with _HOLD_READ (its columns in _HOLD_FIELDS' order)."""
     return Hold(
         hold_id=r[0],
         invoice_id=r[1],
@@ -229,7 +232,7 @@ def hold_from(r: Sequence[Any]) -> Hold:
         owner=r[8],
         opened_at=r[9],
         due_by=r[10],
-        evidence_required=tuple(loads_jsonb(evidence) if isinstance(evidence, str) else evidence),
+        evidence_required=tuple(loads_jsonb(r[11])),
         next_action=r[12],
         opened_by_event_id=r[13],
         status=r[14],
@@ -528,7 +531,7 @@ async def _write_overrides(conn: asyncpg.Connection, overrides: list[StoredOverr
 
 async def holds_due(conn: asyncpg.Connection, now: datetime, limit: int = 500) -> list[Hold]:
     rows = await conn.fetch(
-        f"""SELECT {_HOLD_COLUMNS} FROM holds WHERE status = 'open' AND escalated_at IS NULL AND due_by < $1
+        f"""SELECT {_HOLD_READ} FROM holds WHERE status = 'open' AND escalated_at IS NULL AND due_by < $1
            ORDER BY due_by, hold_id LIMIT $2 FOR UPDATE SKIP LOCKED""",
         now,
         limit,

@@ -197,5 +197,5 @@ async def test_statements_per_batch_do_not_grow_with_the_batch() -> None:
     assert large - small <= 2, (small, large)
     assert mixed_large - mixed_small <= 2, (mixed_small, mixed_large)
     # BEGIN, the inbox, the lock, one read of everything, invoices, decisions, outbox, COMMIT:
-    # each round trip is ~145 µs of CPU on this machine (docs/performance.md, stop 27).
+    # each round trip cost ~145 µs of CPU where it was measured (docs/performance.md, stop 27).
     assert small <= 8 and mixed_small <= 10, (small, mixed_small)
