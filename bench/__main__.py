@@ -40,6 +40,7 @@ from bench.pipeline import (
     running_stack,
 )
 from bench.profile import Profiling
+from bench.records import end_offsets, readers, records_per_flow
 from bench.replicas import measure_replicas
 from bench.span_sink import SpanSink
 from bench.statements import database_of, per_flow, snapshot, transactions
@@ -318,6 +319,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             ):
                 databases = {n: database_of(p.settings.db_dsn) for n, p in stack.processes.items()}
                 statements_before = await snapshot(databases)
+                offsets_before = await end_offsets(stack.settings)
                 cpu_before = cpu_seconds(stack)
                 profiling = None
                 if args.profile:
@@ -352,6 +354,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 )
                 cpu_used = {k: v - cpu_before.get(k, 0.0) for k, v in cpu_seconds(stack).items()}
                 statements_after = await snapshot(databases)
+                offsets_after = await end_offsets(stack.settings)
             if profiling is not None:
                 await profile_task
                 with console.status("profiles: waiting for py-spy…"):
@@ -389,6 +392,13 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             total_ms = figures["cpu_ms_per_flow"]["total"]
             figures["cpu_baseline_hops_per_flow"] = (
                 round(total_ms / figures["baseline_hop_cpu_ms_if_all_cores"], 1) if baseline else None
+            )
+            records = records_per_flow(offsets_before, offsets_after, len(all_done), readers())
+            figures["kafka_records_per_flow"] = records
+            figures["cpu_baseline_hops_per_record_handed"] = (
+                round(figures["cpu_baseline_hops_per_flow"] / records["handed_total"], 2)
+                if figures["cpu_baseline_hops_per_flow"] and records["handed_total"]
+                else None
             )
             figures["cpu_baseline_hops_per_flow_measured_hop_cpu"] = (
                 round(figures["cpu_ms_per_flow"]["total"] / hop.cpu_ms_per_record, 1)
@@ -536,6 +546,28 @@ def _print(console: Console, f: dict[str, Any]) -> None:
         "",
         "",
     )
+    records = f.get("kafka_records_per_flow")
+    if records:
+        t.add_row(
+            "Kafka records per flow: written (all topics) / handed to the services",
+            f"{records['written_total']:.2f} / {records['handed_total']:.2f}",
+            "",
+            "",
+        )
+        t.add_row(
+            "  handed to " + " / ".join(records["handed_to"]),
+            " / ".join(f"{n:.2f}" for n in records["handed_to"].values()),
+            "",
+            "",
+        )
+        per_record = f.get("cpu_baseline_hops_per_record_handed")
+        if per_record is not None:
+            t.add_row(
+                "  CPU per record handed, in baseline hops (what the CPU target allows per record)",
+                f"{per_record}",
+                f"≤ {CPU_TARGET_HOPS / records['handed_total']:.2f}",
+                _met(per_record <= CPU_TARGET_HOPS / records["handed_total"]),
+            )
     memory = targets_["peak_memory_mib_per_service"]
     for name, mib in f["peak_memory_mib"].items():
         t.add_row(f"peak memory: {name}", f"{mib:.0f} MiB", memory["target"], _met(mib <= MEMORY_TARGET_MIB))
