@@ -176,7 +176,6 @@ class TimedWatcher(TopicWatcher):
             settings,
             (INTAKE_DOCUMENTS,),
             consumer_options={"fetch_min_bytes": 256 * 1024, "fetch_max_wait_ms": 250},
-            event_types=frozenset({"invoice.accepted"}),  # POs' and receipts' are not parsed
         )
         self.documents.on_seen = self.on_seen  # type: ignore[method-assign]
 

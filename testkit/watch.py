@@ -13,10 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from pydantic_core import from_json
 
 from shared.admin import admin_settings
-from shared.envelope import EVENT_TYPE_HEADER
 from shared.kafka_auth import client_options
 from shared.settings import Settings
 from shared.topics import Topic
@@ -31,21 +29,6 @@ def reader_settings(settings: Settings) -> Settings:
 
 class WaitTimedOut(TimeoutError):
     """A watcher's wait was not met in time; the message says what it waited for and what it saw."""
-
-
-def _decode(value: bytes | None) -> Any:
-    """A record's value as JSON: pydantic-core's parser (a few times the stdlib's speed: under
-    `make bench` the stdlib's was a sixth of the driver's CPU); the stdlib's for what that one
-    refuses (lone surrogates, UTF-16), so a watcher reads what it always read. None: not JSON."""
-    if value is None:
-        return None
-    try:
-        return from_json(value)
-    except ValueError:
-        try:
-            return json.loads(value)
-        except ValueError:
-            return None
 
 
 @dataclass
@@ -84,10 +67,6 @@ class TopicWatcher:
     # More AIOKafkaConsumer options (e.g. fetch_min_bytes / fetch_max_wait_ms for a reader that
     # may wait for fuller fetches).
     consumer_options: dict[str, Any] = field(default_factory=dict)
-    # Only these event types, judged before parsing by the event-type header the relays put on
-    # internal topics (a record without the header is parsed and kept): the benchmark's reader of
-    # intake's documents wants `invoice.accepted`, a third of what it fetches.
-    event_types: frozenset[str] | None = None
     seen: list[Seen] = field(default_factory=list)
     errors: int = 0
     _ids: set[str] = field(default_factory=set)
@@ -142,29 +121,20 @@ class TopicWatcher:
                 continue
             for records in batch.values():
                 for r in records:
-                    seen = self.take(r)
-                    if seen is not None:
-                        self.seen.append(seen)
-                        self.on_seen(seen)
-
-    def take(self, r: Any) -> Seen | None:
-        """One fetched record as seen, or None: another event type than wanted, not a JSON
-        object, or (deduping) an event_id seen before."""
-        if self.event_types is not None:
-            for name, value in r.headers or ():
-                if name == EVENT_TYPE_HEADER and value is not None:
-                    if value.decode("utf-8", "replace") not in self.event_types:
-                        return None
-                    break
-        env = _decode(r.value)
-        if not isinstance(env, dict):
-            return None
-        event_id = str(env.get("event_id"))
-        if self.dedupe and event_id in self._ids:
-            return None
-        self._ids.add(event_id)
-        key = r.key.decode("utf-8", "replace") if r.key else None
-        return Seen(r.topic, key, env, r.partition, r.offset, r.timestamp)
+                    try:
+                        env = json.loads(r.value)
+                    except ValueError:
+                        continue
+                    if not isinstance(env, dict):
+                        continue
+                    event_id = str(env.get("event_id"))
+                    if self.dedupe and event_id in self._ids:
+                        continue
+                    self._ids.add(event_id)
+                    key = r.key.decode("utf-8", "replace") if r.key else None
+                    seen = Seen(r.topic, key, env, r.partition, r.offset, r.timestamp)
+                    self.seen.append(seen)
+                    self.on_seen(seen)
 
     async def stop(self) -> None:
         self._task.cancel()
