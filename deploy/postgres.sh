@@ -69,6 +69,11 @@ shared_buffers = 256MB
 fsync = on
 synchronous_commit = on
 full_page_writes = on
+# The data is in memory or on SSD: an index probe is not four times a sequential page read.
+# At the default of 4, batch reads by "= ANY(ids)" scanned whole tables of a few
+# thousand rows (intake's invoice read: 10-14 ms a batch at 6,000 invoices; 1-2 ms with the
+# indexes) - docs/performance.md, "Stop 29".
+random_page_cost = 1.1
 logging_collector = off
 log_line_prefix = '%m [%p] %q%u@%d '
 EOF
