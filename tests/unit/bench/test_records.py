@@ -1,9 +1,11 @@
 """Kafka records per flow, as make bench reports them: what a flow writes per topic, and how many
-records each service is handed (every record of every topic it reads)."""
+records each service is handed (every record of every topic it reads); and the batch sizes
+bench.saturation reads off the services' metrics."""
 
 from __future__ import annotations
 
 from bench.records import readers, records_per_flow
+from bench.saturation import batch_records
 
 
 def test_each_reader_of_a_topic_is_handed_every_record_written_to_it() -> None:
@@ -35,3 +37,14 @@ def test_the_subscriptions_are_the_services_own() -> None:
     assert sorted(subscribed["concord.intake.documents"]) == ["ledger", "matching", "payout_release"]
     assert subscribed["concord.in.invoices"] == ["intake"]
     assert "concord.out.journal" not in subscribed
+
+
+def test_batch_sizes_are_read_off_a_service_s_metrics() -> None:
+    metrics = (
+        "# HELP concord_batch_records Records per consumed batch\n"
+        'concord_batch_records_bucket{le="1.0",service="intake"} 3.0\n'
+        'concord_batch_records_count{service="intake"} 12.0\n'
+        'concord_batch_records_sum{service="intake"} 1432.0\n'
+    )
+    assert batch_records(metrics) == (1432.0, 12.0)
+    assert batch_records("") == (0.0, 0.0)
