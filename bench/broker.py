@@ -9,7 +9,9 @@ it reports the whole JVM and its threads grouped by name (Kafka's network thread
 handlers, the KRaft controller and Raft I/O, the group coordinator, GC, JIT, …): per-thread CPU
 from /proc/<pid>/task/*/stat, full Java thread names from `jcmd <pid> Thread.print` (native ids),
 read after the window so the attach does not count. `load` also reports the services' and this
-driver's and PostgreSQL's CPU per flow (the driver offers the load and watches it, as `make bench` does).
+driver's and PostgreSQL's CPU per flow (the driver offers the load and watches it, as `make bench` does),
+the share of flows matching held on the way and each service's records per batch (its
+`concord_batch_records`): the A/B harness for the consumers' path (`--json`, `--label`).
 The broker is this stack's (its properties live in this checkout's state dir: bench/cpu.py).
 """
 
@@ -22,6 +24,7 @@ import os
 import re
 import subprocess
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -189,6 +192,7 @@ async def load(rate: float, seconds: float, drain_s: float) -> dict[str, Any]:
                 cpu = BrokerCpu()
                 before = {n: process_cpu_s(pid) for n, pid in procs.items()} | _driver_and_database()
                 cpu.start()
+                batches = _batch_records(stack)
                 o = await offer_load(pub, tag, rate, seconds, observed, watcher, lag_s=1.0)
                 ids = list(observed.submitted_at)
                 deadline = time.monotonic() + drain_s
@@ -198,10 +202,16 @@ async def load(rate: float, seconds: float, drain_s: float) -> dict[str, Any]:
                 watcher.drain()
                 after = {n: process_cpu_s(pid) for n, pid in procs.items()} | _driver_and_database()
                 w = cpu.stop()
+                batches_after = _batch_records(stack)
         finally:
             await watcher.stop()
     done = sum(1 for i in ids if observed.complete_at(i) is not None)
-    print(f"{done} of {o.flows} flows completed")
+    held = len(observed.held) / max(1, o.flows)
+    per_batch = {
+        n: round((s - batches[n][0]) / max(1.0, c - batches[n][1]), 1) for n, (s, c) in batches_after.items()
+    }
+    print(f"{done} of {o.flows} flows completed, {100 * held:.1f}% held by matching on the way")
+    print("  records a batch: " + ", ".join(f"{n} {v}" for n, v in per_batch.items() if v))
     fig = _report(
         f"broker under {rate:g} flows/s for {seconds:g} s, drained",
         w,
@@ -210,7 +220,25 @@ async def load(rate: float, seconds: float, drain_s: float) -> dict[str, Any]:
         {n: after[n] - before[n] for n in after},
     )
     fig["flows_offered"], fig["flows_completed"] = o.flows, done
+    fig["held_share"], fig["records_per_batch"] = round(held, 4), per_batch
     return fig
+
+
+def batch_records(metrics: str) -> tuple[float, float]:
+    """(records, batches) consumed so far, from a service's /metrics text (concord_batch_records)."""
+    found = {}
+    for name in ("concord_batch_records_sum", "concord_batch_records_count"):
+        m = re.search(rf"^{name}{{[^}}]*}} ([0-9.e+]+)$", metrics, re.M)
+        found[name] = float(m.group(1)) if m else 0.0
+    return found["concord_batch_records_sum"], found["concord_batch_records_count"]
+
+
+def _batch_records(stack: Any) -> dict[str, tuple[float, float]]:
+    out = {}
+    for name, proc in stack.processes.items():
+        with urllib.request.urlopen(f"http://{proc.metrics_address}/metrics", timeout=5) as r:
+            out[name] = batch_records(r.read().decode())
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:

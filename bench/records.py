@@ -20,15 +20,17 @@ from shared.kafka_auth import client_options
 from shared.services import SERVICES
 from shared.settings import Settings
 from shared.topics import ALL_TOPICS
+from tools.cli.contract import routers
 
 
 def readers() -> dict[str, list[str]]:
-    """Topic (unprefixed) → the benchmark's services that subscribe to it."""
+    """Topic (unprefixed) → the benchmark's services that subscribe to it (the bank gateway does
+    not run in the benchmark)."""
     subscribed: dict[str, list[str]] = {}
-    for service in SERVICES:
-        router = __import__(f"services.{service}.handlers", fromlist=["router"]).router
-        for topic in router.topics:
-            subscribed.setdefault(topic.name, []).append(service)
+    for router in routers():
+        if router.service in SERVICES:
+            for topic in router.topics:
+                subscribed.setdefault(topic.name, []).append(router.service)
     return subscribed
 
 

@@ -1,11 +1,11 @@
 """Kafka records per flow, as make bench reports them: what a flow writes per topic, and how many
 records each service is handed (every record of every topic it reads); and the batch sizes
-bench.saturation reads off the services' metrics."""
+bench.broker load reads off the services' metrics."""
 
 from __future__ import annotations
 
+from bench.broker import batch_records
 from bench.records import readers, records_per_flow
-from bench.saturation import batch_records
 
 
 def test_each_reader_of_a_topic_is_handed_every_record_written_to_it() -> None:
@@ -37,6 +37,7 @@ def test_the_subscriptions_are_the_services_own() -> None:
     assert sorted(subscribed["concord.intake.documents"]) == ["ledger", "matching", "payout_release"]
     assert subscribed["concord.in.invoices"] == ["intake"]
     assert "concord.out.journal" not in subscribed
+    assert subscribed["concord.out.payouts"] == ["ledger"]  # the bank gateway is not in the benchmark
 
 
 def test_batch_sizes_are_read_off_a_service_s_metrics() -> None:
