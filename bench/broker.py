@@ -10,8 +10,9 @@ handlers, the KRaft controller and Raft I/O, the group coordinator, GC, JIT, …
 from /proc/<pid>/task/*/stat, full Java thread names from `jcmd <pid> Thread.print` (native ids),
 read after the window so the attach does not count. `load` also reports the services' and this
 driver's and PostgreSQL's CPU per flow (the driver offers the load and watches it, as `make bench` does),
-the share of flows matching held on the way and each service's records per batch (its
-`concord_batch_records`): the A/B harness for the consumers' path (`--json`, `--label`).
+the share of flows matching held on the way, each service's records per batch (its
+`concord_batch_records`) and the p50/p99 from `invoice.submitted` to its approval and to the
+ledger's posting of it: the A/B harness for the consumers' path (`--json`, `--label`).
 The broker is this stack's (its properties live in this checkout's state dir: bench/cpu.py).
 """
 
@@ -210,7 +211,15 @@ async def load(rate: float, seconds: float, drain_s: float) -> dict[str, Any]:
     per_batch = {
         n: round((s - batches[n][0]) / max(1.0, c - batches[n][1]), 1) for n, (s, c) in batches_after.items()
     }
+    latency = {
+        "submitted_to_approved_ms": _since_submitted(observed, observed.approved_at, ids),
+        "submitted_to_approval_posted_ms": _since_submitted(observed, observed.approval_posted_at, ids),
+    }
     print(f"{done} of {o.flows} flows completed, {100 * held:.1f}% held by matching on the way")
+    for name, ms in latency.items():
+        print(
+            f"  {name.removesuffix('_ms').replace('_', ' ')}: p50 {ms['p50']:.0f} ms, p99 {ms['p99']:.0f} ms"
+        )
     print("  records a batch: " + ", ".join(f"{n} {v}" for n, v in per_batch.items() if v))
     fig = _report(
         f"broker under {rate:g} flows/s for {seconds:g} s, drained",
@@ -221,7 +230,16 @@ async def load(rate: float, seconds: float, drain_s: float) -> dict[str, Any]:
     )
     fig["flows_offered"], fig["flows_completed"] = o.flows, done
     fig["held_share"], fig["records_per_batch"] = round(held, 4), per_batch
+    fig |= latency
     return fig
+
+
+def _since_submitted(observed: Any, at: dict[str, float], ids: list[str]) -> dict[str, float]:
+    """p50/p95/p99 ms from each invoice's submission to `at` (the watcher's monotonic stamps)."""
+    from bench.pipeline import percentiles
+
+    q = percentiles([at[i] - observed.submitted_at[i] for i in ids if i in at])
+    return {k: round(1000 * v, 1) for k, v in q.items() if k != "n"}
 
 
 def batch_records(metrics: str) -> tuple[float, float]:
