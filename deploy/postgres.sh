@@ -85,7 +85,7 @@ EOF
 init_once() {
     [[ -f "$PGDATA_DIR/PG_VERSION" ]] && return 0
     say "initdb $PGDATA_DIR ($("$PG_BIN/postgres" --version))"
-    as_pg "$PG_BIN/initdb" -D "$PGDATA_DIR" -U postgres -E UTF8 --locale=C.UTF-8 \
+    as_pg "$PG_BIN/initdb" -D "$PGDATA_DIR" -U postgres -E UTF8 --locale=C.UTF-8 --lc-collate=C \
         --auth-host=scram-sha-256 --auth-local=trust >>"$LOG" 2>&1 ||
         {
             log_tail "$LOG"

@@ -67,6 +67,10 @@ class ServiceDatabase:
         return {"db_dsn": self.runtime, "db_owner_dsn": self.owner}
 
 
+# As deploy/postgres/init.sql creates the services' databases: text compared byte by byte.
+DATABASE_COLLATION = "TEMPLATE template0 LC_COLLATE 'C'"
+
+
 @asynccontextmanager
 async def scratch_service_database(service: str) -> AsyncIterator[ServiceDatabase]:
     """An empty database, its owner role and its runtime role (neither a superuser; only they may
@@ -78,7 +82,7 @@ async def scratch_service_database(service: str) -> AsyncIterator[ServiceDatabas
     try:
         for role in (owner, name):
             await admin.execute(f"CREATE ROLE \"{role}\" LOGIN PASSWORD 'local-dev-{role}'")
-        await admin.execute(f'CREATE DATABASE "{name}" OWNER "{owner}"')
+        await admin.execute(f'CREATE DATABASE "{name}" OWNER "{owner}" {DATABASE_COLLATION}')
         await admin.execute(f'REVOKE CONNECT, TEMPORARY ON DATABASE "{name}" FROM PUBLIC')
         await admin.execute(f'GRANT CONNECT ON DATABASE "{name}" TO "{name}"')
     finally:
@@ -100,7 +104,7 @@ async def scratch_database(service: str | None, migrations: Path | None = None) 
     name = f"t_{service or 'shared'}_{uuid.uuid4().hex[:10]}"
     admin = await asyncpg.connect(ADMIN_DSN)
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
+        await admin.execute(f'CREATE DATABASE "{name}" {DATABASE_COLLATION}')
     finally:
         await admin.close()
     dsn = dsn_for(name)
