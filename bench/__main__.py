@@ -28,6 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.baseline import measure_hop
+from bench.floor import measure_floor
 from bench.pipeline import (
     Observed,
     TimedWatcher,
@@ -92,6 +93,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     a("--replica-rate", type=float, default=_env("BENCH_REPLICA_RATE", 50), help="flows/s (50)")
     a("--replica-s", type=float, default=_env("BENCH_REPLICA_S", 20), help="replicas phase (20 s)")
     a("--no-replicas", action="store_true", default=not _env("BENCH_REPLICAS", 1), help="skip it")
+    a("--floor-records", type=int, default=int(_env("BENCH_FLOOR_RECORDS", 10000)), help="floor (10000)")
+    a("--no-floor", action="store_true", default=not _env("BENCH_FLOOR", 1), help="skip the floor")
     a(
         "--trace-sample-ratio",
         type=float,
@@ -423,6 +426,16 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         figures["replicas"] = await measure_replicas(
             console, args.replica_rate, args.replica_s, args.drain_s, args.lag_s, **observability
         )
+    records = figures.get("kafka_records_per_flow")
+    if records and not args.no_floor:
+        with console.status("the plumbing's floor: a service that decides nothing, per record…"):
+            figures["floor"] = await measure_floor(
+                args.floor_records,
+                records["written_total"],
+                records["handed_total"],
+                hop_ms=figures["baseline_hop_cpu_ms_if_all_cores"],
+                hop_ms_measured=hop.cpu_ms_per_record,
+            )
     figures["observability"] |= {"spans_exported": sink.spans, "span_batches": sink.posts}
     await sink.stop()
     figures["machine"]["load_average_at_end"] = list(os.getloadavg())
@@ -560,6 +573,20 @@ def _print(console: Console, f: dict[str, Any]) -> None:
             "",
             "",
         )
+        floor = f.get("floor")
+        if floor:
+            t.add_row(
+                "plumbing floor per flow: a service that decides nothing (bench/floor.py)",
+                f"{floor['ms_per_flow']:.2f} ms = {floor['baseline_hops_per_flow']} hops",
+                f"≤ {CPU_TARGET_HOPS:g} hops",
+                "",
+            )
+            t.add_row(
+                "  floor per record handed / written (µs)",
+                f"{1000 * floor['ms_per_record_handed']:.0f} / {1000 * floor['ms_per_record_written']:.0f}",
+                "",
+                "",
+            )
         per_record = f.get("cpu_baseline_hops_per_record_handed")
         if per_record is not None:
             t.add_row(
