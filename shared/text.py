@@ -259,6 +259,12 @@ def _confusables() -> dict[str, str]:
     return out
 
 
+def load_confusables() -> int:
+    """Reads the confusables table now (once per process; cached): a service that folds
+    look-alikes calls it at start. Returns how many characters it maps."""
+    return len(_confusables())
+
+
 def skeleton(text: str) -> str:
     """UTS #39 §4: skeleton(X) = NFD(X) with every character replaced by its prototype, then NFD
     again. Two strings are confusable exactly when their skeletons are equal. Not for display."""

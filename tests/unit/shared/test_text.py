@@ -166,3 +166,16 @@ def test_check_text_skips_values_that_hold_no_text_and_still_names_bad_fields() 
     bad, problems = text.check_text([clean, Line("L 2", Decimal("1"), "tab\tok\x07", date(2026, 1, 1))])
     assert [p.field for p in problems] == ["[1].line_id", "[1].note"]
     assert bad[0] is clean
+
+
+def test_intake_reads_the_confusables_table_at_start_not_on_its_first_invoice() -> None:
+    from services.intake.app import service
+    from shared.settings import Settings
+    from shared.text import _confusables
+
+    _confusables.cache_clear()
+    assert service.on_startup_hook is not None
+    service.on_startup_hook(Settings())
+    assert _confusables.cache_info().currsize == 1  # loaded by the start-up hook
+    assert text.load_confusables() > 6000  # the whole UTS #39 table (Cyrillic, Greek, full-width, …)
+    assert text.skeleton("І") == text.skeleton("I")  # Cyrillic І and Latin I, from the loaded table
