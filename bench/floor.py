@@ -20,7 +20,7 @@ records per flow (`--written`, `--handed`: `make bench` reports them), the floor
 handed × floor(handed) + written × (floor(handed + written) − floor(handed)) — what the plumbing
 alone costs a flow before any service decides anything, to set beside issue 13's 40 hops.
 
-    python -m bench.floor [--records 20000] [--written 11.3] [--handed 14.1] [--json FILE]
+    python -m bench.floor [--records 10000] [--written 11.3] [--handed 14.1] [--batch-max N] [--json FILE]
 """
 
 from __future__ import annotations
@@ -184,7 +184,7 @@ async def measure(settings: Settings, count: int, *, emit: bool) -> dict[str, An
                 await aside.send()
                 ingest = delta(_cpu(), before)
             async with _Input(settings, count, tag, settings.topic(INTAKE_DOCUMENTS)) as real:
-                counted = _counted()
+                counted, batches = _counted(), service.consumer.batches
                 before, started = _cpu(), time.perf_counter()
                 await real.send()
             # The service's own counters say when to look; the database says when it is done
@@ -203,6 +203,7 @@ async def measure(settings: Settings, count: int, *, emit: bool) -> dict[str, An
                 await asyncio.sleep(0.02)
             seconds = time.perf_counter() - started
             used = delta(_cpu(), before)
+            batches = service.consumer.batches - batches
         finally:
             await service.stop()
     used["kafka"] -= ingest["kafka"]
@@ -210,6 +211,7 @@ async def measure(settings: Settings, count: int, *, emit: bool) -> dict[str, An
         "records": count,
         "seconds": round(seconds, 2),
         "records_per_s": round(count / seconds, 1),
+        "records_per_batch": round(count / max(1, batches), 1),
         "cpu_ms_per_record": {k: round(1000 * v / count, 4) for k, v in used.items()},
         "cpu_ms_per_record_total": round(1000 * sum(used.values()) / count, 4),
         "kafka_ingest_ms_per_record_taken_off": round(1000 * ingest["kafka"] / count, 4),
@@ -217,11 +219,21 @@ async def measure(settings: Settings, count: int, *, emit: bool) -> dict[str, An
 
 
 async def measure_floor(
-    records: int, written: float, handed: float, *, hop_ms: float, hop_ms_measured: float | None = None
+    records: int,
+    written: float,
+    handed: float,
+    *,
+    hop_ms: float,
+    hop_ms_measured: float | None = None,
+    batch_max: int | None = None,
 ) -> dict[str, Any]:
     """The floor, per record and per flow of `written` / `handed` records; in baseline hops of
-    `hop_ms` (as issue 13 counts them: cores ÷ hop rate) and, if given, of the hop's measured CPU."""
+    `hop_ms` (as issue 13 counts them: cores ÷ hop rate) and, if given, of the hop's measured CPU.
+    `batch_max`: the consumer's batch limit (CONCORD_CONSUMER_BATCH_MAX; the services' default if
+    not given): the floor at the smaller batches of a lighter load."""
     settings = isolated_settings()
+    if batch_max is not None:
+        settings = settings.model_copy(update={"consumer_batch_max": batch_max})
     topics = (INTAKE_DOCUMENTS, MATCHING_DECISIONS, DEADLETTER)
     await create_topics(settings, topics)
     try:
@@ -238,6 +250,7 @@ async def measure_floor(
         "ms_per_record_handed": round(floor_handed, 4),
         "ms_per_record_written": round(floor_written, 4),
         "records_per_flow": {"written": written, "handed": handed},
+        "consumer_batch_max": settings.consumer_batch_max,
         "ms_per_flow": round(per_flow, 3),
         "baseline_hops_per_flow": round(per_flow / hop_ms, 1),
     }
@@ -246,7 +259,7 @@ async def measure_floor(
     return out
 
 
-async def run(records: int, written: float, handed: float) -> dict[str, Any]:
+async def run(records: int, written: float, handed: float, batch_max: int | None) -> dict[str, Any]:
     hop = await measure_hop(Settings(), ADMIN_DSN, records=20000)
     hop_ms = 1000 * (os.cpu_count() or 1) / hop.per_second
     return {
@@ -254,7 +267,12 @@ async def run(records: int, written: float, handed: float) -> dict[str, Any]:
         "baseline_hop_cpu_ms_if_all_cores": round(hop_ms, 4),
         "baseline_hop_cpu_ms": round(hop.cpu_ms_per_record, 4),
         "floor": await measure_floor(
-            records, written, handed, hop_ms=hop_ms, hop_ms_measured=hop.cpu_ms_per_record
+            records,
+            written,
+            handed,
+            hop_ms=hop_ms,
+            hop_ms_measured=hop.cpu_ms_per_record,
+            batch_max=batch_max,
         ),
     }
 
@@ -268,11 +286,12 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=10000, help="records per measurement")
     parser.add_argument("--written", type=float, default=11.3, help="Kafka records written per flow")
     parser.add_argument("--handed", type=float, default=14.1, help="records handed to services per flow")
+    parser.add_argument("--batch-max", type=int, help="the consumer's batch limit (default: the services')")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     import uvloop  # as the services run
 
-    result = uvloop.run(run(args.records, args.written, args.handed))
+    result = uvloop.run(run(args.records, args.written, args.handed, args.batch_max))
     print(json.dumps(result, indent=2))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
