@@ -234,8 +234,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     # every core busy; measured, a hop costs less than that (the hop waits on Kafka and fsync).
     # The target (≤ 40) was set on the scale, so it is checked on that scale
     # (`cpu_baseline_hops_per_flow`); the measured-hop figure is kept beside it.
-    cores = os.cpu_count() or 1
-    figures["baseline_hop_cpu_ms_if_all_cores"] = round(1000 * cores / baseline, 4) if baseline else None
+    figures["baseline_hop_cpu_ms_if_all_cores"] = round(hop.cpu_ms_if_all_cores, 4) if baseline else None
     figures["baseline_hop_cpu_s"] = {k: round(v, 2) for k, v in hop.cpu_s.items()}
     latency_rate = args.latency_rate or round(LATENCY_LOAD_PER_BASELINE * baseline)
     tp_rate = args.throughput_rate or round(0.03 * baseline)
@@ -426,14 +425,14 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         figures["replicas"] = await measure_replicas(
             console, args.replica_rate, args.replica_s, args.drain_s, args.lag_s, **observability
         )
-    records = figures.get("kafka_records_per_flow")
-    if records and not args.no_floor:
+    flow_records = figures.get("kafka_records_per_flow")
+    if flow_records and not args.no_floor:
         with console.status("the plumbing's floor: a service that decides nothing, per record…"):
             figures["floor"] = await measure_floor(
                 args.floor_records,
-                records["written_total"],
-                records["handed_total"],
-                hop_ms=figures["baseline_hop_cpu_ms_if_all_cores"],
+                flow_records["written_total"],
+                flow_records["handed_total"],
+                hop_ms=hop.cpu_ms_if_all_cores,
                 hop_ms_measured=hop.cpu_ms_per_record,
             )
     figures["observability"] |= {"spans_exported": sink.spans, "span_batches": sink.posts}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 import uuid
 from dataclasses import dataclass
@@ -33,6 +34,11 @@ class HopResult:
     @property
     def per_second(self) -> float:
         return self.records / self.seconds
+
+    @property
+    def cpu_ms_if_all_cores(self) -> float:
+        """A hop as issue 13 counts it (its targets' scale): every core busy at the hop's rate."""
+        return 1000 * (os.cpu_count() or 1) / self.per_second
 
     @property
     def cpu_ms_per_record(self) -> float:

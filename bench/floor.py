@@ -40,9 +40,11 @@ from aiokafka import AIOKafkaProducer
 
 from bench.baseline import measure_hop
 from bench.cpu import delta, driver_cpu_s, infrastructure_cpu_s
+from bench.hot_path import UNSAMPLED
 from shared.admin import admin_settings
 from shared.consumer import BatchContext, Item, Router
 from shared.contracts.internal import HeldHold, InvoiceAccepted, InvoiceHeld
+from shared.envelope import EVENT_TYPE_HEADER
 from shared.kafka_auth import client_options
 from shared.metrics import EVENTS_PROCESSED
 from shared.service import Service, tune_gc_after_start
@@ -51,10 +53,6 @@ from shared.topics import DEADLETTER, INTAKE_DOCUMENTS, MATCHING_DECISIONS
 from testkit.samples import intake as samples
 from tests.kafka_support import create_topics, delete_topics, isolated_settings
 from tests.support import ADMIN_DSN, scratch_service_database
-
-EVENT_TYPE_HEADER = "concord-event-type"
-# As a relay sends a record whose trace was sampled out upstream (99% at the benchmark's ratio).
-TRACEPARENT = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"
 
 
 class Outcome(StrEnum):
@@ -94,7 +92,8 @@ def _records(count: int, tag: str) -> list[tuple[bytes, bytes, list[tuple[str, b
     out = []
     for i in range(count):
         rec = samples.invoice(f"FL-{tag}-{i}", po_number=f"PO-{tag}-{i % 500}")
-        headers = [*rec.headers, (EVENT_TYPE_HEADER, b"invoice.accepted"), ("traceparent", TRACEPARENT)]
+        # As a relay sends it: its type for the consumers that skip it, a trace sampled out upstream.
+        headers = [*rec.headers, (EVENT_TYPE_HEADER, b"invoice.accepted"), *UNSAMPLED]
         out.append((rec.key or b"", rec.value, headers))
     return out
 
@@ -166,11 +165,17 @@ class _Input:
 
 async def measure(settings: Settings, count: int, *, emit: bool) -> dict[str, Any]:
     """CPU seconds per record of a service with an empty handler (with `emit`: one event each)."""
+    # No tables of its own: the shared migrations (inbox, outbox) only.
+    with tempfile.TemporaryDirectory(prefix="floor-migrations-") as no_migrations:
+        return await _measure(settings, count, emit, Path(no_migrations))
+
+
+async def _measure(settings: Settings, count: int, emit: bool, migrations: Path) -> dict[str, Any]:
     tag = f"{'w' if emit else 'h'}{time.monotonic_ns() % 10**9}"
     async with scratch_service_database("matching") as db:
         service = Service(
             floor_router(emit),
-            Path(tempfile.mkdtemp(prefix="floor-migrations-")),
+            migrations,
             settings=settings.model_copy(update=db.settings() | {"health_port": 0}),
         )
         await service.start()
@@ -261,7 +266,7 @@ async def measure_floor(
 
 async def run(records: int, written: float, handed: float, batch_max: int | None) -> dict[str, Any]:
     hop = await measure_hop(Settings(), ADMIN_DSN, records=20000)
-    hop_ms = 1000 * (os.cpu_count() or 1) / hop.per_second
+    hop_ms = hop.cpu_ms_if_all_cores
     return {
         "baseline_hop_records_per_s": round(hop.per_second, 1),
         "baseline_hop_cpu_ms_if_all_cores": round(hop_ms, 4),
