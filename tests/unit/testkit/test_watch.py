@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from shared.settings import Settings
-from testkit.watch import Seen, TopicWatcher, WaitTimedOut
+from testkit.watch import Seen, TopicWatcher, WaitTimedOut, decode_value
 
 
 def watcher_that_saw(*event_types: str) -> TopicWatcher:
@@ -38,3 +38,31 @@ async def test_a_wait_met_late_returns_once_the_condition_holds() -> None:
     loop.call_later(0.2, lambda: w.seen.append(Seen("t", "k", {"event_type": "payout.released"})))
     await w.wait_until(lambda: bool(w.of("payout.released")), 5, "a payout released")
     assert [s.event_type for s in w.seen] == ["payout.released"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b'{"event_type": "payout.released", "data": {"amount": "12.50", "n": 3, "f": 1.5}}',
+        b'{"a": 1, "a": 2}',  # a repeated key: the last wins, as json.loads has it
+        b'{"big": 123456789012345678901234567890}',  # past 64 bits: orjson refuses, json.loads reads
+        b'{"x": NaN}',
+        b'{"s": "\\ud800"}',  # a lone surrogate
+        '{"name": "Müller \u00e9"}'.encode(),
+    ],
+)
+def test_a_value_decodes_as_json_loads_reads_it(value: bytes) -> None:
+    import json
+    import math
+
+    got, want = decode_value(value), json.loads(value)
+    if "x" in want:  # NaN is not equal to itself
+        assert math.isnan(got["x"])
+    else:
+        assert got == want
+
+
+@pytest.mark.parametrize("value", [b"not json", b"\xff\xfe", b"", None])
+def test_a_value_neither_parser_reads_is_a_value_error(value: bytes | None) -> None:
+    with pytest.raises(ValueError):
+        decode_value(value)
