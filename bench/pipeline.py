@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.cpu import driver_cpu_s, infrastructure_cpu_s, process_cpu_s
-from shared.envelope import new_envelope
+from shared.envelope import envelope_json, new_envelope
 from shared.publish import Publisher
 from shared.services import SERVICES
 from shared.settings import Settings
@@ -345,7 +345,7 @@ async def offer_load(
                 topic, key, event_type, data = pending[i][stage]
                 if stage == 2:
                     del pending[i]
-                value = new_envelope(event_type, data, source="bench").model_dump_json().encode()
+                value = envelope_json(new_envelope(event_type, data, source="bench"))
                 futures.append(
                     await (await pub.producer_for(topic)).send(
                         pub.settings.topic(topic),

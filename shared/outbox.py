@@ -23,7 +23,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner, murmur2
 
 from shared.db import holds_session_state
-from shared.envelope import Envelope
+from shared.envelope import Envelope, envelope_json
 from shared.kafka_auth import client_options
 from shared.metrics import OUTBOX_LAG, OUTBOX_PUBLISHED
 from shared.settings import Settings
@@ -54,7 +54,7 @@ class OutboxMessage:
 
     @cached_property
     def _value(self) -> bytes:  # serialised once: for the outbox row and for a hand-off's send
-        return self.envelope.model_dump_json().encode()
+        return envelope_json(self.envelope)
 
     @cached_property
     def row_headers(self) -> dict[str, str]:

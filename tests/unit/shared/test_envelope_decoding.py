@@ -7,9 +7,12 @@ import hashlib
 import json
 import math
 import uuid
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
+from pydantic_core import PydanticSerializationError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -21,7 +24,9 @@ from shared.envelope import (
     canonical_json,
     decode_envelope,
     derived_event_id,
+    envelope_json,
     new_envelope,
+    new_event_id,
     payload_fingerprint,
     uuid5_hex,
     uuid5_str,
@@ -249,3 +254,47 @@ def test_nesting_deeper_than_orjson_allows_still_hashes_as_before() -> None:
     for _ in range(400):
         value = [value]
     assert canonical_json(value) == _stdlib_form(value)
+
+
+_tz = st.sampled_from(
+    [UTC, timezone.utc, timezone(timedelta(hours=2)), timezone(timedelta(hours=-5, minutes=-30)), ZoneInfo("UTC")]
+)
+_emitted_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats()
+    | st.text()
+    | st.decimals(allow_nan=False, allow_infinity=False)
+    | st.dates()
+    | st.datetimes(timezones=st.none() | _tz),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(st.text(max_size=8), _emitted_values, max_size=4), st.datetimes(timezones=_tz))
+def test_the_outbox_bytes_are_pydantics_byte_for_byte(data: dict[str, Any], occurred_at: datetime) -> None:
+    """What a handler emits (its data dumped in JSON mode, or a dict it built: amounts as Decimal,
+    times with any offset, integers past 64 bits, lone surrogates) is written as pydantic writes
+    it, whichever serialiser wrote it."""
+    env = new_envelope("invoice.held", data, source="test", occurred_at=occurred_at)
+    assert envelope_json(env) == env.model_dump_json().encode()
+
+
+def test_a_lone_surrogate_in_emitted_data_fails_as_pydantic_fails() -> None:
+    env = new_envelope("invoice.held", {"s": "\ud800", "n": 2**65}, source="test")
+    with pytest.raises(PydanticSerializationError):
+        env.model_dump_json()
+    with pytest.raises(PydanticSerializationError):
+        envelope_json(env)
+
+
+def test_new_event_ids_are_random_version_4_uuids() -> None:
+    ids = {new_event_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    for event_id in ids:
+        assert event_id.startswith("evt_") and len(event_id) == 36
+        as_uuid = uuid.UUID(event_id[4:])
+        assert as_uuid.version == 4 and as_uuid.variant == uuid.RFC_4122
