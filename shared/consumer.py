@@ -434,6 +434,11 @@ def _header_text(rec: RawRecord) -> dict[str, str]:
     return {k: v.decode("utf-8", "replace") for k, v in rec.headers if v}
 
 
+# A topic as parsing sees it: its unprefixed name, whether it is internal (its records carry the
+# event-type header), its declaration (None: not a concord.* topic) and the event types it carries.
+_TopicOf = tuple[str, bool, Topic | None, frozenset[str] | None]
+
+
 class BatchProcessor:
     def __init__(self, router: Router, settings: Settings) -> None:
         self.router = router
@@ -452,6 +457,7 @@ class BatchProcessor:
         # (a lock and a tuple), the child's `inc()` a quarter of that. Bounded: known event types
         # and the handlers' closed outcome enums.
         self._processed_counters: dict[tuple[str, str], Any] = {}
+        self._topics: dict[str, _TopicOf] = {}
 
     def _processed(self, event_type: str, outcome: str) -> Any:
         counter = self._processed_counters.get((event_type, outcome))
@@ -490,12 +496,11 @@ class BatchProcessor:
                     DeadletterReason.UNDECODABLE_HEADER,
                     f"header {name[:100]!r}: {_undecodable(raw_header, exc)}",
                 )
-        topic_name = self.settings.unprefixed(record.topic)
-        hints = _event_type_hints(record) if topic_name in INTERNAL_TOPICS else ()
+        topic_name, internal, topic, allowed = self._topic_of(record.topic)
+        hints = _event_type_hints(record) if internal else ()
         if len(hints) == 1 and record.replay_id is None and self._skips(topic_name, hints[0]):
             parsed.skipped = hints[0]
             return parsed
-        topic = BY_NAME.get(topic_name)
         if topic is not None and topic.signed_by is not None:
             secret = self.settings.rail_secret if topic.signed_by == "rail" else self.settings.ops_secret
             signature = record.header(SIGNATURE_HEADER)
@@ -514,7 +519,6 @@ class BatchProcessor:
                 DeadletterReason.UNSUPPORTED_SCHEMA_VERSION,
                 f"unsupported schema_version {env.schema_version} for {env.event_type}",
             )
-        allowed = TOPIC_EVENT_TYPES.get(self.settings.unprefixed(record.topic))
         if env.event_type not in EVENT_MODELS or (allowed is not None and env.event_type not in allowed):
             return parsed.refuse(
                 DeadletterReason.UNKNOWN_EVENT_TYPE,
@@ -548,6 +552,16 @@ class BatchProcessor:
                     + "; ".join(f"{r['field']}: {r['message']}" for r in pydantic_reasons(exc)[:10]),
                 )
         return parsed
+
+    def _topic_of(self, full_name: str) -> _TopicOf:
+        """What parsing needs to know of a record's topic, looked up once per topic name (every
+        record asked four tables, two of them after stripping the prefix)."""
+        known = self._topics.get(full_name)
+        if known is None:
+            name = self.settings.unprefixed(full_name)
+            known = (name, name in INTERNAL_TOPICS, BY_NAME.get(name), TOPIC_EVENT_TYPES.get(name))
+            self._topics[full_name] = known
+        return known
 
     def _skips(self, topic_name: str, event_type: str) -> bool:
         """Whether a record whose header names `event_type` may be acknowledged undecoded: a type
