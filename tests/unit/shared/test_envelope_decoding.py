@@ -12,9 +12,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from pydantic_core import PydanticSerializationError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic_core import PydanticSerializationError
 
 from shared.envelope import (
     _SLOW,
@@ -257,7 +257,7 @@ def test_nesting_deeper_than_orjson_allows_still_hashes_as_before() -> None:
 
 
 _tz = st.sampled_from(
-    [UTC, timezone.utc, timezone(timedelta(hours=2)), timezone(timedelta(hours=-5, minutes=-30)), ZoneInfo("UTC")]
+    [UTC, timezone(timedelta(hours=2)), timezone(timedelta(hours=-5, minutes=-30)), ZoneInfo("UTC")]
 )
 _emitted_values = st.recursive(
     st.none()
