@@ -184,6 +184,8 @@ class OutboxRelay:
         self._unmarked_since = 0.0
         self._caught_up = False
         self._must_select = True  # another process notified rows, or a poll interval passed
+        self._lag = OUTBOX_LAG.labels(service)  # the metrics' children, made once
+        self._published = OUTBOX_PUBLISHED.labels(service)
 
     def wake(self) -> None:
         self._wakeup.set()
@@ -297,14 +299,14 @@ class OutboxRelay:
         batch = handed[: self.batch_max]
         if not batch:
             return 0
-        OUTBOX_LAG.labels(self.service).set(time.monotonic() - batch[0][0])
+        self._lag.set(time.monotonic() - batch[0][0])
         messages = [m for _, m in batch]
         await self._send([(m.topic, m.key, m.value(), m.row_headers) for m in messages])
         del handed[: len(batch)]
         if not self._unmarked:
             self._unmarked_since = time.monotonic()
         self._unmarked.extend(m.envelope.event_id for m in messages)
-        OUTBOX_PUBLISHED.labels(self.service).inc(len(messages))
+        self._published.inc(len(messages))
         return len(messages)
 
     async def _mark(self, conn: asyncpg.Connection) -> None:
@@ -334,9 +336,9 @@ class OutboxRelay:
             self.batch_max,
         )
         if not rows:
-            OUTBOX_LAG.labels(self.service).set(0)
+            self._lag.set(0)
             return 0
-        OUTBOX_LAG.labels(self.service).set(float(rows[0]["age_s"]))
+        self._lag.set(float(rows[0]["age_s"]))
         await self._send(
             [
                 (
@@ -359,7 +361,7 @@ class OutboxRelay:
         # BatchProcessor.process). Forcing custom plans on this connection slowed the SELECT above.
         sent = ",".join(str(int(r["id"])) for r in rows)
         await conn.execute(f"UPDATE outbox SET published_at = now() WHERE id = ANY('{{{sent}}}'::bigint[])")
-        OUTBOX_PUBLISHED.labels(self.service).inc(len(rows))
+        self._published.inc(len(rows))
         return len(rows)
 
     async def _send(self, rows: list[tuple[str, str, bytes, dict[str, Any]]]) -> None:
