@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import tracemalloc
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -298,3 +299,20 @@ def test_new_event_ids_are_random_version_4_uuids() -> None:
         assert event_id.startswith("evt_") and len(event_id) == 36
         as_uuid = uuid.UUID(event_id[4:])
         assert as_uuid.version == 4 and as_uuid.variant == uuid.RFC_4122
+
+
+def test_the_outbox_bytes_take_their_own_size_in_memory() -> None:
+    """A relay holds thousands of values while it catches up: each must cost about its length,
+    not the serialiser's working buffer (orjson's is 8 KiB for an 850-byte envelope)."""
+    data = {"invoice_id": "INV-1", "lines": [{"line_id": str(n), "amount": "10.00"} for n in range(12)]}
+    envelopes = [new_envelope("invoice.held", data, source="test") for _ in range(200)]
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        values = [envelope_json(env) for env in envelopes]
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    length = len(values[0])
+    assert 500 < length < 2000
+    assert held / len(values) < 1.5 * length + 200
