@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 import orjson
@@ -142,6 +142,17 @@ def make_producer(settings: Settings) -> AIOKafkaProducer:
     )
 
 
+class _Handed(NamedTuple):
+    """A row handed to the relay, as it will be sent."""
+
+    handed_at: float  # monotonic
+    event_id: str
+    topic: str
+    key: str
+    value: bytes
+    headers: dict[str, str]
+
+
 class OutboxRelay:
     """Publishes the outbox of one service database, as its only publisher (one leader at a time,
     by an advisory lock).
@@ -179,7 +190,7 @@ class OutboxRelay:
         self._stopping = False
         self.is_leader = False
         # Committed by this process, handed off, not yet sent: (monotonic time of the hand-off, message).
-        self._handed: list[tuple[float, OutboxMessage]] = []
+        self._handed: list[_Handed] = []
         self._unmarked: list[str] = []  # event ids sent from hand-offs, not yet marked published
         self._unmarked_since = 0.0
         self._caught_up = False
@@ -204,7 +215,11 @@ class OutboxRelay:
                 self._handed = []
                 self._must_select = True
             now = time.monotonic()
-            self._handed.extend((now, m) for m in messages)
+            # What the send needs, not the message: its envelope (the payload as Python objects)
+            # is three times the size of its bytes, and thousands wait here behind a slow send.
+            self._handed.extend(
+                _Handed(now, m.envelope.event_id, m.topic, m.key, m.value(), m.row_headers) for m in messages
+            )
         self._wakeup.set()
 
     async def run(self) -> None:
@@ -299,15 +314,14 @@ class OutboxRelay:
         batch = handed[: self.batch_max]
         if not batch:
             return 0
-        self._lag.set(time.monotonic() - batch[0][0])
-        messages = [m for _, m in batch]
-        await self._send([(m.topic, m.key, m.value(), m.row_headers) for m in messages])
+        self._lag.set(time.monotonic() - batch[0].handed_at)
+        await self._send([(h.topic, h.key, h.value, h.headers) for h in batch])
         del handed[: len(batch)]
         if not self._unmarked:
             self._unmarked_since = time.monotonic()
-        self._unmarked.extend(m.envelope.event_id for m in messages)
-        self._published.inc(len(messages))
-        return len(messages)
+        self._unmarked.extend(h.event_id for h in batch)
+        self._published.inc(len(batch))
+        return len(batch)
 
     async def _mark(self, conn: asyncpg.Connection) -> None:
         """Mark the rows sent from hand-offs published, in one statement (a join: see
@@ -353,7 +367,7 @@ class OutboxRelay:
         # Handed off while this selection ran, and in it: sent already.
         if self._handed:
             selected = {r["event_id"] for r in rows}
-            self._handed = [h for h in self._handed if h[1].envelope.event_id not in selected]
+            self._handed = [h for h in self._handed if h.event_id not in selected]
         # The ids as a literal (bigints read from this table: nothing to escape), not a parameter:
         # planned with the real list every time, so the primary key is used however the outbox has
         # grown. With a parameter, a generic plan made while the table was small can stay a
