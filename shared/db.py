@@ -59,10 +59,11 @@ def record_values(columns: Sequence[str], jsonb: Collection[str], record: Sequen
     return {c: loads_jsonb(v) if c in jsonb else v for c, v in zip(columns, record, strict=True)}
 
 
-def loads_jsonb(text: str | None) -> Any:
+def loads_jsonb(text: str | bytes | None) -> Any:
     """A jsonb value as PostgreSQL writes it, decoded: the pools' codec, and a jsonb column read as
     text inside a record (`ROW(...)`, the way a statement returns several tables' rows at once:
-    asyncpg decodes no text-format type there, so such a column is cast to text).
+    asyncpg decodes no text-format type there, so such a column is cast to text). Also what
+    testkit's topic watchers read a record's value with (bytes; not UTF-8 or not JSON: ValueError).
 
     pydantic-core's parser (jiter), which reads what `json.loads` reads into the same values —
     integers of any size exactly (orjson would make a float of one past 64 bits, silently),

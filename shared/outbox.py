@@ -189,7 +189,7 @@ class OutboxRelay:
         self._wakeup = asyncio.Event()
         self._stopping = False
         self.is_leader = False
-        # Committed by this process, handed off, not yet sent: (monotonic time of the hand-off, message).
+        # Committed by this process, handed off, not yet sent, as they will be sent.
         self._handed: list[_Handed] = []
         self._unmarked: list[str] = []  # event ids sent from hand-offs, not yet marked published
         self._unmarked_since = 0.0

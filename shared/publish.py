@@ -14,7 +14,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from shared.acl import local_password, writer_of
-from shared.envelope import Envelope, new_envelope
+from shared.envelope import Envelope, envelope_json, new_envelope
 from shared.kafka_auth import as_principal
 from shared.outbox import make_producer
 from shared.settings import Settings
@@ -71,7 +71,7 @@ class Publisher:
         raw_value: bytes | None = None,
     ) -> None:
         """Send and wait for the broker's ack. Signed topics are signed with the configured secret."""
-        value = raw_value if raw_value is not None else envelope.model_dump_json().encode()
+        value = raw_value if raw_value is not None else envelope_json(envelope)
         all_headers = {"content-type": "application/json", **(headers or {})}
         secret = sign_with if sign_with is not None else self.secret_for(topic)
         if secret:
