@@ -39,6 +39,7 @@ from bench.pipeline import (
     percentiles,
     prime,
     running_stack,
+    until_all,
 )
 from bench.profile import Profiling
 from bench.records import end_offsets, readers, records_per_flow
@@ -284,8 +285,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                         watcher,
                         # …and their invoice.accepted read (its stamps), by the watcher's
                         # slower reader of concord.intake.documents.
-                        lambda: (
-                            all(i in observed.approval_posted_at for i in ids) and watcher.accepted_seen(ids)
+                        until_all(
+                            ids, lambda i: i in observed.approval_posted_at and watcher.accepted_seen(i)
                         ),
                         args.drain_s,
                         f"the approvals of the {len(ids)} flows of {rate:g} flows/s posted",
@@ -349,7 +350,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 ids = [i for i in observed.submitted_at if i not in before]
                 await _drain(
                     watcher,
-                    lambda: all(observed.complete_at(i) is not None for i in ids),
+                    until_all(ids, lambda i: observed.complete_at(i) is not None),
                     args.drain_s,
                     f"the {len(ids)} throughput flows paid and posted",
                     console,

@@ -177,7 +177,7 @@ def _sample_ratio() -> float:
 
 
 async def load(rate: float, seconds: float, drain_s: float) -> dict[str, Any]:
-    from bench.pipeline import Observed, TimedWatcher, offer_load, prime, running_stack
+    from bench.pipeline import Observed, TimedWatcher, offer_load, prime, running_stack, until_all
     from shared.publish import Publisher
 
     async with running_stack(payout_run_interval_s=1.0, trace_sample_ratio=_sample_ratio()) as stack:
@@ -197,7 +197,8 @@ async def load(rate: float, seconds: float, drain_s: float) -> dict[str, Any]:
                 o = await offer_load(pub, tag, rate, seconds, observed, watcher, lag_s=1.0)
                 ids = list(observed.submitted_at)
                 deadline = time.monotonic() + drain_s
-                while time.monotonic() < deadline and not all(observed.complete_at(i) for i in ids):
+                complete = until_all(ids, lambda i: observed.complete_at(i) is not None)
+                while time.monotonic() < deadline and not complete():
                     watcher.drain()
                     await asyncio.sleep(0.1)
                 watcher.drain()

@@ -27,6 +27,7 @@ from bench.pipeline import (
     percentiles,
     prime,
     running_stack,
+    until_all,
 )
 from shared.publish import Publisher
 
@@ -72,9 +73,8 @@ async def measure_replicas(
                     ).flows
                     ids = list(observed.submitted_at)
                     deadline = time.monotonic() + drain_s
-                    while time.monotonic() < deadline and not all(
-                        i in observed.approval_posted_at for i in ids
-                    ):
+                    posted = until_all(ids, lambda i: i in observed.approval_posted_at)
+                    while time.monotonic() < deadline and not posted():
                         watcher.drain()
                         await asyncio.sleep(0.2)
                     await asyncio.sleep(4)  # a few more scheduled runs by both payout_release replicas
