@@ -14,11 +14,13 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from bench.pipeline import flow
 from services.intake.handlers import router as intake_router
 from services.matching.handlers import router as matching_router
+from shared import invoice_response
 from shared.consumer import BatchContext, BatchProcessor, BatchResult, Item, RawRecord, Route
 from shared.contracts.registry import EVENT_MODELS
 from shared.envelope import decode_envelope, new_envelope
@@ -90,6 +92,17 @@ def main() -> None:
             uow.outbox[0].value()
 
     print(f"emit + outbox bytes        {best_us(emit, 300):5.1f} µs")
+
+    # An `AB` Invoice Response for parties with Peppol ids (the benchmark's payees have none, so
+    # its flows never render one; a Peppol supplier's invoice gets AB, AP and PD documents).
+    peppol = invoice_response.InvoiceRef("inv-1", "SN-1", "0088:5790000435975", "0192:987654321")
+    at = datetime.now(UTC)
+
+    def respond() -> None:
+        for _ in range(300):
+            invoice_response.issue(peppol, invoice_response.Status.ACKNOWLEDGED, "evt_cause", at)
+
+    print(f"invoice response AB issued {best_us(respond, 300):5.1f} µs")
 
 
 if __name__ == "__main__":

@@ -27,9 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Final
-
-from lxml import etree
+from typing import Final
 
 from shared.contracts.outbound import InvoiceResponseIssued, InvoiceResponseReason
 from shared.envelope import uuid5_str
@@ -40,7 +38,6 @@ PROFILE_ID: Final = "urn:fdc:peppol.eu:poacc:bis:invoice_response:3"
 NS_DOC: Final = "urn:oasis:names:specification:ubl:schema:xsd:ApplicationResponse-2"
 NS_CAC: Final = "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2"
 NS_CBC: Final = "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"
-_NSMAP: Final = {None: NS_DOC, "cac": NS_CAC, "cbc": NS_CBC}
 
 _RESPONSE_NAMESPACE: Final = uuid.uuid5(uuid.NAMESPACE_URL, "concord:invoice_response")
 
@@ -216,49 +213,80 @@ def issue(
 def render(
     rid: str, ref: InvoiceRef, status: Status, reasons: Sequence[InvoiceResponseReason], at: datetime
 ) -> str | None:
-    """The ApplicationResponse as UTF-8 XML text, or None when it cannot be addressed."""
+    """The ApplicationResponse as UTF-8 XML text, or None when it cannot be addressed.
+
+    Written as text (16 against 117 µs with lxml's SubElement calls for an `AB`, about a tenth of
+    an invoice's CPU in intake when both parties have Peppol ids): the document's shape is fixed,
+    and what varies is element text, escaped as libxml2 escapes it. The bytes are lxml's
+    (`tostring(pretty_print=True, xml_declaration=True, encoding="UTF-8")` of the same tree);
+    tests hold the two to each other over arbitrary text and validate against the UBL schema."""
     sender, receiver = peppol_party(ref.legal_entity), peppol_party(ref.payee_id)
     if sender is None or receiver is None or not ref.supplier_invoice_number:
         return None
-    root = etree.Element(f"{{{NS_DOC}}}ApplicationResponse", nsmap=_NSMAP)
-    _cbc(root, "CustomizationID", CUSTOMIZATION_ID)
-    _cbc(root, "ProfileID", PROFILE_ID)
-    _cbc(root, "ID", rid)
-    _cbc(root, "IssueDate", at.date().isoformat())
-    _cbc(root, "IssueTime", at.strftime("%H:%M:%S"))
-    _party(root, "SenderParty", sender)
-    _party(root, "ReceiverParty", receiver)
-    doc_response = _cac(root, "DocumentResponse")
-    response = _cac(doc_response, "Response")
-    _cbc(response, "ResponseCode", str(status))
-    _cbc(response, "EffectiveDate", at.date().isoformat())
-    for r in reasons:
-        reason_status = _cac(response, "Status")
-        _cbc(reason_status, "StatusReasonCode", r.code, listID="OPStatusReason")
-        _cbc(reason_status, "StatusReason", r.text)
-        action_status = _cac(response, "Status")
-        _cbc(action_status, "StatusReasonCode", r.action, listID="OPStatusAction")
-    reference = _cac(doc_response, "DocumentReference")
-    _cbc(reference, "ID", ref.supplier_invoice_number)
-    _cbc(reference, "DocumentTypeCode", DOCUMENT_TYPE_CODES.get(ref.document_type, "380"))
-    text: str = etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True).decode()
-    return text
+    day = at.date().isoformat()
+    type_code = DOCUMENT_TYPE_CODES.get(ref.document_type, "380")
+    statuses = "".join(
+        "      <cac:Status>\n"
+        f'        <cbc:StatusReasonCode listID="OPStatusReason">{_text(r.code)}</cbc:StatusReasonCode>\n'
+        f"        <cbc:StatusReason>{_text(r.text)}</cbc:StatusReason>\n"
+        "      </cac:Status>\n"
+        "      <cac:Status>\n"
+        f'        <cbc:StatusReasonCode listID="OPStatusAction">{_text(r.action)}</cbc:StatusReasonCode>\n'
+        "      </cac:Status>\n"
+        for r in reasons
+    )
+    return (
+        f"{_HEAD}"
+        f"  <cbc:ID>{_text(rid)}</cbc:ID>\n"
+        f"  <cbc:IssueDate>{day}</cbc:IssueDate>\n"
+        f"  <cbc:IssueTime>{at.strftime('%H:%M:%S')}</cbc:IssueTime>\n"
+        f"{_party('SenderParty', sender)}"
+        f"{_party('ReceiverParty', receiver)}"
+        "  <cac:DocumentResponse>\n"
+        "    <cac:Response>\n"
+        f"      <cbc:ResponseCode>{_text(str(status))}</cbc:ResponseCode>\n"
+        f"      <cbc:EffectiveDate>{day}</cbc:EffectiveDate>\n"
+        f"{statuses}"
+        "    </cac:Response>\n"
+        "    <cac:DocumentReference>\n"
+        f"      <cbc:ID>{_text(ref.supplier_invoice_number)}</cbc:ID>\n"
+        f"      <cbc:DocumentTypeCode>{type_code}</cbc:DocumentTypeCode>\n"
+        "    </cac:DocumentReference>\n"
+        "  </cac:DocumentResponse>\n"
+        "</ApplicationResponse>\n"
+    )
 
 
-def _party(parent: Any, name: str, party: tuple[str, str]) -> None:
+_HEAD: Final = (
+    "<?xml version='1.0' encoding='UTF-8'?>\n"
+    f'<ApplicationResponse xmlns="{NS_DOC}" xmlns:cac="{NS_CAC}" xmlns:cbc="{NS_CBC}">\n'
+    f"  <cbc:CustomizationID>{CUSTOMIZATION_ID}</cbc:CustomizationID>\n"
+    f"  <cbc:ProfileID>{PROFILE_ID}</cbc:ProfileID>\n"
+)
+
+
+def _party(name: str, party: tuple[str, str]) -> str:
+    # The scheme is four digits (_PEPPOL_ID): an attribute value with nothing to escape.
     scheme, value = party
-    node = _cac(parent, name)
-    _cbc(node, "EndpointID", value, schemeID=scheme)
     # BIS T111 requires a legal entity with a registration name; Concord knows the party by its
     # identifier only, so the identifier is the name (the receiving access point routes by EndpointID).
-    _cbc(_cac(node, "PartyLegalEntity"), "RegistrationName", f"{scheme}:{value}")
+    return (
+        f"  <cac:{name}>\n"
+        f'    <cbc:EndpointID schemeID="{scheme}">{_text(value)}</cbc:EndpointID>\n'
+        "    <cac:PartyLegalEntity>\n"
+        f"      <cbc:RegistrationName>{_text(f'{scheme}:{value}')}</cbc:RegistrationName>\n"
+        "    </cac:PartyLegalEntity>\n"
+        f"  </cac:{name}>\n"
+    )
 
 
-def _cac(parent: Any, name: str) -> Any:
-    return etree.SubElement(parent, f"{{{NS_CAC}}}{name}")
+def _text(text: str) -> str:
+    """Element text as libxml2 writes it: what XML 1.0 cannot carry replaced (a rejection may quote
+    the control character it refused), then `&`, `<`, `>` and carriage return escaped."""
+    text = _XML_UNSAFE.sub("\ufffd", text)
+    if _ESCAPED.search(text) is None:
+        return text
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\r", "&#13;")
 
 
-def _cbc(parent: Any, name: str, text: str, **attrs: str) -> Any:
-    node = etree.SubElement(parent, f"{{{NS_CBC}}}{name}", attrs)
-    node.text = _XML_UNSAFE.sub("\ufffd", text)
-    return node
+_ESCAPED: Final = re.compile("[&<>\r]")
