@@ -4,12 +4,10 @@ it saw, instead of returning False for a caller to forget."""
 from __future__ import annotations
 
 import asyncio
-import json
-import math
+from types import SimpleNamespace
 
 import pytest
 
-from shared.db import loads_jsonb
 from shared.settings import Settings
 from testkit.watch import Seen, TopicWatcher, WaitTimedOut
 
@@ -43,26 +41,38 @@ async def test_a_wait_met_late_returns_once_the_condition_holds() -> None:
     assert [s.event_type for s in w.seen] == ["payout.released"]
 
 
-@pytest.mark.parametrize(
-    "value",
-    [
-        b'{"event_type": "payout.released", "data": {"amount": "12.50", "n": 3, "f": 1.5}}',
-        b'{"a": 1, "a": 2}',  # a repeated key: the last wins, as json.loads has it
-        b'{"big": 123456789012345678901234567890}',  # past 64 bits: exact, not a float
-        b'{"x": NaN}',
-        b'{"s": "\\ud800"}',  # a lone surrogate
-        '{"name": "M\u00fcller \u00e9"}'.encode(),
-    ],
-)
-def test_a_watched_value_decodes_as_json_loads_reads_it(value: bytes) -> None:
-    got, want = loads_jsonb(value), json.loads(value)
-    if "x" in want:  # NaN is not equal to itself
-        assert math.isnan(got["x"])
-    else:
-        assert got == want
+def _record(value: bytes | None, offset: int = 0, key: bytes | None = b"k") -> SimpleNamespace:
+    return SimpleNamespace(
+        topic="concord.matching.decisions", key=key, value=value, partition=0, offset=offset, timestamp=7
+    )
 
 
-@pytest.mark.parametrize("value", [b"not json", b"\xff\xfe", b""])
-def test_a_watched_value_neither_parser_reads_is_a_value_error_the_watcher_skips(value: bytes) -> None:
-    with pytest.raises(ValueError):
-        loads_jsonb(value)
+def test_a_watcher_keeps_each_event_once_and_passes_over_what_is_not_an_event() -> None:
+    w = TopicWatcher(Settings(), ())
+    told: list[str] = []
+    w.on_seen = lambda seen: told.append(seen.event_type)  # type: ignore[method-assign]
+    first = (
+        b'{"event_id": "e1", "event_type": "invoice.held", "data": {"big": 123456789012345678901234567890}}'
+    )
+    for n, value in enumerate(
+        [
+            None,  # a tombstone
+            b"not json",
+            b"\xff\xfe",
+            b"[1, 2]",  # JSON, not an envelope
+            first,
+            first,  # redelivered: one record per event_id, like a consumer
+            b'{"event_id": "e2", "event_type": "invoice.approved_to_pay", "data": {}}',
+        ]
+    ):
+        w.take(_record(value, offset=n))
+    assert told == ["invoice.held", "invoice.approved_to_pay"]
+    assert [(s.offset, s.key, s.timestamp_ms) for s in w.seen] == [(4, "k", 7), (6, "k", 7)]
+    assert w.seen[0].data == {"big": 123456789012345678901234567890}  # exact past 64 bits
+
+
+def test_a_listing_watcher_keeps_every_record_of_one_event_id() -> None:
+    w = TopicWatcher(Settings(), (), dedupe=False)
+    for n in range(2):
+        w.take(_record(b'{"event_id": "e1", "event_type": "x"}', offset=n, key=None))
+    assert [(s.offset, s.key) for s in w.seen] == [(0, None), (1, None)]
