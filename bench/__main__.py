@@ -102,7 +102,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=_env("CONCORD_TRACE_SAMPLE_RATIO", DEFAULT_SAMPLE_RATIO),
         help=f"parent-based trace sampling ({DEFAULT_SAMPLE_RATIO}; CONCORD_TRACE_SAMPLE_RATIO)",
     )
-    a("--profile", action="store_true", help="py-spy every service process in the throughput window")
+    a("--profile", action="store_true", help="py-spy the services and the driver in the throughput window")
     return p.parse_args(argv)
 
 
@@ -329,6 +329,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                     # The window's last two thirds (after the lag that delays the first invoice).
                     steady_s = args.throughput_s * 2 / 3
                     pids = {n: p.proc.pid for n, p in stack.processes.items() if p.proc is not None}
+                    pids["driver"] = os.getpid()  # this process: it offers the load and watches it
                     profiling = Profiling(pids, steady_s, ROOT / "bench-results" / "profile")
 
                     async def profile_later() -> None:

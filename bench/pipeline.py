@@ -184,14 +184,20 @@ class TimedWatcher(TopicWatcher):
     own, each a few hundred µs of this process's CPU (docs/performance.md, "Outside the
     handlers")."""
 
+    # The types `_note` and `on_seen` read; other records on these topics (a revocation on the
+    # decisions topic, a PO version or a receipt on the documents topic) are passed over by their
+    # event-type header, undecoded.
+    NOTED = frozenset({"invoice.approved_to_pay", "invoice.held", "payout.released", "journal.entry_posted"})
+
     def __init__(self, settings: Settings, observed: Observed) -> None:
-        super().__init__(settings, (MATCHING_DECISIONS, OUT_PAYOUTS, OUT_JOURNAL))
+        super().__init__(settings, (MATCHING_DECISIONS, OUT_PAYOUTS, OUT_JOURNAL), event_types=self.NOTED)
         self.observed = observed
         self._cursor = 0
         self.documents = TopicWatcher(
             settings,
             (INTAKE_DOCUMENTS,),
             consumer_options={"fetch_min_bytes": 256 * 1024, "fetch_max_wait_ms": 250},
+            event_types=frozenset({"invoice.accepted"}),
         )
         self.documents.on_seen = self.on_seen  # type: ignore[method-assign]
 

@@ -1,6 +1,7 @@
-"""`make bench BENCH_ARGS=--profile`: py-spy samples every service process during the steady part
-of the throughput window; each process's samples are summarised as its top functions, by own
-time (the frame on top of the stack) and by total time (anywhere on the stack).
+"""`make bench BENCH_ARGS=--profile`: py-spy samples every service process and the bench's own
+(`driver`) during the steady part of the throughput window; each process's samples are summarised
+as its top functions, by own time (the frame on top of the stack) and by total time (anywhere on
+the stack).
 
 Written to bench-results/profile/: `<process>.raw` (py-spy's collapsed stacks: one line per
 distinct stack, frames separated by `;`, then the sample count) and `<process>.txt` (the

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from shared.envelope import EVENT_TYPE_HEADER
 from shared.settings import Settings
 from testkit.watch import Seen, TopicWatcher, WaitTimedOut
 
@@ -41,9 +42,20 @@ async def test_a_wait_met_late_returns_once_the_condition_holds() -> None:
     assert [s.event_type for s in w.seen] == ["payout.released"]
 
 
-def _record(value: bytes | None, offset: int = 0, key: bytes | None = b"k") -> SimpleNamespace:
+def _record(
+    value: bytes | None,
+    offset: int = 0,
+    key: bytes | None = b"k",
+    headers: tuple[tuple[str, bytes], ...] = (),
+) -> SimpleNamespace:
     return SimpleNamespace(
-        topic="concord.matching.decisions", key=key, value=value, partition=0, offset=offset, timestamp=7
+        topic="concord.matching.decisions",
+        key=key,
+        value=value,
+        partition=0,
+        offset=offset,
+        timestamp=7,
+        headers=headers,
     )
 
 
@@ -76,3 +88,21 @@ def test_a_listing_watcher_keeps_every_record_of_one_event_id() -> None:
     for n in range(2):
         w.take(_record(b'{"event_id": "e1", "event_type": "x"}', offset=n, key=None))
     assert [(s.offset, s.key) for s in w.seen] == [(0, None), (1, None)]
+
+
+def test_a_watcher_of_some_types_passes_over_the_others_by_their_header_undecoded() -> None:
+    w = TopicWatcher(Settings(), (), event_types=frozenset({"invoice.accepted"}))
+    accepted = b'{"event_id": "e1", "event_type": "invoice.accepted", "data": {"invoice_id": "I1"}}'
+    for n, (value, headers) in enumerate(
+        [
+            (accepted, (("content-type", b"application/json"), (EVENT_TYPE_HEADER, b"invoice.accepted"))),
+            # Its header names a type not watched: passed over without its value being read (the
+            # value says otherwise, to show that it is not).
+            (accepted.replace(b"e1", b"e9"), ((EVENT_TYPE_HEADER, b"receipt.accepted"),)),
+            # No header: decoded, and passed over by its envelope's type.
+            (b'{"event_id": "e2", "event_type": "receipt.accepted", "data": {}}', ()),
+            (b'{"event_id": "e3", "event_type": "invoice.accepted", "data": {"invoice_id": "I3"}}', ()),
+        ]
+    ):
+        w.take(_record(value, offset=n, headers=headers))
+    assert [(s.offset, s.data["invoice_id"]) for s in w.seen] == [(0, "I1"), (3, "I3")]
