@@ -53,7 +53,8 @@ class Stack:
 async def running_stack(replicas: int = 1, **overrides: Any) -> AsyncIterator[Stack]:
     """The five services on a topic set and scratch databases of their own; `replicas` processes of
     each (named like deploy/services.sh names them: `intake`, `intake-2`, …) sharing its database
-    and consumer group."""
+    and consumer group. Once they are ready, this process (the driver) tunes its collector as a
+    service process does."""
     settings = isolated_settings(**overrides)
     await create_topics(settings)
     async with AsyncExitStack() as stack:
@@ -74,8 +75,8 @@ async def running_stack(replicas: int = 1, **overrides: Any) -> AsyncIterator[St
                 p.start()
             for p in procs.values():
                 await p.wait_ready()
-            # The driver's collector as a service's (its watchers keep every record they saw: the
-            # full collections walked them all, ~9% of the driver's CPU at 150 flows/s).
+            # Its watchers keep every record they saw: the full collections walked them all (~9% of
+            # the driver's CPU at 150 flows/s, docs/performance.md "Stop 34").
             tune_gc_after_start()
             yield Stack(settings, procs)
         finally:

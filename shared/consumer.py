@@ -33,6 +33,7 @@ from shared.envelope import (
     UndecodableEnvelope,
     decode_envelope,
     derived_event_id,
+    event_type_hints,
     new_envelope,
     payload_fingerprint,
 )
@@ -423,13 +424,6 @@ def _runs(parsed: list[_Parsed]) -> Iterator[list[_Parsed]]:
         yield run
 
 
-def _event_type_hints(rec: RawRecord) -> tuple[str, ...]:
-    """The values of its `concord-event-type` headers (decoded: parse checked every header)."""
-    return tuple(
-        v.decode("utf-8", "replace") for k, v in rec.headers if k == EVENT_TYPE_HEADER and v is not None
-    )
-
-
 def _header_text(rec: RawRecord) -> dict[str, str]:
     return {k: v.decode("utf-8", "replace") for k, v in rec.headers if v}
 
@@ -497,7 +491,7 @@ class BatchProcessor:
                     f"header {name[:100]!r}: {_undecodable(raw_header, exc)}",
                 )
         topic_name, internal, topic, allowed = self._topic_of(record.topic)
-        hints = _event_type_hints(record) if internal else ()
+        hints = event_type_hints(record.headers) if internal else ()
         if len(hints) == 1 and record.replay_id is None and self._skips(topic_name, hints[0]):
             parsed.skipped = hints[0]
             return parsed

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +19,12 @@ SCHEMA_VERSION = 1
 # A Kafka header on the internal topics (shared.topics.INTERNAL_TOPICS): the record's event_type,
 # set by Concord's own producers, read before the value is decoded (not part of the public contract).
 EVENT_TYPE_HEADER = "concord-event-type"
+
+
+def event_type_hints(headers: Iterable[tuple[str, bytes | None]]) -> tuple[str, ...]:
+    """The values of a record's `concord-event-type` headers, decoded: the consumer's parse checks
+    them against the envelope, and a reader that wants only some types passes a record over by them."""
+    return tuple(v.decode("utf-8", "replace") for k, v in headers if k == EVENT_TYPE_HEADER and v is not None)
 
 
 class Envelope(BaseModel):

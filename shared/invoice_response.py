@@ -216,9 +216,8 @@ def render(
     """The ApplicationResponse as UTF-8 XML text, or None when it cannot be addressed.
 
     Written as text: 16 against 117 µs with lxml's SubElement calls for an `AB` (`python -m
-    bench.hot_path`; intake spends ~1.7 ms of CPU per flow in `make bench`, whose parties have no
-    Peppol ids and so get no document). The document's shape is fixed; what varies is element
-    text, escaped as libxml2 escapes it. The bytes are lxml's (`tostring(pretty_print=True,
+    bench.hot_path`, stop 33). The document's shape is fixed; what varies is element text, escaped
+    as libxml2 escapes it. The bytes are lxml's (`tostring(pretty_print=True,
     xml_declaration=True, encoding="UTF-8")` of the same tree): tests hold the two to each other
     over arbitrary text and validate against the UBL schema."""
     sender, receiver = peppol_party(ref.legal_entity), peppol_party(ref.payee_id)

@@ -15,7 +15,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from shared.admin import admin_settings
 from shared.db import loads_jsonb
-from shared.envelope import EVENT_TYPE_HEADER
+from shared.envelope import event_type_hints
 from shared.kafka_auth import client_options
 from shared.settings import Settings
 from shared.topics import Topic
@@ -134,12 +134,8 @@ class TopicWatcher:
         (with `dedupe`) an event_id already seen is passed over, and so is a record of a type
         not in `event_types`."""
         wanted = self.event_types
-        if wanted is not None:
-            for k, v in r.headers or ():
-                if k == EVENT_TYPE_HEADER:
-                    if v is None or v.decode("utf-8", "replace") not in wanted:
-                        return
-                    break
+        if wanted is not None and any(t not in wanted for t in event_type_hints(r.headers or ())):
+            return
         try:  # json.loads' values at C speed (json.loads was a fifth of the bench driver's CPU)
             env = loads_jsonb(r.value)
         except ValueError:
