@@ -12,7 +12,7 @@ deadlettered within milliseconds and never blocks its partition.
 from __future__ import annotations
 
 import base64
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -199,6 +199,9 @@ class Route(Generic[M]):
     model: type[M]
     handler: Handler
     batch: BatchHandler | None = None  # set: consecutive records of the type arrive as one list
+    # Set: what a record of the type shares with the records it depends on in this service
+    # (handles_batch's `order_keys`); None: it may depend on any record, and any on it.
+    order_keys: Callable[[Any], Iterable[str]] | None = None
 
 
 @dataclass
@@ -278,18 +281,25 @@ class Router:
             EVENT_MODELS[event_type]  # fail at import on a typo
         self.emitted.setdefault(topic.name, set()).update(event_types)
 
-    def handles_batch(self, model: type[M]) -> Callable[[BatchHandler], BatchHandler]:
+    def handles_batch(
+        self, model: type[M], *, order_keys: Callable[[M], Iterable[str]] | None = None
+    ) -> Callable[[BatchHandler], BatchHandler]:
         """Register a batch handler by event class: every run of consecutive new records of its
         type in a batch arrives as one list, in offset order, so the handler can load what they
         need in a constant number of queries and write each table once. It must set every
         item's `outcome`; the result must equal handling the items one by one, in order.
-        Registered for several classes, one function gets their consecutive records as one run."""
+        Registered for several classes, one function gets their consecutive records as one run.
+
+        `order_keys`: the keys (say "po:" + its PO number) that a record of this type shares with
+        every record of the batch it depends on in this service, or that depends on it. With it,
+        the record may be handled before earlier records with none of its keys, so it can join
+        an earlier run of its handler (see `_runs`); without it, records keep their order."""
         event_type = spec_of(model).type
 
         def register(fn: BatchHandler) -> BatchHandler:
             if event_type in self.routes:
                 raise ValueError(f"{event_type} already has a handler in {self.service}")
-            self.routes[event_type] = Route(model, _handled_in_batches, batch=fn)
+            self.routes[event_type] = Route(model, _handled_in_batches, batch=fn, order_keys=order_keys)
             return fn
 
         return register
@@ -304,6 +314,28 @@ class Router:
             return fn
 
         return register
+
+
+def by_documents(data: Any) -> tuple[str, ...]:
+    """`order_keys` for a record about one flow's documents: the PO (its `po` state's number, or
+    a `po_number`), the receipt and the invoice it names ("po:…", "rcpt:…", "inv:…"; an invoice
+    that replaces another names both). For a service where such a record depends only on records
+    about the same documents, records of different flows may be grouped in a batch."""
+    keys = []
+    if (po := getattr(data, "po", None)) is not None:
+        keys.append(f"po:{po.po_number}")
+    for name, kind in _DOCUMENT_FIELDS:
+        if isinstance(value := getattr(data, name, None), str):
+            keys.append(f"{kind}:{value}")
+    return tuple(keys)
+
+
+_DOCUMENT_FIELDS = (
+    ("po_number", "po"),
+    ("receipt_id", "rcpt"),
+    ("invoice_id", "inv"),
+    ("replaces_invoice_id", "inv"),
+)
 
 
 async def _replayed_by_the_processor(ctx: HandlerContext, data: Any) -> str | None:
@@ -409,19 +441,74 @@ def _same_handler(p: _Parsed, q: _Parsed) -> bool:
     return p.route.batch is q.route.batch
 
 
-def _runs(parsed: list[_Parsed]) -> Iterator[list[_Parsed]]:
-    """Consecutive records of one batch handler form one run (a handler registered for several
-    event classes gets their consecutive records together); any other record is a run alone."""
-    run: list[_Parsed] = []
+def _order_keys(p: _Parsed) -> frozenset[str] | None:
+    """What `p` may depend on, or what may depend on it, in its service (None: anything)."""
+    if not _batchable(p):
+        return None
+    assert p.route is not None
+    if p.route.order_keys is None:
+        return None
+    return frozenset(p.route.order_keys(p.data))
+
+
+def _joins(p: _Parsed, run: list[_Parsed]) -> bool:
+    return _batchable(run[0]) and _same_handler(p, run[0])
+
+
+def _runs(parsed: list[_Parsed]) -> list[list[_Parsed]]:
+    """The batch's records as runs, each run one batch handler's records (a handler registered
+    for several event classes gets them together), or one record alone.
+
+    A record whose route declares `order_keys` joins the first run of its handler that comes
+    after every run holding a record it shares a key with; one whose route does not is a
+    barrier: nothing moves past it either way. So for any two records that share a key (and for
+    a barrier and anything) the earlier one is handled first, in an earlier run or earlier in the
+    same run, and the handlers see what they would have seen one by one. Records that share no
+    key are independent by the route's declaration; grouping them makes a mixed batch (a PO, a
+    receipt and an invoice of each of many flows, interleaved) a few long runs instead of one run
+    per record, each of which cost the handler's statements again."""
+    runs: list[list[_Parsed]] = []
+    last_of_key: dict[str, int] = {}  # key → the last run holding a record with it
+    barrier = -1  # the last run holding a barrier
     for p in parsed:
-        if run and _batchable(p) and _batchable(run[0]) and _same_handler(p, run[0]):
-            run.append(p)
+        keys = _order_keys(p)
+        last = runs[-1] if runs else None
+        if keys is None:
+            if last is not None and _batchable(p) and _joins(p, last):
+                last.append(p)
+            else:
+                runs.append([p])
+            barrier = len(runs) - 1
             continue
-        if run:
-            yield run
-        run = [p]
-    if run:
-        yield run
+        floor = max([barrier, *(last_of_key.get(k, -1) for k in keys)])
+        at = next((i for i in range(max(floor, 0), len(runs)) if _joins(p, runs[i])), None)
+        if at is None:
+            runs.append([p])
+            at = len(runs) - 1
+        else:
+            runs[at].append(p)
+        for k in keys:
+            if last_of_key.get(k, -1) < at:
+                last_of_key[k] = at
+    return runs
+
+
+def _in_batch_order(
+    new: list[_Parsed], runs: list[list[_Parsed]], emitted: list[list[OutboxMessage]]
+) -> list[OutboxMessage]:
+    """What the runs emitted, in the order handling `new` one by one emits it: by the record that
+    caused each message (its envelope's causation id), each record's own messages in the order
+    they were emitted. A message whose cause is not a record of its run goes with the run's last
+    record in the batch."""
+    position = {id(p): n for n, p in enumerate(new)}
+    keyed: list[tuple[int, int, OutboxMessage]] = []
+    for run, messages in zip(runs, emitted, strict=True):
+        by_event = {p.envelope.event_id: position[id(p)] for p in run if p.envelope is not None}
+        last = max(position[id(p)] for p in run)
+        for m in messages:
+            keyed.append((by_event.get(m.envelope.causation_id or "", last), len(keyed), m))
+    keyed.sort(key=lambda t: (t[0], t[1]))
+    return [m for _, _, m in keyed]
 
 
 def _header_text(rec: RawRecord) -> dict[str, str]:
@@ -668,7 +755,11 @@ class BatchProcessor:
             assert env is not None
             seen[env.event_id] = p.fingerprint
             new.append(p)
-        for run in _runs(new):
+        runs = _runs(new)
+        regrouped = [p for run in runs for p in run] != new
+        emitted: list[list[OutboxMessage]] = []
+        for run in runs:
+            emitted_from = len(result.outbox)
             for p, outcome, business_ref in await self._handle_run(conn, run, follow_ups, result):
                 env, rec = p.envelope, p.record
                 assert env is not None
@@ -691,6 +782,10 @@ class BatchProcessor:
                     result.rejected += 1
                 else:
                     result.handled += 1
+            emitted.append(result.outbox[emitted_from:])
+        if regrouped:  # what the runs emitted goes out in the order one by one would send it
+            before = len(result.outbox) - sum(len(e) for e in emitted)
+            result.outbox[before:] = _in_batch_order(new, runs, emitted)
         for key, follow_up in follow_ups.items():
             result.outbox.extend(await self._follow_up(conn, key, follow_up))
         # Handed to this process's relay once the batch's transaction commits (BatchConsumer).

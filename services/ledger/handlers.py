@@ -15,7 +15,7 @@ from typing import Any
 from services.ledger import contract, store
 from services.ledger import domain as d
 from services.ledger.domain import Outcome
-from shared.consumer import BatchContext, Item, Router
+from shared.consumer import BatchContext, Item, Router, by_documents
 from shared.contracts.inbound import FundingReceived
 from shared.contracts.internal import (
     InvoiceAccepted,
@@ -154,7 +154,12 @@ async def on_po_closed(ctx: BatchContext, items: list[Item[PurchaseOrderClosureA
         item.outcome = Outcome.RECORDED
 
 
-@router.handles_batch(InvoiceAccepted)
+# The documents and approvals of different POs and invoices post independently of each other: a
+# batch's runs group them by type across flows (`by_documents`; shared.consumer `_runs`). Every
+# other type keeps its place in the batch (a receipt's reversal among them).
+
+
+@router.handles_batch(InvoiceAccepted, order_keys=by_documents)
 async def on_invoice_accepted(ctx: BatchContext, items: list[Item[InvoiceAccepted]]) -> None:
     await store.save_invoices(ctx.conn, [(i.data, occurred(i)) for i in items])
     for item in items:
@@ -164,7 +169,7 @@ async def on_invoice_accepted(ctx: BatchContext, items: list[Item[InvoiceAccepte
 # --- concord.intake.documents: POs and receipts ---------------------------------------------
 
 
-@router.handles_batch(PurchaseOrderVersionInForce)
+@router.handles_batch(PurchaseOrderVersionInForce, order_keys=by_documents)
 async def on_po_version_in_force(ctx: BatchContext, items: list[Item[PurchaseOrderVersionInForce]]) -> None:
     po_numbers = [i.data.po.po_number for i in items]
     # The versions are saved by the read's statement (what is read is the state before them).
@@ -184,7 +189,7 @@ async def on_po_version_in_force(ctx: BatchContext, items: list[Item[PurchaseOrd
         true_up_grni_after_batch(ctx, item.data.po.po_number, item)
 
 
-@router.handles_batch(ReceiptAccepted)
+@router.handles_batch(ReceiptAccepted, order_keys=by_documents)
 async def on_receipt_accepted(ctx: BatchContext, items: list[Item[ReceiptAccepted]]) -> None:
     known = await store.arrival_inputs(
         ctx.conn, [i.data.receipt_id for i in items], [i.data.po_number for i in items]
@@ -229,7 +234,7 @@ def decision_rows(items: Sequence[Item[Any]], kind: str) -> list[store.DecisionR
     return [store.DecisionRow(i.envelope.event_id, kind, i.data.model_dump(mode="json")) for i in items]
 
 
-@router.handles_batch(InvoiceApprovedToPay)
+@router.handles_batch(InvoiceApprovedToPay, order_keys=by_documents)
 async def on_invoice_approved(ctx: BatchContext, items: list[Item[InvoiceApprovedToPay]]) -> None:
     approvals = [
         (contract.invoice_approval(i.data), i.envelope.event_id, i.envelope.event_type) for i in items

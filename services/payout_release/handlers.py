@@ -16,7 +16,7 @@ import structlog
 
 from services.payout_release import contract, domain, rails, responses, runs, store
 from services.payout_release.domain import Outcome
-from shared.consumer import BatchContext, Item, Router
+from shared.consumer import BatchContext, Item, Router, by_documents
 from shared.contracts.inbound import (
     FundingReceived,
     PayoutExpediteRequested,
@@ -92,9 +92,12 @@ def _outcomes(items: Sequence[Item[Any]], applied: list[bool], yes: Outcome, no:
 
 
 # --- matching decisions (gate 1) -----------------------------------------------------------
+# Approvals, holds, PO versions and invoice references of different flows do not depend on each
+# other here: a batch's runs group them by type across flows (`by_documents`). Revocations,
+# supersessions, eligibility, funding, runs and rail events keep their place in the batch.
 
 
-@router.handles_batch(InvoiceApprovedToPay)
+@router.handles_batch(InvoiceApprovedToPay, order_keys=by_documents)
 async def on_invoice_approved_to_pay(ctx: BatchContext, items: list[Item[InvoiceApprovedToPay]]) -> None:
     # The span that handled the approval: payout runs link to it.
     approvals = [contract.approval_from(i.data, i.trace_headers.get("traceparent")) for i in items]
@@ -104,7 +107,7 @@ async def on_invoice_approved_to_pay(ctx: BatchContext, items: list[Item[Invoice
     _outcomes(items, applied, Outcome.APPROVED, Outcome.STALE_DECISION)
 
 
-@router.handles_batch(InvoiceHeld)
+@router.handles_batch(InvoiceHeld, order_keys=by_documents)
 async def on_invoice_held(ctx: BatchContext, items: list[Item[InvoiceHeld]]) -> None:
     holds = [contract.not_approved_from(i.data) for i in items]
     known = await store.invoice_states(ctx.conn, sorted({h.invoice_id for h in holds}))
@@ -156,7 +159,7 @@ async def on_payee_eligibility_changed(ctx: BatchContext, items: list[Item[Payee
 # --- PO state (gate 3) ---------------------------------------------------------------------
 
 
-@router.handles_batch(PurchaseOrderVersionInForce)
+@router.handles_batch(PurchaseOrderVersionInForce, order_keys=by_documents)
 async def on_po_version_in_force(ctx: BatchContext, items: list[Item[PurchaseOrderVersionInForce]]) -> None:
     versions = [contract.po_version_from(i.data) for i in items]
     in_force = await store.po_versions(ctx.conn, sorted({v.po_number for v in versions}))
@@ -228,4 +231,4 @@ router.handles_batch(PayoutReturned)(rails.apply_rail_events)
 
 # --- Invoice Responses (SPEC §12.3) --------------------------------------------------------
 
-router.handles_batch(InvoiceAccepted)(responses.on_invoice_accepted)
+router.handles_batch(InvoiceAccepted, order_keys=by_documents)(responses.on_invoice_accepted)

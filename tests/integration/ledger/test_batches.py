@@ -165,12 +165,60 @@ SCENARIOS: dict[str, Callable[[], list[RawRecord]]] = {
         eligibility_at("2026-11-01T00:00:00Z", country="CA"),
         eligibility_at("2026-11-03T00:00:00Z", country=None),
     ],
+    # three flows' documents and approvals interleaved as they arrive, a receipt before its PO,
+    # a reversal (it keeps its place) and a price change after an approval: the batch groups
+    # the records by type across flows and must still post what one by one posts
+    "interleaved_flows": lambda: interleaved_flows(),
     "requisitions_and_closures": lambda: [
         flow.requisition("REQ-1", "2026-10-01T00:00:00Z"),
         flow.requisition("REQ-1", "2026-10-02T00:00:00Z"),
         flow.requisition("REQ-2", "2026-10-03T00:00:00Z"),
     ],
 }
+
+
+def of_flow(suffix: str, *records: RawRecord) -> list[RawRecord]:
+    return [flow.renamed(r, suffix) for r in records]
+
+
+def interleaved_flows() -> list[RawRecord]:
+    (po_a, receipt_a, invoice_a, approved_a, receipt_a2, po_a2) = of_flow(
+        "a",
+        flow.po_in_force(),
+        flow.receipt(),
+        flow.invoice_accepted(),
+        flow.approved(),
+        flow.receipt("R-2", "3"),
+        flow.po_in_force(version=2, unit_price="60.00"),
+    )
+    (receipt_b, po_b, invoice_b, approved_b, reversed_b) = of_flow(
+        "b",
+        flow.receipt(),
+        flow.po_in_force(),
+        flow.invoice_accepted(),
+        flow.approved(),
+        flow.receipt_reversed(),
+    )
+    (po_c, receipt_c, invoice_c, approved_c) = of_flow(
+        "c", flow.po_in_force(), flow.receipt(), flow.invoice_accepted(), flow.approved()
+    )
+    return [
+        po_a,
+        receipt_b,
+        receipt_a,
+        po_b,
+        po_c,
+        invoice_a,
+        receipt_c,
+        approved_a,
+        invoice_b,
+        reversed_b,
+        receipt_a2,
+        invoice_c,
+        approved_b,
+        po_a2,
+        approved_c,
+    ]
 
 
 def funding_for(funding_id: str, legal_entity: str) -> RawRecord:
@@ -211,6 +259,10 @@ async def test_the_scenarios_post_what_they_say() -> None:
     assert {"reversed", "nothing_to_reverse", "nothing_to_post"} <= set(one["inbox"].values())
     one = await stored("funding_of_one_account")
     assert sorted(one["inbox"].values()) == ["account_mismatch", "already_posted", "posted", "posted"]
+    one = await stored("interleaved_flows")
+    assert list(one["inbox"].values()).count("posted") >= 6  # receipts and approvals of three flows
+    assert "pending_receipts_posted" in one["inbox"].values()  # flow b's receipt waited for its PO
+    assert [r["status"] for r in one["receipts"] if r["receipt_id"].endswith("-b")] == ["reversed"]
     one = await stored("receipts_before_their_po")
     assert [r["status"] for r in one["receipts"]] == ["posted", "dropped"]
     assert "pending_receipts_posted" in one["inbox"].values()
@@ -258,6 +310,24 @@ async def test_statements_per_batch_do_not_grow_with_the_batch() -> None:
         assert await queries.check_invariants(conn) == []
     grown = {kind: c for kind, c in counts.items() if c[1] - c[0] > 1}
     assert not grown, counts
+
+
+def interleaved(flows: int, start: int) -> list[RawRecord]:
+    """`flows` independent flows as they arrive: each flow's PO, receipt, invoice and approval
+    one after the other, flow after flow (a run of one record each, were runs only consecutive)."""
+    makers = [flow.po_in_force, flow.receipt, flow.invoice_accepted, flow.approved]
+    return [flow.renamed(make(), str(start + n)) for n in range(flows) for make in makers]
+
+
+async def test_statements_per_batch_of_interleaved_flows_do_not_grow_with_the_batch() -> None:
+    """What a consumer is handed under load: the documents of many flows interleaved. The
+    batch groups them by type across flows (their keys differ), so 200 flows cost what 10 do."""
+    async with scratch_pool("ledger") as pool, pool.acquire() as conn:
+        await HARNESS.statements(conn, interleaved(1, 90_000))
+        small = await HARNESS.statements(conn, interleaved(10, 0))
+        large = await HARNESS.statements(conn, interleaved(200, 1_000))
+        assert await queries.check_invariants(conn) == []
+    assert large - small <= 1, (small, large)
 
 
 async def test_revoking_a_reapproval_leaves_nothing_approved() -> None:

@@ -175,3 +175,51 @@ async def test_statements_per_batch_do_not_grow_with_the_batch() -> None:
         assert await conn.fetchval("SELECT count(*) FROM payouts WHERE status = 'settled'") == 211
     for kind, (ten, two_hundred) in counts.items():
         assert two_hundred - ten <= 1, (kind, ten, two_hundred)
+
+
+def interleaved_flows(flows: int, start: int = 0) -> list[RawRecord]:
+    """What payout_release is handed under load: each flow's PO version and its invoice's
+    approval, flow after flow (a run of one record each, were runs only consecutive)."""
+    out: list[RawRecord] = []
+    for n in range(start, start + flows):
+        out += [
+            po_in_force(f"PO-{n}", 1),
+            approved(f"inv-{n}", po_number=f"PO-{n}", payee_id=f"payee-{n % 3}"),
+        ]
+    return out
+
+
+async def test_interleaved_flows_end_as_one_record_at_a_time() -> None:
+    """Records of different flows are grouped by type in the batch; records that keep their
+    place (eligibility, a run, a revocation) and those of one flow (a stale approval after a
+    newer one, a version after its successor) still act in the order they came."""
+    records = [
+        eligibility("payee-0"),
+        eligibility("payee-1"),
+        funding("1000.00", funding_id="F1"),
+        *interleaved_flows(3),
+        approved("inv-0", po_number="PO-0", payee_id="payee-0", decided_at=T0 - timedelta(hours=3)),  # stale
+        po_in_force("PO-1", 2),
+        po_in_force("PO-1", 1),  # older: ignored
+        held("inv-9", "payee-1"),
+        run_requested("run-A"),  # pays what was approved before it, not what comes after
+        *interleaved_flows(3, start=3),
+        revoked("inv-4"),
+        eligibility("payee-2", False, "tax_form_missing"),
+        *interleaved_flows(2, start=6),
+        run_requested("run-B"),
+    ]
+    compared = await HARNESS.compare(records)
+    compared.assert_same()
+    results = {r[3] for r in compared.batch.stored["inbox"]}
+    assert {"stale_decision", "older_version", "run_executed", "revoked"} <= results
+    released = [e for e in compared.batch.published if e["event_type"] == "payout.released"]
+    assert len(released) >= 2
+
+
+async def test_statements_per_batch_of_interleaved_flows_do_not_grow_with_the_batch() -> None:
+    async with scratch_pool("payout_release") as pool, pool.acquire() as conn:
+        await HARNESS.process(conn, interleaved_flows(1, start=90_000))  # asyncpg's type introspection
+        small = await HARNESS.statements(conn, interleaved_flows(10))
+        large = await HARNESS.statements(conn, interleaved_flows(200, start=1_000))
+    assert large - small <= 1, (small, large)
