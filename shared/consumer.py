@@ -198,7 +198,7 @@ ItemsRun = Callable[[UnitOfWork, Sequence[tuple[str, Envelope]]], Awaitable[None
 class Route(Generic[M]):
     model: type[M]
     handler: Handler
-    batch: BatchHandler | None = None  # set: consecutive records of the type arrive as one list
+    batch: BatchHandler | None = None  # set: a run of the type's records arrives as one list (_runs)
     # Set: what a record of the type shares with the records it depends on in this service
     # (handles_batch's `order_keys`); None: it may depend on any record, and any on it.
     order_keys: Callable[[Any], Iterable[str]] | None = None
@@ -284,11 +284,12 @@ class Router:
     def handles_batch(
         self, model: type[M], *, order_keys: Callable[[M], Iterable[str]] | None = None
     ) -> Callable[[BatchHandler], BatchHandler]:
-        """Register a batch handler by event class: every run of consecutive new records of its
-        type in a batch arrives as one list, in offset order, so the handler can load what they
-        need in a constant number of queries and write each table once. It must set every
-        item's `outcome`; the result must equal handling the items one by one, in order.
-        Registered for several classes, one function gets their consecutive records as one run.
+        """Register a batch handler by event class: every run of new records of its type in a
+        batch (consecutive ones; with `order_keys`, see below, also later ones) arrives as one
+        list, in offset order, so the handler can load what they need in a constant number of
+        queries and write each table once. It must set every item's `outcome`; the result must
+        equal handling the items one by one, in order. Registered for several classes, one
+        function gets their records in one run.
 
         `order_keys`: the keys (say "po:" + its PO number) that a record of this type shares with
         every record of the batch it depends on in this service, or that depends on it. With it,
@@ -799,7 +800,7 @@ class BatchProcessor:
         follow_ups: dict[str, FollowUp],
         result: BatchResult,
     ) -> list[tuple[_Parsed, str, str | None]]:
-        """Handle one run of records — a batch route's consecutive records, or one record."""
+        """Handle one run of records (`_runs`): a batch route's records, or one record."""
         first = run[0]
         if _batchable(first):
             return await self._handle_batch(conn, run, follow_ups, result)
