@@ -757,7 +757,7 @@ class BatchProcessor:
             seen[env.event_id] = p.fingerprint
             new.append(p)
         runs = _runs(new)
-        regrouped = [p for run in runs for p in run] != new
+        regrouped = any(p is not q for p, q in zip((p for run in runs for p in run), new, strict=True))
         emitted: list[list[OutboxMessage]] = []
         for run in runs:
             emitted_from = len(result.outbox)
